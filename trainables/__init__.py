@@ -1,0 +1,1 @@
+"""Training functions shipped with tuner: ``train(config, trial)``, plain PyTorch, no Ray."""

@@ -1,0 +1,48 @@
+"""Fast toy trainables for smoke tests: a known optimum, no data, milliseconds per step."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from tuner.trial import Trial
+
+
+def quadratic(config: dict[str, Any], trial: Trial) -> None:
+    """A noisy bowl whose loss falls with steps; best near lr=0.01, layers=3, act=relu.
+
+    Reports ``loss`` (to minimise) and ``score`` (to maximise) once per step.
+    """
+    lr = float(config.get("lr", 0.01))
+    layers = int(config.get("layers", 3))
+    act = config.get("act", "relu")
+    steps = int(config.get("steps", trial.max_steps or 10))
+    sleep = float(config.get("sleep", 0.0))
+    base = (math.log10(lr) + 2) ** 2 + 0.1 * (layers - 3) ** 2 + (0.0 if act == "relu" else 0.3)
+    for step in range(1, steps + 1):
+        if sleep:
+            time.sleep(sleep)
+        loss = base + 1.0 / step
+        trial.report(step, loss=loss, score=-loss)
+
+
+def sleep(config: dict[str, Any], trial: Trial) -> None:
+    """Sleep ``seconds`` and report once: a trial of known, fixed length (for benchmarks)."""
+    time.sleep(float(config.get("seconds", 1.0)))
+    trial.report(1, loss=float(config.get("x", 0.0)))
+
+
+def faulty(config: dict[str, Any], trial: Trial) -> None:
+    """Misbehaves as ``config['mode']`` says: raise, nan, no_metric, or behave."""
+    mode = config.get("mode", "ok")
+    if mode == "raise":
+        raise RuntimeError("boom: the trainable failed on purpose")
+    if mode == "nan":
+        trial.report(1, loss=float("nan"))
+        return
+    if mode == "no_metric":
+        trial.report(1, other=1.0)
+        return
+    for step in range(1, 4):
+        trial.report(step, loss=float(config.get("x", 1.0)) / step)

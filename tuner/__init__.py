@@ -1,0 +1,23 @@
+"""tuner: hyperparameter tuning for PyTorch on Ray, from one YAML file."""
+
+from tuner._api import run
+from tuner.config import Study, load_study
+from tuner.errors import ConfigError, StudyFailed, TrialPruned, TunerError, UserError
+from tuner.results import load_best, load_history, load_results
+from tuner.trial import Trial
+
+__all__ = [
+    "ConfigError",
+    "Study",
+    "StudyFailed",
+    "Trial",
+    "TrialPruned",
+    "TunerError",
+    "UserError",
+    "load_best",
+    "load_history",
+    "load_results",
+    "load_study",
+    "run",
+]
+__version__ = "0.1.0"

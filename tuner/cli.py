@@ -1,0 +1,115 @@
+"""``python -m tuner``: run a study, print its best configuration, list its trials."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+from tuner.errors import StudyFailed, UserError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tuner", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a study from its YAML file")
+    run.add_argument("space", help="the study's YAML file")
+    run.add_argument("--trainable", help="dotted path of the training function (overrides the YAML)")
+    run.add_argument("--run-cap", type=int, help="number of trials (overrides run_cap)")
+    run.add_argument("--name", help="study name (overrides name; default: the file's stem)")
+    run.add_argument("--storage", help="results folder (overrides storage; default: results)")
+    run.add_argument("--seed", type=int, help="study seed (overrides seed)")
+    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
+    run.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    run.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
+    run.add_argument("--quiet", action="store_true", help="print only the result")
+
+    best = sub.add_parser("best", help="print the best configuration of a finished study")
+    best.add_argument("results", help="the study's results folder")
+    best.add_argument("--format", choices=["yaml", "json"], default="yaml")
+
+    results = sub.add_parser("results", help="list a study's trials")
+    results.add_argument("results", help="the study's results folder")
+    results.add_argument("--top", type=int, help="only the N best trials")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import tuner
+    from tuner.config import load_study
+
+    study = load_study(args.space, trainable=args.trainable, run_cap=args.run_cap,
+                       name=args.name, storage=args.storage)
+    out = tuner.run(study, address=args.address, num_cpus=args.num_cpus,
+                    dashboard=False if args.no_dashboard else None, seed=args.seed, quiet=args.quiet)
+    counts = ", ".join(f"{n} {k}" for k, n in out.counts.items() if n)
+    print(f"trials: {counts}", file=sys.stderr)
+    if out.stop_reason:
+        print(f"stopped starting trials: {out.stop_reason}", file=sys.stderr)
+    for rec in out.failures[:10]:
+        print(f"  {rec.trial_id} {rec.status}: {rec.error}", file=sys.stderr)
+    if len(out.failures) > 10:
+        print(f"  ... and {len(out.failures) - 10} more (see {out.folder}/trials.parquet)", file=sys.stderr)
+    if out.interrupted:
+        print(f"interrupted; results so far in {out.folder}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if out.best is None:
+        raise StudyFailed(f"no trial produced a value for {study.metric}; nothing written to best.yaml "
+                          f"(logs in {out.folder}/logs)")
+    best = out.best
+    print(f"best {best.trial_id}: {study.metric}={best.value:.6g}  "
+          + "  ".join(f"{k}={v}" for k, v in best.params.items() if k in study.space.searchable))
+    print(f"results: {out.folder}   (python -m tuner best {out.folder})")
+    return EXIT_OK
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from tuner.results import load_best
+
+    config = load_best(args.results)["config"]
+    if args.format == "json":
+        print(json.dumps(config, indent=2))
+    else:
+        print(yaml.safe_dump(config, sort_keys=False), end="")
+    return EXIT_OK
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from tuner.results import load_results
+
+    trials = load_results(args.results)
+    if args.top:
+        trials = trials.sort_values("value", na_position="last").head(args.top)
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        print(trials.drop(columns=["error"], errors="ignore").to_string(index=False))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"run": _cmd_run, "best": _cmd_best, "results": _cmd_results}
+    try:
+        return commands[args.command](args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except StudyFailed as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,114 @@
+"""Study file -> :class:`Study`: every problem found at once, before anything runs."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tuner import searchers
+from tuner.config._schema import IGNORED_KEYS, StudySpec, pydantic_problems
+from tuner.config._yaml import parse_yaml, read_yaml
+from tuner.errors import ConfigError, Problem
+from tuner.space import Space, parse_parameters
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: the parsed spec, its search space, and where it came from."""
+
+    spec: StudySpec
+    space: Space
+    name: str
+    trainable: str
+    source: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    notices: tuple[str, ...] = ()
+
+    @property
+    def metric(self) -> str:
+        return self.spec.metric.name
+
+    @property
+    def maximize(self) -> bool:
+        return self.spec.metric.goal == "maximize"
+
+
+def load_study(
+    path: str | Path | None = None,
+    *,
+    text: str | None = None,
+    trainable: str | None = None,
+    run_cap: int | None = None,
+    name: str | None = None,
+    storage: str | None = None,
+    check_import: bool = True,
+) -> Study:
+    """Read, validate and freeze a study file (or ``text``); raise :class:`ConfigError`."""
+    source = str(path) if path is not None else "<string>"
+    raw = read_yaml(Path(path)) if text is None and path is not None else parse_yaml(text or "", source)
+    data = dict(raw)
+    notices = [f"{source}: ignoring W&B key '{k}'" for k in IGNORED_KEYS if data.pop(k, None) is not None]
+    overrides = {"trainable": trainable, "run_cap": run_cap, "name": name, "storage": storage}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+
+    problems: list[Problem] = []
+    spec: StudySpec | None = None
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as exc:
+        problems += pydantic_problems(exc)
+    space, space_problems = parse_parameters(data.get("parameters"))
+    problems += space_problems
+
+    if spec is not None:
+        if not space_problems:
+            problems += searchers.check(spec.method, spec.searcher, space)
+        if spec.trainable is None:
+            problems.append(Problem("trainable", "is required (in the YAML or as --trainable)"))
+        elif check_import:
+            problems += _check_trainable(spec.trainable)
+        finite = spec.method == "grid" or not space.searchable or set(space.searchable) == set(space.grid_axes)
+        if spec.run_cap is None and spec.time_limit is None and not finite:
+            problems.append(Problem("run_cap", f"is required for method {spec.method} "
+                                    "(or set time_limit, or pass --run-cap N)"))
+    if problems:
+        raise ConfigError(problems, source=source)
+    assert spec is not None and spec.trainable is not None
+    study_name = spec.name or (Path(path).stem if path is not None else "study")
+    return Study(spec=spec, space=space, name=study_name, trainable=spec.trainable,
+                 source=Path(path) if path is not None else None, raw=data, notices=tuple(notices))
+
+
+def import_trainable(dotted: str) -> Callable[..., Any]:
+    """``pkg.module:function`` (or ``pkg.module.function``) -> the function."""
+    module_name, _, attr = dotted.partition(":") if ":" in dotted else dotted.rpartition(".")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    module = importlib.import_module(module_name)
+    fn = getattr(module, attr, None)
+    if fn is None:
+        raise AttributeError(f"module {module_name!r} has no attribute {attr!r}")
+    if not callable(fn):
+        raise TypeError(f"{dotted!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def _check_trainable(dotted: str) -> list[Problem]:
+    try:
+        fn = import_trainable(dotted)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
+        return [Problem("trainable", f"cannot import {dotted!r}: {type(exc).__name__}: {exc}")]
+    try:
+        inspect.signature(fn).bind(object(), object())
+    except TypeError:
+        return [Problem("trainable", f"{dotted!r} must take (config, trial)")]
+    except ValueError:
+        pass  # builtins without a signature: let the trial tell
+    return []

@@ -1,0 +1,164 @@
+"""The study file's schema: parsed once, validated once, then frozen."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tuner.errors import Problem
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Metric(_Strict):
+    name: str = Field(min_length=1)
+    goal: Literal["minimize", "maximize"] = "minimize"
+    target: float | None = None  # W&B: stop starting trials once a finished trial reaches it
+
+
+class Asha(_Strict):
+    """Ray's ASHAScheduler over the trainable's report ``step``."""
+
+    type: Literal["asha"]
+    max_t: int | None = Field(default=None, ge=1)
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: float = Field(default=4.0, gt=1)
+    brackets: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _budget(self) -> Asha:
+        if self.max_t is not None and self.max_t < self.grace_period:
+            raise ValueError(f"max_t ({self.max_t}) must be >= grace_period ({self.grace_period})")
+        return self
+
+
+class Hyperband(_Strict):
+    """W&B's hyperband block, run as ASHA: min_iter -> grace_period, max_iter -> max_t, eta."""
+
+    type: Literal["hyperband"]
+    min_iter: int = Field(default=1, ge=1)
+    max_iter: int | None = Field(default=None, ge=1)
+    eta: float = Field(default=3.0, gt=1)
+    s: int = Field(default=1, ge=1)
+    strict: bool = False
+
+    def as_asha(self) -> Asha:
+        return Asha(type="asha", max_t=self.max_iter, grace_period=self.min_iter,
+                    reduction_factor=self.eta, brackets=self.s)
+
+    @model_validator(mode="after")
+    def _budget(self) -> Hyperband:
+        if self.max_iter is not None and self.max_iter < self.min_iter:
+            raise ValueError(f"max_iter ({self.max_iter}) must be >= min_iter ({self.min_iter})")
+        return self
+
+
+class Median(_Strict):
+    """Ray's median stopping rule."""
+
+    type: Literal["median"]
+    grace_period: int = Field(default=1, ge=0)
+    min_samples_required: int = Field(default=3, ge=1)
+
+
+class Resources(_Strict):
+    cpus: float = Field(default=1.0, gt=0)
+    gpus: float = Field(default=0.0, ge=0)
+    workers: int = Field(default=1, ge=1)
+
+    @field_validator("workers")
+    @classmethod
+    def _one_worker(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError(f"distributed trials (workers > 1) are not supported yet; got {v}, use 1")
+        return v
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_share(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(f"more than one GPU must be a whole number, got {v}")
+        return v
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"2h"`` or ``"1d"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2) or "s"]
+    else:
+        raise ValueError(f"must be seconds or a duration such as '90s', '15m', '2h'; got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"must be a positive duration, got {value!r}")
+    return seconds
+
+
+class StudySpec(_Strict):
+    """Everything in a study file but ``parameters``, which :mod:`tuner.space` parses."""
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    description: str | None = None
+    trainable: str | None = None
+    metric: Metric
+    method: str
+    searcher: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any]
+    early_terminate: Annotated[Asha | Hyperband | Median, Field(discriminator="type")] | None = None
+    run_cap: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1)
+    time_limit: float | None = None
+    seed: int | None = Field(default=None, ge=0)
+    storage: str = "results"
+    resources: Resources = Field(default_factory=Resources)
+
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float | None:
+        return None if v is None else parse_duration(v)
+
+    @field_validator("trainable")
+    @classmethod
+    def _dotted(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*", v):
+            raise ValueError(f"must be a dotted path 'package.module:function', got {v!r}")
+        return v
+
+    @property
+    def scheduler(self) -> Asha | Median | None:
+        et = self.early_terminate
+        return et.as_asha() if isinstance(et, Hyperband) else et
+
+
+# Keys of W&B sweep files that tuner reads and ignores (with a notice).
+IGNORED_KEYS = ("program", "command", "entity", "project")
+
+
+def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """One :class:`Problem` per pydantic error, its path in YAML dotted form."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("asha", "hyperband", "median"))]
+        path = ".".join([prefix, *loc] if prefix else loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key"
+        elif kind == "missing":
+            msg = "is required"
+        elif kind == "union_tag_invalid":
+            msg = f"type must be one of asha, hyperband, median; got {err.get('input', {}).get('type')!r}"
+            path = f"{path}.type" if not path.endswith("type") else path
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if "input" in err and kind not in ("value_error",):
+                msg = f"{msg}, got {err['input']!r}"
+        problems.append(Problem(path, msg))
+    return problems

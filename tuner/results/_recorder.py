@@ -1,0 +1,141 @@
+"""Keeps every trial and report of a running study and writes them out as they come."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tuner.results._best import best_row
+from tuner.results._store import BEST, HISTORY, STUDY, TRIALS, write_frame, write_yaml
+
+STATUSES = ("running", "finished", "pruned", "errored", "nan", "stopped")
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    params: dict[str, Any]
+    config: dict[str, Any]
+    seed: int
+    status: str = "running"
+    value: float | None = None
+    best_value: float | None = None
+    step: float | None = None
+    iterations: int = 0
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def wall_s(self) -> float:
+        return (self.ended or time.time()) - self.started
+
+
+class Recorder:
+    """In-memory trials and history, flushed to ``folder`` atomically (at most every ``every`` s)."""
+
+    def __init__(self, folder: Path, metric: str, maximize: bool, every: float = 2.0) -> None:
+        self.folder = folder
+        self.metric = metric
+        self.maximize = maximize
+        self.every = every
+        self.trials: dict[str, TrialRecord] = {}
+        self.history: list[dict[str, Any]] = []
+        self._flushed = 0.0
+
+    def save_study(self, resolved: dict[str, Any]) -> None:
+        write_yaml(self.folder / STUDY, resolved)
+
+    def start(self, record: TrialRecord) -> None:
+        self.trials[record.trial_id] = record
+
+    def report(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> None:
+        rec = self.trials[trial_id]
+        rec.iterations += 1
+        rec.step = step
+        rec.metrics.update(metrics)
+        value = metrics.get(self.metric)
+        if value is not None:
+            rec.value = value
+            if math.isfinite(value) and (
+                rec.best_value is None or (value > rec.best_value if self.maximize else value < rec.best_value)
+            ):
+                rec.best_value = value
+        self.history.append({"trial_id": trial_id, "step": step, "time_s": elapsed, **metrics})
+
+    def end(self, trial_id: str, status: str, error: str | None = None, tb: str | None = None) -> None:
+        rec = self.trials[trial_id]
+        rec.status = status
+        rec.ended = time.time()
+        rec.error = error
+        rec.traceback = tb
+        self.flush()
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for rec in self.trials.values():
+            out[rec.status] += 1
+        return out
+
+    def trials_frame(self) -> pd.DataFrame:
+        rows = []
+        for rec in self.trials.values():
+            rows.append({
+                "trial_id": rec.trial_id, "status": rec.status, "value": rec.value,
+                "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
+                "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "error": rec.error,
+                **{f"params_{k}": v for k, v in rec.params.items()},
+                **{f"metric_{k}": v for k, v in rec.metrics.items()},
+            })
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            frame = pd.DataFrame(columns=["trial_id", "status", "value", "best_value", "step", "iterations"])
+        return frame
+
+    def best(self) -> TrialRecord | None:
+        row = best_row(self.trials_frame(), self.maximize)
+        return None if row is None else self.trials[str(row["trial_id"])]
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._flushed < self.every:
+            return
+        self._flushed = now
+        write_frame(self.folder / TRIALS, _storable(self.trials_frame()))
+        write_frame(self.folder / HISTORY, pd.DataFrame(self.history, columns=None if self.history else
+                                                         ["trial_id", "step", "time_s"]))
+
+    def finish(self, study_info: dict[str, Any]) -> TrialRecord | None:
+        """Final write; ``best.yaml`` only when a best trial exists."""
+        self.flush(force=True)
+        best = self.best()
+        if best is not None:
+            write_yaml(self.folder / BEST, {
+                "trial_id": best.trial_id,
+                "metric": {"name": self.metric, "goal": "maximize" if self.maximize else "minimize",
+                           "value": best.value},
+                "params": best.params,
+                "config": best.config,
+                "seed": best.seed,
+                "status": best.status,
+                "step": best.step,
+                **study_info,
+            })
+        return best
+
+
+def _storable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet wants one type per column: categorical values that mix types become strings."""
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            kinds = {type(v) for v in frame[col] if v is not None and not (isinstance(v, float) and math.isnan(v))}
+            if len(kinds) > 1 or kinds & {list, dict, tuple}:
+                frame[col] = frame[col].map(lambda v: None if v is None else repr(v) if not isinstance(v, str) else v)
+    return frame

@@ -1,0 +1,80 @@
+"""A study's results folder: trials and history as parquet, the best as YAML, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+TRIALS = "trials.parquet"
+HISTORY = "history.parquet"
+BEST = "best.yaml"
+STUDY = "study.yaml"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_yaml(path: Path, data: Any) -> None:
+    atomic_write(path, lambda p: p.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8"))
+
+
+def write_frame(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+
+
+def new_study_dir(storage: Path, name: str) -> Path:
+    """``storage/name``, or ``name-2``, ``name-3``... so that no earlier run is overwritten."""
+    storage.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        candidate = storage / (name if n == 1 else f"{name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"too many runs named {name!r} in {storage}")
+
+
+def _study_dir(path: str | os.PathLike[str]) -> Path:
+    from tuner.errors import UserError
+
+    folder = Path(path)
+    if not (folder / TRIALS).exists():
+        raise UserError(f"{folder}: not a tuner results folder (no {TRIALS})")
+    return folder
+
+
+def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per trial: id, status, ``value`` (last metric), ``best_value``, ``params_*``..."""
+    return pd.read_parquet(_study_dir(path) / TRIALS)
+
+
+def load_history(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per report: trial id, step, seconds since the trial started, each metric."""
+    return pd.read_parquet(_study_dir(path) / HISTORY)
+
+
+def load_best(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The contents of ``best.yaml``: trial id, metric, params and the full config."""
+    from tuner.errors import UserError
+
+    best = _study_dir(path) / BEST
+    if not best.exists():
+        raise UserError(f"{path}: no best trial (every trial failed, or the study has not finished one)")
+    data: dict[str, Any] = yaml.safe_load(best.read_text(encoding="utf-8"))
+    return data

@@ -1,0 +1,22 @@
+"""The search space, owned here and converted to each library by its searcher."""
+
+from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter, describe
+from tuner.space._parse import DISTRIBUTIONS, parse_parameters
+from tuner.space._space import Space, config_key, flatten, grid_product, nest
+
+__all__ = [
+    "DISTRIBUTIONS",
+    "Categorical",
+    "Constant",
+    "Float",
+    "Int",
+    "Normal",
+    "Parameter",
+    "Space",
+    "config_key",
+    "describe",
+    "flatten",
+    "grid_product",
+    "nest",
+    "parse_parameters",
+]

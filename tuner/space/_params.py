@@ -1,0 +1,149 @@
+"""The search-space model: one frozen dataclass per kind of parameter.
+
+Bounds are inclusive. ``log=True`` means the parameter is searched uniformly in
+log space; ``q`` rounds a sampled value to the nearest multiple of ``q``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+GRID_LIMIT = 10_000  # largest number of grid values one parameter may expand to
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A fixed value: W&B's ``value``."""
+
+    value: Any
+    grid: bool = False
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.value
+
+    def grid_values(self) -> list[Any] | None:
+        return [self.value]
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """One of ``values``, drawn with ``probabilities`` when given."""
+
+    values: tuple[Any, ...]
+    probabilities: tuple[float, ...] | None = None
+    grid: bool = False
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        index = rng.choice(len(self.values), p=self.probabilities)
+        return self.values[int(index)]
+
+    def grid_values(self) -> list[Any] | None:
+        return list(self.values)
+
+
+def _quantize(value: float, q: float | None, low: float, high: float) -> float:
+    if q is None:
+        return min(max(value, low), high)
+    lo, hi = math.ceil(low / q - 1e-9) * q, math.floor(high / q + 1e-9) * q
+    return float(min(max(round(value / q) * q, lo), hi))
+
+
+@dataclass(frozen=True)
+class Float:
+    """A real number in ``[low, high]``; ``log`` and ``q`` as in the module docstring."""
+
+    low: float
+    high: float
+    log: bool = False
+    q: float | None = None
+    grid: bool = False
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.log:
+            raw = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            raw = rng.uniform(self.low, self.high)
+        return self.decode(raw)
+
+    def decode(self, raw: float) -> float:
+        """Clip (and round to ``q``) a raw value a searcher proposed."""
+        return _quantize(float(raw), self.q, self.low, self.high)
+
+    def grid_values(self) -> list[Any] | None:
+        if self.q is None:
+            return None
+        lo = math.ceil(self.low / self.q - 1e-9)
+        hi = math.floor(self.high / self.q + 1e-9)
+        if hi - lo + 1 > GRID_LIMIT:
+            return None
+        return [_clean(k * self.q) for k in range(lo, hi + 1)]
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer in ``[low, high]``."""
+
+    low: int
+    high: int
+    log: bool = False
+    grid: bool = False
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.log:
+            raw = math.exp(rng.uniform(math.log(self.low - 0.5), math.log(self.high + 0.5)))
+            return self.decode(raw)
+        return int(rng.integers(self.low, self.high, endpoint=True))
+
+    def decode(self, raw: float) -> int:
+        return int(min(max(round(raw), self.low), self.high))
+
+    def grid_values(self) -> list[Any] | None:
+        if self.high - self.low + 1 > GRID_LIMIT:
+            return None
+        return list(range(self.low, self.high + 1))
+
+
+@dataclass(frozen=True)
+class Normal:
+    """A normal draw ``N(mu, sigma)``; with ``log`` the value is ``exp`` of it (unbounded)."""
+
+    mu: float
+    sigma: float
+    log: bool = False
+    q: float | None = None
+    grid: bool = False
+
+    def sample(self, rng: np.random.Generator) -> float:
+        raw = rng.normal(self.mu, self.sigma)
+        if self.log:
+            raw = math.exp(raw)
+        if self.q is not None:
+            return _clean(round(raw / self.q) * self.q)
+        return float(raw)
+
+    def grid_values(self) -> list[Any] | None:
+        return None
+
+
+def _clean(x: float) -> float:
+    """Drop float noise from ``k * q`` (``3 * 0.1`` is ``0.30000000000000004``)."""
+    return float(f"{x:.12g}")
+
+
+Parameter = Union[Constant, Categorical, Float, Int, Normal]
+
+
+def describe(param: Parameter) -> str:
+    """A short phrase naming the kind of parameter, for error messages."""
+    if isinstance(param, Float):
+        kind = "log-scale float range" if param.log else "float range"
+        return f"continuous {kind} [{param.low}, {param.high}]"
+    if isinstance(param, Normal):
+        return "unbounded normal distribution"
+    if isinstance(param, Int):
+        return f"integer range [{param.low}, {param.high}]"
+    return type(param).__name__.lower()

@@ -1,0 +1,189 @@
+"""W&B sweep ``parameters:`` blocks -> :class:`Space`, with every problem located by path."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tuner.errors import Problem
+from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter
+from tuner.space._space import Space
+
+_RANGE = {"min", "max"}
+_NORMAL = {"mu", "sigma"}
+# distribution -> the keys it takes (besides ``distribution`` and ``grid``)
+DISTRIBUTIONS: dict[str, set[str]] = {
+    "constant": {"value"},
+    "categorical": {"values", "probabilities"},
+    "uniform": _RANGE,
+    "int_uniform": _RANGE,
+    "log_uniform": _RANGE,
+    "log_uniform_values": _RANGE,
+    "q_uniform": _RANGE | {"q"},
+    "q_log_uniform": _RANGE | {"q"},
+    "q_log_uniform_values": _RANGE | {"q"},
+    "normal": _NORMAL,
+    "q_normal": _NORMAL | {"q"},
+    "log_normal": _NORMAL,
+    "q_log_normal": _NORMAL | {"q"},
+}
+_KEYS = {"value", "values", "probabilities", "distribution", "min", "max", "mu", "sigma", "q"}
+_KEYS |= {"parameters", "grid", "description"}
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.params: dict[str, Parameter] = {}
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def block(self, block: Any, path: str, prefix: str) -> None:
+        if not isinstance(block, dict) or not block:
+            self.fail(path, f"must be a non-empty mapping of parameter names, got {block!r}")
+            return
+        for name, spec in block.items():
+            where = f"{path}.{name}"
+            if not isinstance(name, str) or not name or "." in name:
+                self.fail(where, "a parameter name must be a non-empty string without '.'")
+                continue
+            if not isinstance(spec, dict):
+                self.fail(where, f"must be a mapping (value, values or distribution), got {spec!r}")
+                continue
+            unknown = sorted(set(spec) - _KEYS, key=str)
+            if unknown:
+                allowed = ", ".join(sorted(_KEYS))
+                self.fail(where, f"unknown key(s) {', '.join(map(str, unknown))}; allowed: {allowed}")
+                continue
+            if "parameters" in spec:
+                extra = set(spec) - {"parameters", "description"}
+                if extra:
+                    self.fail(where, f"a nested 'parameters' block takes no {', '.join(sorted(extra))}")
+                    continue
+                self.block(spec["parameters"], f"{where}.parameters", f"{prefix}{name}.")
+                continue
+            param = self.leaf(spec, where)
+            if param is not None:
+                self.params[f"{prefix}{name}"] = param
+
+    def number(self, spec: dict[str, Any], key: str, where: str, default: float | None = None) -> float | None:
+        value = spec.get(key, default)
+        if value is None:
+            self.fail(f"{where}.{key}", "is required")
+            return None
+        if not _is_number(value) or not math.isfinite(value):
+            self.fail(f"{where}.{key}", f"must be a finite number, got {value!r}")
+            return None
+        return float(value) if isinstance(value, float) else value
+
+    def leaf(self, spec: dict[str, Any], where: str) -> Parameter | None:
+        grid = spec.get("grid", False)
+        if not isinstance(grid, bool):
+            self.fail(f"{where}.grid", f"must be true or false, got {grid!r}")
+            return None
+        dist = spec.get("distribution")
+        if dist is None:
+            dist = _infer(spec)
+            if dist is None:
+                self.fail(where, "needs one of value, values, distribution, or min/max")
+                return None
+        if dist not in DISTRIBUTIONS:
+            self.fail(f"{where}.distribution", f"unknown distribution {dist!r}; one of {', '.join(DISTRIBUTIONS)}")
+            return None
+        used = set(spec) - {"distribution", "grid", "description"}
+        stray = sorted(used - DISTRIBUTIONS[dist])
+        if stray:
+            self.fail(where, f"{', '.join(stray)} not used by distribution {dist}")
+            return None
+        if dist == "constant":
+            return Constant(spec["value"], grid=grid)
+        if dist == "categorical":
+            return self.categorical(spec, where, grid)
+        if dist in ("normal", "q_normal", "log_normal", "q_log_normal"):
+            return self.normal(spec, where, dist, grid)
+        return self.ranged(spec, where, dist, grid)
+
+    def categorical(self, spec: dict[str, Any], where: str, grid: bool) -> Parameter | None:
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            self.fail(f"{where}.values", f"must be a non-empty list, got {values!r}")
+            return None
+        probs = spec.get("probabilities")
+        if probs is None:
+            return Categorical(tuple(values), grid=grid)
+        if not isinstance(probs, list) or len(probs) != len(values):
+            self.fail(f"{where}.probabilities", f"must be a list of {len(values)} numbers, one per value")
+            return None
+        if not all(_is_number(p) and math.isfinite(p) and p >= 0 for p in probs):
+            self.fail(f"{where}.probabilities", f"must be numbers >= 0, got {probs!r}")
+            return None
+        if abs(sum(probs) - 1.0) > 1e-6:
+            self.fail(f"{where}.probabilities", f"must sum to 1, got {sum(probs):g}")
+            return None
+        return Categorical(tuple(values), tuple(float(p) for p in probs), grid=grid)
+
+    def normal(self, spec: dict[str, Any], where: str, dist: str, grid: bool) -> Parameter | None:
+        mu = self.number(spec, "mu", where, 0.0)
+        sigma = self.number(spec, "sigma", where, 1.0)
+        q = self.number(spec, "q", where, 1.0) if dist.startswith("q_") else None
+        if mu is None or sigma is None or (dist.startswith("q_") and q is None):
+            return None
+        if sigma <= 0:
+            self.fail(f"{where}.sigma", f"must be > 0, got {sigma!r}")
+            return None
+        if q is not None and q <= 0:
+            self.fail(f"{where}.q", f"must be > 0, got {q!r}")
+            return None
+        return Normal(float(mu), float(sigma), log="log" in dist, q=q, grid=grid)
+
+    def ranged(self, spec: dict[str, Any], where: str, dist: str, grid: bool) -> Parameter | None:
+        low, high = self.number(spec, "min", where), self.number(spec, "max", where)
+        q = self.number(spec, "q", where, 1.0) if dist.startswith("q_") else None
+        if low is None or high is None or (dist.startswith("q_") and q is None):
+            return None
+        if low >= high:
+            self.fail(f"{where}.min", f"must be less than max ({high!r}), got {low!r}")
+            return None
+        if q is not None and q <= 0:
+            self.fail(f"{where}.q", f"must be > 0, got {q!r}")
+            return None
+        if dist == "int_uniform":
+            if not (isinstance(spec["min"], int) and isinstance(spec["max"], int)):
+                self.fail(where, f"int_uniform needs integer min and max, got {spec['min']!r}, {spec['max']!r}")
+                return None
+            return Int(int(low), int(high), grid=grid)
+        if dist in ("log_uniform", "q_log_uniform"):  # bounds are natural-log exponents
+            low, high = math.exp(low), math.exp(high)
+        elif dist.startswith(("log_", "q_log_")) and low <= 0:
+            self.fail(f"{where}.min", f"must be > 0 for a log scale ({dist}), got {spec['min']!r}")
+            return None
+        if q is not None and math.floor(high / q + 1e-9) < math.ceil(low / q - 1e-9):
+            self.fail(f"{where}.q", f"no multiple of {q!r} lies within [{low!r}, {high!r}]")
+            return None
+        return Float(float(low), float(high), log="log" in dist, q=q, grid=grid)
+
+
+def _infer(spec: dict[str, Any]) -> str | None:
+    """W&B's rules: values -> categorical, int bounds -> int_uniform, else uniform."""
+    if "value" in spec:
+        return "constant"
+    if "values" in spec:
+        return "categorical"
+    if "min" in spec and "max" in spec:
+        ints = all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in _RANGE)
+        return "int_uniform" if ints else "uniform"
+    if "mu" in spec or "sigma" in spec:
+        return "normal"
+    return None
+
+
+def parse_parameters(block: Any, path: str = "parameters") -> tuple[Space, list[Problem]]:
+    """Convert a W&B ``parameters:`` block; problems are returned, not raised, to report them all."""
+    parser = _Parser()
+    parser.block(block, path, "")
+    return Space(parser.params), parser.problems
