@@ -47,9 +47,16 @@ def cnn(config: dict[str, Any]) -> nn.Module:
     act = ACTIVATIONS[config.get("activation", "relu")]
     c = int(config.get("channels", 16))
     return nn.Sequential(
-        nn.Conv2d(1, c, 3, padding=1), act(), nn.Conv2d(c, 2 * c, 3, padding=1), act(),
-        nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(float(config.get("dropout", 0.0))),
-        nn.Linear(2 * c * 16, int(config.get("hidden", 64))), act(), nn.Linear(int(config.get("hidden", 64)), 10),
+        nn.Conv2d(1, c, 3, padding=1),
+        act(),
+        nn.Conv2d(c, 2 * c, 3, padding=1),
+        act(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(float(config.get("dropout", 0.0))),
+        nn.Linear(2 * c * 16, int(config.get("hidden", 64))),
+        act(),
+        nn.Linear(int(config.get("hidden", 64)), 10),
     )
 
 
@@ -80,7 +87,7 @@ def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
         order = torch.randperm(len(y_train), generator=gen).to(device)
         total = 0.0
         for start in range(0, len(order), batch):
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x_train[idx]), y_train[idx])
             loss.backward()

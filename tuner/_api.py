@@ -35,6 +35,7 @@ def run(
     from tuner.execution import connect, execute
 
     if say is None:
+
         def say(msg: str) -> None:
             if not quiet:
                 print(msg, file=sys.stderr, flush=True)
@@ -49,7 +50,7 @@ def run(
     try:
         if conn.dashboard_url:
             say(f"Ray dashboard: {conn.dashboard_url}")
-        storage = Path(study.spec.storage)
+        storage = Path(study.spec.storage).resolve()
         return execute(study, seed, lambda: new_study_dir(storage, study.name), say, quiet=quiet)
     finally:
         if conn.started_here:

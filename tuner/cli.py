@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import yaml
 
@@ -45,10 +46,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import tuner
     from tuner.config import load_study
 
-    study = load_study(args.space, trainable=args.trainable, run_cap=args.run_cap,
-                       name=args.name, storage=args.storage)
-    out = tuner.run(study, address=args.address, num_cpus=args.num_cpus,
-                    dashboard=False if args.no_dashboard else None, seed=args.seed, quiet=args.quiet)
+    study = load_study(args.space, trainable=args.trainable, run_cap=args.run_cap, name=args.name, storage=args.storage)
+    out = tuner.run(
+        study,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        dashboard=False if args.no_dashboard else None,
+        seed=args.seed,
+        quiet=args.quiet,
+    )
     counts = ", ".join(f"{n} {k}" for k, n in out.counts.items() if n)
     print(f"trials: {counts}", file=sys.stderr)
     if out.stop_reason:
@@ -61,13 +67,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"interrupted; results so far in {out.folder}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if out.best is None:
-        raise StudyFailed(f"no trial produced a value for {study.metric}; nothing written to best.yaml "
-                          f"(logs in {out.folder}/logs)")
+        raise StudyFailed(
+            f"no trial produced a value for {study.metric}; nothing written to best.yaml (logs in {out.folder}/logs)"
+        )
     best = out.best
-    print(f"best {best.trial_id}: {study.metric}={best.value:.6g}  "
-          + "  ".join(f"{k}={v}" for k, v in best.params.items() if k in study.space.searchable))
-    print(f"results: {out.folder}   (python -m tuner best {out.folder})")
+    folder = _shown(out.folder)
+    print(
+        f"best {best.trial_id}: {study.metric}={best.value:.6g}  "
+        + "  ".join(f"{k}={v}" for k, v in best.params.items() if k in study.space.searchable)
+    )
+    print(f"results: {folder}   (python -m tuner best {folder})")
     return EXIT_OK
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working folder when it lies inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _cmd_best(args: argparse.Namespace) -> int:

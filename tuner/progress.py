@@ -10,8 +10,15 @@ from tuner.results import Recorder
 
 
 class Progress:
-    def __init__(self, recorder: Recorder, *, stream: TextIO | None = None, quiet: bool = False,
-                 time_limit: float | None = None, every: float = 0.5) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        *,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        time_limit: float | None = None,
+        every: float = 0.5,
+    ) -> None:
         self.recorder = recorder
         self.stream = stream or sys.stderr
         self.quiet = quiet
@@ -27,8 +34,9 @@ class Progress:
         parts = [f"{time.monotonic() - self.started:6.1f}s"]
         if self.time_limit:
             parts[0] += f"/{self.time_limit:.0f}s"
-        parts.append(f"running {c['running']}  finished {c['finished']}  pruned {c['pruned']}"
-                     f"  errored {c['errored'] + c['nan']}")
+        parts.append(
+            f"running {c['running']}  finished {c['finished']}  pruned {c['pruned']}  errored {c['errored'] + c['nan']}"
+        )
         best = self.recorder.best()
         if best is not None and best.value is not None:
             parts.append(f"best {self.recorder.metric}={best.value:.4g} ({best.trial_id})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ class Study:
 
 
 def load_study(
-    path: str | Path | None = None,
+    path: str | os.PathLike[str] | None = None,
     *,
     text: str | None = None,
     trainable: str | None = None,
@@ -76,14 +77,22 @@ def load_study(
             problems += _check_trainable(spec.trainable)
         finite = spec.method == "grid" or not space.searchable or set(space.searchable) == set(space.grid_axes)
         if spec.run_cap is None and spec.time_limit is None and not finite:
-            problems.append(Problem("run_cap", f"is required for method {spec.method} "
-                                    "(or set time_limit, or pass --run-cap N)"))
+            problems.append(
+                Problem("run_cap", f"is required for method {spec.method} (or set time_limit, or pass --run-cap N)")
+            )
     if problems:
         raise ConfigError(problems, source=source)
     assert spec is not None and spec.trainable is not None
     study_name = spec.name or (Path(path).stem if path is not None else "study")
-    return Study(spec=spec, space=space, name=study_name, trainable=spec.trainable,
-                 source=Path(path) if path is not None else None, raw=data, notices=tuple(notices))
+    return Study(
+        spec=spec,
+        space=space,
+        name=study_name,
+        trainable=spec.trainable,
+        source=Path(path) if path is not None else None,
+        raw=data,
+        notices=tuple(notices),
+    )
 
 
 def import_trainable(dotted: str) -> Callable[..., Any]:
@@ -97,13 +106,13 @@ def import_trainable(dotted: str) -> Callable[..., Any]:
         raise AttributeError(f"module {module_name!r} has no attribute {attr!r}")
     if not callable(fn):
         raise TypeError(f"{dotted!r} is not callable")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def _check_trainable(dotted: str) -> list[Problem]:
     try:
         fn = import_trainable(dotted)
-    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
+    except Exception as exc:
         return [Problem("trainable", f"cannot import {dotted!r}: {type(exc).__name__}: {exc}")]
     try:
         inspect.signature(fn).bind(object(), object())

@@ -48,8 +48,9 @@ class Hyperband(_Strict):
     strict: bool = False
 
     def as_asha(self) -> Asha:
-        return Asha(type="asha", max_t=self.max_iter, grace_period=self.min_iter,
-                    reduction_factor=self.eta, brackets=self.s)
+        return Asha(
+            type="asha", max_t=self.max_iter, grace_period=self.min_iter, reduction_factor=self.eta, brackets=self.s
+        )
 
     @model_validator(mode="after")
     def _budget(self) -> Hyperband:

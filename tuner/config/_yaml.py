@@ -41,7 +41,9 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     digits = text.lstrip("+-").replace("_", "")
     if len(digits) > 1 and digits[0] == "0" and digits.isdigit():
         raise yaml.constructor.ConstructorError(
-            None, None, f"ambiguous number {text!r} (octal in YAML 1.1): quote it or drop the leading zero",
+            None,
+            None,
+            f"ambiguous number {text!r} (octal in YAML 1.1): quote it or drop the leading zero",
             node.start_mark,
         )
     return int(yaml.SafeLoader.construct_yaml_int(loader, node))
@@ -57,9 +59,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
                 None, None, f"a key must be a plain scalar, got {key!r}", key_node.start_mark
             )
         if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         out[key] = loader.construct_object(value_node, deep=True)
     return out
 
@@ -81,7 +81,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def parse_yaml(text: str, source: str = "<string>") -> dict[str, Any]:
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}" if mark else ""
@@ -92,6 +92,7 @@ def parse_yaml(text: str, source: str = "<string>") -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError([Problem("", f"not valid YAML: {exc}")], source=source) from None
     if not isinstance(data, dict):
-        raise ConfigError([Problem("", f"the file must hold a mapping of keys, got {type(data).__name__}")],
-                          source=source)
+        raise ConfigError(
+            [Problem("", f"the file must hold a mapping of keys, got {type(data).__name__}")], source=source
+        )
     return data

@@ -46,14 +46,13 @@ def connect(
     address = address or os.environ.get("RAY_ADDRESS") or None
     quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "configure_logging": True}
     if ray.is_initialized():
-        ctx = ray.get_runtime_context()
-        return Connection(False, None, ctx.gcs_address)
+        return Connection(False, None, ray.get_runtime_context().gcs_address)
     if address and address != "local":
-        ctx = ray.init(address=address, runtime_env={"py_modules": _shipped_modules()}, **quiet)
-        return Connection(False, _url(ctx.dashboard_url), address)
+        joined: Any = ray.init(address=address, runtime_env={"py_modules": _shipped_modules()}, **quiet)
+        return Connection(False, _url(joined.dashboard_url), address)
     if dashboard is None:
         dashboard = importlib.util.find_spec("aiohttp") is not None  # installed with ray[default]
-    ctx = ray.init(
+    ctx: Any = ray.init(
         address="local",
         num_cpus=num_cpus,
         num_gpus=num_gpus,

@@ -63,8 +63,10 @@ class _Engine:
         self.recorder = Recorder(folder, study.metric, study.maximize)
         self.progress = Progress(self.recorder, quiet=quiet, time_limit=spec.time_limit)
         res = spec.resources
-        self._actor = ray.remote(TrialWorker).options(  # type: ignore[attr-defined]
-            num_cpus=res.cpus, num_gpus=res.gpus, max_concurrency=2,
+        self._actor: Any = ray.remote(TrialWorker).options(
+            num_cpus=res.cpus,
+            num_gpus=res.gpus,
+            max_concurrency=2,
         )
         self._paths = path_entries()
         self.running: dict[Any, _Running] = {}
@@ -102,9 +104,7 @@ class _Engine:
         spec = self.study.spec
         if self.exhausted or self.stop_reason is not None:
             return False
-        if spec.run_cap is not None and self.launched >= spec.run_cap:
-            return False
-        return True
+        return not (spec.run_cap is not None and self.launched >= spec.run_cap)
 
     def _launch_ready(self) -> None:
         while self.idle and self._can_launch():
@@ -126,7 +126,11 @@ class _Engine:
         self.recorder.start(record)
         self.pruner.add(trial_id)
         gen = worker.run.options(num_returns="streaming").remote(
-            trial_id, self.study.trainable, config, trial_seed, self.pruner.max_t,
+            trial_id,
+            self.study.trainable,
+            config,
+            trial_seed,
+            self.pruner.max_t,
             self.study.spec.resources.gpus,
         )
         self.running[gen] = _Running(record, worker)
@@ -139,8 +143,11 @@ class _Engine:
             self._end(gen, {"kind": "done"})
             return
         except self.ray.exceptions.RayError as exc:
-            self._end(gen, {"kind": "error", "error": f"worker process died: {type(exc).__name__}",
-                            "traceback": str(exc)}, dead=True)
+            self._end(
+                gen,
+                {"kind": "error", "error": f"worker process died: {type(exc).__name__}", "traceback": str(exc)},
+                dead=True,
+            )
             return
         if event["kind"] == "report":
             self._on_report(run, event)
@@ -153,8 +160,7 @@ class _Engine:
         rec, step, metrics = run.record, event["step"], event["metrics"]
         if self.metric not in metrics:
             reported = ", ".join(sorted(metrics)) or "nothing"
-            self._stop(run, "errored", f"metric {self.metric!r} was not reported at step {step} "
-                                       f"(reported: {reported})")
+            self._stop(run, "errored", f"metric {self.metric!r} was not reported at step {step} (reported: {reported})")
             return
         self.recorder.report(rec.trial_id, step, event["time"], metrics)
         value = metrics[self.metric]
@@ -184,7 +190,9 @@ class _Engine:
         self.recorder.end(rec.trial_id, status, error, tb)
         if tb:
             self._write_log(rec.trial_id, tb)
-        last = {"step": rec.step, self.metric: rec.value} if status in ("finished", "pruned", "stopped") else None
+        last: dict[str, Any] | None = (
+            {"step": rec.step, self.metric: rec.value} if status in ("finished", "pruned", "stopped") else None
+        )
         self.pruner.remove(rec.trial_id, last if rec.value is not None else None)
         value = None if rec.value is None or status in ("errored", "nan") else self.sign * rec.value
         state = "complete" if status == "finished" else "failed" if value is None else "pruned"
@@ -202,13 +210,18 @@ class _Engine:
 
     def _check_goals(self, rec: TrialRecord) -> None:
         target = self.study.spec.metric.target
-        if rec.status == "finished" and target is not None and rec.value is not None:
-            if (rec.value >= target) if self.study.maximize else (rec.value <= target):
-                self._halt(f"{self.metric} reached its target {target} in {rec.trial_id}")
+        hit = (
+            rec.value is not None
+            and target is not None
+            and (rec.value >= target if self.study.maximize else rec.value <= target)
+        )
+        if rec.status == "finished" and hit:
+            self._halt(f"{self.metric} reached its target {target} in {rec.trial_id}")
         counts = self.recorder.counts()
         failed = counts["errored"] + counts["nan"]
-        if failed >= FAIL_FAST and not any(r.value is not None and math.isfinite(r.value)
-                                           for r in self.recorder.trials.values()):
+        if failed >= FAIL_FAST and not any(
+            r.value is not None and math.isfinite(r.value) for r in self.recorder.trials.values()
+        ):
             self._halt(f"the first {failed} trials all failed")
 
     def _halt(self, reason: str) -> None:
@@ -227,17 +240,22 @@ class _Engine:
                 self._end(gen, {"kind": "done"}, dead=True)  # killed: it ignored the stop
 
     def interrupt(self) -> None:
+        """End every running trial as ``stopped``."""
         for gen, run in list(self.running.items()):
             if run.decided is None:
                 run.decided, run.error = "stopped", "interrupted"
             self._end(gen, {"kind": "done"}, dead=False)
+
+    def release(self) -> None:
+        """Free the workers' resources now, not whenever their handles are collected."""
         for worker in self.idle:
             self.ray.kill(worker, no_restart=True)
         self.idle = []
 
 
-def execute(study: Study, seed: int, folder_for: Callable[[], Path], say: Callable[[str], None],
-            quiet: bool = False) -> Outcomes:
+def execute(
+    study: Study, seed: int, folder_for: Callable[[], Path], say: Callable[[str], None], quiet: bool = False
+) -> Outcomes:
     """Run ``study`` on the connected Ray; results go to the folder ``folder_for()`` makes."""
     res = study.spec.resources
     slots = capacity(res.cpus, res.gpus)
@@ -261,6 +279,7 @@ def execute(study: Study, seed: int, folder_for: Callable[[], Path], say: Callab
         engine.recorder.finish({"study": study.name, "study_seed": seed})
         raise
     finally:
+        engine.release()
         engine.progress.close()
     best = engine.recorder.finish({"study": study.name, "study_seed": seed})
     failures = [r for r in engine.recorder.trials.values() if r.status in ("errored", "nan")]

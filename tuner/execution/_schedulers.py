@@ -40,16 +40,24 @@ class Pruner:
 
             self.max_t = spec.max_t
             self._impl = ASHAScheduler(
-                time_attr=TIME_ATTR, metric=metric, mode=mode, max_t=spec.max_t or BIG_BUDGET,
-                grace_period=spec.grace_period, reduction_factor=spec.reduction_factor,
+                time_attr=TIME_ATTR,
+                metric=metric,
+                mode=mode,
+                max_t=spec.max_t or BIG_BUDGET,
+                grace_period=spec.grace_period,
+                reduction_factor=spec.reduction_factor,
                 brackets=spec.brackets,
             )
         elif isinstance(spec, Median):
             from ray.tune.schedulers import MedianStoppingRule
 
             self._impl = MedianStoppingRule(
-                time_attr=TIME_ATTR, metric=metric, mode=mode, grace_period=spec.grace_period,
-                min_samples_required=spec.min_samples_required, min_time_slice=0,
+                time_attr=TIME_ATTR,
+                metric=metric,
+                mode=mode,
+                grace_period=spec.grace_period,
+                min_samples_required=spec.min_samples_required,
+                min_time_slice=0,
             )
         self.metric = metric
 
@@ -69,7 +77,7 @@ class Pruner:
     def reached_budget(self, step: float) -> bool:
         return self.max_t is not None and step >= self.max_t
 
-    def remove(self, trial_id: str, last: dict[str, float] | None) -> None:
+    def remove(self, trial_id: str, last: dict[str, Any] | None) -> None:
         ref = self._refs.pop(trial_id, None)
         if self._impl is None or ref is None:
             return

@@ -42,8 +42,9 @@ class TrialWorker:
         if event is not None:
             event.set()
 
-    def run(self, trial_id: str, trainable: str, config: dict[str, Any], seed: int,
-            max_steps: int | None, gpus: float) -> Iterator[dict[str, Any]]:
+    def run(
+        self, trial_id: str, trainable: str, config: dict[str, Any], seed: int, max_steps: int | None, gpus: float
+    ) -> Iterator[dict[str, Any]]:
         """Run one trial; yield ``report`` events, then one of ``done``/``pruned``/``error``."""
         from tuner.config import import_trainable
 
@@ -62,9 +63,15 @@ class TrialWorker:
                 events.put({"kind": "done"})
             except TrialPruned:
                 events.put({"kind": "pruned"})
-            except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing lost
-                events.put({"kind": "error", "error": _last_line(exc),
-                            "oom": _is_oom(exc), "traceback": traceback.format_exc()})
+            except BaseException as exc:
+                events.put(
+                    {
+                        "kind": "error",
+                        "error": _last_line(exc),
+                        "oom": _is_oom(exc),
+                        "traceback": traceback.format_exc(),
+                    }
+                )
 
         thread = threading.Thread(target=target, name=f"trial-{trial_id}", daemon=True)
         thread.start()

@@ -17,7 +17,7 @@ BEST = "best.yaml"
 STUDY = "study.yaml"
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -30,7 +30,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_yaml(path: Path, data: Any) -> None:
-    atomic_write(path, lambda p: p.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8"))
+    text = yaml.safe_dump(data, sort_keys=False)
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def write_frame(path: Path, frame: pd.DataFrame) -> None:

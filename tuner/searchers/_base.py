@@ -105,7 +105,11 @@ def unbounded(space: Space, path: str, method: str) -> list[Problem]:
     from tuner.space import Normal
 
     return [
-        Problem(f"{path}.{name}", f"{method} needs a bounded range, got a normal distribution; "
-                "use distribution: uniform (or log_uniform_values) with min and max")
-        for name, p in space.searchable.items() if isinstance(p, Normal)
+        Problem(
+            f"{path}.{name}",
+            f"{method} needs a bounded range, got a normal distribution; "
+            "use distribution: uniform (or log_uniform_values) with min and max",
+        )
+        for name, p in space.searchable.items()
+        if isinstance(p, Normal)
     ]

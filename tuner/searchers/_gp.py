@@ -72,8 +72,14 @@ class GPSearcher(Searcher):
             acq = acquisition.ProbabilityOfImprovement(xi=options.xi, random_state=self._rs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            opt = BayesianOptimization(f=None, pbounds=self._pbounds, random_state=self._rs, verbose=0,
-                                       allow_duplicate_points=True, acquisition_function=acq)
+            opt = BayesianOptimization(
+                f=None,
+                pbounds=self._pbounds,
+                random_state=self._rs,
+                verbose=0,
+                allow_duplicate_points=True,
+                acquisition_function=acq,
+            )
             for params, target in self._observed:
                 opt.register(params=params, target=target)
             lie = min(t for _, t in self._observed)

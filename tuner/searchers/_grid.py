@@ -20,9 +20,13 @@ class GridSearcher(Searcher):
     @classmethod
     def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
         return [
-            Problem(f"{path}.{name}", f"grid needs a finite set of values, got a {describe(p)}; "
-                    "write values: [...], or add q: (q_uniform), or use method random/bayes/optuna")
-            for name, p in space.searchable.items() if p.grid_values() is None
+            Problem(
+                f"{path}.{name}",
+                f"grid needs a finite set of values, got a {describe(p)}; "
+                "write values: [...], or add q: (q_uniform), or use method random/bayes/optuna",
+            )
+            for name, p in space.searchable.items()
+            if p.grid_values() is None
         ]
 
     @property

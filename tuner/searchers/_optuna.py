@@ -36,7 +36,9 @@ class OptunaSearcher(Searcher):
         sampler: optuna.samplers.BaseSampler
         if options.sampler == "tpe":
             sampler = optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=options.n_startup_trials, multivariate=options.multivariate,
+                seed=seed,
+                n_startup_trials=options.n_startup_trials,
+                multivariate=options.multivariate,
                 constant_liar=True,
             )
         elif options.sampler == "gp":

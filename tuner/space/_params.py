@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -49,18 +49,22 @@ def _quantize(value: float, q: float | None, low: float, high: float) -> float:
     if q is None:
         return min(max(value, low), high)
     lo, hi = math.ceil(low / q - 1e-9) * q, math.floor(high / q + 1e-9) * q
-    return float(min(max(round(value / q) * q, lo), hi))
+    return _clean(min(max(round(value / q) * q, lo), hi))
 
 
 @dataclass(frozen=True)
 class Float:
-    """A real number in ``[low, high]``; ``log`` and ``q`` as in the module docstring."""
+    """A real number in ``[low, high]``; ``log`` and ``q`` as in the module docstring.
+
+    ``integer``: the values are whole numbers (``q_uniform`` with integer min, max and q).
+    """
 
     low: float
     high: float
     log: bool = False
     q: float | None = None
     grid: bool = False
+    integer: bool = False
 
     def sample(self, rng: np.random.Generator) -> float:
         if self.log:
@@ -71,7 +75,8 @@ class Float:
 
     def decode(self, raw: float) -> float:
         """Clip (and round to ``q``) a raw value a searcher proposed."""
-        return _quantize(float(raw), self.q, self.low, self.high)
+        value = _quantize(float(raw), self.q, self.low, self.high)
+        return round(value) if self.integer else value
 
     def grid_values(self) -> list[Any] | None:
         if self.q is None:
@@ -80,7 +85,7 @@ class Float:
         hi = math.floor(self.high / self.q + 1e-9)
         if hi - lo + 1 > GRID_LIMIT:
             return None
-        return [_clean(k * self.q) for k in range(lo, hi + 1)]
+        return [self.decode(_clean(k * self.q)) for k in range(lo, hi + 1)]
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def _clean(x: float) -> float:
     return float(f"{x:.12g}")
 
 
-Parameter = Union[Constant, Categorical, Float, Int, Normal]
+Parameter = Constant | Categorical | Float | Int | Normal
 
 
 def describe(param: Parameter) -> str:

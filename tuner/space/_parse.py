@@ -165,7 +165,8 @@ class _Parser:
         if q is not None and math.floor(high / q + 1e-9) < math.ceil(low / q - 1e-9):
             self.fail(f"{where}.q", f"no multiple of {q!r} lies within [{low!r}, {high!r}]")
             return None
-        return Float(float(low), float(high), log="log" in dist, q=q, grid=grid)
+        integer = dist == "q_uniform" and all(isinstance(spec.get(k, 1), int) for k in ("min", "max", "q"))
+        return Float(float(low), float(high), log="log" in dist, q=q, grid=grid, integer=integer)
 
 
 def _infer(spec: dict[str, Any]) -> str | None:
