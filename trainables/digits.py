@@ -73,32 +73,49 @@ def _optimizer(config: dict[str, Any], params: Any) -> torch.optim.Optimizer:
 
 
 def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
-    """Train ``model`` for ``epochs`` (or the scheduler's ``max_t``), reporting every epoch."""
-    device = trial.device
-    x_train, y_train, x_val, y_val = (t.to(device) for t in load())
-    model = model.to(device)
+    """Train ``model`` for ``epochs`` (or the scheduler's ``max_t``), reporting every epoch.
+
+    ``batch_size`` is the global batch: with ``workers: N`` each rank takes ``batch_size / N``.
+    A checkpoint goes with every ``checkpoint_every``-th report; a retried trial resumes from it.
+    """
+    from torch.utils.data import TensorDataset
+
+    x_train, y_train, x_val, y_val = load()
+    train = trial.loader(TensorDataset(x_train, y_train), int(config.get("batch_size", 64)), shuffle=True)
+    val = trial.loader(TensorDataset(x_val, y_val), 512, shuffle=False)
+    model = trial.prepare(model)
     optimizer = _optimizer(config, model.parameters())
     loss_fn = nn.CrossEntropyLoss()
-    batch = int(config.get("batch_size", 64))
     epochs = int(config.get("epochs", trial.max_steps or 20))
-    gen = torch.Generator().manual_seed(trial.seed)
-    for epoch in range(1, epochs + 1):
+    every = int(config.get("checkpoint_every", 5))
+    first = 1
+    if (saved := trial.checkpoint()) is not None:
+        trial.unwrap(model).load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        first = int(saved["epoch"]) + 1
+    for epoch in range(first, epochs + 1):
         model.train()
-        order = torch.randperm(len(y_train), generator=gen).to(device)
-        total = 0.0
-        for start in range(0, len(order), batch):
-            idx = order[start : start + batch]
+        total, count = 0.0, 0
+        for x, y in train:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(idx)
+            total, count = total + loss.item() * len(y), count + len(y)
         model.eval()
+        val_loss, correct, seen = 0.0, 0, 0
         with torch.no_grad():
-            logits = model(x_val)
-            val_loss = loss_fn(logits, y_val).item()
-            accuracy = (logits.argmax(1) == y_val).float().mean().item()
-        trial.report(epoch, train_loss=total / len(order), val_loss=val_loss, val_accuracy=accuracy)
+            for x, y in val:
+                logits = model(x)
+                val_loss += loss_fn(logits, y).item() * len(y)
+                correct += int((logits.argmax(1) == y).sum().item())
+                seen += len(y)
+        state = None
+        if epoch % every == 0 or epoch == epochs:
+            state = {"model": trial.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}
+        trial.report(
+            epoch, train_loss=total / count, val_loss=val_loss / seen, val_accuracy=correct / seen, checkpoint=state
+        )
 
 
 def train_mlp(config: dict[str, Any], trial: Trial) -> None:

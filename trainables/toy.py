@@ -46,3 +46,25 @@ def faulty(config: dict[str, Any], trial: Trial) -> None:
         return
     for step in range(1, 4):
         trial.report(step, loss=float(config.get("x", 1.0)) / step)
+
+
+def ranks(config: dict[str, Any], trial: Trial) -> None:
+    """Reports ``rank`` and a per-rank ``loss`` (so the average over ranks is checkable)."""
+    import os
+
+    saved = trial.checkpoint()
+    first = 1 if saved is None else int(saved["step"]) + 1
+    for step in range(first, int(config.get("steps", 3)) + 1):
+        if trial.rank == int(config.get("die_rank", -1)) and step == int(config.get("die_at", 0)):
+            if saved is None:  # only the first attempt dies
+                if config.get("how") == "raise":
+                    raise RuntimeError(f"rank {trial.rank} failed on purpose")
+                os._exit(1)
+        time.sleep(float(config.get("sleep", 0.0)))
+        trial.report(
+            step,
+            loss=float(trial.rank + step),
+            rank=float(trial.rank),
+            world=float(trial.world_size),
+            checkpoint={"step": step},
+        )

@@ -68,23 +68,37 @@ class Median(_Strict):
 
 
 class Resources(_Strict):
-    cpus: float = Field(default=1.0, gt=0)
-    gpus: float = Field(default=0.0, ge=0)
+    """Per trial: ``workers`` processes (a DDP job when > 1), each with its CPUs and GPUs.
+
+    ``cpus``/``gpus`` are short for ``cpus_per_worker``/``gpus_per_worker``.
+    """
+
     workers: int = Field(default=1, ge=1)
+    cpus_per_worker: float | None = Field(default=None, gt=0)
+    gpus_per_worker: float | None = Field(default=None, ge=0)
+    cpus: float | None = Field(default=None, gt=0)
+    gpus: float | None = Field(default=None, ge=0)
 
-    @field_validator("workers")
-    @classmethod
-    def _one_worker(cls, v: int) -> int:
-        if v != 1:
-            raise ValueError(f"distributed trials (workers > 1) are not supported yet; got {v}, use 1")
-        return v
+    @model_validator(mode="after")
+    def _aliases(self) -> Resources:
+        if self.cpus is not None and self.cpus_per_worker is not None:
+            raise ValueError("give cpus or cpus_per_worker, not both (they mean the same)")
+        if self.gpus is not None and self.gpus_per_worker is not None:
+            raise ValueError("give gpus or gpus_per_worker, not both (they mean the same)")
+        gpus = self.gpus_per_worker if self.gpus_per_worker is not None else self.gpus
+        if gpus is not None and gpus > 1 and gpus != int(gpus):
+            raise ValueError(f"more than one GPU per worker must be a whole number, got {gpus}")
+        return self
 
-    @field_validator("gpus")
-    @classmethod
-    def _gpu_share(cls, v: float) -> float:
-        if v > 1 and v != int(v):
-            raise ValueError(f"more than one GPU must be a whole number, got {v}")
-        return v
+    @property
+    def cpu(self) -> float:
+        """CPUs per worker."""
+        return self.cpus_per_worker if self.cpus_per_worker is not None else self.cpus or 1.0
+
+    @property
+    def gpu(self) -> float:
+        """GPUs per worker."""
+        return self.gpus_per_worker if self.gpus_per_worker is not None else self.gpus or 0.0
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -120,6 +134,7 @@ class StudySpec(_Strict):
     seed: int | None = Field(default=None, ge=0)
     storage: str = "results"
     resources: Resources = Field(default_factory=Resources)
+    max_failures: int = Field(default=0, ge=0)  # retries of a failed trial, from its last checkpoint
 
     @field_validator("time_limit", mode="before")
     @classmethod

@@ -1,23 +1,57 @@
-"""The long-lived process that runs trials one after another (one per concurrency slot).
+"""The long-lived process that runs trials one after another: one rank of a worker group.
 
 Reusing it across trials is what makes a short trial cheap: the interpreter, torch and the
-trainable's module are loaded once. Each trial runs in a thread of the actor so that the
-driver can ask it to stop while it trains; events stream back as a Ray generator.
+trainable's module are loaded once, and a DDP trial only forms a fresh process group. Each
+trial runs in a thread of the actor so that the driver can ask it to stop while it trains;
+events stream back as a Ray generator (rank 0 streams reports; every rank ends with one of
+``done``/``pruned``/``error``).
 """
 
 from __future__ import annotations
 
 import gc
 import queue
+import socket
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from tuner.errors import TrialPruned
 from tuner.trial import Trial
+
+COLLECTIVE_TIMEOUT_S = 120  # a backstop only: the driver kills a group whose rank died
+# torch cannot be imported by two threads at once (half-initialised modules): warm() and a
+# trial's thread take turns.
+_IMPORTS = threading.Lock()
+
+
+def _import(trainable: str) -> Any:
+    from tuner.config import import_trainable
+
+    with _IMPORTS:
+        return import_trainable(trainable)
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """Everything a rank needs to run its part of one trial."""
+
+    trial_id: str
+    trainable: str
+    config: dict[str, Any]
+    seed: int
+    max_steps: int | None
+    gpus: float
+    rank: int = 0
+    world_size: int = 1
+    master: tuple[str, int] | None = None
+    backend: str = "gloo"
+    checkpoint: Any = None
 
 
 class TrialWorker:
@@ -30,50 +64,40 @@ class TrialWorker:
         self._stops: dict[str, threading.Event] = {}
 
     def warm(self, trainable: str) -> float:
-        """Import the trainable ahead of the first trial; returns the seconds it took."""
-        from tuner.config import import_trainable
-
+        """Import the trainable (and torch) ahead of the first trial; returns the seconds it took."""
         start = time.perf_counter()
-        import_trainable(trainable)
+        _import(trainable)
         return time.perf_counter() - start
+
+    def address(self) -> tuple[str, int]:
+        """This node's address and a free port, for rank 0 to host the process group."""
+        import ray
+
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            port = int(sock.getsockname()[1])
+        return ray.util.get_node_ip_address(), port
 
     def stop(self, trial_id: str) -> None:
         event = self._stops.get(trial_id)
         if event is not None:
             event.set()
 
-    def run(
-        self, trial_id: str, trainable: str, config: dict[str, Any], seed: int, max_steps: int | None, gpus: float
-    ) -> Iterator[dict[str, Any]]:
-        """Run one trial; yield ``report`` events, then one of ``done``/``pruned``/``error``."""
-        from tuner.config import import_trainable
-
-        stop = self._stops[trial_id] = threading.Event()
+    def run(self, task: TrialTask) -> Iterator[dict[str, Any]]:
+        """Run this rank's part of a trial, yielding its events."""
+        stop = self._stops[task.trial_id] = threading.Event()
         events: queue.Queue[dict[str, Any]] = queue.Queue()
         started = time.time()
 
-        def sink(record: dict[str, Any]) -> bool:
+        def emit(record: dict[str, Any]) -> None:
             events.put({"kind": "report", "time": time.time() - started, **record})
-            return not stop.is_set()
 
-        def target() -> None:
-            try:
-                fn = import_trainable(trainable)
-                fn(config, Trial(trial_id, seed, max_steps=max_steps, gpus=gpus, sink=sink))
-                events.put({"kind": "done"})
-            except TrialPruned:
-                events.put({"kind": "pruned"})
-            except BaseException as exc:
-                events.put(
-                    {
-                        "kind": "error",
-                        "error": _last_line(exc),
-                        "oom": _is_oom(exc),
-                        "traceback": traceback.format_exc(),
-                    }
-                )
-
-        thread = threading.Thread(target=target, name=f"trial-{trial_id}", daemon=True)
+        thread = threading.Thread(
+            target=_train,
+            args=(task, stop, emit, events.put),
+            daemon=True,
+            name=f"trial-{task.trial_id}-rank{task.rank}",
+        )
         thread.start()
         try:
             while True:
@@ -83,8 +107,49 @@ class TrialWorker:
                     break
         finally:
             thread.join()
-            self._stops.pop(trial_id, None)
+            self._stops.pop(task.trial_id, None)
             _free_memory()
+
+
+def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
+    joined = False
+    try:
+        fn = _import(task.trainable)
+        if task.world_size > 1:
+            import torch.distributed as dist
+
+            assert task.master is not None
+            host, port = task.master
+            dist.init_process_group(
+                task.backend,
+                init_method=f"tcp://{host}:{port}",
+                rank=task.rank,
+                world_size=task.world_size,
+                timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S),
+            )
+            joined = True
+        trial = Trial(
+            task.trial_id,
+            task.seed,
+            max_steps=task.max_steps,
+            gpus=task.gpus,
+            rank=task.rank,
+            world_size=task.world_size,
+            emit=emit if task.rank == 0 else None,
+            should_stop=stop.is_set,
+            checkpoint=task.checkpoint,
+        )
+        fn(task.config, trial)
+        put({"kind": "done"})
+    except TrialPruned:
+        put({"kind": "pruned"})
+    except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing lost
+        put({"kind": "error", "error": _last_line(exc), "oom": _is_oom(exc), "traceback": traceback.format_exc()})
+    finally:
+        if joined:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
 
 
 def _last_line(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ class TrialRecord:
     error: str | None = None
     traceback: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    attempts: int = 0  # retries after failures
 
     @property
     def wall_s(self) -> float:
@@ -70,6 +72,16 @@ class Recorder:
                 rec.best_value = value
         self.history.append({"trial_id": trial_id, "step": step, "time_s": elapsed, **metrics})
 
+    def rewind(self, trial_id: str, step: float | None) -> None:
+        """Forget a trial's reports after ``step`` (all of them for ``None``): it resumes from there."""
+        own = [h for h in self.history if h["trial_id"] == trial_id and step is not None and h["step"] <= step]
+        self.history = [h for h in self.history if h["trial_id"] != trial_id]
+        rec = self.trials[trial_id]
+        rec.iterations, rec.step, rec.value, rec.best_value, rec.metrics = 0, None, None, None, {}
+        for row in own:
+            metrics = {k: v for k, v in row.items() if k not in ("trial_id", "step", "time_s")}
+            self.report(trial_id, row["step"], row["time_s"], metrics)
+
     def end(self, trial_id: str, status: str, error: str | None = None, tb: str | None = None) -> None:
         rec = self.trials[trial_id]
         rec.status = status
@@ -90,7 +102,7 @@ class Recorder:
             rows.append({
                 "trial_id": rec.trial_id, "status": rec.status, "value": rec.value,
                 "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
-                "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "error": rec.error,
+                "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "error": rec.error,
                 **{f"params_{k}": v for k, v in rec.params.items()},
                 **{f"metric_{k}": v for k, v in rec.metrics.items()},
             })
@@ -112,11 +124,15 @@ class Recorder:
         write_frame(self.folder / HISTORY, pd.DataFrame(self.history, columns=None if self.history else
                                                          ["trial_id", "step", "time_s"]))
 
-    def finish(self, study_info: dict[str, Any]) -> TrialRecord | None:
+    def finish(
+        self, study_info: dict[str, Any], checkpoint_of: Callable[[str], Path | None] | None = None
+    ) -> TrialRecord | None:
         """Final write; ``best.yaml`` only when a best trial exists."""
         self.flush(force=True)
         best = self.best()
         if best is not None:
+            ckpt = checkpoint_of(best.trial_id) if checkpoint_of else None
+            study_info = {**study_info, "checkpoint": str(ckpt) if ckpt else None}
             write_yaml(self.folder / BEST, {
                 "trial_id": best.trial_id,
                 "metric": {"name": self.metric, "goal": "maximize" if self.maximize else "minimize",
