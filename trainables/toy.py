@@ -55,11 +55,11 @@ def ranks(config: dict[str, Any], trial: Trial) -> None:
     saved = trial.checkpoint()
     first = 1 if saved is None else int(saved["step"]) + 1
     for step in range(first, int(config.get("steps", 3)) + 1):
-        if trial.rank == int(config.get("die_rank", -1)) and step == int(config.get("die_at", 0)):
-            if saved is None:  # only the first attempt dies
-                if config.get("how") == "raise":
-                    raise RuntimeError(f"rank {trial.rank} failed on purpose")
-                os._exit(1)
+        dies = trial.rank == int(config.get("die_rank", -1)) and step == int(config.get("die_at", 0))
+        if dies and saved is None:  # only the first attempt dies
+            if config.get("how") == "raise":
+                raise RuntimeError(f"rank {trial.rank} failed on purpose")
+            os._exit(1)
         time.sleep(float(config.get("sleep", 0.0)))
         trial.report(
             step,

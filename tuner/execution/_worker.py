@@ -143,7 +143,7 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
         put({"kind": "done"})
     except TrialPruned:
         put({"kind": "pruned"})
-    except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing lost
+    except BaseException as exc:
         put({"kind": "error", "error": _last_line(exc), "oom": _is_oom(exc), "traceback": traceback.format_exc()})
     finally:
         if joined:
