@@ -63,7 +63,7 @@ def ranks(config: dict[str, Any], trial: Trial) -> None:
         time.sleep(float(config.get("sleep", 0.0)))
         trial.report(
             step,
-            loss=float(trial.rank + step),
+            loss=float(trial.rank + step + config.get("offset", 0)),
             rank=float(trial.rank),
             world=float(trial.world_size),
             checkpoint={"step": step},

@@ -181,6 +181,8 @@ class _Engine:
         if rebuild:
             run.group.rebuild()
         rec = run.record
+        if run.stop_sent is not None:
+            rec.stop_s = round(time.monotonic() - run.stop_sent, 3)
         status, error, tb = run.decided, run.error, None
         if status is None:
             if event["kind"] == "error":

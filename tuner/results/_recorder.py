@@ -34,6 +34,7 @@ class TrialRecord:
     traceback: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     attempts: int = 0  # retries after failures
+    stop_s: float | None = None  # from the decision to stop it until all its processes had left
 
     @property
     def wall_s(self) -> float:
@@ -102,7 +103,7 @@ class Recorder:
             rows.append({
                 "trial_id": rec.trial_id, "status": rec.status, "value": rec.value,
                 "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
-                "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "error": rec.error,
+                "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s, "error": rec.error,
                 **{f"params_{k}": v for k, v in rec.params.items()},
                 **{f"metric_{k}": v for k, v in rec.metrics.items()},
             })

@@ -1,0 +1,135 @@
+"""Trials as DDP jobs of 2 gloo processes on a private Ray: averaging, faults, retries, cleanup."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import tuner
+from tuner.config import load_study
+from tuner.errors import UserError
+
+pytestmark = pytest.mark.slow
+
+
+def study(body: str, **overrides: object) -> tuner.Study:
+    return load_study(text=textwrap.dedent(body), **overrides)  # type: ignore[arg-type]
+
+
+RANKS = """
+name: ranks
+trainable: trainables.toy:ranks
+metric: {name: loss, goal: minimize}
+method: grid
+resources: {workers: 2}
+parameters:
+  steps: {value: 4}
+"""
+
+
+def trial_workers() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if cmd.startswith("ray::TrialWorker"):
+            found.append(proc)
+    return found
+
+
+def no_trial_workers_left(timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while trial_workers():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_metrics_are_averaged_over_ranks(ray_local: None, in_tmp: Path) -> None:
+    out = tuner.run(study(RANKS), quiet=True)
+    history = tuner.load_history(out.folder)
+    assert list(history["step"]) == [1, 2, 3, 4]
+    assert list(history["loss"]) == [1.5, 2.5, 3.5, 4.5]  # mean of rank 0 (step) and rank 1 (step + 1)
+    assert set(history["rank"]) == {0.5} and set(history["world"]) == {2.0}
+    assert tuner.load_results(out.folder)["status"].tolist() == ["finished"]
+    assert no_trial_workers_left()
+
+
+@pytest.mark.parametrize("how", ["exit", "raise"])
+def test_a_failing_rank_fails_the_trial_cleanly_and_the_next_trial_runs(
+    ray_local: None, in_tmp: Path, how: str
+) -> None:
+    body = RANKS + f"  die_rank: {{values: [1, -1]}}\n  die_at: {{value: 2}}\n  how: {{value: {how}}}\n"
+    start = time.monotonic()
+    out = tuner.run(study(body), quiet=True)
+    assert time.monotonic() - start < 60  # nobody waits out a collective's timeout
+    trials = tuner.load_results(out.folder).set_index("params_die_rank")
+    assert trials.loc[1, "status"] == "errored"
+    expected = "rank 1 process died" if how == "exit" else "RuntimeError: rank 1 failed on purpose"
+    assert expected in trials.loc[1, "error"]
+    assert trials.loc[-1, "status"] == "finished"
+    assert no_trial_workers_left()
+
+
+def test_a_killed_rank_is_retried_from_its_checkpoint(ray_local: None, in_tmp: Path) -> None:
+    body = RANKS + "  die_rank: {value: 1}\n  die_at: {value: 3}\nmax_failures: 1\n"
+    out = tuner.run(study(body), quiet=True)
+    trials = tuner.load_results(out.folder)
+    assert trials["status"].tolist() == ["finished"] and trials["attempts"].tolist() == [1]
+    history = tuner.load_history(out.folder)
+    assert list(history["step"]) == [1, 2, 3, 4]  # steps 1-2 kept, 3-4 from the retry, none twice
+    assert (out.folder / "logs" / "t0001.log").exists()
+
+
+def test_pruning_stops_every_rank_and_leaves_no_process(ray_local: None, in_tmp: Path) -> None:
+    body = """
+    name: prune
+    trainable: trainables.toy:ranks
+    metric: {name: loss, goal: minimize}
+    method: grid
+    resources: {workers: 2}
+    early_terminate: {type: asha, max_t: 50, grace_period: 1, reduction_factor: 2}
+    parameters:
+      offset: {values: [0, 1, 2, 3]}
+      steps: {value: 50}
+      sleep: {value: 0.05}
+    """
+    out = tuner.run(study(body), quiet=True)
+    trials = tuner.load_results(out.folder)
+    assert (trials["status"] == "pruned").sum() >= 1
+    stopped = trials[trials["status"].isin(["pruned", "finished"])]
+    assert stopped["stop_s"].max() < 2.0  # every rank gone within 2 s of the decision
+    assert no_trial_workers_left()
+
+
+def test_two_workers_learn_as_well_as_one(ray_local: None, in_tmp: Path) -> None:
+    body = """
+    name: digits_{w}
+    trainable: trainables.digits:train_mlp
+    metric: {{name: val_accuracy, goal: maximize}}
+    method: grid
+    seed: 0
+    resources: {{workers: {w}}}
+    parameters:
+      lr: {{value: 0.005}}
+      hidden: {{value: 128}}
+      batch_size: {{value: 64}}
+      epochs: {{value: 12}}
+    """
+    acc = {}
+    for w in (1, 2):
+        out = tuner.run(study(body.format(w=w)), quiet=True)
+        assert out.best is not None and out.best.value is not None
+        acc[w] = out.best.value
+    assert acc[1] > 0.93 and acc[2] > 0.93
+    assert abs(acc[1] - acc[2]) < 0.03
+
+
+def test_more_workers_than_the_cluster_holds_is_refused_before_the_run(ray_local: None, in_tmp: Path) -> None:
+    with pytest.raises(UserError, match="resources: a trial needs 3 worker"):
+        tuner.run(study(RANKS.replace("workers: 2", "workers: 3")), quiet=True)
+    assert not (in_tmp / "results").exists()
