@@ -3,9 +3,10 @@ Ray Train's TorchTrainer launched from a Tune function (Ray 2.60's documented pa
 
     python benchmarks/ddp_overhead.py [--trials 4] [--epochs 5]
 
-Both run in this one process on the same private Ray with 3 logical CPUs on this 2-core machine
-(the Tune function of the TorchTrainer pattern holds one), one trial at a time. Prints each one's wall time, the time per trial, tuner's fixed cost per
-trial (start to first report minus one epoch, plus tear-down), and the ratio.
+Both run in this one process on the same private Ray with 3 logical CPUs on this 2-core
+machine (the Tune function of the TorchTrainer pattern holds one), one trial at a time. Prints
+each one's wall time and time per trial, tuner's fixed cost per trial (start to first report,
+less one epoch), and the ratio.
 """
 
 from __future__ import annotations
