@@ -1,6 +1,6 @@
 """tuner: hyperparameter tuning for PyTorch on Ray, from one YAML file."""
 
-from tuner._api import run
+from tuner._api import resume, run
 from tuner.config import Study, load_study
 from tuner.errors import ConfigError, StudyFailed, TrialPruned, TunerError, UserError
 from tuner.results import load_best, load_history, load_results
@@ -18,6 +18,7 @@ __all__ = [
     "load_history",
     "load_results",
     "load_study",
+    "resume",
     "run",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The Python entry point behind ``python -m tuner run``."""
+"""The Python entry points behind ``python -m tuner run`` and ``resume``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,29 @@ import random
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from tuner.config import Study, load_study
+from tuner.errors import UserError
 from tuner.results import new_study_dir
+from tuner.results._journal import read_journal
+from tuner.results._state import alive, read_state, unfinished
+from tuner.results._store import STUDY
 
 if TYPE_CHECKING:
     from tuner.execution import Outcomes
+
+BUDGET = ("run_cap", "time_limit", "max_concurrent")  # what a resume may change
+
+
+def _printer(quiet: bool) -> Callable[[str], None]:
+    def say(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    return say
 
 
 def run(
@@ -22,7 +38,6 @@ def run(
     address: str | None = None,
     num_cpus: int | None = None,
     dashboard: bool | None = None,
-    temp_dir: str | None = None,
     seed: int | None = None,
     quiet: bool = False,
     say: Callable[[str], None] | None = None,
@@ -30,28 +45,90 @@ def run(
     """Run a study (a YAML path or a loaded :class:`Study`) and return its outcomes.
 
     Joins the Ray at ``address`` (or ``RAY_ADDRESS``), else starts an embedded one and shuts
-    it down at the end.
+    it down at the end. Refuses to start while an unfinished run of the same name exists.
     """
-    from tuner.execution import connect, execute
-
-    if say is None:
-
-        def say(msg: str) -> None:
-            if not quiet:
-                print(msg, file=sys.stderr, flush=True)
-
+    say = say or _printer(quiet)
     if not isinstance(study, Study):
         study = load_study(study)
+    storage = Path(study.spec.storage).resolve()
+    for existing in sorted(storage.glob(f"{study.name}*")):
+        if existing.name == study.name or existing.name.startswith(f"{study.name}-"):
+            why = unfinished(existing)
+            if why:
+                raise UserError(f"{why}; continue it with: python -m tuner resume {existing} (or give another --name)")
     for notice in study.notices:
         say(notice)
     if seed is None:
         seed = study.spec.seed if study.spec.seed is not None else random.SystemRandom().randrange(2**31)
-    conn = connect(address, num_cpus=num_cpus, dashboard=dashboard, temp_dir=temp_dir)
+    return _execute(study, seed, lambda: new_study_dir(storage, study.name), say, quiet, address, num_cpus, dashboard)
+
+
+def resume(
+    folder: str | os.PathLike[str],
+    *,
+    space: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    dashboard: bool | None = None,
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> Outcomes:
+    """Continue an interrupted run: finished trials stay, unfinished ones continue from their
+    last checkpoint, and the searcher and ASHA's rungs are restored by replaying the journal.
+
+    ``space`` may change the budget (run_cap, time_limit, max_concurrent); any other change
+    is refused unless ``force``.
+    """
+    say = say or _printer(quiet)
+    path = Path(folder).resolve()
+    if not (path / STUDY).exists():
+        raise UserError(f"{folder}: not a tuner results folder (no {STUDY})")
+    state = read_state(path) or {}
+    if state.get("state") == "running" and alive(state) and not force:
+        raise UserError(f"{folder} is being run now (pid {state.get('pid')}); pass --force if it is not")
+    stored: dict[str, Any] = yaml.safe_load((path / STUDY).read_text(encoding="utf-8"))
+    seed = int(stored["seed"])
+    study = load_study(text=yaml.safe_dump(stored), name=stored["name"])
+    if space is not None:
+        new = load_study(space, name=stored["name"])
+        changed = _changes(stored, new.raw)
+        if changed and not force:
+            raise UserError(
+                f"{space}: differs from the run in {', '.join(changed)}; a resume may change only "
+                f"{', '.join(BUDGET)} (pass --force to resume anyway)"
+            )
+        study = new
+    journal = read_journal(path)
+    elapsed = float(state.get("elapsed_s", 0.0))
+    return _execute(study, seed, lambda: path, say, quiet, address, num_cpus, dashboard, journal, elapsed)
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    ignore = {*BUDGET, "name", "seed"}
+    keys = (set(old) | set(new)) - ignore
+    return sorted(k for k in keys if old.get(k) != new.get(k))
+
+
+def _execute(
+    study: Study,
+    seed: int,
+    folder_for: Callable[[], Path],
+    say: Callable[[str], None],
+    quiet: bool,
+    address: str | None,
+    num_cpus: int | None,
+    dashboard: bool | None,
+    journal: list[dict[str, Any]] | None = None,
+    elapsed: float = 0.0,
+) -> Outcomes:
+    from tuner.execution import connect, execute
+
+    conn = connect(address, num_cpus=num_cpus, dashboard=dashboard)
     try:
         if conn.dashboard_url:
             say(f"Ray dashboard: {conn.dashboard_url}")
-        storage = Path(study.spec.storage).resolve()
-        return execute(study, seed, lambda: new_study_dir(storage, study.name), say, quiet=quiet)
+        return execute(study, seed, folder_for, say, quiet=quiet, journal=journal, elapsed=elapsed)
     finally:
         if conn.started_here:
             conn.close()

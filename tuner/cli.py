@@ -7,10 +7,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from tuner.errors import StudyFailed, UserError
+
+if TYPE_CHECKING:
+    from tuner.execution import Outcomes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -27,10 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="study name (overrides name; default: the file's stem)")
     run.add_argument("--storage", help="results folder (overrides storage; default: results)")
     run.add_argument("--seed", type=int, help="study seed (overrides seed)")
-    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
-    run.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-    run.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
-    run.add_argument("--quiet", action="store_true", help="print only the result")
+
+    resume = sub.add_parser("resume", help="continue an interrupted run")
+    resume.add_argument("results", help="the run's results folder")
+    resume.add_argument("--space", help="the study's YAML, to change its budget (run_cap, time_limit, max_concurrent)")
+    resume.add_argument("--force", action="store_true", help="resume even if the YAML changed in more than the budget")
+    for p in (run, resume):
+        p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
+        p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+        p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
+        p.add_argument("--quiet", action="store_true", help="print only the result")
 
     best = sub.add_parser("best", help="print the best configuration of a finished study")
     best.add_argument("results", help="the study's results folder")
@@ -55,27 +65,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         quiet=args.quiet,
     )
+    return _summary(out, study.metric, list(study.space.searchable))
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    import tuner
+
+    out = tuner.resume(
+        args.results,
+        space=args.space,
+        force=args.force,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        dashboard=False if args.no_dashboard else None,
+        quiet=args.quiet,
+    )
+    best = tuner.load_best(out.folder) if out.best else None
+    metric = best["metric"]["name"] if best else "the metric"
+    return _summary(out, metric, list(best["params"]) if best else [])
+
+
+def _summary(out: Outcomes, metric: str, searched: list[str]) -> int:
+    """The end of a run as the user sees it; the exit code."""
+    folder = _shown(out.folder)
     counts = ", ".join(f"{n} {k}" for k, n in out.counts.items() if n)
     print(f"trials: {counts}", file=sys.stderr)
     if out.stop_reason:
         print(f"stopped starting trials: {out.stop_reason}", file=sys.stderr)
     for rec in out.failures[:10]:
-        print(f"  {rec.trial_id} {rec.status}: {rec.error}", file=sys.stderr)
+        log = out.folder / "logs" / f"{rec.trial_id}.log"
+        where = f"  (log: {_shown(log)})" if log.exists() else ""
+        print(f"  {rec.trial_id} {rec.status}: {rec.error}{where}", file=sys.stderr)
     if len(out.failures) > 10:
-        print(f"  ... and {len(out.failures) - 10} more (see {out.folder}/trials.parquet)", file=sys.stderr)
+        print(f"  ... and {len(out.failures) - 10} more (see {folder}/trials.parquet)", file=sys.stderr)
     if out.interrupted:
-        print(f"interrupted; results so far in {out.folder}", file=sys.stderr)
+        print(f"interrupted; continue with: python -m tuner resume {folder}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if out.best is None:
         raise StudyFailed(
-            f"no trial produced a value for {study.metric}; nothing written to best.yaml (logs in {out.folder}/logs)"
+            f"no trial produced a value for {metric}; nothing written to best.yaml (logs in {folder}/logs)"
         )
     best = out.best
-    folder = _shown(out.folder)
-    print(
-        f"best {best.trial_id}: {study.metric}={best.value:.6g}  "
-        + "  ".join(f"{k}={v}" for k, v in best.params.items() if k in study.space.searchable)
-    )
+    shown = "  ".join(f"{k}={v}" for k, v in best.params.items() if k in searched)
+    print(f"best {best.trial_id}: {metric}={best.value:.6g}  {shown}")
     print(f"results: {folder}   (python -m tuner best {folder})")
     return EXIT_OK
 
@@ -114,7 +146,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _cmd_run, "best": _cmd_best, "results": _cmd_results}
+    commands = {"run": _cmd_run, "resume": _cmd_resume, "best": _cmd_best, "results": _cmd_results}
     try:
         return commands[args.command](args)
     except UserError as exc:

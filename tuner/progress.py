@@ -35,7 +35,8 @@ class Progress:
         if self.time_limit:
             parts[0] += f"/{self.time_limit:.0f}s"
         parts.append(
-            f"running {c['running']}  finished {c['finished']}  pruned {c['pruned']}  errored {c['errored'] + c['nan']}"
+            f"running {c['running']}  finished {c['finished']}  pruned {c['pruned']}"
+            f"  failed {c['errored'] + c['nan'] + c['oom']}"
         )
         best = self.recorder.best()
         if best is not None and best.value is not None:

@@ -43,6 +43,7 @@ class Trial:
         emit: Emit | None = None,
         should_stop: Callable[[], bool] | None = None,
         checkpoint: Any = None,
+        accumulation: int = 1,
     ) -> None:
         self.trial_id = trial_id
         self.seed = seed
@@ -53,6 +54,7 @@ class Trial:
         self._emit = emit
         self._should_stop = should_stop or (lambda: False)
         self._checkpoint = checkpoint
+        self.accumulation = accumulation  # micro-batches per optimizer step (doubled after an OOM)
         self._last_step: float | None = None
         self.reports: list[dict[str, Any]] = []  # kept when nothing consumes them (direct calls)
 
@@ -93,17 +95,22 @@ class Trial:
         to_device: bool = True,
         **kwargs: Any,
     ) -> _Loader:
-        """A DataLoader over this rank's shard; ``batch_size`` is the global batch.
+        """A DataLoader over this rank's shard; ``batch_size`` is the global (effective) batch.
 
-        Each rank loads ``batch_size // world_size`` samples per step (a DistributedSampler
-        whose epoch advances every pass, so shuffling differs per epoch and per rank).
-        On CUDA, memory is pinned and batches are copied with ``non_blocking=True``.
+        Each rank loads ``batch_size // (world_size * accumulation)`` samples per micro-batch
+        (a DistributedSampler whose epoch advances every pass, so shuffling differs per epoch
+        and per rank); step the optimizer every ``trial.accumulation`` micro-batches. On
+        CUDA, memory is pinned and batches are copied with ``non_blocking=True``.
         """
         import torch
         from torch.utils.data import DataLoader, DistributedSampler
 
-        if batch_size < self.world_size:
-            raise ValueError(f"batch_size {batch_size} is smaller than the {self.world_size} workers")
+        per_step = batch_size // (self.world_size * self.accumulation)
+        if per_step < 1:
+            raise ValueError(
+                f"batch_size {batch_size} is smaller than the {self.world_size} workers"
+                f" x {self.accumulation} accumulation steps"
+            )
         cuda = self.device.type == "cuda"
         sampler: Any = None
         if self.distributed:
@@ -118,7 +125,7 @@ class Trial:
         generator = torch.Generator().manual_seed(self.seed)
         loader = DataLoader(
             dataset,
-            batch_size=batch_size // self.world_size,
+            batch_size=per_step,
             sampler=sampler,
             shuffle=shuffle and sampler is None,
             drop_last=drop_last,

@@ -135,6 +135,8 @@ class StudySpec(_Strict):
     storage: str = "results"
     resources: Resources = Field(default_factory=Resources)
     max_failures: int = Field(default=0, ge=0)  # retries of a failed trial, from its last checkpoint
+    max_failed_trials: int | None = Field(default=None, ge=0)  # run-wide: stop starting trials past it
+    on_oom: Literal["halve_batch", "infeasible"] = "infeasible"
 
     @field_validator("time_limit", mode="before")
     @classmethod

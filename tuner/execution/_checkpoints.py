@@ -10,7 +10,7 @@ from typing import Any
 class Checkpoints:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._steps: dict[str, float] = {}
+        self.steps: dict[str, float] = {}
 
     def path_of(self, trial_id: str) -> Path | None:
         path = self.folder / f"{trial_id}.pt"
@@ -24,7 +24,7 @@ class Checkpoints:
         tmp = path.with_suffix(".pt.tmp")
         torch.save({"step": step, "state": state}, tmp)
         os.replace(tmp, path)
-        self._steps[trial_id] = step
+        self.steps[trial_id] = step
 
     def load(self, trial_id: str) -> tuple[float | None, Any]:
         """``(step, state)`` of the last checkpoint, or ``(None, None)``; tensors only, no pickle."""

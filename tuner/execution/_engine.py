@@ -1,6 +1,8 @@
 """The study loop: ask the searcher, start trials on reused worker groups, prune, record.
 
-This is the one place where a trial starts (:meth:`_Engine._launch`).
+This is the one place where a trial starts (:meth:`_Engine._start`). Every decision is
+journaled; :meth:`_Engine.replay` feeds a journal back through the same code paths, so a
+resumed study has the searcher, ASHA's rungs and the results exactly where they were.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,14 @@ from tuner.execution._schedulers import Pruner
 from tuner.execution._worker import TrialTask
 from tuner.progress import Progress
 from tuner.results import Recorder, TrialRecord
+from tuner.results._recorder import FAILED
+from tuner.results._state import write_state
 from tuner.searchers import Outcome
 from tuner.space import nest
 
 STOP_GRACE_S = 2.0  # ranks of a stopped trial still running by then are killed and respawned
 FAIL_FAST = 3  # stop starting trials when this many failed and none reported a value
+MAX_HALVINGS = 4  # on_oom: halve_batch retries at most this many times
 
 
 @dataclass
@@ -39,7 +44,7 @@ class _Running:
     decided: str | None = None  # status the driver chose before the trial ended
     error: str | None = None
     stop_sent: float | None = None
-    attempt: int = 0
+    failures: int = 0
 
 
 @dataclass
@@ -53,7 +58,8 @@ class Outcomes:
 
 
 class _Engine:
-    def __init__(self, study: Study, seed: int, folder: Path, quiet: bool) -> None:
+    def __init__(self, study: Study, seed: int, folder: Path, quiet: bool, elapsed: float = 0.0) -> None:
+        import numpy as np
         import ray
 
         spec = study.spec
@@ -62,6 +68,7 @@ class _Engine:
         self.ray = ray
         self.metric = study.metric
         self.sign = -1.0 if study.maximize else 1.0
+        np.random.seed(seed % 2**32)  # ASHA draws a bracket from numpy's global generator
         self.pruner = Pruner(spec.scheduler, study.metric, study.maximize)
         self.searcher = searchers.create(spec.method, study.space, seed, spec.searcher, spec.run_cap)
         self.recorder = Recorder(folder, study.metric, study.maximize)
@@ -71,10 +78,17 @@ class _Engine:
         self.idle: list[WorkerGroup] = []
         self.trials: dict[str, _Running] = {}
         self.streams: dict[Any, _Running] = {}
+        self.resumable: list[str] = []  # unfinished trials of an earlier session, started first
         self.launched = 0
         self.exhausted = False
         self.stop_reason: str | None = None
-        self.deadline = None if spec.time_limit is None else time.monotonic() + spec.time_limit
+        self.elapsed_before = elapsed
+        self.began = time.monotonic()
+        self.deadline = None if spec.time_limit is None else self.began + spec.time_limit - elapsed
+
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.began
 
     # -- the loop --------------------------------------------------------------------------
     def run(self, slots: int) -> None:
@@ -82,7 +96,10 @@ class _Engine:
         paths = path_entries()
         self.groups = [WorkerGroup(res.workers, res.cpu, res.gpu, paths, self.study.trainable) for _ in range(slots)]
         self.idle = list(self.groups)
+        write_state(self.recorder.folder, "running", self.elapsed)
         while True:
+            while self.idle and self.resumable and self.stop_reason is None:
+                self._continue(self.idle.pop(), self.resumable.pop(0))
             while self.idle and self._can_launch():
                 self._launch(self.idle.pop())
             if not self.trials:
@@ -92,7 +109,8 @@ class _Engine:
                 if stream in self.streams:
                     self._next_event(stream)
             self._enforce_limits()
-            self.recorder.flush()
+            if self.recorder.flush():
+                write_state(self.recorder.folder, "running", self.elapsed)
             self.progress.update()
 
     def _can_launch(self) -> bool:
@@ -100,30 +118,58 @@ class _Engine:
         return not self.exhausted and self.stop_reason is None and (cap is None or self.launched < cap)
 
     def _launch(self, group: WorkerGroup) -> None:
-        """Start one trial: the only place trials begin."""
+        """A new trial: the searcher's next configuration."""
         trial_id = f"t{self.launched + 1:04d}"
+        params = self._suggest(trial_id)
+        if params is None:
+            self.idle.append(group)
+            return
+        record = self._open(trial_id, params, time.time())
+        self._start(_Running(record, group, self._task(record)))
+
+    def _suggest(self, trial_id: str) -> dict[str, Any] | None:
         params = self.searcher.suggest(trial_id)
         if params is None:
             self.exhausted = True
-            self.idle.append(group)
-            return
+        return params
+
+    def _open(self, trial_id: str, params: dict[str, Any], started: float) -> TrialRecord:
         self.launched += 1
         flat = self.study.space.complete(params)
-        config = nest(flat)
         trial_seed = (self.seed * 1_000_003 + self.launched) % 2**31
-        record = TrialRecord(trial_id=trial_id, params=flat, config=config, seed=trial_seed)
+        record = TrialRecord(trial_id=trial_id, params=flat, config=nest(flat), seed=trial_seed, started=started)
         self.recorder.start(record)
         self.pruner.add(trial_id)
+        return record
+
+    def _task(self, record: TrialRecord, checkpoint: Any = None, accumulation: int = 1) -> TrialTask:
         res = self.study.spec.resources
-        task = TrialTask(trial_id, self.study.trainable, config, trial_seed, self.pruner.max_t, res.gpu)
-        self._start(_Running(record, group, task))
+        return TrialTask(
+            record.trial_id,
+            self.study.trainable,
+            record.config,
+            record.seed,
+            self.pruner.max_t,
+            res.gpu,
+            checkpoint=checkpoint,
+            accumulation=accumulation,
+        )
 
     def _start(self, run: _Running) -> None:
+        """Start (or restart) a trial on its group's ranks: the one place trials begin."""
         self.trials[run.record.trial_id] = run
         for rank, stream in enumerate(run.group.launch(run.task)):
             run.streams[stream] = rank
             self.streams[stream] = run
 
+    def _continue(self, group: WorkerGroup, trial_id: str) -> None:
+        """Continue a trial an earlier session left unfinished, from its last checkpoint."""
+        record = self.recorder.trials[trial_id]
+        step, state = self.checkpoints.load(trial_id)
+        self.recorder.rewind(trial_id, step, "resumed")
+        self._start(_Running(record, group, self._task(record, state)))
+
+    # -- events ----------------------------------------------------------------------------
     def _next_event(self, stream: Any) -> None:
         run = self.streams[stream]
         rank = run.streams[stream]
@@ -132,11 +178,14 @@ class _Engine:
         except StopIteration:
             event = {"kind": "done"}
         except self.ray.exceptions.RayError as exc:
+            oom = isinstance(exc, self.ray.exceptions.OutOfMemoryError)
+            why = "was killed for using too much host memory" if oom else "died"
             event = {
                 "kind": "error",
-                "error": f"rank {rank} process died ({type(exc).__name__})",
+                "error": f"rank {rank} process {why} ({type(exc).__name__})",
                 "traceback": str(exc),
                 "dead": True,
+                "oom": oom,
             }
         if event["kind"] == "report":
             self._on_report(run, event)
@@ -152,21 +201,28 @@ class _Engine:
     def _on_report(self, run: _Running, event: dict[str, Any]) -> None:
         if run.decided is not None:
             return  # the trial was already stopped; late reports do not count
-        rec, step, metrics = run.record, event["step"], event["metrics"]
+        trial_id, step = run.record.trial_id, event["step"]
         if "checkpoint" in event:
-            self.checkpoints.save(rec.trial_id, step, event["checkpoint"])
+            self.checkpoints.save(trial_id, step, event["checkpoint"])
+            self.recorder.checkpoint(trial_id, step)
+        status, error = self._judge(trial_id, step, event["time"], event["metrics"])
+        if status is not None:
+            self._stop(run, status, error)
+
+    def _judge(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> tuple[Any, Any]:
+        """Record a report and decide whether the trial ends here: ``(status, error)``."""
         if self.metric not in metrics:
             reported = ", ".join(sorted(metrics)) or "nothing"
-            self._stop(run, "errored", f"metric {self.metric!r} was not reported at step {step} (reported: {reported})")
-            return
-        self.recorder.report(rec.trial_id, step, event["time"], metrics)
+            return "errored", f"metric {self.metric!r} was not reported at step {step} (reported: {reported})"
+        self.recorder.report(trial_id, step, elapsed, metrics)
         value = metrics[self.metric]
         if not math.isfinite(value):
-            self._stop(run, "nan", f"{self.metric} is {value} at step {step}")
-        elif self.pruner.reached_budget(step):
-            self._stop(run, "finished")
-        elif self.pruner.should_stop(rec.trial_id, step, value):
-            self._stop(run, "pruned")
+            return "nan", f"{self.metric} is {value} at step {step}"
+        if self.pruner.reached_budget(step):
+            return "finished", None
+        if self.pruner.should_stop(trial_id, step, value):
+            return "pruned", None
+        return None, None
 
     def _stop(self, run: _Running, status: str, error: str | None = None) -> None:
         run.decided, run.error, run.stop_sent = status, error, time.monotonic()
@@ -181,39 +237,64 @@ class _Engine:
         if rebuild:
             run.group.rebuild()
         rec = run.record
-        if run.stop_sent is not None:
-            rec.stop_s = round(time.monotonic() - run.stop_sent, 3)
-        status, error, tb = run.decided, run.error, None
+        stop_s = None if run.stop_sent is None else round(time.monotonic() - run.stop_sent, 3)
+        status, error = run.decided, run.error
         if status is None:
             if event["kind"] == "error":
-                status, error, tb = "errored", event["error"], event.get("traceback")
+                status, error = ("oom" if event.get("oom") else "errored"), event["error"]
             elif rec.iterations == 0:
                 status, error = "errored", f"returned without reporting {self.metric!r}"
             else:
                 status = "finished"
-        if tb:
-            self._write_log(rec.trial_id, run.attempt, tb)
-        if status == "errored" and run.decided is None and run.attempt < self.study.spec.max_failures:
-            self._retry(run, error)
+        if event.get("traceback"):
+            self._write_log(rec.trial_id, rec.attempts, event["traceback"])
+        if run.decided is None and self._retry(run, status, error):
             return
-        self.recorder.end(rec.trial_id, status, error, tb)
-        last = {"step": rec.step, self.metric: rec.value} if status in ("finished", "pruned", "stopped") else None
-        self.pruner.remove(rec.trial_id, last if rec.value is not None else None)
-        value = None if rec.value is None or status in ("errored", "nan") else self.sign * rec.value
-        state = "complete" if status == "finished" else "failed" if value is None else "pruned"
-        self.searcher.tell(rec.trial_id, Outcome(value, state, rec.step))  # type: ignore[arg-type]
+        self._finish(rec.trial_id, status, error, stop_s=stop_s, peak_gpu_mb=event.get("peak_gpu_mb"))
         self.idle.append(run.group)
-        self._check_goals(rec)
 
-    def _retry(self, run: _Running, error: str | None) -> None:
-        """Run a failed trial again on the same group, from its last checkpoint."""
+    def _retry(self, run: _Running, status: str, error: str | None) -> bool:
+        """Run a failed trial again on the same group, from its last checkpoint, if allowed."""
+        accumulation = run.task.accumulation
+        if status == "oom" and self.study.spec.on_oom == "halve_batch":
+            if accumulation >= 2**MAX_HALVINGS:
+                return False
+            accumulation *= 2
+        elif status != "errored" or run.failures >= self.study.spec.max_failures:
+            return False
         step, state = self.checkpoints.load(run.record.trial_id)
-        self.recorder.rewind(run.record.trial_id, step)
+        self.recorder.rewind(run.record.trial_id, step, error)
         run.record.attempts += 1
-        retry = _Running(
-            run.record, run.group, TrialTask(**{**run.task.__dict__, "checkpoint": state}), attempt=run.attempt + 1
+        failures = run.failures + (status == "errored")
+        self._start(
+            _Running(
+                run.record, run.group, replace(run.task, checkpoint=state, accumulation=accumulation), failures=failures
+            )
         )
-        self._start(retry)
+        return True
+
+    def _finish(
+        self,
+        trial_id: str,
+        status: str,
+        error: str | None,
+        *,
+        at: float | None = None,
+        stop_s: float | None = None,
+        peak_gpu_mb: float | None = None,
+    ) -> None:
+        """Record the end of a trial and tell the searcher and the scheduler (live and in replay)."""
+        self.recorder.end(trial_id, status, error, at=at, stop_s=stop_s, peak_gpu_mb=peak_gpu_mb)
+        rec = self.recorder.trials[trial_id]
+        last = {"step": rec.step, self.metric: rec.value} if status in ("finished", "pruned", "stopped") else None
+        self.pruner.remove(trial_id, last if rec.value is not None else None)
+        value = None if rec.value is None or status in FAILED else self.sign * rec.value
+        if status == "oom":
+            state = "infeasible"
+        else:
+            state = "complete" if status == "finished" else "failed" if value is None else "pruned"
+        self.searcher.tell(trial_id, Outcome(value, state, rec.step))  # type: ignore[arg-type]
+        self._check_goals(rec)
 
     def _write_log(self, trial_id: str, attempt: int, text: str) -> None:
         logs = self.recorder.folder / "logs"
@@ -222,7 +303,8 @@ class _Engine:
         (logs / name).write_text(text, encoding="utf-8")
 
     def _check_goals(self, rec: TrialRecord) -> None:
-        target = self.study.spec.metric.target
+        spec = self.study.spec
+        target = spec.metric.target
         hit = (
             rec.value is not None
             and target is not None
@@ -230,8 +312,9 @@ class _Engine:
         )
         if rec.status == "finished" and hit:
             self._halt(f"{self.metric} reached its target {target} in {rec.trial_id}")
-        counts = self.recorder.counts()
-        failed = counts["errored"] + counts["nan"]
+        failed = sum(self.recorder.counts()[s] for s in FAILED)
+        if spec.max_failed_trials is not None and failed > spec.max_failed_trials:
+            self._halt(f"{failed} trials failed, more than max_failed_trials ({spec.max_failed_trials})")
         if failed >= FAIL_FAST and not any(
             r.value is not None and math.isfinite(r.value) for r in self.recorder.trials.values()
         ):
@@ -252,12 +335,57 @@ class _Engine:
             if run.stop_sent is not None and now - run.stop_sent > STOP_GRACE_S:
                 self._end(run, {"kind": "done"}, rebuild=True)  # it ignored the stop: kill its ranks
 
+    # -- resume ----------------------------------------------------------------------------
+    def replay(self, events: list[dict[str, Any]]) -> list[str]:
+        """Rebuild the state a journal describes; returns the trials left to continue."""
+        decided: dict[str, tuple[str, str | None]] = {}
+        diverged = []
+        self.recorder.replaying = True
+        try:
+            for ev in events:
+                kind, trial_id = ev.get("e"), ev.get("trial", "")
+                if kind == "start":
+                    params = {k: v for k, v in ev["params"].items() if k in self.study.space.searchable}
+                    suggested = self.searcher.suggest(trial_id)
+                    if suggested != params:
+                        diverged.append(trial_id)
+                    self._open(trial_id, params, ev["t"])
+                elif kind == "report" and trial_id not in decided:
+                    status, error = self._judge(trial_id, ev["step"], ev["time"], ev["metrics"])
+                    if status is not None:
+                        decided[trial_id] = (status, error)
+                elif kind == "retry":
+                    decided.pop(trial_id, None)
+                    self.recorder.rewind(trial_id, ev["step"], ev.get("error"))
+                    if ev.get("error") != "resumed":
+                        self.recorder.trials[trial_id].attempts += 1
+                elif kind == "end":
+                    decided.pop(trial_id, None)
+                    self._finish(
+                        trial_id,
+                        ev["status"],
+                        ev.get("error"),
+                        at=ev.get("t"),
+                        stop_s=ev.get("stop_s"),
+                        peak_gpu_mb=ev.get("peak_gpu_mb"),
+                    )
+                elif kind == "ckpt":
+                    self.checkpoints.steps[trial_id] = ev["step"]
+        finally:
+            self.recorder.replaying = False
+        for trial_id, (status, error) in decided.items():  # decided, but the driver died before the end
+            self._finish(trial_id, status, error)
+        self.exhausted = False
+        if diverged:
+            self.recorder.notes.append(f"the searcher's replay differed at {', '.join(diverged[:5])}")
+        return [t for t, r in self.recorder.trials.items() if r.status == "running"]
+
     def interrupt(self) -> None:
-        """End every running trial as ``stopped``."""
+        """Stop now, leaving running trials open in the journal so that ``resume`` continues them."""
         for run in list(self.trials.values()):
-            if run.decided is None:
-                run.decided, run.error = "stopped", "interrupted"
-            self._end(run, {"kind": "done"}, rebuild=False)
+            for stream in list(run.streams):
+                del self.streams[stream]
+            del self.trials[run.record.trial_id]
 
     def release(self) -> None:
         """Free the workers and their placement groups now, not when handles are collected."""
@@ -281,17 +409,29 @@ def plan_slots(study: Study) -> int:
 
 
 def execute(
-    study: Study, seed: int, folder_for: Callable[[], Path], say: Callable[[str], None], quiet: bool = False
+    study: Study,
+    seed: int,
+    folder_for: Callable[[], Path],
+    say: Callable[[str], None],
+    quiet: bool = False,
+    journal: list[dict[str, Any]] | None = None,
+    elapsed: float = 0.0,
 ) -> Outcomes:
-    """Run ``study`` on the connected Ray; results go to the folder ``folder_for()`` makes."""
-    slots = plan_slots(study)
+    """Run ``study`` on the connected Ray into ``folder_for()``; with ``journal``, continue that run."""
+    slots = plan_slots(study)  # before any file is written: a refusal leaves nothing behind
     folder = folder_for()
-    engine = _Engine(study, seed, folder, quiet)
-    engine.recorder.save_study({**study.raw, "name": study.name, "seed": seed})
+    engine = _Engine(study, seed, folder, quiet, elapsed)
+    if journal is None:
+        engine.recorder.save_study({**study.raw, "name": study.name, "seed": seed})
+    else:
+        engine.resumable = engine.replay(journal)
+        done = sum(1 for r in engine.recorder.trials.values() if r.status != "running")
+        say(f"resuming {study.name}: {done} trial(s) done, {len(engine.resumable)} to continue")
     workers = study.spec.resources.workers
     shape = f"{workers} DDP workers" if workers > 1 else "1 process"
     say(f"running {study.name}: method {study.spec.method}, {slots} trial(s) at a time, {shape} each -> {folder}")
     interrupted = False
+    info = {"study": study.name, "study_seed": seed}
     try:
         engine.run(slots)
     except KeyboardInterrupt:
@@ -299,11 +439,14 @@ def execute(
         engine.interrupt()
     except BaseException:
         engine.interrupt()  # a fault of ours: keep every finished trial, then report it
-        engine.recorder.finish({"study": study.name, "study_seed": seed})
+        engine.recorder.finish(info)
+        write_state(folder, "interrupted", engine.elapsed)
         raise
     finally:
         engine.release()
         engine.progress.close()
-    best = engine.recorder.finish({"study": study.name, "study_seed": seed}, engine.checkpoints.path_of)
-    failures = [r for r in engine.recorder.trials.values() if r.status in ("errored", "nan")]
+    best = engine.recorder.finish(info, engine.checkpoints.path_of)
+    engine.recorder.journal.close()
+    write_state(folder, "interrupted" if interrupted else "done", engine.elapsed)
+    failures = [r for r in engine.recorder.trials.values() if r.status in FAILED]
     return Outcomes(folder, best, engine.recorder.counts(), failures, interrupted, engine.stop_reason)

@@ -52,6 +52,7 @@ class TrialTask:
     master: tuple[str, int] | None = None
     backend: str = "gloo"
     checkpoint: Any = None
+    accumulation: int = 1  # gradient accumulation steps; doubled by each out-of-memory retry
 
 
 class TrialWorker:
@@ -138,13 +139,23 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             emit=emit if task.rank == 0 else None,
             should_stop=stop.is_set,
             checkpoint=task.checkpoint,
+            accumulation=task.accumulation,
         )
+        _reset_gpu_peak()
         fn(task.config, trial)
-        put({"kind": "done"})
+        put({"kind": "done", **_gpu_peak()})
     except TrialPruned:
-        put({"kind": "pruned"})
-    except BaseException as exc:
-        put({"kind": "error", "error": _last_line(exc), "oom": _is_oom(exc), "traceback": traceback.format_exc()})
+        put({"kind": "pruned", **_gpu_peak()})
+    except BaseException as exc:  # everything is reported, nothing lost
+        put(
+            {
+                "kind": "error",
+                "error": _last_line(exc),
+                "oom": _is_oom(exc),
+                "traceback": traceback.format_exc(),
+                **_gpu_peak(),
+            }
+        )
     finally:
         if joined:
             import torch.distributed as dist
@@ -162,9 +173,37 @@ def _is_oom(exc: BaseException) -> bool:
     return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
+def _cuda() -> Any:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda
+    return None
+
+
+def _reset_gpu_peak() -> None:
+    if (cuda := _cuda()) is not None:
+        cuda.reset_peak_memory_stats()
+
+
+def _gpu_peak() -> dict[str, float]:
+    """Peak memory torch allocated in this trial, and the device's use (nvidia-ml-py) if present."""
+    cuda = _cuda()
+    if cuda is None:
+        return {}
+    out = {"peak_gpu_mb": round(cuda.max_memory_allocated() / 2**20, 1)}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(cuda.current_device())
+        out["device_used_mb"] = round(pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20, 1)
+    except Exception:  # optional: without NVML there is no device number
+        pass
+    return out
+
+
 def _free_memory() -> None:
     """Drop what the last trial left behind, so the next one starts clean."""
     gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
+    if (cuda := _cuda()) is not None:
+        cuda.empty_cache()

@@ -12,9 +12,11 @@ from typing import Any
 import pandas as pd
 
 from tuner.results._best import best_row
+from tuner.results._journal import Journal
 from tuner.results._store import BEST, HISTORY, STUDY, TRIALS, write_frame, write_yaml
 
-STATUSES = ("running", "finished", "pruned", "errored", "nan", "stopped")
+STATUSES = ("running", "finished", "pruned", "errored", "nan", "oom", "stopped")
+FAILED = ("errored", "nan", "oom")
 
 
 @dataclass
@@ -31,10 +33,10 @@ class TrialRecord:
     started: float = field(default_factory=time.time)
     ended: float | None = None
     error: str | None = None
-    traceback: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     attempts: int = 0  # retries after failures
     stop_s: float | None = None  # from the decision to stop it until all its processes had left
+    peak_gpu_mb: float | None = None
 
     @property
     def wall_s(self) -> float:
@@ -52,12 +54,21 @@ class Recorder:
         self.trials: dict[str, TrialRecord] = {}
         self.history: list[dict[str, Any]] = []
         self._flushed = 0.0
+        self.journal = Journal(folder / "journal.jsonl")
+        self.replaying = False  # while ``resume`` replays the journal, nothing is written to it
+        self.notes: list[str] = []
+
+    def _log(self, event: dict[str, Any]) -> None:
+        if not self.replaying:
+            self.journal.write(event)
 
     def save_study(self, resolved: dict[str, Any]) -> None:
         write_yaml(self.folder / STUDY, resolved)
 
     def start(self, record: TrialRecord) -> None:
         self.trials[record.trial_id] = record
+        self._log({"e": "start", "trial": record.trial_id, "params": record.params, "seed": record.seed,
+                   "t": record.started})
 
     def report(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> None:
         rec = self.trials[trial_id]
@@ -72,9 +83,15 @@ class Recorder:
             ):
                 rec.best_value = value
         self.history.append({"trial_id": trial_id, "step": step, "time_s": elapsed, **metrics})
+        self._log({"e": "report", "trial": trial_id, "step": step, "time": elapsed, "metrics": metrics})
 
-    def rewind(self, trial_id: str, step: float | None) -> None:
+    def checkpoint(self, trial_id: str, step: float) -> None:
+        self._log({"e": "ckpt", "trial": trial_id, "step": step})
+
+    def rewind(self, trial_id: str, step: float | None, error: str | None = None) -> None:
         """Forget a trial's reports after ``step`` (all of them for ``None``): it resumes from there."""
+        self._log({"e": "retry", "trial": trial_id, "step": step, "error": error})
+        replaying, self.replaying = self.replaying, True
         own = [h for h in self.history if h["trial_id"] == trial_id and step is not None and h["step"] <= step]
         self.history = [h for h in self.history if h["trial_id"] != trial_id]
         rec = self.trials[trial_id]
@@ -82,13 +99,17 @@ class Recorder:
         for row in own:
             metrics = {k: v for k, v in row.items() if k not in ("trial_id", "step", "time_s")}
             self.report(trial_id, row["step"], row["time_s"], metrics)
+        self.replaying = replaying
 
-    def end(self, trial_id: str, status: str, error: str | None = None, tb: str | None = None) -> None:
+    def end(self, trial_id: str, status: str, error: str | None = None, *, at: float | None = None,
+            stop_s: float | None = None, peak_gpu_mb: float | None = None) -> None:
         rec = self.trials[trial_id]
-        rec.status = status
-        rec.ended = time.time()
-        rec.error = error
-        rec.traceback = tb
+        rec.status, rec.error = status, error
+        rec.ended = at or time.time()
+        rec.stop_s = stop_s if stop_s is not None else rec.stop_s
+        rec.peak_gpu_mb = peak_gpu_mb if peak_gpu_mb is not None else rec.peak_gpu_mb
+        self._log({"e": "end", "trial": trial_id, "status": status, "error": error, "t": rec.ended,
+                   "stop_s": rec.stop_s, "peak_gpu_mb": rec.peak_gpu_mb})
         self.flush()
 
     def counts(self) -> dict[str, int]:
@@ -103,7 +124,8 @@ class Recorder:
             rows.append({
                 "trial_id": rec.trial_id, "status": rec.status, "value": rec.value,
                 "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
-                "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s, "error": rec.error,
+                "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s,
+                "peak_gpu_mb": rec.peak_gpu_mb, "error": rec.error,
                 **{f"params_{k}": v for k, v in rec.params.items()},
                 **{f"metric_{k}": v for k, v in rec.metrics.items()},
             })
@@ -116,14 +138,17 @@ class Recorder:
         row = best_row(self.trials_frame(), self.maximize)
         return None if row is None else self.trials[str(row["trial_id"])]
 
-    def flush(self, force: bool = False) -> None:
+    def flush(self, force: bool = False) -> bool:
+        """Write the snapshot files (and sync the journal); ``False`` when it was too soon."""
         now = time.monotonic()
         if not force and now - self._flushed < self.every:
-            return
+            return False
         self._flushed = now
+        self.journal.sync()
         write_frame(self.folder / TRIALS, _storable(self.trials_frame()))
         write_frame(self.folder / HISTORY, pd.DataFrame(self.history, columns=None if self.history else
                                                          ["trial_id", "step", "time_s"]))
+        return True
 
     def finish(
         self, study_info: dict[str, Any], checkpoint_of: Callable[[str], Path | None] | None = None
