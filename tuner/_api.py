@@ -89,7 +89,7 @@ def resume(
         raise UserError(f"{folder} is being run now (pid {state.get('pid')}); pass --force if it is not")
     stored: dict[str, Any] = yaml.safe_load((path / STUDY).read_text(encoding="utf-8"))
     seed = int(stored["seed"])
-    study = load_study(text=yaml.safe_dump(stored), name=stored["name"])
+    study = load_study(text=yaml.safe_dump(stored, sort_keys=False), name=stored["name"])
     if space is not None:
         new = load_study(space, name=stored["name"])
         changed = _changes(stored, new.raw)

@@ -47,7 +47,8 @@ def new_study_dir(storage: Path, name: str) -> Path:
             candidate.mkdir()
             return candidate
         except FileExistsError:
-            continue
+            if not any(candidate.iterdir()):  # left empty by a run killed as it began
+                return candidate
     raise RuntimeError(f"too many runs named {name!r} in {storage}")
 
 
