@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -59,10 +60,8 @@ def _end_session_processes(ray_tmp: Path) -> None:
         except OSError:
             continue
         if marker in environ.split(b"\0"):
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def _cli(args: list[str], cwd: Path, ray_tmp: Path) -> subprocess.Popen[str]:
