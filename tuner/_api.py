@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,7 @@ def resume(
     *,
     space: str | os.PathLike[str] | None = None,
     force: bool = False,
+    allow_modules: Sequence[str] = (),
     address: str | None = None,
     num_cpus: int | None = None,
     dashboard: bool | None = None,
@@ -89,9 +90,9 @@ def resume(
         raise UserError(f"{folder} is being run now (pid {state.get('pid')}); pass --force if it is not")
     stored: dict[str, Any] = yaml.safe_load((path / STUDY).read_text(encoding="utf-8"))
     seed = int(stored["seed"])
-    study = load_study(text=yaml.safe_dump(stored, sort_keys=False), name=stored["name"])
+    study = load_study(text=yaml.safe_dump(stored, sort_keys=False), name=stored["name"], allow_modules=allow_modules)
     if space is not None:
-        new = load_study(space, name=stored["name"])
+        new = load_study(space, name=stored["name"], allow_modules=allow_modules)
         changed = _changes(stored, new.raw)
         if changed and not force:
             raise UserError(

@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--space", help="the study's YAML, to change its budget (run_cap, time_limit, max_concurrent)")
     resume.add_argument("--force", action="store_true", help="resume even if the YAML changed in more than the budget")
     for p in (run, resume):
+        p.add_argument(
+            "--allow-module",
+            action="append",
+            default=[],
+            metavar="PREFIX",
+            help="also allow trainables from modules under PREFIX (default: trainables)",
+        )
         p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
         p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
         p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
@@ -56,7 +63,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import tuner
     from tuner.config import load_study
 
-    study = load_study(args.space, trainable=args.trainable, run_cap=args.run_cap, name=args.name, storage=args.storage)
+    study = load_study(
+        args.space,
+        trainable=args.trainable,
+        run_cap=args.run_cap,
+        name=args.name,
+        storage=args.storage,
+        allow_modules=args.allow_module,
+    )
     out = tuner.run(
         study,
         address=args.address,
@@ -75,6 +89,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         args.results,
         space=args.space,
         force=args.force,
+        allow_modules=args.allow_module,
         address=args.address,
         num_cpus=args.num_cpus,
         dashboard=False if args.no_dashboard else None,

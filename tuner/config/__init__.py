@@ -1,7 +1,8 @@
 """Reading study files: strict YAML, one schema, one frozen :class:`Study`."""
 
-from tuner.config._load import Study, import_trainable, load_study
+from tuner.config._load import Study, load_study
 from tuner.config._schema import Asha, Hyperband, Median, Metric, Resources, StudySpec, parse_duration
+from tuner.config._trainable import allowed_modules, import_trainable, reported_metrics
 from tuner.config._yaml import parse_yaml, read_yaml
 
 __all__ = [
@@ -12,9 +13,11 @@ __all__ = [
     "Resources",
     "Study",
     "StudySpec",
+    "allowed_modules",
     "import_trainable",
     "load_study",
     "parse_duration",
     "parse_yaml",
     "read_yaml",
+    "reported_metrics",
 ]

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
-import sys
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ from pydantic import ValidationError
 
 from tuner import searchers
 from tuner.config._schema import IGNORED_KEYS, StudySpec, pydantic_problems
+from tuner.config._trainable import allowed_modules, check_trainable
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
 from tuner.space import Space, parse_parameters
@@ -50,6 +48,7 @@ def load_study(
     name: str | None = None,
     storage: str | None = None,
     check_import: bool = True,
+    allow_modules: Sequence[str] = (),
 ) -> Study:
     """Read, validate and freeze a study file (or ``text``); raise :class:`ConfigError`."""
     source = str(path) if path is not None else "<string>"
@@ -66,7 +65,8 @@ def load_study(
     except ValidationError as exc:
         problems += pydantic_problems(exc)
     space, space_problems = parse_parameters(data.get("parameters"))
-    problems += space_problems
+    if isinstance(data.get("parameters"), dict):  # otherwise the schema has said so already
+        problems += space_problems
 
     if spec is not None:
         if not space_problems:
@@ -74,7 +74,7 @@ def load_study(
         if spec.trainable is None:
             problems.append(Problem("trainable", "is required (in the YAML or as --trainable)"))
         elif check_import:
-            problems += _check_trainable(spec.trainable)
+            problems += check_trainable(spec.trainable, spec.metric.name, allowed_modules(allow_modules))
         finite = spec.method == "grid" or not space.searchable or set(space.searchable) == set(space.grid_axes)
         if spec.run_cap is None and spec.time_limit is None and not finite:
             problems.append(
@@ -93,31 +93,3 @@ def load_study(
         raw=data,
         notices=tuple(notices),
     )
-
-
-def import_trainable(dotted: str) -> Callable[..., Any]:
-    """``pkg.module:function`` (or ``pkg.module.function``) -> the function."""
-    module_name, _, attr = dotted.partition(":") if ":" in dotted else dotted.rpartition(".")
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    module = importlib.import_module(module_name)
-    fn = getattr(module, attr, None)
-    if fn is None:
-        raise AttributeError(f"module {module_name!r} has no attribute {attr!r}")
-    if not callable(fn):
-        raise TypeError(f"{dotted!r} is not callable")
-    return fn
-
-
-def _check_trainable(dotted: str) -> list[Problem]:
-    try:
-        fn = import_trainable(dotted)
-    except Exception as exc:
-        return [Problem("trainable", f"cannot import {dotted!r}: {type(exc).__name__}: {exc}")]
-    try:
-        inspect.signature(fn).bind(object(), object())
-    except TypeError:
-        return [Problem("trainable", f"{dotted!r} must take (config, trial)")]
-    except ValueError:
-        pass  # builtins without a signature: let the trial tell
-    return []

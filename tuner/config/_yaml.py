@@ -17,7 +17,14 @@ from tuner.errors import ConfigError, Problem
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # Aliases are refused: a few lines of them expand to billions of values ("billion laughs").
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed; write the value out", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
 
 # Booleans: YAML 1.2 core schema only.
