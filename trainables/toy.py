@@ -68,3 +68,17 @@ def ranks(config: dict[str, Any], trial: Trial) -> None:
             world=float(trial.world_size),
             checkpoint={"step": step},
         )
+
+
+def memory_hungry(config: dict[str, Any], trial: Trial) -> None:
+    """Raises torch's real CUDA out-of-memory error until the per-step batch is small enough.
+
+    ``batch_size // trial.accumulation`` must be at most ``fits``; reports the accumulation used.
+    """
+    import torch
+
+    per_step = int(config.get("batch_size", 64)) // trial.accumulation
+    if per_step > int(config.get("fits", 64)):
+        raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate a batch of {per_step}")
+    for step in range(1, 3):
+        trial.report(step, loss=float(config.get("x", 1.0)) / step, accumulation=float(trial.accumulation))

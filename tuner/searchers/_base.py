@@ -26,7 +26,7 @@ class Outcome:
     """What a finished trial tells its searcher. ``value`` is always to be minimised."""
 
     value: float | None
-    state: Literal["complete", "pruned", "failed"]
+    state: Literal["complete", "pruned", "failed", "infeasible"]  # infeasible: ran out of memory
     step: float | None = None
 
 

@@ -134,6 +134,13 @@ class GPSearcher(Searcher):
     def tell(self, trial_id: str, outcome: Outcome) -> None:
         config = self._configs.pop(trial_id, None)
         self._pending.pop(trial_id, None)
-        if config is None or outcome.value is None or not math.isfinite(outcome.value):
+        if config is None:
+            return
+        if outcome.state == "infeasible":
+            # Infeasible (out of memory): record it as the worst seen, so the GP steers away.
+            if self._observed:
+                self._observed.append((self._encode(config), min(t for _, t in self._observed)))
+            return
+        if outcome.value is None or not math.isfinite(outcome.value):
             return
         self._observed.append((self._encode(config), -outcome.value))

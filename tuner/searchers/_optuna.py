@@ -104,8 +104,14 @@ class OptunaSearcher(Searcher):
             return
         config = self._decode(trial.params)
         value = outcome.value
+        if outcome.state == "infeasible":  # out of memory: as bad as the worst trial seen, so TPE avoids it
+            done = [t.value for t in self._study.trials if t.value is not None]
+            value = max(done) if done else None
         if value is None or not math.isfinite(value) or outcome.state == "failed":
             self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return
+        if outcome.state == "infeasible":
+            self._study.tell(trial, value)
             return
         self._values[config_key(config)] = value
         if outcome.state == "pruned":
