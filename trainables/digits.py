@@ -96,11 +96,13 @@ def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
     for epoch in range(first, epochs + 1):
         model.train()
         total, count = 0.0, 0
-        for x, y in train:
-            optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
+        for i, (x, y) in enumerate(train, start=1):
             loss = loss_fn(model(x), y)
-            loss.backward()
-            optimizer.step()
+            (loss / trial.accumulation).backward()  # accumulation > 1 after an out-of-memory retry
+            if i % trial.accumulation == 0 or i == len(train):
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
             total, count = total + loss.item() * len(y), count + len(y)
         model.eval()
         val_loss, correct, seen = 0.0, 0, 0

@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
         p.add_argument("--quiet", action="store_true", help="print only the result")
 
+    plan = sub.add_parser("plan", help="check a study and show what it will run, without running it")
+    plan.add_argument("space", help="the study's YAML file")
+    plan.add_argument("--trainable", help="dotted path of the training function (overrides the YAML)")
+    plan.add_argument("--smoke", action="store_true", help="also run one step of the first trial, here")
+    plan.add_argument("--address", help="check the resources against this Ray cluster (default: this machine)")
+    plan.add_argument("--allow-module", action="append", default=[], metavar="PREFIX")
+
     best = sub.add_parser("best", help="print the best configuration of a finished study")
     best.add_argument("results", help="the study's results folder")
     best.add_argument("--format", choices=["yaml", "json"], default="yaml")
@@ -135,6 +142,29 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from tuner.config import load_study
+    from tuner.plan import describe, local_capacity, make_plan, smoke
+
+    study = load_study(args.space, trainable=args.trainable, allow_modules=args.allow_module)
+    res = study.spec.resources
+    if args.address:
+        from tuner.execution import capacity, connect
+
+        conn = connect(args.address)
+        try:
+            places, where = capacity(res.cpu, res.gpu), f"the Ray cluster at {args.address}"
+        finally:
+            conn.close()
+    else:
+        places, where = local_capacity(res.cpu, res.gpu), "this machine (embedded Ray)"
+    plan = make_plan(study, places, where)
+    if args.smoke:
+        plan.smoke = smoke(study)
+    print(describe(study, plan))
+    return EXIT_OK
+
+
 def _cmd_best(args: argparse.Namespace) -> int:
     from tuner.results import load_best
 
@@ -161,7 +191,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _cmd_run, "resume": _cmd_resume, "best": _cmd_best, "results": _cmd_results}
+    commands = {"run": _cmd_run, "resume": _cmd_resume, "plan": _cmd_plan, "best": _cmd_best, "results": _cmd_results}
     try:
         return commands[args.command](args)
     except UserError as exc:

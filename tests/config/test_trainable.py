@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from trainables import digits, toy
 from tuner.config import allowed_modules, load_study, reported_metrics
 from tuner.config._trainable import is_allowed
 from tuner.errors import ConfigError
-from trainables import digits, toy
 
 STUDY = """
 trainable: {trainable}
@@ -42,6 +42,6 @@ def test_more_modules_come_from_the_command_line_or_pyproject(tmp_path: Path) ->
 
 def test_a_module_outside_the_prefixes_is_not_even_imported() -> None:
     text = textwrap.dedent(STUDY.format(trainable="tests.elsewhere:train"))
-    with pytest.raises(ConfigError, match="module 'tests.elsewhere' is not allowed to run"):
+    with pytest.raises(ConfigError, match=r"module 'tests\.elsewhere' is not allowed to run"):
         load_study(text=text)
     assert load_study(text=text, allow_modules=["tests"]).trainable == "tests.elsewhere:train"

@@ -69,9 +69,11 @@ def test_infeasible_configurations_count_as_the_worst(method: str) -> None:
     assert first is not None and second is not None
     searcher.tell("a", Outcome(0.5, "complete", 1))
     searcher.tell("b", Outcome(None, "infeasible"))
-    if method == "bayes":
-        targets = [t for _, t in searcher._observed]  # type: ignore[attr-defined]
-    else:
-        targets = [-t.value for t in searcher._study.trials]  # type: ignore[attr-defined]
+    observed: list[float] = (
+        [t for _, t in searcher._observed]  # type: ignore[attr-defined]
+        if method == "bayes"
+        else [-t.value for t in searcher._study.trials]  # type: ignore[attr-defined]
+    )
+    targets = observed
     assert targets == [-0.5, -0.5]  # the infeasible point counts as the worst seen
     assert searcher.suggest("c") is not None

@@ -1,6 +1,6 @@
 """The search space, owned here and converted to each library by its searcher."""
 
-from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter, describe
+from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter, describe, summary
 from tuner.space._parse import DISTRIBUTIONS, parse_parameters
 from tuner.space._space import Space, config_key, flatten, grid_product, nest
 
@@ -19,4 +19,5 @@ __all__ = [
     "grid_product",
     "nest",
     "parse_parameters",
+    "summary",
 ]

@@ -152,3 +152,20 @@ def describe(param: Parameter) -> str:
     if isinstance(param, Int):
         return f"integer range [{param.low}, {param.high}]"
     return type(param).__name__.lower()
+
+
+def summary(param: Parameter) -> str:
+    """How a parameter reads to a person: ``log-uniform [0.0001, 0.1]``, ``one of a, b``."""
+    axis = ", grid axis" if param.grid else ""
+    if isinstance(param, Constant):
+        return f"{param.value!r}"
+    if isinstance(param, Categorical):
+        probs = f" with probabilities {list(param.probabilities)}" if param.probabilities else ""
+        return f"one of {', '.join(map(str, param.values))}{probs}{axis}"
+    if isinstance(param, Int):
+        return f"integer in [{param.low}, {param.high}]{axis}"
+    if isinstance(param, Float):
+        kind = "log-uniform" if param.log else "uniform"
+        step = f" in steps of {param.q:g}" if param.q is not None else ""
+        return f"{kind} in [{param.low:g}, {param.high:g}]{step}{axis}"
+    return f"{'log-' if param.log else ''}normal(mu={param.mu:g}, sigma={param.sigma:g})"

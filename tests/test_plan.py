@@ -1,0 +1,53 @@
+"""``plan``: checks and arithmetic before any compute, without starting Ray."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tuner.cli import main
+from tuner.config import load_study
+from tuner.plan import make_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_asha_rungs_and_compute(capsys: pytest.CaptureFixture[str]) -> None:
+    import ray
+
+    assert main(["plan", str(ROOT / "search_spaces" / "digits_mlp.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "trials: 24;" in out
+    assert "  4: 24\n  12: 8\n  30 (max_t): 3" in out
+    assert "at most 720 trial-steps (about 214 with ASHA pruning)" in out
+    assert "lr: log-uniform in [0.0001, 0.03]" in out
+    assert not ray.is_initialized()
+
+
+def test_grid_size_and_concurrency() -> None:
+    study = load_study(ROOT / "search_spaces" / "toy_grid.yaml")
+    plan = make_plan(study, places=8, where="a test cluster")
+    assert plan.trials == 6 and plan.slots == 6 and plan.rungs == []
+    assert make_plan(study, places=3, where="x").slots == 3
+
+
+def test_smoke_runs_one_step_here(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(ROOT / "search_spaces" / "toy.yaml"), "--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "smoke trial: first report in" in out and "loss=" in out
+
+
+def test_more_workers_than_this_machine_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    space = tmp_path / "big.yaml"
+    space.write_text(textwrap.dedent("""
+        trainable: trainables.toy:ranks
+        metric: {name: loss, goal: minimize}
+        method: grid
+        resources: {workers: 64, cpus_per_worker: 4}
+        parameters:
+          steps: {value: 1}
+    """))
+    assert main(["plan", str(space)]) == 2
+    assert "resources: a trial needs 64 worker(s) of 4 CPU each; this machine" in capsys.readouterr().err
