@@ -41,13 +41,15 @@ def test_smoke_runs_one_step_here(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_more_workers_than_this_machine_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     space = tmp_path / "big.yaml"
-    space.write_text(textwrap.dedent("""
+    space.write_text(
+        textwrap.dedent("""
         trainable: trainables.toy:ranks
         metric: {name: loss, goal: minimize}
         method: grid
         resources: {workers: 64, cpus_per_worker: 4}
         parameters:
           steps: {value: 1}
-    """))
+    """)
+    )
     assert main(["plan", str(space)]) == 2
     assert "resources: a trial needs 64 worker(s) of 4 CPU each; this machine" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """tuner: hyperparameter tuning for PyTorch on Ray, from one YAML file."""
 
-from tuner._api import resume, run
+from tuner._api import resume, run, train
 from tuner.config import Study, load_study
 from tuner.errors import ConfigError, StudyFailed, TrialPruned, TunerError, UserError
 from tuner.results import load_best, load_history, load_results
@@ -20,5 +20,6 @@ __all__ = [
     "load_study",
     "resume",
     "run",
+    "train",
 ]
 __version__ = "0.1.0"

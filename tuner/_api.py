@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tuner.config import Study, load_study
-from tuner.errors import UserError
+from tuner.errors import StudyFailed, UserError
 from tuner.results import new_study_dir
 from tuner.results._journal import read_journal
 from tuner.results._state import alive, read_state, unfinished
@@ -122,6 +122,7 @@ def _execute(
     dashboard: bool | None,
     journal: list[dict[str, Any]] | None = None,
     elapsed: float = 0.0,
+    trial_seed: int | None = None,
 ) -> Outcomes:
     from tuner.execution import connect, execute
 
@@ -129,7 +130,77 @@ def _execute(
     try:
         if conn.dashboard_url:
             say(f"Ray dashboard: {conn.dashboard_url}")
-        return execute(study, seed, folder_for, say, quiet=quiet, journal=journal, elapsed=elapsed)
+        return execute(
+            study, seed, folder_for, say, quiet=quiet, journal=journal, elapsed=elapsed, trial_seed=trial_seed
+        )
     finally:
         if conn.started_here:
             conn.close()
+
+
+def train(
+    study: str | os.PathLike[str] | Study,
+    config: dict[str, Any],
+    *,
+    out: str | os.PathLike[str],
+    epochs: int | None = None,
+    seed: int | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    dashboard: bool | None = None,
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train once with ``config`` at the full budget (DDP if the study asks for workers), outside
+    any search; the final ``state_dict`` and metrics go to ``out`` (``model.pt``, ``metrics.yaml``).
+    """
+    import torch
+
+    from tuner.results._store import write_yaml
+
+    say = say or _printer(quiet)
+    if not isinstance(study, Study):
+        study = load_study(study)
+    config = dict(config)
+    if epochs is not None:
+        config["epochs"] = epochs
+    raw = {k: v for k, v in study.raw.items() if k not in ("early_terminate", "run_cap", "time_limit", "searcher")}
+    raw.update(name="final", method="grid", parameters=_constants(config), max_concurrent=1)
+    final = load_study(text=yaml.safe_dump(raw, sort_keys=False), check_import=False)
+    folder = Path(out).resolve()
+    outcome = _execute(
+        final,
+        0,
+        lambda: new_study_dir(folder.parent, folder.name),
+        say,
+        quiet,
+        address,
+        num_cpus,
+        dashboard,
+        trial_seed=seed,
+    )
+    rec = outcome.best
+    if rec is None or rec.status != "finished":
+        failed = outcome.failures[0].error if outcome.failures else "it did not finish"
+        raise StudyFailed(f"training failed: {failed} (logs in {outcome.folder}/logs)")
+    result: dict[str, Any] = {
+        "metrics": rec.metrics,
+        "step": rec.step,
+        "seed": rec.seed,
+        "config": rec.config,
+        "folder": str(outcome.folder),
+        "model": None,
+    }
+    checkpoint = outcome.folder / "checkpoints" / f"{rec.trial_id}.pt"
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)["state"]
+        model = state.get("model", state) if isinstance(state, dict) else state
+        torch.save(model, outcome.folder / "model.pt")
+        result["model"] = str(outcome.folder / "model.pt")
+    write_yaml(outcome.folder / "metrics.yaml", result)
+    return result
+
+
+def _constants(config: dict[str, Any]) -> dict[str, Any]:
+    """A ``parameters`` block that fixes every value of ``config`` (nested blocks stay nested)."""
+    return {k: {"parameters": _constants(v)} if isinstance(v, dict) and v else {"value": v} for k, v in config.items()}

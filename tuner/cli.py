@@ -63,6 +63,25 @@ def _parser() -> argparse.ArgumentParser:
     results = sub.add_parser("results", help="list a study's trials")
     results.add_argument("results", help="the study's results folder")
     results.add_argument("--top", type=int, help="only the N best trials")
+    results.add_argument("--sort", help="column or metric to sort by (default: the study's metric, best first)")
+    export = results.add_mutually_exclusive_group()
+    export.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    export.add_argument("--parquet", metavar="FILE", help="also write the table as parquet")
+
+    report = sub.add_parser("report", help="write report.html and the charts of a study")
+    report.add_argument("results", help="the study's results folder")
+
+    train = sub.add_parser("train", help="train once with a configuration (e.g. the best), outside the search")
+    train.add_argument("space", help="the study's YAML file")
+    train.add_argument("--config", required=True, help="best.yaml, or a YAML of the configuration")
+    train.add_argument("--epochs", type=int, help="override config epochs")
+    train.add_argument("--out", help="where to save (default: beside the config: <results>/final)")
+    train.add_argument("--seed", type=int, help="trial seed (default: the best trial's)")
+    train.add_argument("--allow-module", action="append", default=[], metavar="PREFIX")
+    train.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
+    train.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    train.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
+    train.add_argument("--quiet", action="store_true", help="print only the result")
     return parser
 
 
@@ -177,21 +196,67 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from tuner.results.table import render, trials_table
 
+    table = trials_table(args.results, sort=args.sort, top=args.top)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    if args.parquet:
+        table.to_parquet(args.parquet, index=False)
+    render(table)
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from tuner.report import write_report
     from tuner.results import load_results
 
-    trials = load_results(args.results)
-    if args.top:
-        trials = trials.sort_values("value", na_position="last").head(args.top)
-    with pd.option_context("display.max_columns", None, "display.width", 200):
-        print(trials.drop(columns=["error"], errors="ignore").to_string(index=False))
+    load_results(args.results)  # a clear error for a folder that is not a study's
+    print(f"report: {_shown(write_report(args.results))}")
+    return EXIT_OK
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import tuner
+    from tuner.config import load_study, read_yaml
+
+    study = load_study(args.space, allow_modules=args.allow_module)
+    given = read_yaml(Path(args.config))
+    config = given["config"] if isinstance(given.get("config"), dict) else given
+    seed = args.seed if args.seed is not None else given.get("seed") if "config" in given else None
+    out = Path(args.out) if args.out else Path(args.config).resolve().parent / "final"
+    result = tuner.train(
+        study,
+        config,
+        out=out,
+        epochs=args.epochs,
+        seed=seed,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        dashboard=False if args.no_dashboard else None,
+        quiet=args.quiet,
+    )
+    metrics = "  ".join(f"{k}={v:.6g}" for k, v in result["metrics"].items())
+    print(f"final (step {result['step']}): {metrics}")
+    folder = _shown(Path(result["folder"]))
+    print(
+        f"saved: {folder}/metrics.yaml"
+        + (f", {folder}/model.pt" if result["model"] else " (no model: the trainable reported no checkpoint)")
+    )
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _cmd_run, "resume": _cmd_resume, "plan": _cmd_plan, "best": _cmd_best, "results": _cmd_results}
+    commands = {
+        "run": _cmd_run,
+        "resume": _cmd_resume,
+        "plan": _cmd_plan,
+        "report": _cmd_report,
+        "train": _cmd_train,
+        "best": _cmd_best,
+        "results": _cmd_results,
+    }
     try:
         return commands[args.command](args)
     except UserError as exc:

@@ -1,15 +1,17 @@
-"""The one-line live view of a running study (in place on a terminal, sparse otherwise)."""
+"""The live view of a running study: a few lines updated in place on a terminal, silent otherwise."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from tuner.results import Recorder
 
 
 class Progress:
+    """Trials by status, the best so far with its parameters, elapsed time and what is left."""
+
     def __init__(
         self,
         recorder: Recorder,
@@ -17,49 +19,63 @@ class Progress:
         stream: TextIO | None = None,
         quiet: bool = False,
         time_limit: float | None = None,
+        run_cap: int | None = None,
+        searched: list[str] | None = None,
         every: float = 0.5,
     ) -> None:
         self.recorder = recorder
         self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.tty = self.stream.isatty()
         self.time_limit = time_limit
-        self.every = every if self.tty else 15.0
+        self.run_cap = run_cap
+        self.searched = searched
+        self.every = every
         self.started = time.monotonic()
         self._last = 0.0
-        self._width = 0
+        self._live: Any = None
+        self.enabled = not quiet and self.stream.isatty()
 
-    def line(self) -> str:
+    def lines(self) -> list[str]:
         c = self.recorder.counts()
-        parts = [f"{time.monotonic() - self.started:6.1f}s"]
+        elapsed = time.monotonic() - self.started
+        clock = f"{elapsed:.0f}s"
         if self.time_limit:
-            parts[0] += f"/{self.time_limit:.0f}s"
-        parts.append(
-            f"running {c['running']}  finished {c['finished']}  pruned {c['pruned']}"
-            f"  failed {c['errored'] + c['nan'] + c['oom']}"
+            clock += f" of {self.time_limit:.0f}s"
+        started = len(self.recorder.trials)
+        budget = f"{started} trials started" + (f" of {self.run_cap}" if self.run_cap else "")
+        status = (
+            f"running {c['running']}  finished {c['finished']}  pruned {c['pruned']}  "
+            f"failed {c['errored'] + c['nan'] + c['oom']}" + (f"  stopped {c['stopped']}" if c["stopped"] else "")
         )
+        out = [f"{clock}  |  {budget}  |  {status}"]
         best = self.recorder.best()
         if best is not None and best.value is not None:
-            parts.append(f"best {self.recorder.metric}={best.value:.4g} ({best.trial_id})")
-        return " | ".join(parts)
+            params = ", ".join(
+                f"{k}={_short(v)}" for k, v in best.params.items() if self.searched is None or k in self.searched
+            )
+            out.append(f"best {self.recorder.metric}={best.value:.4g} ({best.trial_id}, {best.status}): {params}")
+        return out
 
     def update(self, force: bool = False) -> None:
         now = time.monotonic()
-        if self.quiet or (not force and now - self._last < self.every):
+        if not self.enabled or (not force and now - self._last < self.every):
             return
         self._last = now
-        text = self.line()
-        if self.tty:
-            pad = max(self._width - len(text), 0)
-            self.stream.write("\r" + text + " " * pad)
-            self._width = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        text = Text("\n".join(self.lines()), overflow="ellipsis", no_wrap=True)
+        if self._live is None:
+            self._live = Live(text, console=Console(file=self.stream), auto_refresh=False, transient=False)
+            self._live.start()
+        self._live.update(text, refresh=True)
 
     def close(self) -> None:
-        if not self.quiet:
+        if self.enabled:
             self.update(force=True)
-            if self.tty:
-                self.stream.write("\n")
-                self.stream.flush()
+            if self._live is not None:
+                self._live.stop()
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

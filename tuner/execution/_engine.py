@@ -73,7 +73,13 @@ class _Engine:
         self.searcher = searchers.create(spec.method, study.space, seed, spec.searcher, spec.run_cap)
         self.recorder = Recorder(folder, study.metric, study.maximize)
         self.checkpoints = Checkpoints(folder / "checkpoints")
-        self.progress = Progress(self.recorder, quiet=quiet, time_limit=spec.time_limit)
+        self.progress = Progress(
+            self.recorder,
+            quiet=quiet,
+            time_limit=spec.time_limit,
+            run_cap=spec.run_cap,
+            searched=list(study.space.searchable),
+        )
         self.groups: list[WorkerGroup] = []
         self.idle: list[WorkerGroup] = []
         self.trials: dict[str, _Running] = {}
@@ -83,6 +89,7 @@ class _Engine:
         self.exhausted = False
         self.stop_reason: str | None = None
         self.elapsed_before = elapsed
+        self.trial_seed: int | None = None  # fixed for every trial (``train`` reproducing a trial)
         self.began = time.monotonic()
         self.deadline = None if spec.time_limit is None else self.began + spec.time_limit - elapsed
 
@@ -136,7 +143,7 @@ class _Engine:
     def _open(self, trial_id: str, params: dict[str, Any], started: float) -> TrialRecord:
         self.launched += 1
         flat = self.study.space.complete(params)
-        trial_seed = (self.seed * 1_000_003 + self.launched) % 2**31
+        trial_seed = self.trial_seed if self.trial_seed is not None else (self.seed * 1_000_003 + self.launched) % 2**31
         record = TrialRecord(trial_id=trial_id, params=flat, config=nest(flat), seed=trial_seed, started=started)
         self.recorder.start(record)
         self.pruner.add(trial_id)
@@ -416,11 +423,13 @@ def execute(
     quiet: bool = False,
     journal: list[dict[str, Any]] | None = None,
     elapsed: float = 0.0,
+    trial_seed: int | None = None,
 ) -> Outcomes:
     """Run ``study`` on the connected Ray into ``folder_for()``; with ``journal``, continue that run."""
     slots = plan_slots(study)  # before any file is written: a refusal leaves nothing behind
     folder = folder_for()
     engine = _Engine(study, seed, folder, quiet, elapsed)
+    engine.trial_seed = trial_seed
     if journal is None:
         engine.recorder.save_study({**study.raw, "name": study.name, "seed": seed})
     else:

@@ -1,0 +1,306 @@
+"""The report's charts, drawn with matplotlib; colour-blind safe and readable at 200 trials.
+
+Okabe-Ito for categories, viridis for a metric's scale; highlight by contrast (the best in
+vermillion over grey and blue), never by more colours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from tuner.report._data import StudyData
+from tuner.space import Categorical
+
+# Okabe-Ito
+BLUE, ORANGE, VERMILLION, GREEN, SKY, PURPLE, GREY = (
+    "#0072B2",
+    "#E69F00",
+    "#D55E00",
+    "#009E73",
+    "#56B4E9",
+    "#CC79A7",
+    "#999999",
+)
+STATUS_COLOURS = {"finished": BLUE, "pruned": GREY, "stopped": SKY}
+
+
+def _alpha(n: int, base: float = 0.8) -> float:
+    """Fainter lines and points as the count grows, so 200 trials stay readable."""
+    return max(0.15, min(base, base * 20 / max(n, 1)))
+
+
+def _robust_range(values: np.ndarray, maximize: bool) -> tuple[float, float, bool]:
+    """Limits that keep the good end in view: the worst 10% may fall outside. Also: whether any do."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if len(values) < 10:
+        return lo, hi, False
+    if maximize:
+        lo = float(np.quantile(values, 0.1))
+    else:
+        hi = float(np.quantile(values, 0.9))
+    clipped = bool(np.any(values < lo) or np.any(values > hi))
+    return lo, hi, clipped
+
+
+def _metric_label(data: StudyData) -> str:
+    arrow = "higher is better" if data.maximize else "lower is better"
+    return f"{data.metric} ({arrow})"
+
+
+def history_chart(data: StudyData) -> Figure | None:
+    scored = data.scored
+    if scored.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    order = {t: i + 1 for i, t in enumerate(data.trials["trial_id"])}
+    x = scored["trial_id"].map(order)
+    for status, colour in STATUS_COLOURS.items():
+        part = scored["status"] == status
+        if part.any():
+            ax.scatter(
+                x[part],
+                scored.loc[part, "value"],
+                s=22,
+                color=colour,
+                alpha=_alpha(len(scored), 0.9),
+                label=f"{status} ({int(part.sum())})",
+                edgecolors="none",
+            )
+    finished = scored[scored["status"] == "finished"].sort_values("trial_id", key=lambda s: s.map(order))
+    if not finished.empty:
+        values = finished["value"].to_numpy()
+        best_so_far = np.maximum.accumulate(values) if data.maximize else np.minimum.accumulate(values)
+        xs = finished["trial_id"].map(order).to_numpy()
+        ax.step(
+            np.append(xs, len(order)),
+            np.append(best_so_far, best_so_far[-1]),
+            where="post",
+            color=VERMILLION,
+            linewidth=2,
+            label="best finished so far",
+        )
+    ax.set_xlabel("trial (in the order started)")
+    ax.set_ylabel(f"last reported {_metric_label(data)}")
+    ax.set_title("Optimisation history")
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def curves_chart(data: StudyData) -> Figure | None:
+    h = data.history
+    if h.empty or data.metric not in h:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    status = data.trials.set_index("trial_id")["status"]
+    best_id = data.best["trial_id"] if data.best else None
+    n = h["trial_id"].nunique()
+    for trial_id, rows in h.groupby("trial_id", sort=False):
+        if trial_id == best_id:
+            continue
+        kind = status.get(trial_id, "finished")
+        colour = BLUE if kind == "finished" else GREY
+        alpha = _alpha(n, 0.7 if kind == "finished" else 0.35)
+        ax.plot(rows["step"], rows[data.metric], color=colour, alpha=alpha, linewidth=0.9)
+        if kind == "pruned" and len(rows):
+            ax.plot(rows["step"].iloc[-1], rows[data.metric].iloc[-1], "x", color=GREY, alpha=alpha, markersize=4)
+    if best_id is not None and best_id in set(h["trial_id"]):
+        rows = h[h["trial_id"] == best_id]
+        ax.plot(rows["step"], rows[data.metric], color=VERMILLION, linewidth=2.5)
+        ax.annotate(
+            f"best: {best_id}",
+            (rows["step"].iloc[-1], rows[data.metric].iloc[-1]),
+            color=VERMILLION,
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+            fontweight="bold",
+        )
+    handles = [
+        plt.Line2D([], [], color=BLUE, label="finished"),
+        plt.Line2D([], [], color=GREY, label="pruned (x: where)"),
+        plt.Line2D([], [], color=VERMILLION, linewidth=2.5, label="best"),
+    ]
+    ax.legend(handles=handles, frameon=False, fontsize=8)
+    ax.set_xlabel("step (as reported, e.g. epoch)")
+    ax.set_ylabel(_metric_label(data))
+    ax.set_title("Learning curves")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def params_chart(data: StudyData) -> Figure | None:
+    scored = data.scored
+    names = [n for n in data.searched if f"params_{n}" in scored]
+    if scored.empty or not names:
+        return None
+    cols = min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.8 * rows), sharey=True, layout="constrained", squeeze=False
+    )
+    rng = np.random.default_rng(0)
+    colours = scored["status"].map(lambda s: STATUS_COLOURS.get(s, GREY))
+    alpha = _alpha(len(scored), 0.85)
+    for ax, name in zip(axes.flat, names, strict=False):
+        values = scored[f"params_{name}"]
+        param = data.searched[name]
+        if isinstance(param, Categorical):
+            labels = [str(v) for v in param.values]
+            pos = values.map(lambda v, labels=labels: labels.index(str(v)) if str(v) in labels else -1)
+            ax.scatter(
+                pos + rng.uniform(-0.2, 0.2, len(pos)), scored["value"], c=colours, s=14, alpha=alpha, edgecolors="none"
+            )
+            ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 3 else 0, fontsize=8)
+        else:
+            ax.scatter(values.astype(float), scored["value"], c=colours, s=14, alpha=alpha, edgecolors="none")
+            if data.is_log(name):
+                ax.set_xscale("log")
+        ax.set_xlabel(name + (" (log scale)" if data.is_log(name) else ""))
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(data.metric)
+    lo, hi, clipped = _robust_range(scored["value"].to_numpy(dtype=float), data.maximize)
+    pad = (hi - lo) * 0.08 or 0.1
+    axes[0, 0].set_ylim(lo - pad, hi + pad)
+    note = "; the worst 10% lie off the axis" if clipped else ""
+    fig.suptitle(f"{_metric_label(data)} against each parameter (blue: finished, grey: pruned{note})", fontsize=10)
+    return fig
+
+
+def parallel_chart(data: StudyData) -> Figure | None:
+    scored = data.scored
+    names = [n for n in data.searched if f"params_{n}" in scored]
+    if len(scored) < 2 or not names:
+        return None
+    columns: list[np.ndarray] = []
+    ticks: list[list[str]] = []
+    for name in names:
+        scaled: Any
+        values = scored[f"params_{name}"]
+        param = data.searched[name]
+        if isinstance(param, Categorical):
+            labels = [str(v) for v in param.values]
+            idx = values.map(lambda v, labels=labels: labels.index(str(v)) if str(v) in labels else 0)
+            scaled = idx.to_numpy(dtype=float) / max(len(labels) - 1, 1)
+            ticks.append(labels if len(labels) <= 6 else [labels[0], "...", labels[-1]])
+        else:
+            raw = values.astype(float).to_numpy()
+            num = np.log10(raw) if data.is_log(name) else raw
+            lo, hi = float(num.min()), float(num.max())
+            scaled = (num - lo) / (hi - lo) if hi > lo else np.full(len(num), 0.5)
+            fmt = (lambda v: f"{10**v:.2g}") if data.is_log(name) else (lambda v: f"{v:.3g}")
+            ticks.append([fmt(lo), fmt(hi)])
+        columns.append(np.asarray(scaled, dtype=float))
+    matrix = np.vstack(columns).T
+    metric = scored["value"].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(names) + 2), 4.5), layout="constrained")
+    cmap = plt.get_cmap("viridis" if data.maximize else "viridis_r")  # bright = better either way
+    lo, hi, clipped = _robust_range(metric, data.maximize)
+    norm = matplotlib.colors.Normalize(lo, hi, clip=True)
+    order = np.argsort(metric if data.maximize else -metric)  # best drawn last, on top
+    alpha = _alpha(len(scored), 0.8)
+    for i in order:
+        ax.plot(range(len(names)), matrix[i], color=cmap(norm(metric[i])), alpha=alpha, linewidth=1)
+    for j, labels in enumerate(ticks):
+        ax.axvline(j, color="black", linewidth=0.8)
+        ax.text(j, -0.06, labels[0], ha="center", va="top", fontsize=8)
+        ax.text(j, 1.04, labels[-1], ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(names)), names)
+    ax.tick_params(axis="x", pad=18)
+    ax.set_yticks([])
+    ax.set_ylim(-0.12, 1.12)
+    ax.set_title("Parallel coordinates (each axis from its lowest to highest value tried)", fontsize=10)
+    extend = ("min" if data.maximize else "max") if clipped else "neither"
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, extend=extend)
+    bar.set_label(_metric_label(data))
+    return fig
+
+
+def importance_values(data: StudyData) -> dict[str, float] | None:
+    """fANOVA importances (optuna.importance) over the finished trials; ``None`` if too few."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    finished = data.scored[data.scored["status"] == "finished"]
+    names = [n for n in data.searched if f"params_{n}" in finished and finished[f"params_{n}"].nunique() > 1]
+    if len(finished) < 3 or not names:
+        return None
+    dists: dict[str, Any] = {}
+    for name in names:
+        p = data.searched[name]
+        if isinstance(p, Categorical):
+            dists[name] = CategoricalDistribution([str(v) for v in p.values])
+        else:
+            col = finished[f"params_{name}"].astype(float)
+            lo, hi = float(col.min()), float(col.max())
+            if isinstance(p, Categorical) or not np.all(np.mod(col, 1) == 0) or data.is_log(name):
+                dists[name] = FloatDistribution(lo, hi, log=data.is_log(name) and lo > 0)
+            else:
+                dists[name] = IntDistribution(int(lo), int(hi))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize" if data.maximize else "minimize")
+    for _, row in finished.iterrows():
+        params = {}
+        for name, dist in dists.items():
+            v = row[f"params_{name}"]
+            params[name] = str(v) if isinstance(dist, CategoricalDistribution) else dist.to_internal_repr(v)
+            if isinstance(dist, IntDistribution):
+                params[name] = int(v)
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(row["value"])))
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+
+
+def importance_chart(data: StudyData) -> Figure | None:
+    values = importance_values(data)
+    if not values:
+        return None
+    names = list(values)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.4), layout="constrained")
+    ax.barh(names, [values[n] for n in names], color=BLUE)
+    for i, n in enumerate(names):
+        ax.text(values[n], i, f" {values[n]:.2f}", va="center", fontsize=8)
+    ax.set_xlabel(f"share of the variance of {data.metric} explained (fANOVA, finished trials)")
+    ax.set_title("Parameter importance")
+    ax.set_xlim(0, max(values.values()) * 1.15 or 1)
+    return fig
+
+
+def survival_chart(data: StudyData) -> Figure | None:
+    """How many trials reached each ASHA rung (and max_t)."""
+    steps = data.rung_steps()
+    if not steps or data.history.empty:
+        return None
+    reached = data.history.groupby("trial_id")["step"].max()
+    counts = [int((reached >= s).sum()) for s in steps]
+    fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    labels = [f"{s:g}" for s in steps[:-1]] + [f"{steps[-1]:g}\n(max_t)"]
+    bars = ax.bar(labels, counts, color=[BLUE] * (len(steps) - 1) + [VERMILLION])
+    ax.bar_label(bars, fontsize=9)
+    ax.set_xlabel("rung (step)")
+    ax.set_ylabel("trials that reached it")
+    ax.set_title(f"ASHA survival ({len(reached)} trials)")
+    return fig
+
+
+CHARTS: dict[str, tuple[str, Callable[[StudyData], Figure | None]]] = {
+    "history": ("Optimisation history", history_chart),
+    "curves": ("Learning curves", curves_chart),
+    "params": ("Metric against each parameter", params_chart),
+    "parallel": ("Parallel coordinates", parallel_chart),
+    "importance": ("Parameter importance", importance_chart),
+    "asha": ("ASHA survival", survival_chart),
+}

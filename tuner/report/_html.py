@@ -1,0 +1,83 @@
+"""``report.html``: one self-contained page (images embedded) plus the PNGs beside it."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import yaml
+
+from tuner.report._charts import CHARTS
+from tuner.report._data import StudyData, read
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}img{max-width:100%;border:1px solid #eee}
+table{border-collapse:collapse;font-size:.9em}td,th{padding:.25em .7em;border-bottom:1px solid #ddd;text-align:left}
+pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.85em}.note{color:#666;font-style:italic}
+"""
+
+
+def write_report(folder: str | Path) -> Path:
+    """Draw every chart of the study in ``folder``; returns the path of ``report.html``."""
+    data = read(folder)
+    out = data.folder
+    sections = []
+    for key, (title, draw) in CHARTS.items():
+        fig = draw(data)
+        if fig is None:
+            sections.append(f"<h2>{title}</h2><p class=note>Not enough data for this chart yet.</p>")
+            continue
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
+        plt.close(fig)
+        png = buffer.getvalue()
+        (out / f"{key}.png").write_bytes(png)
+        encoded = base64.b64encode(png).decode("ascii")
+        sections.append(f'<h2>{title}</h2><img alt="{title}" src="data:image/png;base64,{encoded}">')
+    page = _page(data, "\n".join(sections))
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _page(data: StudyData, charts: str) -> str:
+    e = html.escape
+    counts = data.trials["status"].value_counts()
+    count_rows = "".join(f"<tr><td>{e(str(k))}</td><td>{int(v)}</td></tr>" for k, v in counts.items())
+    if data.best:
+        best = data.best
+        head = (
+            f"<p><b>{e(best['trial_id'])}</b>: {e(data.metric)} = {best['metric']['value']:.6g} "
+            f"({e(best['status'])}, step {best.get('step')})</p>"
+        )
+        best_html = head + f"<pre>{e(yaml.safe_dump(best['config'], sort_keys=False))}</pre>"
+    else:
+        best_html = "<p class=note>No best trial: no trial produced a value.</p>"
+    failed = data.trials[data.trials["status"].isin(["errored", "nan", "oom"])]
+    if failed.empty:
+        errors = "<p class=note>No trial failed.</p>"
+    else:
+        rows = "".join(
+            f"<tr><td>{e(str(r.trial_id))}</td><td>{e(str(r.status))}</td><td>{e(str(r.error))}</td>"
+            f"<td>logs/{e(str(r.trial_id))}.log</td></tr>"
+            for r in failed.itertuples()
+        )
+        errors = f"<table><tr><th>trial</th><th>status</th><th>error</th><th>log</th></tr>{rows}</table>"
+    name = e(str(data.study.get("name", data.folder.name)))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tuner report: {name}</title><style>{STYLE}</style></head>
+<body>
+<h1>{name}</h1>
+<p class=sub>{e(data.study.get("method", ""))} search, {len(data.trials)} trials,
+{"maximize" if data.maximize else "minimize"} {e(data.metric)}</p>
+<h2>Trials by status</h2><table>{count_rows}</table>
+<h2>Best configuration</h2>{best_html}
+{charts}
+<h2>Errors</h2>{errors}
+<h2>Study</h2><pre>{e(yaml.safe_dump(data.study, sort_keys=False))}</pre>
+</body></html>
+"""
