@@ -33,9 +33,9 @@ BLUE, ORANGE, VERMILLION, GREEN, SKY, PURPLE, GREY = (
 STATUS_COLOURS = {"finished": BLUE, "pruned": GREY, "stopped": SKY}
 
 
-def _alpha(n: int, base: float = 0.8) -> float:
+def _alpha(n: int, base: float = 0.8, floor: float = 0.15) -> float:
     """Fainter lines and points as the count grows, so 200 trials stay readable."""
-    return max(0.15, min(base, base * 20 / max(n, 1)))
+    return max(floor, min(base, base * 20 / max(n, 1)))
 
 
 def _robust_range(values: np.ndarray, maximize: bool) -> tuple[float, float, bool]:
@@ -71,7 +71,7 @@ def history_chart(data: StudyData) -> Figure | None:
                 scored.loc[part, "value"],
                 s=22,
                 color=colour,
-                alpha=_alpha(len(scored), 0.9),
+                alpha=_alpha(len(scored), 0.9, 0.45),
                 label=f"{status} ({int(part.sum())})",
                 edgecolors="none",
             )
@@ -90,8 +90,14 @@ def history_chart(data: StudyData) -> Figure | None:
         )
     ax.set_xlabel("trial (in the order started)")
     ax.set_ylabel(f"last reported {_metric_label(data)}")
-    ax.set_title("Optimisation history")
-    ax.legend(frameon=False, fontsize=8)
+    lo, hi, clipped = _robust_range(scored["value"].to_numpy(dtype=float), data.maximize)
+    pad = (hi - lo) * 0.08 or 0.1
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_title("Optimisation history" + (" (the worst 10% lie off the axis)" if clipped else ""))
+    legend = ax.legend(frameon=False, fontsize=8)
+    for handle in legend.legend_handles:
+        if handle is not None:
+            handle.set_alpha(1)
     ax.grid(alpha=0.3)
     return fig
 
@@ -111,6 +117,12 @@ def curves_chart(data: StudyData) -> Figure | None:
         colour = BLUE if kind == "finished" else GREY
         alpha = _alpha(n, 0.7 if kind == "finished" else 0.35)
         ax.plot(rows["step"], rows[data.metric], color=colour, alpha=alpha, linewidth=0.9)
+    values = h[data.metric].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values):
+        lo, hi, _ = _robust_range(values, data.maximize)
+        pad = (hi - lo) * 0.08 or 0.1
+        ax.set_ylim(lo - pad, hi + pad)
         if kind == "pruned" and len(rows):
             ax.plot(rows["step"].iloc[-1], rows[data.metric].iloc[-1], "x", color=GREY, alpha=alpha, markersize=4)
     if best_id is not None and best_id in set(h["trial_id"]):
@@ -151,12 +163,12 @@ def params_chart(data: StudyData) -> Figure | None:
     )
     rng = np.random.default_rng(0)
     colours = scored["status"].map(lambda s: STATUS_COLOURS.get(s, GREY))
-    alpha = _alpha(len(scored), 0.85)
+    alpha = _alpha(len(scored), 0.85, 0.45)
     for ax, name in zip(axes.flat, names, strict=False):
         values = scored[f"params_{name}"]
         param = data.searched[name]
         if isinstance(param, Categorical):
-            labels = [str(v) for v in param.values]
+            labels = list(dict.fromkeys(str(v) for v in param.values))  # repeats weight a draw
             pos = values.map(lambda v, labels=labels: labels.index(str(v)) if str(v) in labels else -1)
             ax.scatter(
                 pos + rng.uniform(-0.2, 0.2, len(pos)), scored["value"], c=colours, s=14, alpha=alpha, edgecolors="none"
@@ -192,7 +204,7 @@ def parallel_chart(data: StudyData) -> Figure | None:
         values = scored[f"params_{name}"]
         param = data.searched[name]
         if isinstance(param, Categorical):
-            labels = [str(v) for v in param.values]
+            labels = list(dict.fromkeys(str(v) for v in param.values))
             idx = values.map(lambda v, labels=labels: labels.index(str(v)) if str(v) in labels else 0)
             scaled = idx.to_numpy(dtype=float) / max(len(labels) - 1, 1)
             ticks.append(labels if len(labels) <= 6 else [labels[0], "...", labels[-1]])
@@ -242,7 +254,7 @@ def importance_values(data: StudyData) -> dict[str, float] | None:
     for name in names:
         p = data.searched[name]
         if isinstance(p, Categorical):
-            dists[name] = CategoricalDistribution([str(v) for v in p.values])
+            dists[name] = CategoricalDistribution(list(dict.fromkeys(str(v) for v in p.values)))
         else:
             col = finished[f"params_{name}"].astype(float)
             lo, hi = float(col.min()), float(col.max())

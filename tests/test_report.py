@@ -1,0 +1,132 @@
+"""The report, the results table and ``train --config``, from real small studies."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import tuner
+from tuner.config import load_study
+from tuner.report import CHARTS, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+pytestmark = pytest.mark.slow
+
+TOY = """
+name: toy
+trainable: trainables.toy:faulty
+metric: {{name: loss, goal: minimize}}
+method: random
+seed: 1
+run_cap: {n}
+early_terminate: {{type: asha, max_t: 3, grace_period: 1, reduction_factor: 2}}
+parameters:
+  x: {{distribution: log_uniform_values, min: 0.01, max: 10}}
+  mode: {{values: [ok, ok, ok, ok, ok, ok, raise]}}
+  other: {{values: [a, b, c]}}
+"""
+
+
+def test_every_chart_is_drawn_and_embedded(ray_local: None, in_tmp: Path) -> None:
+    out = tuner.run(load_study(text=textwrap.dedent(TOY.format(n=16))), quiet=True)
+    page = write_report(out.folder).read_text()
+    for key, (title, _) in CHARTS.items():
+        png = (out.folder / f"{key}.png").read_bytes()
+        assert png.startswith(PNG), key
+        assert f'alt="{title}" src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
+    assert "<h2>Best configuration</h2>" in page and tuner.load_best(out.folder)["trial_id"] in page
+    assert "RuntimeError: boom" in page  # the errors table
+    assert "trainables.toy:faulty" in page  # the study's YAML
+
+
+def test_charts_render_for_200_trials(ray_local: None, in_tmp: Path) -> None:
+    out = tuner.run(load_study(text=textwrap.dedent(TOY.format(n=200))), quiet=True)
+    write_report(out.folder)
+    assert all((out.folder / f"{key}.png").stat().st_size > 10_000 for key in CHARTS)
+
+
+@pytest.fixture
+def ray_tmp() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="rp", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def cli(*args: str, cwd: Path, ray_tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), RAY_TMPDIR=str(ray_tmp))
+    return subprocess.run(
+        [sys.executable, "-m", "tuner", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_results_export_report_and_train_reproduce_the_best(tmp_path: Path, ray_tmp: Path) -> None:
+    space = tmp_path / "digits.yaml"
+    space.write_text(
+        textwrap.dedent("""
+        name: digits
+        trainable: trainables.digits:train_mlp
+        metric: {name: val_accuracy, goal: maximize}
+        method: random
+        seed: 4
+        run_cap: 4
+        parameters:
+          lr: {distribution: log_uniform_values, min: 1e-3, max: 1e-2}
+          hidden: {values: [64, 128]}
+          epochs: {value: 8}
+    """)
+    )
+    done = cli("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "results" / "digits"
+
+    table = cli("results", str(folder), "--top", "2", "--csv", "top.csv", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert table.returncode == 0, table.stderr
+    exported = pd.read_csv(tmp_path / "top.csv")
+    assert len(exported) == 2 and list(exported.columns[:4]) == ["trial_id", "status", "pruned_at", "val_accuracy"]
+    assert exported["val_accuracy"].is_monotonic_decreasing  # maximize: best first
+    assert exported["trial_id"][0] in table.stdout
+    parquet = cli("results", str(folder), "--sort", "lr:asc", "--parquet", "all.parquet", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert parquet.returncode == 0 and pd.read_parquet(tmp_path / "all.parquet")["lr"].is_monotonic_increasing
+
+    report = cli("report", str(folder), cwd=tmp_path, ray_tmp=ray_tmp)
+    assert report.returncode == 0 and (folder / "report.html").exists()
+
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    assert best["checkpoint"] and Path(best["checkpoint"]).exists()
+    trained = cli(
+        "train",
+        str(space),
+        "--config",
+        str(folder / "best.yaml"),
+        "--no-dashboard",
+        "--num-cpus",
+        "2",
+        cwd=tmp_path,
+        ray_tmp=ray_tmp,
+    )
+    assert trained.returncode == 0, trained.stderr
+    final = yaml.safe_load((folder / "final" / "metrics.yaml").read_text())
+    assert abs(final["metrics"]["val_accuracy"] - best["metric"]["value"]) < 0.01
+    import torch
+
+    state = torch.load(folder / "final" / "model.pt", weights_only=True)
+    assert any(k.endswith("weight") for k in state)
