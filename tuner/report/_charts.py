@@ -85,7 +85,8 @@ def history_chart(data: StudyData) -> Figure | None:
             np.append(best_so_far, best_so_far[-1]),
             where="post",
             color=VERMILLION,
-            linewidth=2,
+            linewidth=1.8,
+            zorder=1,
             label="best finished so far",
         )
     ax.set_xlabel("trial (in the order started)")
