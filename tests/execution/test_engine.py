@@ -139,3 +139,21 @@ def test_digits_mlp_learns(ray_local: None, in_tmp: Path) -> None:
     assert out.best is not None and out.best.value is not None and out.best.value > 0.9
     history = tuner.load_history(out.folder)
     assert {"train_loss", "val_loss", "val_accuracy"} <= set(history)
+
+
+def test_median_stopping_rule_prunes(ray_local: None, in_tmp: Path) -> None:
+    body = """
+    name: median
+    trainable: trainables.toy:quadratic
+    metric: {name: loss, goal: minimize}
+    method: grid
+    max_concurrent: 1
+    early_terminate: {type: median, grace_period: 2, min_samples_required: 2}
+    parameters:
+      lr: {values: [0.01, 0.012, 0.0001, 0.1]}
+      steps: {value: 6}
+    """
+    out = tuner.run(study(body), quiet=True)
+    trials = tuner.load_results(out.folder).set_index("params_lr")
+    assert list(trials.loc[[0.01, 0.012], "status"]) == ["finished", "finished"]
+    assert trials.loc[0.0001, "status"] == "pruned" and trials.loc[0.0001, "step"] == 2
