@@ -14,16 +14,13 @@ from tuner.plan import make_plan
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_asha_rungs_and_compute(capsys: pytest.CaptureFixture[str]) -> None:
-    import ray
-
+def test_asha_rungs_and_compute(no_ray: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(ROOT / "search_spaces" / "digits_mlp.yaml")]) == 0
     out = capsys.readouterr().out
     assert "trials: 24;" in out
     assert "  4: 24\n  12: 8\n  30 (max_t): 3" in out
     assert "at most 720 trial-steps (about 214 with ASHA pruning)" in out
     assert "lr: log-uniform in [0.0001, 0.03]" in out
-    assert not ray.is_initialized()
 
 
 def test_grid_size_and_concurrency() -> None:

@@ -130,7 +130,10 @@ def test_killed_again_and_again_then_resumed_matches_an_uninterrupted_run(tmp_pa
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path: Path, ray_tmp: Path) -> None:
     (tmp_path / "slow.yaml").write_text(textwrap.dedent(SLOW))
     proc = _cli(["run", "slow.yaml"], tmp_path, ray_tmp)
-    time.sleep(8)
+    journal = tmp_path / "results" / "slow" / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while not (journal.exists() and journal.read_text().count('"e": "end"') >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)  # interrupt mid-run, once trials are ending
     proc.send_signal(signal.SIGINT)
     code, log = _finish(proc, timeout=60)
     assert code == 130, log
