@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,3 +56,47 @@ def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("Ray was started")
 
     monkeypatch.setattr(ray, "init", refuse)
+
+
+@pytest.fixture
+def ray_tmp() -> Iterator[Path]:
+    """A short private folder for an embedded Ray started by a CLI subprocess (socket paths
+    over ~100 characters fail); afterwards, any of that Ray's processes still alive (a
+    SIGKILLed driver leaves its agents behind) are ended by pid."""
+    path = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    yield path
+    end_ray_processes(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def end_ray_processes(ray_tmp: Path) -> None:
+    marker = f"RAY_TMPDIR={ray_tmp}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def cli_env(ray_tmp: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if ray_tmp is not None:
+        env["RAY_TMPDIR"] = str(ray_tmp)
+    return env
+
+
+def cli(*args: str, cwd: Path, ray_tmp: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m tuner ARGS`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tuner", *args],
+        cwd=cwd,
+        env=cli_env(ray_tmp),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

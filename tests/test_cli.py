@@ -3,43 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import tempfile
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def ray_tmp() -> Iterator[Path]:
-    """A short private folder for the embedded Ray's sockets (paths over ~100 chars fail)."""
-    path = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def tuner(*args: str, cwd: Path, ray_tmp: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    if ray_tmp is not None:
-        env["RAY_TMPDIR"] = str(ray_tmp)
-    return subprocess.run(
-        [sys.executable, "-m", "tuner", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.conftest import ROOT, cli
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -52,22 +23,22 @@ def write(folder: Path, name: str, text: str) -> Path:
 def test_run_best_and_results(tmp_path: Path, ray_tmp: Path) -> None:
     shutil.copytree(ROOT / "trainables", tmp_path / "trainables")
     space = shutil.copy(ROOT / "search_spaces" / "toy.yaml", tmp_path / "toy.yaml")
-    done = tuner("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
     assert done.returncode == 0, done.stderr
     assert "best t" in done.stdout and "results: results/toy" in done.stdout
     assert "Traceback" not in done.stderr
     folder = tmp_path / "results" / "toy"
     assert {"trials.parquet", "history.parquet", "best.yaml", "study.yaml"} <= {p.name for p in folder.iterdir()}
 
-    best = tuner("best", str(folder), cwd=tmp_path)
+    best = cli("best", str(folder), cwd=tmp_path)
     assert best.returncode == 0
     config = yaml.safe_load(best.stdout)
     assert set(config) == {"lr", "layers", "act", "steps"}
     assert config == yaml.safe_load((folder / "best.yaml").read_text())["config"]
-    as_json = tuner("best", str(folder), "--format", "json", cwd=tmp_path)
+    as_json = cli("best", str(folder), "--format", "json", cwd=tmp_path)
     assert json.loads(as_json.stdout) == config
 
-    table = tuner("results", str(folder), "--top", "3", cwd=tmp_path)
+    table = cli("results", str(folder), "--top", "3", cwd=tmp_path)
     assert table.returncode == 0
     assert sum(line.startswith("│ t0") for line in table.stdout.splitlines()) == 3
 
@@ -86,7 +57,7 @@ parameters:
 
 def test_broken_yaml_exits_2_with_one_line_per_problem_and_writes_nothing(tmp_path: Path, ray_tmp: Path) -> None:
     space = write(tmp_path, "broken.yaml", BROKEN)
-    done = tuner("run", str(space), cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli("run", str(space), cwd=tmp_path, ray_tmp=ray_tmp)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 4, done.stderr
@@ -109,7 +80,7 @@ def test_broken_yaml_exits_2_with_one_line_per_problem_and_writes_nothing(tmp_pa
 )
 def test_user_errors_exit_2(tmp_path: Path, args: list[str], match: str) -> None:
     shutil.copy(ROOT / "search_spaces" / "toy.yaml", tmp_path / "toy.yaml")
-    done = tuner(*args, cwd=tmp_path)
+    done = cli(*args, cwd=tmp_path)
     assert done.returncode == 2
     assert match in done.stderr and "Traceback" not in done.stderr
 
@@ -127,7 +98,7 @@ def test_every_trial_failing_exits_1_without_best(tmp_path: Path, ray_tmp: Path)
           mode: {values: [raise, nan]}
     """,
     )
-    done = tuner("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
     assert done.returncode == 1
     assert "RuntimeError: boom" in done.stderr and "nan" in done.stderr
     assert "no trial produced a value for loss" in done.stderr

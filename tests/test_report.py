@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import base64
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +11,10 @@ import pytest
 import yaml
 
 import tuner
+from tests.conftest import cli
 from tuner.config import load_study
 from tuner.report import CHARTS, write_report
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 pytestmark = pytest.mark.slow
 
@@ -55,27 +49,6 @@ def test_charts_render_for_200_trials(ray_local: None, in_tmp: Path) -> None:
     out = tuner.run(load_study(text=textwrap.dedent(TOY.format(n=200))), quiet=True)
     write_report(out.folder)
     assert all((out.folder / f"{key}.png").stat().st_size > 10_000 for key in CHARTS)
-
-
-@pytest.fixture
-def ray_tmp() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="rp", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def cli(*args: str, cwd: Path, ray_tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(PYTHONPATH=str(ROOT), RAY_TMPDIR=str(ray_tmp))
-    return subprocess.run(
-        [sys.executable, "-m", "tuner", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_results_export_report_and_train_reproduce_the_best(tmp_path: Path, ray_tmp: Path) -> None:

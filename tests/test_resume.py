@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import cli_env, end_ray_processes
+
 pytestmark = pytest.mark.slow
 
 SLOW = """
@@ -41,33 +37,8 @@ parameters:
 """
 
 
-@pytest.fixture
-def ray_tmp() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="rr", dir="/tmp"))
-    yield path
-    _end_session_processes(path)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _end_session_processes(ray_tmp: Path) -> None:
-    """A SIGKILLed driver leaves Ray's agents behind: end those of this test's Ray, by pid."""
-    marker = f"RAY_TMPDIR={ray_tmp}".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            with contextlib.suppress(OSError):
-                os.kill(int(pid), signal.SIGKILL)
-
-
 def _cli(args: list[str], cwd: Path, ray_tmp: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = str(ROOT)
-    env["RAY_TMPDIR"] = str(ray_tmp)
+    env = cli_env(ray_tmp)
     return subprocess.Popen(
         [sys.executable, "-m", "tuner", *args, "--no-dashboard", "--num-cpus", "2"],
         cwd=cwd,
@@ -106,7 +77,7 @@ def test_killed_again_and_again_then_resumed_matches_an_uninterrupted_run(tmp_pa
         time.sleep(rng.uniform(4.0, 7.0))
         proc.kill()  # SIGKILL: no handler runs
         proc.wait()
-        _end_session_processes(ray_tmp)
+        end_ray_processes(ray_tmp)
         if (folder / "trials.parquet").exists():
             now = _table(folder)
             done = now[now["status"] != "running"]
