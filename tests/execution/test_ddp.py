@@ -32,9 +32,13 @@ parameters:
 
 
 def trial_workers() -> list[psutil.Process]:
+    """Rank processes of this test session's Ray (the raylet, and so its workers, descend from us)."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
         if cmd.startswith("ray::TrialWorker"):
             found.append(proc)
     return found
