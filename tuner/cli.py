@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
         p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
         p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
+        p.add_argument(
+            "--dashboard-host",
+            metavar="HOST",
+            help="where the embedded Ray's dashboard listens (default: 127.0.0.1 only)",
+        )
         p.add_argument("--quiet", action="store_true", help="print only the result")
 
     plan = sub.add_parser("plan", help="check a study and show what it will run, without running it")
@@ -248,6 +254,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "dashboard_host", None):
+        os.environ["TUNER_DASHBOARD_HOST"] = args.dashboard_host
     commands = {
         "run": _cmd_run,
         "resume": _cmd_resume,

@@ -36,8 +36,9 @@ def connect(
 ) -> Connection:
     """Join the Ray at ``address`` (or ``RAY_ADDRESS``), else start an embedded one.
 
-    The embedded Ray binds its dashboard to 127.0.0.1 and keeps its log noise off the
-    terminal. ``dashboard=None`` starts the dashboard when ``ray[default]`` is installed.
+    The embedded Ray binds its dashboard to 127.0.0.1 (``TUNER_DASHBOARD_HOST``, set by
+    ``--dashboard-host``, says otherwise) and keeps its log noise off the terminal.
+    ``dashboard=None`` starts the dashboard when ``ray[default]`` is installed.
     """
     import ray
 
@@ -57,7 +58,7 @@ def connect(
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         include_dashboard=dashboard,
-        dashboard_host="127.0.0.1",
+        dashboard_host=os.environ.get("TUNER_DASHBOARD_HOST", "127.0.0.1"),
         _temp_dir=temp_dir,
         object_store_memory=None if object_store_mb is None else object_store_mb * 1024 * 1024,
         **quiet,
