@@ -24,7 +24,7 @@ trainable: trainables.toy:quadratic
 metric: {name: loss, goal: minimize}
 method: bayes
 seed: 3
-run_cap: 12
+run_cap: 16
 max_concurrent: 1
 searcher: {init_points: 3}
 early_terminate: {type: asha, max_t: 9, grace_period: 1, reduction_factor: 3}
@@ -91,11 +91,12 @@ def test_killed_again_and_again_then_resumed_matches_an_uninterrupted_run(tmp_pa
     assert code == 0, log
 
     final = _table(folder)
-    assert list(final.index) == [f"t{i:04d}" for i in range(1, 13)]  # unique ids, none skipped or repeated
+    assert list(final.index) == [f"t{i:04d}" for i in range(1, 17)]  # unique ids, none skipped or repeated
     pd.testing.assert_frame_equal(final, reference)  # same trials, same pruning, same best
     best = json.loads(json.dumps(__import__("yaml").safe_load((folder / "best.yaml").read_text())))
     assert best["trial_id"] == reference[reference["status"] == "finished"]["value"].idxmin()
-    assert total_s <= 2.5 * reference_s + 10, (total_s, reference_s)
+    print(f"uninterrupted {reference_s:.1f} s, killed 3 times and resumed {total_s:.1f} s")
+    assert total_s <= 2.5 * reference_s, (total_s, reference_s)
 
 
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path: Path, ray_tmp: Path) -> None:
@@ -117,11 +118,11 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path: Path, ray_
 
     code, log = _finish(_cli(["resume", "results/slow"], tmp_path, ray_tmp))
     assert code == 0, log
-    assert len(pd.read_parquet(tmp_path / "results" / "slow" / "trials.parquet")) == 12
+    assert len(pd.read_parquet(tmp_path / "results" / "slow" / "trials.parquet")) == 16
 
 
 def test_resume_refuses_a_changed_study_but_takes_a_bigger_budget(tmp_path: Path, ray_tmp: Path) -> None:
-    (tmp_path / "slow.yaml").write_text(textwrap.dedent(SLOW).replace("run_cap: 12", "run_cap: 3"))
+    (tmp_path / "slow.yaml").write_text(textwrap.dedent(SLOW).replace("run_cap: 16", "run_cap: 3"))
     code, log = _finish(_cli(["run", "slow.yaml"], tmp_path, ray_tmp))
     assert code == 0, log
     changed = tmp_path / "changed.yaml"
@@ -131,7 +132,7 @@ def test_resume_refuses_a_changed_study_but_takes_a_bigger_budget(tmp_path: Path
     code, log = _finish(_cli(["resume", "results/slow", "--space", "changed.yaml"], tmp_path, ray_tmp))
     assert code == 2
     assert "differs from the run in max_failures, parameters; a resume may change only run_cap" in log
-    (tmp_path / "more.yaml").write_text(textwrap.dedent(SLOW).replace("run_cap: 12", "run_cap: 5"))
+    (tmp_path / "more.yaml").write_text(textwrap.dedent(SLOW).replace("run_cap: 16", "run_cap: 5"))
     code, log = _finish(_cli(["resume", "results/slow", "--space", "more.yaml"], tmp_path, ray_tmp))
     assert code == 0, log
     trials = pd.read_parquet(tmp_path / "results" / "slow" / "trials.parquet")
