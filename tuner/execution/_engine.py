@@ -436,6 +436,8 @@ def execute(
         engine.resumable = engine.replay(journal)
         done = sum(1 for r in engine.recorder.trials.values() if r.status != "running")
         say(f"resuming {study.name}: {done} trial(s) done, {len(engine.resumable)} to continue")
+        for note in engine.recorder.notes:
+            say(f"note: {note} (the run goes on with the recorded configurations)")
     workers = study.spec.resources.workers
     shape = f"{workers} DDP workers" if workers > 1 else "1 process"
     say(f"running {study.name}: method {study.spec.method}, {slots} trial(s) at a time, {shape} each -> {folder}")
