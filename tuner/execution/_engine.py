@@ -32,6 +32,23 @@ from tuner.space import nest
 STOP_GRACE_S = 2.0  # ranks of a stopped trial still running by then are killed and respawned
 FAIL_FAST = 3  # stop starting trials when this many failed and none reported a value
 MAX_HALVINGS = 4  # on_oom: halve_batch retries at most this many times
+ROOT_CAUSE_WAIT_S = 1.0
+_PEER_FAILURE = ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "timed out")
+
+
+def _secondary(event: dict[str, Any]) -> bool:
+    """An error a rank gets because a peer failed (a collective's connection broke)."""
+    text = f"{event.get('error', '')}".lower()
+    return not event.get("dead") and any(mark in text for mark in _PEER_FAILURE)
+
+
+def _root_cause(ended: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Of the ranks' end events, the one that explains the failure: a death, else a rank's own error."""
+    errors = [e for _, e in sorted(ended.items()) if e["kind"] == "error"]
+    for event in errors:
+        if event.get("dead"):
+            return event
+    return next((e for e in errors if not _secondary(e)), errors[0] if errors else {"kind": "done"})
 
 
 @dataclass
@@ -45,6 +62,7 @@ class _Running:
     error: str | None = None
     stop_sent: float | None = None
     failures: int = 0
+    failing_since: float | None = None  # a rank failed from a peer's failure: waiting for the cause
 
 
 @dataclass
@@ -200,10 +218,18 @@ class _Engine:
         del self.streams[stream], run.streams[stream]
         run.ended[rank] = event
         failed = event["kind"] == "error"
-        if failed and (run.group.size > 1 or event.get("dead")):
-            self._end(run, event, rebuild=True)  # the other ranks may wait in a collective forever
+        if failed and event.get("dead") and run.group.size == 1:
+            self._end(run, event, rebuild=True)
+        elif failed and run.group.size > 1:
+            # The other ranks may wait in a collective forever: end the trial, with the root cause.
+            # A rank whose peer died fails with a connection error first; give the cause a moment.
+            if not _secondary(event) or len(run.ended) == run.group.size:
+                self._end(run, _root_cause(run.ended), rebuild=True)
+            elif run.failing_since is None:
+                run.failing_since = time.monotonic()
         elif len(run.ended) == run.group.size:
-            self._end(run, run.ended.get(0, event), rebuild=False)
+            failures = {r: e for r, e in run.ended.items() if e["kind"] == "error"}
+            self._end(run, _root_cause(failures) if failures else run.ended[0], rebuild=False)
 
     def _on_report(self, run: _Running, event: dict[str, Any]) -> None:
         if run.decided is not None:
@@ -339,7 +365,9 @@ class _Engine:
                 if run.decided is None:
                     self._stop(run, "stopped", "stopped at the time limit")
         for run in list(self.trials.values()):
-            if run.stop_sent is not None and now - run.stop_sent > STOP_GRACE_S:
+            if run.failing_since is not None and now - run.failing_since > ROOT_CAUSE_WAIT_S:
+                self._end(run, _root_cause(run.ended), rebuild=True)
+            elif run.stop_sent is not None and now - run.stop_sent > STOP_GRACE_S:
                 self._end(run, {"kind": "done"}, rebuild=True)  # it ignored the stop: kill its ranks
 
     # -- resume ----------------------------------------------------------------------------
