@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,12 @@ def cli(*args: str, cwd: Path, ray_tmp: Path | None = None, timeout: float = 300
         timeout=timeout,
         check=False,
     )
+
+
+def study(body: str, **overrides: Any) -> Any:
+    """A study from an indented YAML string (tests write them inline)."""
+    import textwrap
+
+    from tuner.config import load_study
+
+    return load_study(text=textwrap.dedent(body), **overrides)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 import time
 from pathlib import Path
 
@@ -10,14 +9,10 @@ import psutil
 import pytest
 
 import tuner
-from tuner.config import load_study
+from tests.conftest import study
 from tuner.errors import UserError
 
 pytestmark = pytest.mark.slow
-
-
-def study(body: str, **overrides: object) -> tuner.Study:
-    return load_study(text=textwrap.dedent(body), **overrides)  # type: ignore[arg-type]
 
 
 RANKS = """

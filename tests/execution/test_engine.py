@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 import tuner
-from tuner.config import load_study
+from tests.conftest import study
 
 pytestmark = pytest.mark.slow
-
-
-def study(body: str, **overrides: object) -> tuner.Study:
-    return load_study(text=textwrap.dedent(body), **overrides)  # type: ignore[arg-type]
 
 
 TOY = """
