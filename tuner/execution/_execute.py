@@ -1,0 +1,88 @@
+"""Running a study: check what the cluster holds, make the folder, drive the engine, sum up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuner.config import Study
+from tuner.errors import UserError
+from tuner.execution._cluster import capacity
+from tuner.execution._engine import _Engine
+from tuner.results import TrialRecord
+from tuner.results._recorder import FAILED
+from tuner.results._state import write_state
+
+
+@dataclass
+class Outcomes:
+    folder: Path
+    best: TrialRecord | None
+    counts: dict[str, int]
+    failures: list[TrialRecord] = field(default_factory=list)
+    interrupted: bool = False
+    stop_reason: str | None = None
+
+
+def plan_slots(study: Study) -> int:
+    """How many trials run at once: what the cluster holds, capped by the study's limits."""
+    res = study.spec.resources
+    places = capacity(res.cpu, res.gpu)
+    if places < res.workers:
+        need = f"{res.cpu:g} CPU" + (f" and {res.gpu:g} GPU" if res.gpu else "")
+        raise UserError(
+            f"resources: a trial needs {res.workers} worker(s) of {need} each; "
+            f"this Ray cluster can place at most {places}"
+        )
+    limits = [places // res.workers, study.spec.max_concurrent, study.spec.run_cap]
+    return min(x for x in limits if x is not None)
+
+
+def execute(
+    study: Study,
+    seed: int,
+    folder_for: Callable[[], Path],
+    say: Callable[[str], None],
+    quiet: bool = False,
+    journal: list[dict[str, Any]] | None = None,
+    elapsed: float = 0.0,
+    trial_seed: int | None = None,
+) -> Outcomes:
+    """Run ``study`` on the connected Ray into ``folder_for()``; with ``journal``, continue that run."""
+    slots = plan_slots(study)  # before any file is written: a refusal leaves nothing behind
+    folder = folder_for()
+    engine = _Engine(study, seed, folder, quiet, elapsed)
+    engine.trial_seed = trial_seed
+    if journal is None:
+        engine.recorder.save_study({**study.raw, "name": study.name, "seed": seed})
+    else:
+        engine.resumable = engine.replay(journal)
+        done = sum(1 for r in engine.recorder.trials.values() if r.status != "running")
+        say(f"resuming {study.name}: {done} trial(s) done, {len(engine.resumable)} to continue")
+        for note in engine.recorder.notes:
+            say(f"note: {note} (the run goes on with the recorded configurations)")
+    workers = study.spec.resources.workers
+    shape = f"{workers} DDP workers" if workers > 1 else "1 process"
+    say(f"running {study.name}: method {study.spec.method}, {slots} trial(s) at a time, {shape} each -> {folder}")
+    interrupted = False
+    info = {"study": study.name, "study_seed": seed}
+    try:
+        engine.run(slots)
+    except KeyboardInterrupt:
+        interrupted = True
+        engine.interrupt()
+    except BaseException:
+        engine.interrupt()  # a fault of ours: keep every finished trial, then report it
+        engine.recorder.finish(info)
+        write_state(folder, "interrupted", engine.elapsed)
+        raise
+    finally:
+        engine.release()
+        engine.progress.close()
+    best = engine.recorder.finish(info, engine.checkpoints.path_of)
+    engine.recorder.journal.close()
+    write_state(folder, "interrupted" if interrupted else "done", engine.elapsed)
+    failures = [r for r in engine.recorder.trials.values() if r.status in FAILED]
+    return Outcomes(folder, best, engine.recorder.counts(), failures, interrupted, engine.stop_reason)
