@@ -1,4 +1,4 @@
-"""``python -m tuner``: run a study, print its best configuration, list its trials."""
+"""python -m tuner: hyperparameter studies for PyTorch on Ray, from one YAML file."""
 
 from __future__ import annotations
 
