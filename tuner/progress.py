@@ -39,9 +39,9 @@ class Progress:
         elapsed = time.monotonic() - self.started
         clock = f"{elapsed:.0f}s"
         if self.time_limit:
-            clock += f" of {self.time_limit:.0f}s"
+            clock += f" ({max(self.time_limit - elapsed, 0):.0f}s left)"
         started = len(self.recorder.trials)
-        budget = f"{started} trials started" + (f" of {self.run_cap}" if self.run_cap else "")
+        budget = f"{started} trials started" + (f" ({self.run_cap - started} left)" if self.run_cap else "")
         status = (
             f"running {c['running']}  finished {c['finished']}  pruned {c['pruned']}  "
             f"failed {c['errored'] + c['nan'] + c['oom']}" + (f"  stopped {c['stopped']}" if c["stopped"] else "")
