@@ -86,6 +86,7 @@ class _Engine:
             run_cap=spec.run_cap,
             searched=list(study.space.searchable),
         )
+        self.progress.started -= elapsed  # a resumed run shows (and spends) its whole time budget
         self.groups: list[WorkerGroup] = []
         self.idle: list[WorkerGroup] = []
         self.trials: dict[str, _Running] = {}
