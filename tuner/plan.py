@@ -11,7 +11,7 @@ from typing import Any
 
 from tuner.config import Asha, Median, Study, import_trainable
 from tuner.errors import ConfigError, Problem, TrialPruned
-from tuner.space import summary
+from tuner.space import grid_product, summary
 from tuner.trial import Trial
 
 
@@ -62,16 +62,14 @@ def rungs(spec: Asha | Median | None, trials: int | None) -> list[Rung]:
 
 def local_capacity(cpus: float, gpus: float) -> int:
     """What an embedded Ray on this machine would hold (no Ray started)."""
-    fit = math.floor((os.cpu_count() or 1) / cpus)
-    if gpus > 0:
-        try:
-            import torch
+    from tuner.execution._cluster import fits
 
-            n = torch.cuda.device_count()
-        except ImportError:
-            n = 0
-        fit = min(fit, math.floor(n / gpus))
-    return fit
+    n_gpus = 0
+    if gpus > 0:
+        import torch
+
+        n_gpus = torch.cuda.device_count()
+    return fits({"CPU": os.cpu_count() or 1, "GPU": n_gpus}, cpus, gpus)
 
 
 def make_plan(study: Study, places: int, where: str) -> Plan:
@@ -89,11 +87,8 @@ def make_plan(study: Study, places: int, where: str) -> Plan:
         )
     trials = spec.run_cap
     if spec.method == "grid" or not study.space.searchable or study.space.grid_axes == study.space.searchable:
-        from tuner.searchers import create
-
-        grid = create("grid", study.space, 0, {}, None)
-        size = getattr(grid, "size", None)
-        trials = size if trials is None else min(trials, size) if size is not None else trials
+        size = len(grid_product(study.space.subspace(list(study.space.searchable))))
+        trials = size if trials is None else min(trials, size)
     limits = [places // res.workers, spec.max_concurrent, trials]
     slots = min(x for x in limits if x is not None)
     scheduler = spec.scheduler

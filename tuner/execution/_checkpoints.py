@@ -10,7 +10,6 @@ from typing import Any
 class Checkpoints:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.steps: dict[str, float] = {}
 
     def path_of(self, trial_id: str) -> Path | None:
         path = self.folder / f"{trial_id}.pt"
@@ -24,7 +23,6 @@ class Checkpoints:
         tmp = path.with_suffix(".pt.tmp")
         torch.save({"step": step, "state": state}, tmp)
         os.replace(tmp, path)
-        self.steps[trial_id] = step
 
     def load(self, trial_id: str) -> tuple[float | None, Any]:
         """``(step, state)`` of the last checkpoint, or ``(None, None)``; tensors only, no pickle."""

@@ -86,17 +86,16 @@ def path_entries() -> list[str]:
     return [str(Path.cwd()), *[p for p in sys.path if p and Path(p).is_dir()]][:32]
 
 
+def fits(node: dict[str, float], cpus: float, gpus: float) -> int:
+    """How many workers of ``cpus`` and ``gpus`` one node with these resources holds."""
+    fit = math.floor(node.get("CPU", 0) / cpus + 1e-9) if cpus > 0 else 10**6
+    if gpus > 0:
+        fit = min(fit, math.floor(node.get("GPU", 0) / gpus + 1e-9))
+    return fit
+
+
 def capacity(cpus: float, gpus: float) -> int:
-    """Trials of this size the cluster can run at once, node by node (no single-node assumption)."""
+    """Workers of this size the cluster can run at once, node by node (no single-node assumption)."""
     import ray
 
-    total = 0
-    for node in ray.nodes():
-        if not node.get("Alive"):
-            continue
-        res = node.get("Resources", {})
-        fit = math.floor(res.get("CPU", 0) / cpus + 1e-9) if cpus > 0 else 10**6
-        if gpus > 0:
-            fit = min(fit, math.floor(res.get("GPU", 0) / gpus + 1e-9))
-        total += fit
-    return total
+    return sum(fits(node.get("Resources", {}), cpus, gpus) for node in ray.nodes() if node.get("Alive"))

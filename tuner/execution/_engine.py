@@ -31,6 +31,7 @@ STOP_GRACE_S = 2.0  # ranks of a stopped trial still running by then are killed 
 FAIL_FAST = 3  # stop starting trials when this many failed and none reported a value
 MAX_HALVINGS = 4  # on_oom: halve_batch retries at most this many times
 ROOT_CAUSE_WAIT_S = 1.0
+STATE_EVERY_S = 2.0
 _PEER_FAILURE = ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "timed out")
 
 
@@ -64,7 +65,9 @@ class _Running:
 
 
 class _Engine:
-    def __init__(self, study: Study, seed: int, folder: Path, quiet: bool, elapsed: float = 0.0) -> None:
+    def __init__(
+        self, study: Study, seed: int, folder: Path, quiet: bool, elapsed: float = 0.0, trial_seed: int | None = None
+    ) -> None:
         import numpy as np
         import ray
 
@@ -96,7 +99,7 @@ class _Engine:
         self.exhausted = False
         self.stop_reason: str | None = None
         self.elapsed_before = elapsed
-        self.trial_seed: int | None = None  # fixed for every trial (``train`` reproducing a trial)
+        self.trial_seed = trial_seed  # fixed for every trial (``train`` reproducing a trial)
         self.began = time.monotonic()
         self.deadline = None if spec.time_limit is None else self.began + spec.time_limit - elapsed
 
@@ -111,6 +114,7 @@ class _Engine:
         self.groups = [WorkerGroup(res.workers, res.cpu, res.gpu, paths, self.study.trainable) for _ in range(slots)]
         self.idle = list(self.groups)
         write_state(self.recorder.folder, "running", self.elapsed)
+        self._state_written = time.monotonic()
         while True:
             while self.idle and self.resumable and self.stop_reason is None:
                 self._continue(self.idle.pop(), self.resumable.pop(0))
@@ -123,8 +127,10 @@ class _Engine:
                 if stream in self.streams:
                     self._next_event(stream)
             self._enforce_limits()
-            if self.recorder.flush():
+            self.recorder.flush()
+            if time.monotonic() - self._state_written > STATE_EVERY_S:  # the elapsed time resume counts on
                 write_state(self.recorder.folder, "running", self.elapsed)
+                self._state_written = time.monotonic()
             self.progress.update()
 
     def _can_launch(self) -> bool:
@@ -393,8 +399,6 @@ class _Engine:
                         stop_s=ev.get("stop_s"),
                         peak_gpu_mb=ev.get("peak_gpu_mb"),
                     )
-                elif kind == "ckpt":
-                    self.checkpoints.steps[trial_id] = ev["step"]
         finally:
             self.recorder.replaying = False
         for trial_id, (status, error) in decided.items():  # decided, but the driver died before the end

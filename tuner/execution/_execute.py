@@ -53,8 +53,7 @@ def execute(
     """Run ``study`` on the connected Ray into ``folder_for()``; with ``journal``, continue that run."""
     slots = plan_slots(study)  # before any file is written: a refusal leaves nothing behind
     folder = folder_for()
-    engine = _Engine(study, seed, folder, quiet, elapsed)
-    engine.trial_seed = trial_seed
+    engine = _Engine(study, seed, folder, quiet, elapsed, trial_seed)
     if journal is None:
         engine.recorder.save_study({**study.raw, "name": study.name, "seed": seed})
     else:

@@ -83,5 +83,5 @@ class Pruner:
             return
         if last is not None and self.metric in last:
             self._impl.on_trial_complete(self._ctl, ref, last)
-        elif hasattr(self._impl, "_trial_info"):
-            self._impl._trial_info.pop(trial_id, None)
+        else:
+            self._impl.on_trial_remove(self._ctl, ref)

@@ -54,11 +54,13 @@ class Recorder:
         self.trials: dict[str, TrialRecord] = {}
         self.history: list[dict[str, Any]] = []
         self._flushed = 0.0
+        self._dirty = True
         self.journal = Journal(folder / "journal.jsonl")
         self.replaying = False  # while ``resume`` replays the journal, nothing is written to it
         self.notes: list[str] = []
 
     def _log(self, event: dict[str, Any]) -> None:
+        self._dirty = True
         if not self.replaying:
             self.journal.write(event)
 
@@ -139,11 +141,12 @@ class Recorder:
         return None if row is None else self.trials[str(row["trial_id"])]
 
     def flush(self, force: bool = False) -> bool:
-        """Write the snapshot files (and sync the journal); ``False`` when it was too soon."""
+        """Write the snapshot files (and sync the journal) if anything changed since the last time;
+        ``False`` when there was nothing new or it was too soon."""
         now = time.monotonic()
-        if not force and now - self._flushed < self.every:
+        if not force and (not self._dirty or now - self._flushed < self.every):
             return False
-        self._flushed = now
+        self._flushed, self._dirty = now, False
         self.journal.sync()
         write_frame(self.folder / TRIALS, _storable(self.trials_frame()))
         write_frame(self.folder / HISTORY, pd.DataFrame(self.history, columns=None if self.history else

@@ -29,10 +29,6 @@ class GridSearcher(Searcher):
             if p.grid_values() is None
         ]
 
-    @property
-    def size(self) -> int:
-        return len(self._cells)
-
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self._next >= len(self._cells):
             return None
