@@ -47,6 +47,10 @@ class Categorical:
 
 def _quantize(value: float, q: float | None, low: float, high: float) -> float:
     if q is None:
+        # A bound reached through log space comes back as 0.029999999999999995: give the bound.
+        for bound in (low, high):
+            if math.isclose(value, bound, rel_tol=1e-12):
+                return bound
         return min(max(value, low), high)
     lo, hi = math.ceil(low / q - 1e-9) * q, math.floor(high / q + 1e-9) * q
     return _clean(min(max(round(value / q) * q, lo), hi))
