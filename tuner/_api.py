@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,11 +52,10 @@ def run(
     if not isinstance(study, Study):
         study = load_study(study)
     storage = Path(study.spec.storage).resolve()
-    for existing in sorted(storage.glob(f"{study.name}*")):
-        if existing.name == study.name or existing.name.startswith(f"{study.name}-"):
-            why = unfinished(existing)
-            if why:
-                raise UserError(f"{why}; continue it with: python -m tuner resume {existing} (or give another --name)")
+    for existing in _runs_named(storage, study.name):
+        why = unfinished(existing)
+        if why:
+            raise UserError(f"{why}; continue it with: python -m tuner resume {existing} (or give another --name)")
     for notice in study.notices:
         say(notice)
     if seed is None:
@@ -63,10 +63,18 @@ def run(
     return _execute(study, seed, lambda: new_study_dir(storage, study.name), say, quiet, address, num_cpus, dashboard)
 
 
+def _runs_named(storage: Path, name: str) -> list[Path]:
+    """The runs of the study ``name`` in ``storage``: ``name`` and ``name-2``, ``name-3``...
+    (not ``name-extra``, another study's)."""
+    pattern = re.compile(rf"{re.escape(name)}(-[0-9]+)?")
+    return sorted(p for p in storage.glob(f"{name}*") if pattern.fullmatch(p.name))
+
+
 def resume(
     folder: str | os.PathLike[str],
     *,
     space: str | os.PathLike[str] | None = None,
+    trainable: str | None = None,
     force: bool = False,
     allow_modules: Sequence[str] = (),
     address: str | None = None,
@@ -79,7 +87,8 @@ def resume(
     last checkpoint, and the searcher and ASHA's rungs are restored by replaying the journal.
 
     ``space`` may change the budget (run_cap, time_limit, max_concurrent); any other change
-    is refused unless ``force``.
+    is refused unless ``force``. Where the run took its trainable, name and storage from the
+    command line, the file is read with them too (``trainable`` overrides the trainable).
     """
     say = say or _printer(quiet)
     path = Path(folder).resolve()
@@ -90,9 +99,17 @@ def resume(
         raise UserError(f"{folder} is being run now (pid {state.get('pid')}); pass --force if it is not")
     stored: dict[str, Any] = yaml.safe_load((path / STUDY).read_text(encoding="utf-8"))
     seed = int(stored["seed"])
+    if trainable is not None:
+        stored["trainable"] = trainable
     study = load_study(text=yaml.safe_dump(stored, sort_keys=False), name=stored["name"], allow_modules=allow_modules)
     if space is not None:
-        new = load_study(space, name=stored["name"], allow_modules=allow_modules)
+        new = load_study(
+            space,
+            name=stored["name"],
+            trainable=trainable or _unless_given(space, "trainable", stored.get("trainable")),
+            storage=_unless_given(space, "storage", stored.get("storage")),
+            allow_modules=allow_modules,
+        )
         changed = _changes(stored, new.raw)
         if changed and not force:
             raise UserError(
@@ -103,6 +120,13 @@ def resume(
     journal = read_journal(path)
     elapsed = float(state.get("elapsed_s", 0.0))
     return _execute(study, seed, lambda: path, say, quiet, address, num_cpus, dashboard, journal, elapsed)
+
+
+def _unless_given(space: str | os.PathLike[str], key: str, value: Any) -> Any:
+    """``value`` where the study file leaves ``key`` out (it came from the command line)."""
+    from tuner.config import read_yaml
+
+    return value if key not in read_yaml(Path(space)) else None
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -123,15 +147,26 @@ def _execute(
     journal: list[dict[str, Any]] | None = None,
     elapsed: float = 0.0,
     trial_seed: int | None = None,
+    max_steps: int | None = None,
 ) -> Outcomes:
+    from tuner.config._trainable import split
     from tuner.execution import connect, execute
 
-    conn = connect(address, num_cpus=num_cpus, dashboard=dashboard)
+    ship = [split(study.trainable)[0], *study.allowed]
+    conn = connect(address, ship=ship, num_cpus=num_cpus, dashboard=dashboard)
     try:
         if conn.dashboard_url:
             say(f"Ray dashboard: {conn.dashboard_url}")
         return execute(
-            study, seed, folder_for, say, quiet=quiet, journal=journal, elapsed=elapsed, trial_seed=trial_seed
+            study,
+            seed,
+            folder_for,
+            say,
+            quiet=quiet,
+            journal=journal,
+            elapsed=elapsed,
+            trial_seed=trial_seed,
+            max_steps=max_steps,
         )
     finally:
         if conn.started_here:
@@ -156,14 +191,17 @@ def train(
     """
     import torch
 
+    from tuner.config import Asha
     from tuner.results._store import write_yaml
 
     say = say or _printer(quiet)
     if not isinstance(study, Study):
         study = load_study(study)
     config = dict(config)
+    scheduler = study.spec.scheduler
+    max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None  # the full budget of the search
     if epochs is not None:
-        config["epochs"] = epochs
+        config["epochs"] = max_steps = epochs
     raw = {k: v for k, v in study.raw.items() if k not in ("early_terminate", "run_cap", "time_limit", "searcher")}
     raw.update(name="final", method="grid", parameters=_constants(config), max_concurrent=1)
     final = load_study(text=yaml.safe_dump(raw, sort_keys=False), check_import=False)
@@ -178,6 +216,7 @@ def train(
         num_cpus,
         dashboard,
         trial_seed=seed,
+        max_steps=max_steps,
     )
     rec = outcome.best
     if rec is None or rec.status != "finished":

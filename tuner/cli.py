@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("results", help="the run's results folder")
     resume.add_argument("--space", help="the study's YAML, to change its budget (run_cap, time_limit, max_concurrent)")
     resume.add_argument("--force", action="store_true", help="resume even if the YAML changed in more than the budget")
+    resume.add_argument("--trainable", help="dotted path of the training function (default: the run's)")
     for p in (run, resume):
         p.add_argument(
             "--allow-module",
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train once with a configuration (e.g. the best), outside the search")
     train.add_argument("space", help="the study's YAML file")
     train.add_argument("--config", required=True, help="best.yaml, or a YAML of the configuration")
+    train.add_argument("--trainable", help="dotted path of the training function (overrides the YAML)")
     train.add_argument("--epochs", type=int, help="override config epochs")
     train.add_argument("--out", help="where to save (default: beside the config: <results>/final)")
     train.add_argument("--seed", type=int, help="trial seed (default: the best trial's)")
@@ -120,6 +122,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     out = tuner.resume(
         args.results,
         space=args.space,
+        trainable=args.trainable,
         force=args.force,
         allow_modules=args.allow_module,
         address=args.address,
@@ -226,7 +229,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import tuner
     from tuner.config import load_study, read_yaml
 
-    study = load_study(args.space, allow_modules=args.allow_module)
+    study = load_study(args.space, trainable=args.trainable, allow_modules=args.allow_module)
     given = read_yaml(Path(args.config))
     config = given["config"] if isinstance(given.get("config"), dict) else given
     seed = args.seed if args.seed is not None else given.get("seed") if "config" in given else None

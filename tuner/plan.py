@@ -11,7 +11,7 @@ from typing import Any
 
 from tuner.config import Asha, Median, Study, import_trainable
 from tuner.errors import ConfigError, Problem, TrialPruned
-from tuner.space import grid_product, summary
+from tuner.space import summary
 from tuner.trial import Trial
 
 
@@ -85,12 +85,8 @@ def make_plan(study: Study, places: int, where: str) -> Plan:
                 )
             ]
         )
-    trials = spec.run_cap
-    if spec.method == "grid" or not study.space.searchable or study.space.grid_axes == study.space.searchable:
-        size = len(grid_product(study.space.subspace(list(study.space.searchable))))
-        trials = size if trials is None else min(trials, size)
-    limits = [places // res.workers, spec.max_concurrent, trials]
-    slots = min(x for x in limits if x is not None)
+    trials = study.trial_count()
+    slots = study.concurrency(places)
     scheduler = spec.scheduler
     max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None
     plan = Plan(trials, slots, where, rungs(scheduler, trials), max_steps=max_steps)

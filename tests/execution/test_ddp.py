@@ -63,9 +63,8 @@ def test_a_failing_rank_fails_the_trial_cleanly_and_the_next_trial_runs(
     ray_local: None, in_tmp: Path, how: str
 ) -> None:
     body = RANKS + f"  die_rank: {{values: [1, -1]}}\n  die_at: {{value: 2}}\n  how: {{value: {how}}}\n"
-    start = time.monotonic()
     out = tuner.run(study(body), quiet=True)
-    assert time.monotonic() - start < 60  # nobody waits out a collective's timeout
+    assert out.summary["respawns"] == 1  # the failed trial's group, killed at once (no collective timeout)
     trials = tuner.load_results(out.folder).set_index("params_die_rank")
     assert trials.loc[1, "status"] == "errored"
     expected = "rank 1 process died" if how == "exit" else "RuntimeError: rank 1 failed on purpose"
@@ -100,8 +99,7 @@ def test_pruning_stops_every_rank_and_leaves_no_process(ray_local: None, in_tmp:
     out = tuner.run(study(body), quiet=True)
     trials = tuner.load_results(out.folder)
     assert (trials["status"] == "pruned").sum() >= 1
-    stopped = trials[trials["status"].isin(["pruned", "finished"])]
-    assert stopped["stop_s"].max() < 2.0  # every rank gone within 2 s of the decision
+    assert out.summary["respawns"] == 0  # every rank of every pruned trial left by itself, none was killed
     assert no_trial_workers_left()
 
 

@@ -49,7 +49,9 @@ def test_toy_study_prunes_records_and_picks_a_finished_best(ray_local: None, in_
 
 
 def test_same_seed_same_study(ray_local: None, in_tmp: Path) -> None:
-    body = TOY.replace("early_terminate", "#").replace("method: random", "method: optuna")
+    """Optuna's TPE past its random start: 4 random trials, then 6 from the model."""
+    body = TOY.replace("early_terminate", "#").replace("method: random", "method: optuna\nmax_concurrent: 1")
+    body += "searcher: {n_startup_trials: 4}\n"
     a = tuner.load_results(tuner.run(study(body, name="a"), quiet=True).folder)
     b = tuner.load_results(tuner.run(study(body, name="b"), quiet=True).folder)
     cols = ["params_lr", "params_layers", "params_act"]
@@ -112,7 +114,7 @@ def test_time_limit_stops_running_trials(ray_local: None, in_tmp: Path) -> None:
     trials = tuner.load_results(out.folder)
     assert out.stop_reason == "time_limit reached"
     assert set(trials["status"]) == {"stopped"}
-    assert trials["wall_s"].max() < 3 + 6  # stopped at the limit, not after 50 s of training
+    assert trials["step"].max() < 1000  # stopped at the limit, not trained to the end
     assert out.best is not None  # the furthest stopped trial still counts when none finished
 
 

@@ -62,18 +62,13 @@ def test_failure_budget_stops_new_trials(ray_local: None, in_tmp: Path) -> None:
 
 
 @pytest.mark.parametrize("method", ["bayes", "optuna"])
-def test_infeasible_configurations_count_as_the_worst(method: str) -> None:
+def test_infeasible_configurations_count_as_the_worst_seen(method: str) -> None:
     space, _ = parse_parameters({"x": {"min": 0.0, "max": 1.0}})
     searcher = create(method, space, 0, {}, run_cap=None)
-    first, second = searcher.suggest("a"), searcher.suggest("b")
-    assert first is not None and second is not None
-    searcher.tell("a", Outcome(0.5, "complete", 1))
-    searcher.tell("b", Outcome(None, "infeasible"))
-    observed: list[float] = (
-        [t for _, t in searcher._observed]  # type: ignore[attr-defined]
-        if method == "bayes"
-        else [-t.value for t in searcher._study.trials]  # type: ignore[attr-defined]
-    )
-    targets = observed
-    assert targets == [-0.5, -0.5]  # the infeasible point counts as the worst seen
-    assert searcher.suggest("c") is not None
+    values = {"a": 0.5, "b": 2.0, "c": 1.0}
+    configs = {t: searcher.suggest(t) for t in [*values, "d"]}
+    for t, v in values.items():
+        searcher.tell(t, configs[t], Outcome(v, "complete", 1))
+    searcher.tell("d", configs["d"], Outcome(None, "infeasible"))
+    assert sorted(searcher.observed().values()) == [0.5, 1.0, 2.0, 2.0]  # d counts as the worst seen, 2.0
+    assert searcher.suggest("e") is not None

@@ -24,7 +24,16 @@ from tuner.space import Categorical, Constant, Float, Int, Normal, grid_product,
         ({"distribution": "log_uniform", "min": 0, "max": 1}, Float(1.0, math.e, log=True)),
         ({"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.25}, Float(0.0, 1.0, q=0.25)),
         ({"distribution": "q_uniform", "min": 32, "max": 256, "q": 32}, Float(32.0, 256.0, q=32, integer=True)),
-        ({"distribution": "q_log_uniform_values", "min": 1, "max": 100, "q": 1}, Float(1.0, 100.0, log=True, q=1)),
+        (
+            {"distribution": "q_log_uniform_values", "min": 1, "max": 100, "q": 1},
+            Float(1.0, 100.0, log=True, q=1, integer=True),
+        ),
+        (
+            {"distribution": "q_log_uniform_values", "min": 1e-3, "max": 1.0, "q": 1e-3},
+            Float(1e-3, 1.0, log=True, q=1e-3),
+        ),
+        ({"distribution": "q_log_uniform", "min": 0, "max": 5}, Float(1.0, math.exp(5), log=True, q=1, integer=True)),
+        ({"distribution": "q_log_uniform", "min": 0, "max": 5, "q": 0.5}, Float(1.0, math.exp(5), log=True, q=0.5)),
         ({"distribution": "normal", "mu": 1, "sigma": 2}, Normal(1.0, 2.0)),
         ({"distribution": "log_normal"}, Normal(0.0, 1.0, log=True)),
         ({"distribution": "q_normal", "q": 2}, Normal(0.0, 1.0, q=2)),
@@ -104,3 +113,21 @@ def test_grid_values() -> None:
     assert Normal(0, 1).grid_values() is None
     space, _ = parse_parameters({"a": {"values": [1, 2]}, "b": {"values": ["x", "y", "z"]}})
     assert len(grid_product(space)) == 6
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"distribution": "q_uniform", "min": 32, "max": 256, "q": 32},
+        {"distribution": "q_log_uniform_values", "min": 16, "max": 512, "q": 16},
+        {"distribution": "q_log_uniform", "min": 2, "max": 6, "q": 2},
+    ],
+)
+def test_whole_number_quantised_values_are_integers(spec: dict) -> None:
+    """The README promises integers, not 192.0, whether sampled, decoded from a searcher or gridded."""
+    space, problems = parse_parameters({"p": spec})
+    assert problems == []
+    p = space.params["p"]
+    rng = np.random.default_rng(0)
+    values = [p.sample(rng) for _ in range(50)] + [p.decode(100.3)] + (p.grid_values() or [])
+    assert all(type(v) is int and v % spec["q"] == 0 for v in values), values

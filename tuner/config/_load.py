@@ -15,6 +15,7 @@ from tuner.config._schema import IGNORED_KEYS, StudySpec, pydantic_problems
 from tuner.config._trainable import allowed_modules, check_trainable
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
+from tuner.searchers._base import space_size
 from tuner.space import Space, parse_parameters
 
 
@@ -29,6 +30,7 @@ class Study:
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
+    allowed: tuple[str, ...] = ()  # module prefixes trusted to run (the trainable's among them)
 
     @property
     def metric(self) -> str:
@@ -37,6 +39,26 @@ class Study:
     @property
     def maximize(self) -> bool:
         return self.spec.metric.goal == "maximize"
+
+    @property
+    def exhaustive(self) -> bool:
+        """Whether the study runs a finite grid: method grid, or nothing searched but grid axes."""
+        searchable = self.space.searchable
+        return self.spec.method == "grid" or not searchable or set(searchable) == set(self.space.grid_axes)
+
+    def trial_count(self) -> int | None:
+        """Trials the study starts at most: ``run_cap``, capped by the grid's size when exhaustive
+        (counted exactly, never enumerated); ``None`` when only ``time_limit`` ends it."""
+        if not self.exhaustive:
+            return self.spec.run_cap
+        size = space_size(self.space.subspace(list(self.space.searchable))) or 1
+        return size if self.spec.run_cap is None else min(size, self.spec.run_cap)
+
+    def concurrency(self, places: int) -> int:
+        """Trials at once, given how many workers of this study's size the cluster can place:
+        the same rule for ``plan`` and ``run``."""
+        limits = [places // self.spec.resources.workers, self.spec.max_concurrent, self.trial_count()]
+        return max(1, min(x for x in limits if x is not None))
 
 
 def load_study(
@@ -92,4 +114,5 @@ def load_study(
         source=Path(path) if path is not None else None,
         raw=data,
         notices=tuple(notices),
+        allowed=allowed_modules(allow_modules),
     )

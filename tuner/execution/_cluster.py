@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ class Connection:
 def connect(
     address: str | None = None,
     *,
+    ship: Sequence[str] = (),
     num_cpus: int | None = None,
     num_gpus: int | None = None,
     dashboard: bool | None = None,
@@ -36,8 +38,10 @@ def connect(
 ) -> Connection:
     """Join the Ray at ``address`` (or ``RAY_ADDRESS``), else start an embedded one.
 
-    The embedded Ray binds its dashboard to 127.0.0.1 (``TUNER_DASHBOARD_HOST``, set by
-    ``--dashboard-host``, says otherwise) and keeps its log noise off the terminal.
+    On a cluster the workers get ``tuner`` and the local code of the modules in ``ship`` (the
+    trainable's and the allowed ones) from this machine. The embedded Ray binds its dashboard
+    to 127.0.0.1 (``TUNER_DASHBOARD_HOST``, set by ``--dashboard-host``, says otherwise) and
+    keeps its log noise off the terminal.
     ``dashboard=None`` starts the dashboard when ``ray[default]`` is installed.
     """
     import ray
@@ -49,7 +53,7 @@ def connect(
     if ray.is_initialized():
         return Connection(False, None, ray.get_runtime_context().gcs_address)
     if address and address != "local":
-        joined: Any = ray.init(address=address, runtime_env={"py_modules": _shipped_modules()}, **quiet)
+        joined: Any = ray.init(address=address, runtime_env={"py_modules": shipped_modules(ship)}, **quiet)
         return Connection(False, _url(joined.dashboard_url), address)
     if dashboard is None:
         dashboard = importlib.util.find_spec("aiohttp") is not None  # installed with ray[default]
@@ -70,19 +74,44 @@ def _url(url: str | None) -> str | None:
     return None if not url else url if url.startswith("http") else f"http://{url}"
 
 
-def _shipped_modules() -> list[str]:
-    """On a remote cluster the workers get ``tuner`` and ``trainables`` from this machine."""
+def shipped_modules(modules: Sequence[str]) -> list[str]:
+    """What a remote cluster's workers need from this machine: ``tuner``, and for each module
+    name, its top-level package (or single-file module) when it is local code, not installed."""
     import tuner
 
-    mods = [str(Path(tuner.__file__).parent)]
-    trainables = sys.modules.get("trainables")
-    if trainables is not None and trainables.__file__:
-        mods.append(str(Path(trainables.__file__).parent))
-    return mods
+    paths = [str(Path(tuner.__file__).parent)]
+    for name in dict.fromkeys(m.split(".")[0] for m in modules if m):
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or spec.origin in (None, "built-in", "frozen"):
+            continue
+        locations = list(spec.submodule_search_locations or [])
+        path = locations[0] if locations else spec.origin
+        if path and not _installed(Path(path)):
+            paths.append(str(path))
+    return list(dict.fromkeys(paths))
+
+
+def _installed(path: Path) -> bool:
+    """Whether ``path`` is part of the Python installation (the standard library or an installed
+    package), which every node has of its own."""
+    import sysconfig
+
+    where = sysconfig.get_paths()
+    roots = {Path(where[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    path = path.resolve()
+    return "site-packages" in path.parts or "dist-packages" in path.parts or any(r in path.parents for r in roots)
 
 
 def path_entries() -> list[str]:
-    """sys.path entries a local worker needs to import what the driver imports."""
+    """sys.path entries a worker on this machine needs to import what the driver imports; none
+    when the code was shipped to a cluster (there, the shipped copies are what workers import)."""
+    import ray
+
+    if ray.is_initialized() and ray.get_runtime_context().runtime_env.get("py_modules"):
+        return []
     return [str(Path.cwd()), *[p for p in sys.path if p and Path(p).is_dir()]][:32]
 
 

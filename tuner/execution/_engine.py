@@ -1,14 +1,19 @@
 """The study loop: ask the searcher, start trials on reused worker groups, prune, record.
 
-This is the one place where a trial starts (:meth:`_Engine._start`). Every decision is
-journaled; :meth:`_Engine.replay` feeds a journal back through the same code paths, so a
-resumed study has the searcher, ASHA's rungs and the results exactly where they were.
+This is the one place where a trial starts (:meth:`_Engine._start`). The loop itself only
+reads trial events and keeps time: the searcher runs on a thread of its own and disk writes
+on another (:mod:`tuner.execution._offload`), so neither can delay a stop or a kill.
+
+Every decision is journaled; :meth:`_Engine.replay` feeds a journal back through the same
+code paths (the searcher is told the recorded history), so a resumed study has the searcher,
+ASHA's rungs and the results exactly where they were.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ from tuner.config import Study
 from tuner.execution._checkpoints import Checkpoints
 from tuner.execution._cluster import path_entries
 from tuner.execution._group import WorkerGroup
+from tuner.execution._offload import SearcherThread, Writer
 from tuner.execution._schedulers import Pruner
 from tuner.execution._worker import TrialTask
 from tuner.progress import Progress
@@ -32,6 +38,8 @@ FAIL_FAST = 3  # stop starting trials when this many failed and none reported a 
 MAX_HALVINGS = 4  # on_oom: halve_batch retries at most this many times
 ROOT_CAUSE_WAIT_S = 1.0
 STATE_EVERY_S = 2.0
+WAIT_S = 0.1  # the loop's longest sleep: how late a timer can fire
+GET_TIMEOUT_S = 30.0  # reading an event that Ray says is ready
 _PEER_FAILURE = ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "timed out")
 
 
@@ -64,11 +72,27 @@ class _Running:
     failing_since: float | None = None  # a rank failed from a peer's failure: waiting for the cause
 
 
+@dataclass
+class _Asking:
+    """The one suggestion in flight: for which trial, on which group, since when."""
+
+    trial_id: str
+    group: WorkerGroup
+    future: Future[dict[str, Any] | None]
+    since: float
+
+
 class _Engine:
     def __init__(
-        self, study: Study, seed: int, folder: Path, quiet: bool, elapsed: float = 0.0, trial_seed: int | None = None
+        self,
+        study: Study,
+        seed: int,
+        folder: Path,
+        quiet: bool,
+        elapsed: float = 0.0,
+        trial_seed: int | None = None,
+        max_steps: int | None = None,
     ) -> None:
-        import numpy as np
         import ray
 
         spec = study.spec
@@ -77,11 +101,12 @@ class _Engine:
         self.ray = ray
         self.metric = study.metric
         self.sign = -1.0 if study.maximize else 1.0
-        np.random.seed(seed % 2**32)  # ASHA draws a bracket from numpy's global generator
-        self.pruner = Pruner(spec.scheduler, study.metric, study.maximize)
-        self.searcher = searchers.create(spec.method, study.space, seed, spec.searcher, spec.run_cap)
+        self.pruner = Pruner(spec.scheduler, study.metric, study.maximize, seed)
+        self.max_steps = max_steps if max_steps is not None else self.pruner.max_t
+        self.searcher = SearcherThread(searchers.create(spec.method, study.space, seed, spec.searcher, spec.run_cap))
+        self.writer = Writer()
         self.recorder = Recorder(folder, study.metric, study.maximize)
-        self.checkpoints = Checkpoints(folder / "checkpoints")
+        self.checkpoints = Checkpoints(folder / "checkpoints", self.writer.submit, self.recorder.checkpoint)
         self.progress = Progress(
             self.recorder,
             quiet=quiet,
@@ -92,13 +117,18 @@ class _Engine:
         self.progress.started -= elapsed  # a resumed run shows (and spends) its whole time budget
         self.groups: list[WorkerGroup] = []
         self.idle: list[WorkerGroup] = []
+        self.idle_since: dict[int, float] = {}  # id(group) -> when it became free for a new trial
         self.trials: dict[str, _Running] = {}
         self.streams: dict[Any, _Running] = {}
         self.resumable: list[str] = []  # unfinished trials of an earlier session, started first
+        self.asking: _Asking | None = None
         self.launched = 0
         self.exhausted = False
         self.stop_reason: str | None = None
+        self.respawns = 0  # groups killed and started again (a dead, failed or hung rank)
+        self.searcher_wait_s = 0.0  # slot time spent waiting for a suggestion
         self.elapsed_before = elapsed
+        self.slots = 0
         self.trial_seed = trial_seed  # fixed for every trial (``train`` reproducing a trial)
         self.began = time.monotonic()
         self.deadline = None if spec.time_limit is None else self.began + spec.time_limit - elapsed
@@ -111,54 +141,79 @@ class _Engine:
     def run(self, slots: int) -> None:
         res = self.study.spec.resources
         paths = path_entries()
+        self.slots = slots
         self.groups = [WorkerGroup(res.workers, res.cpu, res.gpu, paths, self.study.trainable) for _ in range(slots)]
-        self.idle = list(self.groups)
-        write_state(self.recorder.folder, "running", self.elapsed)
+        for group in self.groups:
+            self._free(group)
+        self.searcher.start()
+        self._save_state("running")
         self._state_written = time.monotonic()
         while True:
             while self.idle and self.resumable and self.stop_reason is None:
                 self._continue(self.idle.pop(), self.resumable.pop(0))
-            while self.idle and self._can_launch():
-                self._launch(self.idle.pop())
-            if not self.trials:
+            self._ask()
+            if not self.trials and self.asking is None:
                 break
-            ready, _ = self.ray.wait(list(self.streams), num_returns=1, timeout=0.25)
-            for stream in ready:
-                if stream in self.streams:
-                    self._next_event(stream)
+            self._read_events()
             self._enforce_limits()
-            self.recorder.flush()
+            self.searcher.check()
+            snapshot = self.recorder.snapshot()
+            if snapshot is not None:
+                self.writer.submit("snapshot", snapshot)
             if time.monotonic() - self._state_written > STATE_EVERY_S:  # the elapsed time resume counts on
-                write_state(self.recorder.folder, "running", self.elapsed)
+                self._save_state("running")
                 self._state_written = time.monotonic()
             self.progress.update()
+
+    def _read_events(self) -> None:
+        """Every event that has arrived, from every rank: none waits for a later pass."""
+        streams = list(self.streams)
+        if not streams:
+            time.sleep(0.01 if self.asking is not None else WAIT_S)
+            return
+        ready, _ = self.ray.wait(streams, num_returns=1, timeout=0.01 if self.asking is not None else WAIT_S)
+        if not ready:
+            return
+        ready, _ = self.ray.wait(streams, num_returns=len(streams), timeout=0)
+        stream: Any
+        for stream in ready:
+            while stream in self.streams and (stream.next_ready() or stream.is_finished()):
+                self._next_event(stream)
+
+    def _free(self, group: WorkerGroup) -> None:
+        self.idle.append(group)
+        self.idle_since[id(group)] = time.monotonic()
 
     def _can_launch(self) -> bool:
         cap = self.study.spec.run_cap
         return not self.exhausted and self.stop_reason is None and (cap is None or self.launched < cap)
 
-    def _launch(self, group: WorkerGroup) -> None:
-        """A new trial: the searcher's next configuration."""
-        trial_id = f"t{self.launched + 1:04d}"
-        params = self._suggest(trial_id)
-        if params is None:
-            self.idle.append(group)
-            return
-        record = self._open(trial_id, params, time.time())
-        self._start(_Running(record, group, self._task(record)))
-
-    def _suggest(self, trial_id: str) -> dict[str, Any] | None:
-        params = self.searcher.suggest(trial_id)
-        if params is None:
-            self.exhausted = True
-        return params
+    def _ask(self) -> None:
+        """Keep one suggestion in flight while a group is free; start its trial when it comes."""
+        if self.asking is not None and self.asking.future.done():
+            asking, self.asking = self.asking, None
+            params = asking.future.result()
+            if params is None:
+                self.exhausted = True
+                self._free(asking.group)
+            elif self.stop_reason is not None:  # the study stopped meanwhile: no new trial
+                self._free(asking.group)
+            else:
+                self.searcher_wait_s += time.monotonic() - self.idle_since.pop(id(asking.group), asking.since)
+                record = self._open(asking.trial_id, params, time.time())
+                record.suggest_s = round(self.searcher.suggest_s[-1], 4) if self.searcher.suggest_s else None
+                self.recorder.start(record)
+                self._start(_Running(record, asking.group, self._task(record)))
+        if self.asking is None and self.idle and self._can_launch():
+            group = self.idle.pop()
+            trial_id = f"t{self.launched + 1:04d}"
+            self.asking = _Asking(trial_id, group, self.searcher.suggest(trial_id), time.monotonic())
 
     def _open(self, trial_id: str, params: dict[str, Any], started: float) -> TrialRecord:
         self.launched += 1
         flat = self.study.space.complete(params)
         trial_seed = self.trial_seed if self.trial_seed is not None else (self.seed * 1_000_003 + self.launched) % 2**31
         record = TrialRecord(trial_id=trial_id, params=flat, config=nest(flat), seed=trial_seed, started=started)
-        self.recorder.start(record)
         self.pruner.add(trial_id)
         return record
 
@@ -169,7 +224,7 @@ class _Engine:
             self.study.trainable,
             record.config,
             record.seed,
-            self.pruner.max_t,
+            self.max_steps,
             res.gpu,
             checkpoint=checkpoint,
             accumulation=accumulation,
@@ -184,6 +239,7 @@ class _Engine:
 
     def _continue(self, group: WorkerGroup, trial_id: str) -> None:
         """Continue a trial an earlier session left unfinished, from its last checkpoint."""
+        self.idle_since.pop(id(group), None)
         record = self.recorder.trials[trial_id]
         step, state = self.checkpoints.load(trial_id)
         self.recorder.rewind(trial_id, step, "resumed")
@@ -194,7 +250,7 @@ class _Engine:
         run = self.streams[stream]
         rank = run.streams[stream]
         try:
-            event = self.ray.get(next(stream))
+            event = self.ray.get(next(stream), timeout=GET_TIMEOUT_S)
         except StopIteration:
             event = {"kind": "done"}
         except self.ray.exceptions.RayError as exc:
@@ -232,7 +288,6 @@ class _Engine:
         trial_id, step = run.record.trial_id, event["step"]
         if "checkpoint" in event:
             self.checkpoints.save(trial_id, step, event["checkpoint"])
-            self.recorder.checkpoint(trial_id, step)
         status, error = self._judge(trial_id, step, event["time"], event["metrics"])
         if status is not None:
             self._stop(run, status, error)
@@ -246,7 +301,7 @@ class _Engine:
         value = metrics[self.metric]
         if not math.isfinite(value):
             return "nan", f"{self.metric} is {value} at step {step}"
-        if self.pruner.reached_budget(step):
+        if self.max_steps is not None and step >= self.max_steps:
             return "finished", None
         if self.pruner.should_stop(trial_id, step, value):
             return "pruned", None
@@ -264,6 +319,7 @@ class _Engine:
         del self.trials[run.record.trial_id]
         if rebuild:
             run.group.rebuild()
+            self.respawns += 1
         rec = run.record
         stop_s = None if run.stop_sent is None else round(time.monotonic() - run.stop_sent, 3)
         status, error = run.decided, run.error
@@ -279,7 +335,7 @@ class _Engine:
         if run.decided is None and self._retry(run, status, error):
             return
         self._finish(rec.trial_id, status, error, stop_s=stop_s, peak_gpu_mb=event.get("peak_gpu_mb"))
-        self.idle.append(run.group)
+        self._free(run.group)
 
     def _retry(self, run: _Running, status: str, error: str | None) -> bool:
         """Run a failed trial again on the same group, from its last checkpoint, if allowed."""
@@ -321,14 +377,25 @@ class _Engine:
             state = "infeasible"
         else:
             state = "complete" if status == "finished" else "failed" if value is None else "pruned"
-        self.searcher.tell(trial_id, Outcome(value, state, rec.step))  # type: ignore[arg-type]
+        self.searcher.tell(trial_id, self._searched(rec), Outcome(value, state, rec.step))  # type: ignore[arg-type]
         self._check_goals(rec)
+
+    def _searched(self, rec: TrialRecord) -> dict[str, Any]:
+        return {k: v for k, v in rec.params.items() if k in self.study.space.searchable}
 
     def _write_log(self, trial_id: str, attempt: int, text: str) -> None:
         logs = self.recorder.folder / "logs"
-        logs.mkdir(exist_ok=True)
         name = f"{trial_id}.log" if attempt == 0 else f"{trial_id}.attempt{attempt}.log"
-        (logs / name).write_text(text, encoding="utf-8")
+
+        def write() -> None:
+            logs.mkdir(exist_ok=True)
+            (logs / name).write_text(text, encoding="utf-8")
+
+        self.writer.submit(f"log:{name}", write)
+
+    def _save_state(self, state: str) -> None:
+        folder, elapsed = self.recorder.folder, self.elapsed
+        self.writer.submit("state", lambda: write_state(folder, state, elapsed))
 
     def _check_goals(self, rec: TrialRecord) -> None:
         spec = self.study.spec
@@ -367,19 +434,22 @@ class _Engine:
 
     # -- resume ----------------------------------------------------------------------------
     def replay(self, events: list[dict[str, Any]]) -> list[str]:
-        """Rebuild the state a journal describes; returns the trials left to continue."""
+        """Rebuild the state a journal describes; returns the trials left to continue.
+
+        The searcher is told the recorded configurations and outcomes (never asked again), so
+        every result is credited to the configuration that produced it.
+        """
         decided: dict[str, tuple[str, str | None]] = {}
-        diverged = []
         self.recorder.replaying = True
         try:
             for ev in events:
                 kind, trial_id = ev.get("e"), ev.get("trial", "")
                 if kind == "start":
                     params = {k: v for k, v in ev["params"].items() if k in self.study.space.searchable}
-                    suggested = self.searcher.suggest(trial_id)
-                    if suggested != params:
-                        diverged.append(trial_id)
-                    self._open(trial_id, params, ev["t"])
+                    record = self._open(trial_id, params, ev["t"])
+                    record.suggest_s = ev.get("suggest_s")
+                    self.recorder.start(record)
+                    self.searcher.tell(trial_id, params, Outcome(None, "running"))
                 elif kind == "report" and trial_id not in decided:
                     status, error = self._judge(trial_id, ev["step"], ev["time"], ev["metrics"])
                     if status is not None:
@@ -404,8 +474,6 @@ class _Engine:
         for trial_id, (status, error) in decided.items():  # decided, but the driver died before the end
             self._finish(trial_id, status, error)
         self.exhausted = False
-        if diverged:
-            self.recorder.notes.append(f"the searcher's replay differed at {', '.join(diverged[:5])}")
         return [t for t, r in self.recorder.trials.items() if r.status == "running"]
 
     def interrupt(self) -> None:
@@ -414,9 +482,32 @@ class _Engine:
             for stream in list(run.streams):
                 del self.streams[stream]
             del self.trials[run.record.trial_id]
+        self.asking = None
 
     def release(self) -> None:
-        """Free the workers and their placement groups now, not when handles are collected."""
+        """Free the workers and their placement groups now, not when handles are collected;
+        let the searcher go and write out everything still waiting for the disk."""
         for group in self.groups:
             group.close()
         self.groups, self.idle = [], []
+        self.searcher.close()
+        self.writer.close()
+
+    def summary(self) -> dict[str, Any]:
+        """How the run went as a whole: what ``summary.yaml`` records."""
+        import numpy as np
+
+        times = self.searcher.suggest_s
+        slot_s = max(self.slots, 1) * max(time.monotonic() - self.began, 1e-9)
+        return {
+            "elapsed_s": round(self.elapsed, 3),
+            "respawns": self.respawns,
+            "stop_reason": self.stop_reason,
+            "searcher": {
+                "suggestions": len(times),
+                "suggest_s_median": round(float(np.median(times)), 4) if times else None,
+                "suggest_s_p95": round(float(np.percentile(times, 95)), 4) if times else None,
+                "wait_s": round(self.searcher_wait_s, 3),
+                "wait_fraction": round(self.searcher_wait_s / slot_s, 4),
+            },
+        }

@@ -14,6 +14,7 @@ from tuner.execution._engine import _Engine
 from tuner.results import TrialRecord
 from tuner.results._recorder import FAILED
 from tuner.results._state import write_state
+from tuner.results._store import SUMMARY, write_yaml
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Outcomes:
     failures: list[TrialRecord] = field(default_factory=list)
     interrupted: bool = False
     stop_reason: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def plan_slots(study: Study) -> int:
@@ -36,8 +38,7 @@ def plan_slots(study: Study) -> int:
             f"resources: a trial needs {res.workers} worker(s) of {need} each; "
             f"this Ray cluster can place at most {places}"
         )
-    limits = [places // res.workers, study.spec.max_concurrent, study.spec.run_cap]
-    return min(x for x in limits if x is not None)
+    return study.concurrency(places)
 
 
 def execute(
@@ -49,19 +50,21 @@ def execute(
     journal: list[dict[str, Any]] | None = None,
     elapsed: float = 0.0,
     trial_seed: int | None = None,
+    max_steps: int | None = None,
 ) -> Outcomes:
-    """Run ``study`` on the connected Ray into ``folder_for()``; with ``journal``, continue that run."""
+    """Run ``study`` on the connected Ray into ``folder_for()``; with ``journal``, continue that run.
+
+    ``trial_seed`` and ``max_steps`` override every trial's seed and budget (``train``).
+    """
     slots = plan_slots(study)  # before any file is written: a refusal leaves nothing behind
     folder = folder_for()
-    engine = _Engine(study, seed, folder, quiet, elapsed, trial_seed)
+    engine = _Engine(study, seed, folder, quiet, elapsed, trial_seed, max_steps)
     if journal is None:
         engine.recorder.save_study({**study.raw, "name": study.name, "seed": seed})
     else:
         engine.resumable = engine.replay(journal)
         done = sum(1 for r in engine.recorder.trials.values() if r.status != "running")
         say(f"resuming {study.name}: {done} trial(s) done, {len(engine.resumable)} to continue")
-        for note in engine.recorder.notes:
-            say(f"note: {note} (the run goes on with the recorded configurations)")
     workers = study.spec.resources.workers
     shape = f"{workers} DDP workers" if workers > 1 else "1 process"
     say(f"running {study.name}: method {study.spec.method}, {slots} trial(s) at a time, {shape} each -> {folder}")
@@ -73,15 +76,16 @@ def execute(
         interrupted = True
         engine.interrupt()
     except BaseException:
+        interrupted = True
         engine.interrupt()  # a fault of ours: keep every finished trial, then report it
-        engine.recorder.finish(info)
-        write_state(folder, "interrupted", engine.elapsed)
         raise
     finally:
+        summary = engine.summary()
         engine.release()
         engine.progress.close()
-    best = engine.recorder.finish(info, engine.checkpoints.path_of)
-    engine.recorder.journal.close()
-    write_state(folder, "interrupted" if interrupted else "done", engine.elapsed)
+        write_yaml(folder / SUMMARY, summary)
+        best = engine.recorder.finish(info, engine.checkpoints.path_of)
+        engine.recorder.journal.close()
+        write_state(folder, "interrupted" if interrupted else "done", engine.elapsed)
     failures = [r for r in engine.recorder.trials.values() if r.status in FAILED]
-    return Outcomes(folder, best, engine.recorder.counts(), failures, interrupted, engine.stop_reason)
+    return Outcomes(folder, best, engine.recorder.counts(), failures, interrupted, engine.stop_reason, summary)

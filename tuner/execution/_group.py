@@ -43,17 +43,16 @@ class WorkerGroup:
             actor.warm.remote(self._trainable)
 
     def launch(self, task: TrialTask) -> list[Any]:
-        """Start ``task`` on every rank; returns one event stream per rank (rank 0 first)."""
-        import ray
+        """Start ``task`` on every rank; returns one event stream per rank (rank 0 first).
 
-        master = None
-        backend = "gloo"
-        if self.size > 1:
-            master = tuple(ray.get(self.actors[0].address.remote()))
-            backend = _backend(self.gpus)
+        Nothing here waits: the ranks of a DDP trial get rank 0's address as an object
+        reference, which Ray resolves before they start.
+        """
+        master = self.actors[0].address.remote() if self.size > 1 else None
+        backend = _backend(self.gpus) if self.size > 1 else "gloo"
         return [
             actor.run.options(num_returns="streaming").remote(
-                dataclasses.replace(task, rank=rank, world_size=self.size, master=master, backend=backend)
+                dataclasses.replace(task, rank=rank, world_size=self.size, backend=backend), master
             )
             for rank, actor in enumerate(self.actors)
         ]

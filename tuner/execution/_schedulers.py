@@ -2,17 +2,23 @@
 
 The engine is not Tune's controller, so Ray's schedulers get a minimal stand-in for the
 pieces they touch: a hashable trial with ``trial_id`` and a controller with no live trials
-(so the median rule never asks to pause).
+(so the median rule never asks to pause). ASHA draws each trial's bracket from numpy's
+global generator; the pruner gives it a generator of its own, seeded by the study, for the
+length of that call.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from tuner.config import Asha, Median
 
 TIME_ATTR = "step"
+_GLOBAL_NUMPY = threading.Lock()
 BIG_BUDGET = 10**9  # ASHA without max_t: rungs go on until the trainable returns
 
 
@@ -29,8 +35,9 @@ class _NoController:
 class Pruner:
     """Decides after each report whether a trial goes on. ``None`` spec: never prunes."""
 
-    def __init__(self, spec: Asha | Median | None, metric: str, maximize: bool) -> None:
+    def __init__(self, spec: Asha | Median | None, metric: str, maximize: bool, seed: int = 0) -> None:
         self._refs: dict[str, _TrialRef] = {}
+        self._rng_state = np.random.RandomState(seed % 2**32).get_state()
         self._ctl = _NoController()
         self.max_t: int | None = None
         self._impl: Any = None
@@ -63,8 +70,16 @@ class Pruner:
 
     def add(self, trial_id: str) -> None:
         self._refs[trial_id] = _TrialRef(trial_id)
-        if self._impl is not None:
-            self._impl.on_trial_add(self._ctl, self._refs[trial_id])
+        if self._impl is None:
+            return
+        with _GLOBAL_NUMPY:  # our generator in numpy's global slot for this one call
+            outside = np.random.get_state()
+            np.random.set_state(self._rng_state)
+            try:
+                self._impl.on_trial_add(self._ctl, self._refs[trial_id])
+            finally:
+                self._rng_state = np.random.get_state()
+                np.random.set_state(outside)
 
     def should_stop(self, trial_id: str, step: float, value: float) -> bool:
         if self._impl is None:

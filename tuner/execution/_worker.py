@@ -9,6 +9,8 @@ events stream back as a Ray generator (rank 0 streams reports; every rank ends w
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import queue
 import socket
@@ -25,6 +27,7 @@ from tuner.errors import TrialPruned
 from tuner.trial import Trial
 
 COLLECTIVE_TIMEOUT_S = 120  # a backstop only: the driver kills a group whose rank died
+JOIN_S = 5.0  # how long a finished stream waits for its trial's thread to wind down
 # torch cannot be imported by two threads at once (half-initialised modules): warm() and a
 # trial's thread take turns.
 _IMPORTS = threading.Lock()
@@ -84,8 +87,14 @@ class TrialWorker:
         if event is not None:
             event.set()
 
-    def run(self, task: TrialTask) -> Iterator[dict[str, Any]]:
-        """Run this rank's part of a trial, yielding its events."""
+    def run(self, task: TrialTask, master: tuple[str, int] | None = None) -> Iterator[dict[str, Any]]:
+        """Run this rank's part of a trial, yielding its events.
+
+        ``master``: rank 0's address for the process group (Ray resolves it from rank 0's
+        ``address()`` call before this runs, so the driver never waits for it).
+        """
+        if master is not None:
+            task = dataclasses.replace(task, master=(str(master[0]), int(master[1])))
         stop = self._stops[task.trial_id] = threading.Event()
         events: queue.Queue[dict[str, Any]] = queue.Queue()
         started = time.time()
@@ -107,7 +116,7 @@ class TrialWorker:
                 if event["kind"] != "report":
                     break
         finally:
-            thread.join()
+            thread.join(timeout=JOIN_S)  # a thread stuck in user code is left to the driver's kill
             self._stops.pop(task.trial_id, None)
             _free_memory()
 
@@ -147,15 +156,10 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
     except TrialPruned:
         put({"kind": "pruned", **_gpu_peak()})
     except BaseException as exc:  # everything is reported, nothing lost
-        put(
-            {
-                "kind": "error",
-                "error": _last_line(exc),
-                "oom": _is_oom(exc),
-                "traceback": traceback.format_exc(),
-                **_gpu_peak(),
-            }
-        )
+        event: dict[str, Any] = {"kind": "error", "error": _last_line(exc), "traceback": traceback.format_exc()}
+        with contextlib.suppress(BaseException):  # the failure itself must reach the driver
+            event.update(oom=_is_oom(exc), **_gpu_peak())
+        put(event)
     finally:
         if joined:
             import torch.distributed as dist
@@ -186,11 +190,15 @@ def _reset_gpu_peak() -> None:
 
 
 def _gpu_peak() -> dict[str, float]:
-    """Peak memory torch allocated in this trial, and the device's use (nvidia-ml-py) if present."""
-    cuda = _cuda()
-    if cuda is None:
+    """Peak memory torch allocated in this trial, and the device's use (nvidia-ml-py) if present;
+    empty when there is no GPU or it cannot be read (a broken CUDA context must not hide the trial's end)."""
+    try:
+        cuda = _cuda()
+        if cuda is None:
+            return {}
+        out = {"peak_gpu_mb": round(cuda.max_memory_allocated() / 2**20, 1)}
+    except Exception:
         return {}
-    out = {"peak_gpu_mb": round(cuda.max_memory_allocated() / 2**20, 1)}
     try:
         import pynvml
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,23 +20,32 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: TextIO | None = None
+        self._lock = threading.Lock()  # the loop and the writer thread both write events
 
     def write(self, event: dict[str, Any]) -> None:
-        if self._file is None:
-            self._file = self.path.open("a", encoding="utf-8")
         # NaN and inf are written and read back as Python's json does (NaN, Infinity).
-        self._file.write(json.dumps(event, default=str) + "\n")
-        self._file.flush()
+        line = json.dumps(event, default=str) + "\n"
+        with self._lock:
+            if self._file is None:
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(line)
+            self._file.flush()
 
     def sync(self) -> None:
-        if self._file is not None:
-            os.fsync(self._file.fileno())
+        with self._lock:
+            fd = None if self._file is None else self._file.fileno()
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            except OSError:  # closed meanwhile: close() synced it
+                pass
 
     def close(self) -> None:
-        if self._file is not None:
-            self.sync()
-            self._file.close()
-            self._file = None
+        with self._lock:
+            if self._file is not None:
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
 
 
 def read_journal(folder: Path) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ class TrialRecord:
     attempts: int = 0  # retries after failures
     stop_s: float | None = None  # from the decision to stop it until all its processes had left
     peak_gpu_mb: float | None = None
+    suggest_s: float | None = None  # how long the searcher took to propose it
 
     @property
     def wall_s(self) -> float:
@@ -57,7 +58,6 @@ class Recorder:
         self._dirty = True
         self.journal = Journal(folder / "journal.jsonl")
         self.replaying = False  # while ``resume`` replays the journal, nothing is written to it
-        self.notes: list[str] = []
 
     def _log(self, event: dict[str, Any]) -> None:
         self._dirty = True
@@ -70,7 +70,7 @@ class Recorder:
     def start(self, record: TrialRecord) -> None:
         self.trials[record.trial_id] = record
         self._log({"e": "start", "trial": record.trial_id, "params": record.params, "seed": record.seed,
-                   "t": record.started})
+                   "t": record.started, "suggest_s": record.suggest_s})
 
     def report(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> None:
         rec = self.trials[trial_id]
@@ -112,7 +112,6 @@ class Recorder:
         rec.peak_gpu_mb = peak_gpu_mb if peak_gpu_mb is not None else rec.peak_gpu_mb
         self._log({"e": "end", "trial": trial_id, "status": status, "error": error, "t": rec.ended,
                    "stop_s": rec.stop_s, "peak_gpu_mb": rec.peak_gpu_mb})
-        self.flush()
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -120,38 +119,49 @@ class Recorder:
             out[rec.status] += 1
         return out
 
+    def _row(self, rec: TrialRecord) -> dict[str, Any]:
+        return {
+            "trial_id": rec.trial_id, "status": rec.status, "value": rec.value,
+            "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
+            "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s,
+            "peak_gpu_mb": rec.peak_gpu_mb, "suggest_s": rec.suggest_s, "error": rec.error,
+            **{f"params_{k}": v for k, v in rec.params.items()},
+            **{f"metric_{k}": v for k, v in rec.metrics.items()},
+        }
+
     def trials_frame(self) -> pd.DataFrame:
-        rows = []
-        for rec in self.trials.values():
-            rows.append({
-                "trial_id": rec.trial_id, "status": rec.status, "value": rec.value,
-                "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
-                "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s,
-                "peak_gpu_mb": rec.peak_gpu_mb, "error": rec.error,
-                **{f"params_{k}": v for k, v in rec.params.items()},
-                **{f"metric_{k}": v for k, v in rec.metrics.items()},
-            })
-        frame = pd.DataFrame(rows)
-        if frame.empty:
-            frame = pd.DataFrame(columns=["trial_id", "status", "value", "best_value", "step", "iterations"])
-        return frame
+        return _frame([self._row(rec) for rec in self.trials.values()])
 
     def best(self) -> TrialRecord | None:
         row = best_row(self.trials_frame(), self.maximize)
         return None if row is None else self.trials[str(row["trial_id"])]
 
-    def flush(self, force: bool = False) -> bool:
-        """Write the snapshot files (and sync the journal) if anything changed since the last time;
-        ``False`` when there was nothing new or it was too soon."""
+    def snapshot(self, force: bool = False) -> Callable[[], None] | None:
+        """The results files as they stand, as a job that writes them (on any thread), or ``None``
+        when nothing changed or the last snapshot is under ``every`` seconds old. Taking it is
+        cheap; building the tables and writing them is the job's."""
         now = time.monotonic()
         if not force and (not self._dirty or now - self._flushed < self.every):
-            return False
+            return None
         self._flushed, self._dirty = now, False
-        self.journal.sync()
-        write_frame(self.folder / TRIALS, _storable(self.trials_frame()))
-        write_frame(self.folder / HISTORY, pd.DataFrame(self.history, columns=None if self.history else
-                                                         ["trial_id", "step", "time_s"]))
-        return True
+        rows = [self._row(rec) for rec in self.trials.values()]
+        history = list(self.history)
+        folder, journal = self.folder, self.journal
+
+        def write() -> None:
+            journal.sync()
+            write_frame(folder / TRIALS, _storable(_frame(rows)))
+            write_frame(folder / HISTORY, pd.DataFrame(history, columns=None if history else
+                                                       ["trial_id", "step", "time_s"]))
+
+        return write
+
+    def flush(self, force: bool = False) -> bool:
+        """Write the snapshot files now (see :meth:`snapshot`); ``False`` when there was nothing to do."""
+        job = self.snapshot(force)
+        if job is not None:
+            job()
+        return job is not None
 
     def finish(
         self, study_info: dict[str, Any], checkpoint_of: Callable[[str], Path | None] | None = None
@@ -174,6 +184,12 @@ class Recorder:
                 **study_info,
             })
         return best
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame(columns=["trial_id", "status", "value", "best_value", "step", "iterations"])
+    return pd.DataFrame(rows)
 
 
 def _storable(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ TRIALS = "trials.parquet"
 HISTORY = "history.parquet"
 BEST = "best.yaml"
 STUDY = "study.yaml"
+SUMMARY = "summary.yaml"
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:

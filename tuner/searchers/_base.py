@@ -1,8 +1,10 @@
-"""The one interface every searcher implements."""
+"""The one interface every searcher implements, and the history every searcher keeps."""
 
 from __future__ import annotations
 
 import abc
+import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -11,6 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 from tuner.errors import Problem
 from tuner.space import Space, config_key
+
+State = Literal["complete", "pruned", "failed", "infeasible", "running"]
 
 
 class SearcherOptions(BaseModel):
@@ -23,10 +27,15 @@ class SearcherOptions(BaseModel):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a finished trial tells its searcher. ``value`` is always to be minimised."""
+    """What a trial tells its searcher. ``value`` is always to be minimised.
+
+    ``state``: ``complete`` (trained to the full budget), ``pruned`` (stopped early by the
+    scheduler at ``step``), ``failed``, ``infeasible`` (ran out of memory), or ``running``
+    (the configuration is being evaluated; its result comes later).
+    """
 
     value: float | None
-    state: Literal["complete", "pruned", "failed", "infeasible"]  # infeasible: ran out of memory
+    state: State
     step: float | None = None
 
 
@@ -35,10 +44,17 @@ class Searcher(abc.ABC):
 
     Call order: ``check_space(space)`` before construction (problems are reported to the
     user, not raised); ``__init__(space, seed, options)`` once; then any interleaving of
-    ``suggest(trial_id)`` and ``tell(trial_id, outcome)``, each suggested trial told exactly
-    once. ``suggest`` returns a flat configuration of the space's searchable parameters,
-    or ``None`` when the searcher has nothing new to propose. Values are minimised: the
-    study flips the sign for ``goal: maximize`` before ``tell``.
+    ``suggest(trial_id)`` and ``tell(trial_id, config, outcome)``.
+
+    ``suggest`` returns a flat configuration of the space's searchable parameters, or ``None``
+    when the searcher has nothing new to propose. Every suggested trial is told once with its
+    final state. ``tell`` carries the configuration it is about, and may come for trials this
+    instance never suggested: a resumed study rebuilds its searcher by telling it the recorded
+    history (``running`` for a trial still in flight, told again when it ends), and a warm
+    start tells it an older study's trials. So what a searcher proposes must follow from the
+    tells alone: :class:`Known` keeps that history, and its :meth:`Known.rng` seeds each
+    suggestion from the number of trials known. Values are minimised: the study flips the
+    sign for ``goal: maximize`` before ``tell``.
     """
 
     Options: ClassVar[type[SearcherOptions]] = SearcherOptions
@@ -57,46 +73,83 @@ class Searcher(abc.ABC):
     def suggest(self, trial_id: str) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
-    def tell(self, trial_id: str, outcome: Outcome) -> None: ...
+    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None: ...
 
 
-class Unseen:
-    """Remembers proposed configurations and draws fresh random ones to replace repeats."""
+def space_size(space: Space) -> int | None:
+    """The number of distinct configurations of ``space``'s searchable parameters, exactly
+    (Python integers do not overflow), or ``None`` when one of them is continuous."""
+    sizes = [p.grid_values() for p in space.searchable.values()]
+    if any(v is None for v in sizes):
+        return None
+    return math.prod(len(v) for v in sizes if v is not None)
 
-    def __init__(self, space: Space, rng: np.random.Generator) -> None:
+
+class Known:
+    """The trials a searcher knows of, by id: their configurations and, once ended, outcomes.
+
+    Also draws fresh random configurations that repeat no known one, from a generator seeded by
+    ``(seed, number of trials known)``, so that a searcher rebuilt from the same history draws
+    the same.
+    """
+
+    def __init__(self, space: Space, seed: int) -> None:
         self.space = space
-        self.rng = rng
-        self.seen: set[str] = set()
-        sizes = [p.grid_values() for p in space.searchable.values()]
-        self.size: int | None = None
-        if all(v is not None for v in sizes):
-            self.size = int(np.prod([len(v) for v in sizes if v is not None]))
+        self.seed = seed
+        self.configs: dict[str, dict[str, Any]] = {}
+        self.outcomes: dict[str, Outcome] = {}
+        self.counts: Counter[str] = Counter()  # configuration key -> trials known with it
+        self.size = space_size(space)
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def rng(self, salt: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed % 2**32, len(self.configs), salt])
+
+    def add(self, trial_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """A trial now in flight with ``config``."""
+        old = self.configs.get(trial_id)
+        if old is not None:
+            self.counts[config_key(old)] -= 1
+            self.counts += Counter()  # drop keys that reached zero
+        self.configs[trial_id] = config
+        self.counts[config_key(config)] += 1
+        return config
+
+    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
+        self.add(trial_id, config)
+        if outcome.state == "running":
+            self.outcomes.pop(trial_id, None)
+        else:
+            self.outcomes[trial_id] = outcome
+
+    @property
+    def pending(self) -> dict[str, dict[str, Any]]:
+        return {t: c for t, c in self.configs.items() if t not in self.outcomes}
 
     def is_new(self, config: dict[str, Any]) -> bool:
-        return config_key(config) not in self.seen
-
-    def add(self, config: dict[str, Any]) -> dict[str, Any]:
-        self.seen.add(config_key(config))
-        return config
+        return config_key(config) not in self.counts
 
     @property
     def exhausted(self) -> bool:
-        return self.size is not None and len(self.seen) >= self.size
+        return self.size is not None and len(self.counts) >= self.size
 
-    def random(self, tries: int = 200) -> dict[str, Any] | None:
+    def random(self, rng: np.random.Generator | None = None, tries: int = 200) -> dict[str, Any] | None:
         """A fresh random configuration, or ``None`` once a finite space is used up."""
+        rng = rng or self.rng()
         for _ in range(tries):
             if self.exhausted:
                 return None
-            config = {k: p.sample(self.rng) for k, p in self.space.searchable.items()}
+            config = {k: p.sample(rng) for k, p in self.space.searchable.items()}
             if self.is_new(config):
-                return self.add(config)
+                return config
         if self.size is not None and self.size <= 100_000:  # nearly used up: pick from the rest
             from tuner.space import grid_product
 
             rest = [c for c in grid_product(self.space.subspace(list(self.space.searchable))) if self.is_new(c)]
             if rest:
-                return self.add(rest[int(self.rng.integers(len(rest)))])
+                return rest[int(rng.integers(len(rest)))]
         return None
 
 

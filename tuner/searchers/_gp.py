@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tuner.errors import Problem
-from tuner.searchers._base import Outcome, Searcher, SearcherOptions, Unseen, unbounded
+from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, unbounded
 from tuner.space import Categorical, Float, Int, Space
 
 
@@ -36,7 +36,7 @@ class GPSearcher(Searcher):
 
         super().__init__(space, seed, options)
         assert isinstance(options, BayesOptions)
-        self._unseen = Unseen(space, np.random.default_rng(seed))
+        self.known = Known(space, seed)
         self._init_points = max(options.init_points, 1)
         pbounds: dict[str, Any] = {}
         for name, p in space.searchable.items():
@@ -47,13 +47,25 @@ class GPSearcher(Searcher):
             elif isinstance(p, Float):
                 pbounds[name] = (math.log(p.low), math.log(p.high)) if p.log else (p.low, p.high)
         self._pbounds = pbounds
-        self._rs = np.random.RandomState(seed)
-        self._observed: list[tuple[dict[str, Any], float]] = []  # encoded params, target (maximised)
-        self._pending: dict[str, dict[str, Any]] = {}
-        self._suggested = 0
-        self._configs: dict[str, dict[str, Any]] = {}
 
-    def _model(self) -> Any:
+    def observed(self) -> dict[str, float]:
+        """The value each ended trial counts as (minimised); an infeasible one: the worst seen."""
+        done = self.known.outcomes
+        values = [o.value for o in done.values() if o.value is not None and math.isfinite(o.value)]
+        worst = max(values) if values else None
+        out = {}
+        for t, o in done.items():
+            if o.state == "infeasible" and worst is not None:
+                out[t] = worst
+            elif o.state in ("complete", "pruned") and o.value is not None and math.isfinite(o.value):
+                out[t] = o.value
+        return out
+
+    def _observed(self) -> list[tuple[dict[str, Any], float]]:
+        """Encoded params and targets (maximised)."""
+        return [(self._encode(self.known.configs[t]), -v) for t, v in self.observed().items()]
+
+    def _model(self, observed: list[tuple[dict[str, Any], float]]) -> Any:
         """A GP fitted to the observations plus a pessimistic lie at each pending point.
 
         (``bayes_opt``'s own ``ConstantLiar`` loses categorical parameters when it copies
@@ -64,6 +76,7 @@ class GPSearcher(Searcher):
         options = self.options
         assert isinstance(options, BayesOptions)
         acq: acquisition.AcquisitionFunction
+        self._rs = np.random.RandomState(self.known.rng().integers(2**31))
         if options.acquisition == "ucb":
             acq = acquisition.UpperConfidenceBound(kappa=options.kappa, random_state=self._rs)
         elif options.acquisition == "ei":
@@ -80,11 +93,11 @@ class GPSearcher(Searcher):
                 allow_duplicate_points=True,
                 acquisition_function=acq,
             )
-            for params, target in self._observed:
+            for params, target in observed:
                 opt.register(params=params, target=target)
-            lie = min(t for _, t in self._observed)
-            for params in self._pending.values():
-                opt.register(params=params, target=lie)
+            lie = min(t for _, t in observed)
+            for config in self.known.pending.values():
+                opt.register(params=self._encode(config), target=lie)
         return opt
 
     @classmethod
@@ -117,30 +130,16 @@ class GPSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         config: dict[str, Any] | None = None
-        if self._suggested >= self._init_points and self._observed:
+        observed = self._observed()
+        if len(self.known) >= self._init_points and observed:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                candidate = self._decode(self._model().suggest())
-            if self._unseen.is_new(candidate):
-                config = self._unseen.add(candidate)
+                candidate = self._decode(self._model(observed).suggest())
+            if self.known.is_new(candidate):
+                config = candidate
         if config is None:
-            config = self._unseen.random()
-        if config is not None:
-            self._suggested += 1
-            self._configs[trial_id] = config
-            self._pending[trial_id] = self._encode(config)
-        return config
+            config = self.known.random()
+        return None if config is None else self.known.add(trial_id, config)
 
-    def tell(self, trial_id: str, outcome: Outcome) -> None:
-        config = self._configs.pop(trial_id, None)
-        self._pending.pop(trial_id, None)
-        if config is None:
-            return
-        if outcome.state == "infeasible":
-            # Infeasible (out of memory): record it as the worst seen, so the GP steers away.
-            if self._observed:
-                self._observed.append((self._encode(config), min(t for _, t in self._observed)))
-            return
-        if outcome.value is None or not math.isfinite(outcome.value):
-            return
-        self._observed.append((self._encode(config), -outcome.value))
+    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
+        self.known.tell(trial_id, config, outcome)

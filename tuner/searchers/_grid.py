@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from tuner.errors import Problem
-from tuner.searchers._base import Outcome, Searcher, SearcherOptions
-from tuner.space import Space, describe, grid_product
+from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions
+from tuner.space import Space, config_key, describe
 
 
 class GridSearcher(Searcher):
-    """Every combination, in the order the YAML lists the values."""
+    """Every combination, in the order the YAML lists the values; cells already known (told, or
+    suggested before) are skipped. A value listed twice gives its cells twice.
+
+    Cells are enumerated lazily, so a grid of any size starts at once.
+    """
 
     def __init__(self, space: Space, seed: int, options: SearcherOptions) -> None:
         super().__init__(space, seed, options)
-        self._cells = grid_product(space.subspace(list(space.searchable)))
-        self._next = 0
+        self.known = Known(space, seed)
+        self._cells = _cells(space)
+        self._passed: Counter[str] = Counter()  # cells the enumeration has gone past, by key
 
     @classmethod
     def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
@@ -30,10 +38,19 @@ class GridSearcher(Searcher):
         ]
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self._next >= len(self._cells):
-            return None
-        self._next += 1
-        return dict(self._cells[self._next - 1])
+        for cell in self._cells:
+            key = config_key(cell)
+            self._passed[key] += 1
+            if self.known.counts[key] < self._passed[key]:  # not yet run as often as listed so far
+                return self.known.add(trial_id, cell)
+        return None
 
-    def tell(self, trial_id: str, outcome: Outcome) -> None:
-        pass
+    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
+        self.known.tell(trial_id, config, outcome)
+
+
+def _cells(space: Space) -> Iterator[dict[str, Any]]:
+    names = list(space.searchable)
+    columns = [space.searchable[n].grid_values() or [] for n in names]
+    for combo in itertools.product(*columns):
+        yield dict(zip(names, combo, strict=True))

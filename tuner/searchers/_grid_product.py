@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tuner.searchers._base import Outcome, Searcher, SearcherOptions
-from tuner.space import Space, grid_product
+from tuner.space import Space, config_key, grid_product
 
 
 class GridProduct(Searcher):
@@ -24,44 +24,47 @@ class GridProduct(Searcher):
         run_cap: int | None,
     ) -> None:
         super().__init__(space, seed, options)
-        axes = list(space.grid_axes)
-        rest = space.subspace([k for k in space.searchable if k not in axes])
-        self._cells = grid_product(space.subspace(axes))
+        self._axes = list(space.grid_axes)
+        rest = space.subspace([k for k in space.searchable if k not in self._axes])
+        self._cells = grid_product(space.subspace(self._axes))
+        self._index = {config_key(cell): i for i, cell in enumerate(self._cells)}
         n = len(self._cells)
         self._caps: list[int | None] = [
             None if run_cap is None else run_cap // n + (1 if i < run_cap % n else 0) for i in range(n)
         ]
         self._searchers = [inner(rest, seed + i) if rest.searchable else None for i in range(n)]
-        self._counts = [0] * n
+        self._trials: list[set[str]] = [set() for _ in range(n)]  # the trials known in each cell
         self._done = [False] * n
-        self._turn = 0
-        self._owner: dict[str, int] = {}
 
     def _open(self, i: int) -> bool:
         cap = self._caps[i]
         if self._searchers[i] is None:  # nothing but grid axes: one trial per cell
             cap = 1 if cap is None else min(cap, 1)
-        return not self._done[i] and (cap is None or self._counts[i] < cap)
+        return not self._done[i] and (cap is None or len(self._trials[i]) < cap)
+
+    def _turn(self) -> int:
+        """Cells take turns: the open cell with the fewest trials, the first in YAML order on ties."""
+        return min(range(len(self._cells)), key=lambda i: (not self._open(i), len(self._trials[i]), i))
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        n = len(self._cells)
-        for offset in range(n):
-            i = (self._turn + offset) % n
+        for _ in range(len(self._cells)):
+            i = self._turn()
             if not self._open(i):
-                continue
+                return None
             searcher = self._searchers[i]
             config = {} if searcher is None else searcher.suggest(trial_id)
             if config is None:
                 self._done[i] = True
                 continue
-            self._turn = (i + 1) % n
-            self._counts[i] += 1
-            self._owner[trial_id] = i
+            self._trials[i].add(trial_id)
             return {**self._cells[i], **config}
         return None
 
-    def tell(self, trial_id: str, outcome: Outcome) -> None:
-        i = self._owner.pop(trial_id, None)
-        searcher = None if i is None else self._searchers[i]
+    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
+        i = self._index.get(config_key({k: config.get(k) for k in self._axes}))
+        if i is None:  # a configuration from outside this grid (an older study's)
+            return
+        self._trials[i].add(trial_id)
+        searcher = self._searchers[i]
         if searcher is not None:
-            searcher.tell(trial_id, outcome)
+            searcher.tell(trial_id, {k: v for k, v in config.items() if k not in self._axes}, outcome)

@@ -6,11 +6,9 @@ import math
 import warnings
 from typing import Any, Literal
 
-import numpy as np
-
 from tuner.errors import Problem
-from tuner.searchers._base import Outcome, Searcher, SearcherOptions, Unseen, unbounded
-from tuner.space import Categorical, Float, Int, Space
+from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, unbounded
+from tuner.space import Categorical, Float, Int, Space, config_key
 
 _PRIMITIVE = (str, int, float, bool, type(None))
 
@@ -22,7 +20,14 @@ class OptunaOptions(SearcherOptions):
 
 
 class OptunaSearcher(Searcher):
-    """A repeat proposal is told its known value (or failed, if pending) and asked again."""
+    """An Optuna study in memory, asked and told.
+
+    A repeat proposal is told its known value (or failed, if pending) and asked again. Trials
+    told without being asked here (a resume's history, a warm start) are added to the study
+    as they ended, or enqueued and asked when still running. The sampler is re-seeded from
+    the number of trials before each ask, so a study rebuilt from its history goes on as the
+    original would.
+    """
 
     Options = OptunaOptions
 
@@ -33,23 +38,32 @@ class OptunaSearcher(Searcher):
         assert isinstance(options, OptunaOptions)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        sampler: optuna.samplers.BaseSampler
+        self._study = optuna.create_study(direction="minimize", sampler=self._sampler(seed))
+        self._dists = {name: _distribution(p) for name, p in space.searchable.items()}
+        self.known = Known(space, seed)
+        self._trials: dict[str, Any] = {}  # our trial id -> the Optuna trial asked for it
+        self._ids: dict[int, str] = {}  # Optuna's trial number -> our trial id
+        self._values: dict[str, float | None] = {}  # config key -> value, once known
+
+    def _sampler(self, seed: int) -> Any:
+        import optuna
+
+        options = self.options
+        assert isinstance(options, OptunaOptions)
         if options.sampler == "tpe":
-            sampler = optuna.samplers.TPESampler(
+            return optuna.samplers.TPESampler(
                 seed=seed,
                 n_startup_trials=options.n_startup_trials,
                 multivariate=options.multivariate,
                 constant_liar=True,
             )
-        elif options.sampler == "gp":
-            sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=options.n_startup_trials)
-        else:
-            sampler = optuna.samplers.RandomSampler(seed=seed)
-        self._study = optuna.create_study(direction="minimize", sampler=sampler)
-        self._dists = {name: _distribution(p) for name, p in space.searchable.items()}
-        self._unseen = Unseen(space, np.random.default_rng(seed))
-        self._trials: dict[str, Any] = {}
-        self._values: dict[str, float | None] = {}  # config key -> value, once known
+        if options.sampler == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=options.n_startup_trials)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def _ask(self) -> Any:
+        self._study.sampler = self._sampler(int(self.known.rng().integers(2**31)))
+        return self._study.ask(self._dists)
 
     @classmethod
     def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
@@ -65,60 +79,84 @@ class OptunaSearcher(Searcher):
                 out[name] = p.decode(value)
         return out
 
+    def _encode(self, config: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for name, p in self.space.searchable.items():
+            value = config[name]
+            out[name] = p.values.index(value) if isinstance(p, Categorical) and not _primitive(p) else value
+        return out
+
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         import optuna
 
-        from tuner.space import config_key
-
         for _ in range(20):
-            trial = self._study.ask(self._dists)
+            trial = self._ask()
             config = self._decode(trial.params)
-            if self._unseen.is_new(config):
+            if self.known.is_new(config):
                 self._trials[trial_id] = trial
-                return self._unseen.add(config)
+                self._ids[trial.number] = trial_id
+                return self.known.add(trial_id, config)
             known = self._values.get(config_key(config))
             if known is None:
                 self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
                 self._study.tell(trial, known)
-        fallback = self._unseen.random()  # the sampler keeps repeating itself: explore
+        fallback = self.known.random()  # the sampler keeps repeating itself: explore
         if fallback is not None:
-            enqueue = {k: self._encode(k, v) for k, v in fallback.items()}
-            self._study.enqueue_trial(enqueue)
-            self._trials[trial_id] = self._study.ask(self._dists)
+            self._study.enqueue_trial(self._encode(fallback))
+            self._trials[trial_id] = self._ask()
+            self._ids[self._trials[trial_id].number] = trial_id
+            self.known.add(trial_id, fallback)
         return fallback
 
-    def _encode(self, name: str, value: Any) -> Any:
-        p = self.space.searchable[name]
-        if isinstance(p, Categorical) and not _primitive(p):
-            return p.values.index(value)
-        return value
-
-    def tell(self, trial_id: str, outcome: Outcome) -> None:
+    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
         import optuna
+        from optuna.trial import TrialState, create_trial
 
-        from tuner.space import config_key
-
+        self.known.tell(trial_id, config, outcome)
         trial = self._trials.pop(trial_id, None)
-        if trial is None:
+        if outcome.state == "running":
+            if trial is None:
+                self._study.enqueue_trial(self._encode(config))
+                self._trials[trial_id] = self._ask()
+                self._ids[self._trials[trial_id].number] = trial_id
+            else:
+                self._trials[trial_id] = trial
             return
-        config = self._decode(trial.params)
         value = outcome.value
         if outcome.state == "infeasible":  # out of memory: as bad as the worst trial seen, so TPE avoids it
             done = [t.value for t in self._study.trials if t.value is not None]
             value = max(done) if done else None
-        if value is None or not math.isfinite(value) or outcome.state == "failed":
+        failed = value is None or not math.isfinite(value) or outcome.state == "failed"
+        if not failed and outcome.state != "infeasible":
+            self._values[config_key(config)] = value
+        pruned = outcome.state == "pruned" and not failed
+        step = int(outcome.step or 0)
+        if trial is None:  # a trial from the history, not asked here
+            state = TrialState.FAIL if failed else TrialState.PRUNED if pruned else TrialState.COMPLETE
+            self._study.add_trial(
+                create_trial(
+                    state=state,
+                    value=None if failed or pruned else value,
+                    params=self._encode(config),
+                    distributions=self._dists,
+                    intermediate_values={step: value} if pruned and value is not None else None,
+                )
+            )
+            self._ids[len(self._study.trials) - 1] = trial_id
+        elif failed:
             self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            return
-        if outcome.state == "infeasible":
-            self._study.tell(trial, value)
-            return
-        self._values[config_key(config)] = value
-        if outcome.state == "pruned":
-            trial.report(value, int(outcome.step or 0))
+        elif pruned:
+            trial.report(value, step)
             self._study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             self._study.tell(trial, value)
+
+    def observed(self) -> dict[str, float]:
+        """The value each ended trial counts as in the sampler (an infeasible one: the worst seen)."""
+        return {
+            self._ids[t.number]: t.value for t in self._study.trials if t.value is not None and t.number in self._ids
+        }
 
 
 def _primitive(p: Categorical) -> bool:

@@ -165,7 +165,12 @@ class _Parser:
         if q is not None and math.floor(high / q + 1e-9) < math.ceil(low / q - 1e-9):
             self.fail(f"{where}.q", f"no multiple of {q!r} lies within [{low!r}, {high!r}]")
             return None
-        integer = dist == "q_uniform" and all(isinstance(spec.get(k, 1), int) for k in ("min", "max", "q"))
+        # Whole numbers: a multiple of an integer q between integer bounds (for q_log_uniform the
+        # bounds are exponents, so q alone decides).
+        whole = [k for k in ("min", "max", "q") if dist != "q_log_uniform" or k == "q"]
+        integer = dist.startswith("q_") and all(
+            isinstance(spec.get(k, 1), int) and not isinstance(spec.get(k, 1), bool) for k in whole
+        )
         return Float(float(low), float(high), log="log" in dist, q=q, grid=grid, integer=integer)
 
 

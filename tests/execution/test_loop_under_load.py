@@ -1,0 +1,83 @@
+"""A 2-second searcher and a disk that takes 2.5 s a write must not disturb the study loop:
+no group is killed for not stopping in time, and ASHA prunes at the same steps as without them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import tuner
+from tests.conftest import study
+from tuner import searchers
+from tuner.execution import _checkpoints
+from tuner.results import _recorder
+from tuner.searchers._grid import GridSearcher
+
+pytestmark = pytest.mark.slow
+
+SLOW_S = 2.5  # longer than the 2 s a stopped trial's ranks get before they are killed
+
+
+class SlowGrid(GridSearcher):
+    """Grid search that takes 2 s to think."""
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        time.sleep(2.0)
+        return super().suggest(trial_id)
+
+
+BODY = """
+name: loaded
+trainable: trainables.toy:ranks
+metric: {{name: loss, goal: minimize}}
+method: {method}
+max_concurrent: {slots}
+run_cap: 4
+early_terminate: {{type: asha, max_t: 6, grace_period: 1, reduction_factor: 2}}
+parameters:
+  offset: {{values: [2, 0, 5, 6]}}
+  steps: {{value: 6}}
+  sleep: {{value: 0.1}}
+"""
+
+
+def outcome(folder: Path) -> pd.DataFrame:
+    trials = tuner.load_results(folder).set_index("params_offset")
+    return trials[["status", "step"]].sort_index()
+
+
+def test_slow_searcher_and_slow_disk_change_nothing(
+    ray_local: None, in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = tuner.run(study(BODY.format(method="grid", slots=1), name="fast"), quiet=True)
+
+    monkeypatch.setitem(searchers.SEARCHERS, "slow_grid", f"{__name__}:SlowGrid")
+    real_write, real_save = _recorder.write_frame, _checkpoints.Checkpoints._write
+
+    def slow_write(*args: Any) -> None:
+        time.sleep(SLOW_S)
+        real_write(*args)
+
+    def slow_save(*args: Any) -> None:
+        time.sleep(SLOW_S)
+        real_save(*args)
+
+    monkeypatch.setattr(_recorder, "write_frame", slow_write)
+    monkeypatch.setattr(_checkpoints.Checkpoints, "_write", slow_save)
+
+    loaded = tuner.run(study(BODY.format(method="slow_grid", slots=1), name="slow"), quiet=True)
+    assert loaded.summary["respawns"] == 0
+    pd.testing.assert_frame_equal(outcome(loaded.folder), outcome(reference.folder))
+    assert (outcome(loaded.folder)["status"] == "pruned").sum() >= 2  # pruning really happened
+    assert loaded.summary["searcher"]["suggest_s_median"] >= 2.0
+    assert (loaded.folder / "checkpoints").exists()  # every checkpoint written in the end
+
+    # Two at a time: while one trial is being stopped, the searcher thinks for the other slot.
+    both = tuner.run(study(BODY.format(method="slow_grid", slots=2), name="slow2"), quiet=True)
+    assert both.summary["respawns"] == 0
+    trials = tuner.load_results(both.folder)
+    assert set(trials["status"]) <= {"finished", "pruned"} and len(trials) == 4

@@ -1,0 +1,71 @@
+"""The recorder and its journal: what a run writes, and what resume reads back."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from tuner.results import Recorder, TrialRecord
+from tuner.results._journal import Journal, read_journal
+
+
+def recorder(tmp_path: Path) -> Recorder:
+    rec = Recorder(tmp_path, "loss", maximize=False, every=0.0)
+    rec.start(TrialRecord("t1", {"lr": 0.1}, {"lr": 0.1}, seed=3, started=1.0))
+    for step, loss in [(1, 3.0), (2, 2.0), (3, 2.5)]:
+        rec.report("t1", step, 0.1 * step, {"loss": loss, "acc": 1 / loss})
+    return rec
+
+
+def test_reports_keep_the_last_and_the_best_value(tmp_path: Path) -> None:
+    trial = recorder(tmp_path).trials["t1"]
+    assert (trial.value, trial.best_value, trial.step, trial.iterations) == (2.5, 2.0, 3, 3)
+
+
+def test_rewind_forgets_reports_after_the_checkpoint(tmp_path: Path) -> None:
+    rec = recorder(tmp_path)
+    rec.rewind("t1", 1, "RuntimeError: boom")
+    trial = rec.trials["t1"]
+    assert [h["step"] for h in rec.history] == [1]
+    assert (trial.value, trial.best_value, trial.iterations) == (3.0, 3.0, 1)
+    rec.rewind("t1", None)
+    assert rec.history == [] and rec.trials["t1"].value is None
+    kinds = [e["e"] for e in read_journal(tmp_path)]
+    assert kinds == ["start", "report", "report", "report", "retry", "retry"]  # replayed reports are not re-logged
+
+
+def test_nothing_is_journaled_while_replaying(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, "loss", maximize=False)
+    rec.replaying = True
+    rec.start(TrialRecord("t1", {}, {}, seed=0))
+    rec.report("t1", 1, 0.1, {"loss": 1.0})
+    assert read_journal(tmp_path) == []
+
+
+def test_snapshot_is_a_job_for_another_thread_taken_only_when_something_changed(tmp_path: Path) -> None:
+    rec = recorder(tmp_path)
+    job = rec.snapshot()
+    assert job is not None and rec.snapshot() is None  # nothing new since
+    rec.report("t1", 4, 0.4, {"loss": 1.0, "acc": 1.0})  # after the snapshot was taken...
+    job()
+    trials = pd.read_parquet(tmp_path / "trials.parquet")
+    assert trials.loc[0, "value"] == 2.5  # ...the job writes the state it was taken at
+    assert len(pd.read_parquet(tmp_path / "history.parquet")) == 3
+    rec.end("t1", "finished")
+    assert rec.flush() and pd.read_parquet(tmp_path / "trials.parquet").loc[0, "status"] == "finished"
+
+
+def test_the_journal_survives_a_torn_last_line_and_keeps_nan(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.write({"e": "report", "metrics": {"loss": math.nan}})
+    journal.write({"e": "end", "status": "nan"})
+    journal.close()
+    with (tmp_path / "journal.jsonl").open("a") as f:
+        f.write('{"e": "rep')  # the driver died mid-line
+    events = read_journal(tmp_path)
+    assert [e["e"] for e in events] == ["report", "end"]
+    assert math.isnan(events[0]["metrics"]["loss"])
+    assert json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[1]) == {"e": "end", "status": "nan"}

@@ -1,0 +1,95 @@
+"""Bugs a user met on ordinary study files, each through the way the user meets it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import tuner
+from tests.conftest import ROOT, cli, study
+from tuner._api import _runs_named
+
+BUDGETED = """
+name: budgeted
+trainable: trainables.toy:quadratic
+metric: {name: loss, goal: minimize}
+method: random
+seed: 1
+run_cap: 3
+early_terminate: {type: asha, max_t: 7, grace_period: 1, reduction_factor: 3}
+parameters:
+  lr: {distribution: log_uniform_values, min: 1e-3, max: 1e-1}
+"""
+
+
+@pytest.mark.slow
+def test_train_trains_to_the_schedulers_full_budget(ray_local: None, in_tmp: Path) -> None:
+    """``quadratic`` runs ``trial.max_steps`` steps when its config has none: ASHA's max_t, 7."""
+    result = tuner.train(study(BUDGETED), {"lr": 0.01}, out=in_tmp / "final", quiet=True)
+    assert result["step"] == 7
+    shorter = tuner.train(study(BUDGETED), {"lr": 0.01}, out=in_tmp / "short", epochs=4, quiet=True)
+    assert shorter["step"] == 4
+
+
+def interrupted(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "study.yaml").write_text("name: x\n")
+    (folder / "state.json").write_text(json.dumps({"state": "interrupted", "pid": 1, "host": "h"}))
+
+
+def test_only_runs_of_the_same_study_count_as_its_unfinished_runs(tmp_path: Path) -> None:
+    for name in ("toy", "toy-2", "toy-extra", "toy-extra-2", "toys"):
+        (tmp_path / name).mkdir()
+    assert [p.name for p in _runs_named(tmp_path, "toy")] == ["toy", "toy-2"]
+
+
+@pytest.mark.slow
+def test_an_unfinished_run_of_another_study_with_a_longer_name_does_not_block(ray_local: None, in_tmp: Path) -> None:
+    interrupted(in_tmp / "results" / "budgeted-extra")
+    out = tuner.run(study(BUDGETED), quiet=True)
+    assert out.folder.name == "budgeted" and out.best is not None
+    interrupted(in_tmp / "results" / "budgeted-7")
+    with pytest.raises(tuner.UserError, match="budgeted-7 holds an unfinished run"):
+        tuner.run(study(BUDGETED), quiet=True)
+
+
+SWEEP = """
+program: train.py
+method: random
+run_cap: {n}
+seed: 2
+metric: {{name: loss, goal: minimize}}
+parameters:
+  lr: {{distribution: log_uniform_values, min: 1e-3, max: 1e-1}}
+  steps: {{value: 3}}
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_file_run_with_flags_resumes_and_trains_with_the_same_flags(tmp_path: Path, ray_tmp: Path) -> None:
+    shutil.copytree(ROOT / "trainables", tmp_path / "trainables")
+    (tmp_path / "sweep.yaml").write_text(textwrap.dedent(SWEEP.format(n=2)))
+    flags = ["--no-dashboard", "--num-cpus", "2"]
+    done = cli("run", "sweep.yaml", "--trainable", "trainables.toy:quadratic", "--storage", "out", *flags,
+               cwd=tmp_path, ray_tmp=ray_tmp)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "more.yaml").write_text(textwrap.dedent(SWEEP.format(n=4)))
+    more = cli("resume", "out/sweep", "--space", "more.yaml", *flags, cwd=tmp_path, ray_tmp=ray_tmp)
+    assert more.returncode == 0, more.stderr  # neither the missing trainable nor --storage counts as a change
+    assert len(pd.read_parquet(tmp_path / "out" / "sweep" / "trials.parquet")) == 4
+
+    missing = cli("train", "sweep.yaml", "--config", "out/sweep/best.yaml", cwd=tmp_path)
+    assert missing.returncode == 2 and "--trainable" in missing.stderr
+    trained = cli("train", "sweep.yaml", "--config", "out/sweep/best.yaml", "--trainable", "trainables.toy:quadratic",
+                  *flags, cwd=tmp_path, ray_tmp=ray_tmp)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    metrics = yaml.safe_load((tmp_path / "out" / "sweep" / "final" / "metrics.yaml").read_text())
+    assert metrics["step"] == 3
+    for command in ("resume", "train"):
+        assert "--trainable" in cli(command, "--help", cwd=tmp_path).stdout
