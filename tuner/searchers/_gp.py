@@ -1,52 +1,68 @@
-"""``bayes``: Gaussian-process Bayesian optimisation on the ``bayesian-optimization`` package.
+"""``bayes``: Gaussian-process Bayesian optimisation on :mod:`tuner.gp` (numpy and scipy).
 
-Unlike Ray's ``BayesOptSearch`` it searches integer and categorical parameters natively,
-models log-scale parameters in log space, never proposes a configuration twice (a repeat is
-replaced by a fresh random draw), and keeps concurrent suggestions apart with a constant liar (pending points
-are given the worst value seen so far).
+- Every parameter kind natively: reals and log-scale reals in the unit cube (log space for a log
+  scale), integers and ``q`` ladders as discrete values, categoricals with a Hamming kernel.
+- One length scale per input (Matern 5/2, MAP fit with Optuna's GPSampler's priors, a noise
+  floor low enough to resolve a deterministic objective's last digits); the values are
+  Yeo-Johnson transformed (power fitted in [0, 2]) and standardised, so that a few very bad
+  trials do not flatten the region that matters; log expected improvement; a mixed maximiser
+  (see :mod:`tuner.gp._acquisition`).
+- The first ``init_points`` trials (10) are drawn from the parameters' distributions.
+- Concurrent trials: each pending configuration is given the model's mean there, but never
+  better than the best value seen (a "clipped kriging believer"), so the next proposal is not
+  drawn to it and a batch of pending trials stays spread out.
+- Pruned trials: a fidelity input (how far the trial got, on a log scale) joins the model when a
+  study prunes, and proposals are made for the full budget. A configuration that starts slow and
+  ends best is judged by what trials like it did at the end, not by where pruned ones stopped.
+- Never a configuration twice; a proposal is a function of the history alone (seeded from the
+  number of trials known), so a searcher rebuilt from a journal goes on as the original would.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Literal
 
 import numpy as np
+import scipy.optimize
+import scipy.stats
 
 from tuner.errors import Problem
+from tuner.gp import Acquisition, Encoding, Hyper, fit, propose
 from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, unbounded
-from tuner.space import Categorical, Float, Int, Space
+from tuner.space import Space
+
+REFIT_FROM_DEFAULTS_BELOW = 30  # under this many observations, every fit starts from the defaults
+ANCHOR_EVERY = 10  # past it, a fit from the defaults every 10 observations, warm starts between
+POWER = (0.0, 2.0)  # the range of the Yeo-Johnson power
+SPREAD = 1e-3  # the least distance (unit cube) between a proposal and a trial in flight
 
 
 class BayesOptions(SearcherOptions):
-    init_points: int = 5
-    acquisition: Literal["ucb", "ei", "poi"] = "ucb"
-    kappa: float = 2.576
-    xi: float = 0.01
+    init_points: int = 10
+    acquisition: Literal["ei", "ucb", "poi"] = "ei"
+    kappa: float = 2.576  # ucb: how many standard deviations of optimism
+    xi: float = 0.0  # ei, poi: the improvement that counts, in standard deviations of the values
 
 
 class GPSearcher(Searcher):
-    """The first ``init_points`` suggestions are random; after that the GP proposes."""
+    """``init_points`` draws from the parameters' distributions, then the GP proposes."""
 
     Options = BayesOptions
 
     def __init__(self, space: Space, seed: int, options: SearcherOptions) -> None:
-        from bayes_opt.parameter import CategoricalParameter
-
         super().__init__(space, seed, options)
         assert isinstance(options, BayesOptions)
         self.known = Known(space, seed)
-        self._init_points = max(options.init_points, 1)
-        pbounds: dict[str, Any] = {}
-        for name, p in space.searchable.items():
-            if isinstance(p, Categorical):
-                pbounds[name] = CategoricalParameter(name, [str(i) for i in range(len(p.values))])
-            elif isinstance(p, Int):
-                pbounds[name] = (p.low, p.high, int)
-            elif isinstance(p, Float):
-                pbounds[name] = (math.log(p.low), math.log(p.high)) if p.log else (p.low, p.high)
-        self._pbounds = pbounds
+        self.encoding = Encoding(space)
+        self._anchors: dict[int, Hyper] = {}  # observations -> the fit to the first that many, from defaults
+
+    @classmethod
+    def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
+        return unbounded(space, path, "bayes")
+
+    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
+        self.known.tell(trial_id, config, outcome)
 
     def observed(self) -> dict[str, float]:
         """The value each ended trial counts as (minimised); an infeasible one: the worst seen."""
@@ -61,85 +77,95 @@ class GPSearcher(Searcher):
                 out[t] = o.value
         return out
 
-    def _observed(self) -> list[tuple[dict[str, Any], float]]:
-        """Encoded params and targets (maximised)."""
-        return [(self._encode(self.known.configs[t]), -v) for t, v in self.observed().items()]
-
-    def _model(self, observed: list[tuple[dict[str, Any], float]]) -> Any:
-        """A GP fitted to the observations plus a pessimistic lie at each pending point.
-
-        (``bayes_opt``'s own ``ConstantLiar`` loses categorical parameters when it copies
-        the target space, so the lie is told here.)
-        """
-        from bayes_opt import BayesianOptimization, acquisition
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        from threadpoolctl import threadpool_limits
 
         options = self.options
         assert isinstance(options, BayesOptions)
-        acq: acquisition.AcquisitionFunction
-        self._rs = np.random.RandomState(self.known.rng().integers(2**31))
-        if options.acquisition == "ucb":
-            acq = acquisition.UpperConfidenceBound(kappa=options.kappa, random_state=self._rs)
-        elif options.acquisition == "ei":
-            acq = acquisition.ExpectedImprovement(xi=options.xi, random_state=self._rs)
-        else:
-            acq = acquisition.ProbabilityOfImprovement(xi=options.xi, random_state=self._rs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            opt = BayesianOptimization(
-                f=None,
-                pbounds=self._pbounds,
-                random_state=self._rs,
-                verbose=0,
-                allow_duplicate_points=True,
-                acquisition_function=acq,
-            )
-            for params, target in observed:
-                opt.register(params=params, target=target)
-            lie = min(t for _, t in observed)
-            for config in self.known.pending.values():
-                opt.register(params=self._encode(config), target=lie)
-        return opt
-
-    @classmethod
-    def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
-        return unbounded(space, path, "bayes")
-
-    def _decode(self, raw: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, p in self.space.searchable.items():
-            value = raw[name]
-            if isinstance(p, Categorical):
-                out[name] = p.values[int(value)]
-            elif isinstance(p, Int):
-                out[name] = p.decode(value)
-            elif isinstance(p, Float):
-                out[name] = p.decode(math.exp(value) if p.log else value)
-        return out
-
-    def _encode(self, config: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, p in self.space.searchable.items():
-            value = config[name]
-            if isinstance(p, Categorical):
-                out[name] = str(p.values.index(value))
-            elif isinstance(p, Float) and p.log:
-                out[name] = math.log(value)
-            else:
-                out[name] = value
-        return out
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        config: dict[str, Any] | None = None
-        observed = self._observed()
-        if len(self.known) >= self._init_points and observed:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                candidate = self._decode(self._model(observed).suggest())
-            if self.known.is_new(candidate):
-                config = candidate
+        rng = self.known.rng()
+        observed = self.observed()
+        config = None
+        if len(self.known) >= options.init_points and len(observed) >= 2 and self.encoding.dim:
+            with threadpool_limits(1):  # small matrices: one thread is faster, and trials keep the cores
+                config = self._from_model(observed, rng)
         if config is None:
-            config = self.known.random()
+            config = self.known.random(rng)
         return None if config is None else self.known.add(trial_id, config)
 
-    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
-        self.known.tell(trial_id, config, outcome)
+    def _data(self, ids: list[str], observed: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Rows, transformed targets and categorical flags for these trials; with a last column
+        for how far each got (``(0, 1]``, log scale) when any of them was pruned."""
+        enc = self.encoding
+        x = enc.encode([self.known.configs[t] for t in ids])
+        y = _transform(np.array([observed[t] for t in ids]))
+        outcomes = [self.known.outcomes[t] for t in ids]
+        if all(o.state != "pruned" for o in outcomes):
+            return x, y, enc.is_categorical, False
+        top = max([o.step for o in outcomes if o.step is not None] + [1.0])
+        fidelity = [
+            1.0 if o.state != "pruned" or o.step is None else math.log1p(o.step) / math.log1p(top) for o in outcomes
+        ]
+        return np.column_stack([x, fidelity]), y, np.append(enc.is_categorical, False), True
+
+    def _from_model(self, observed: dict[str, float], rng: np.random.Generator) -> dict[str, Any] | None:
+        options = self.options
+        assert isinstance(options, BayesOptions)
+        enc = self.encoding
+        ids = list(observed)
+        x, y, categorical, graded = self._data(ids, observed)
+        gp = fit(x, y, categorical, start=self._anchor(ids, observed, x.shape[1]))
+        fixed = {enc.dim: 1.0} if graded else {}
+        full = x[:, -1] >= 1.0 if graded else np.ones(len(y), dtype=bool)
+        if full.any():
+            best = float(y[full].min())
+        else:  # nothing reached the full budget yet: the best the model expects there
+            best = float(gp.predict(np.column_stack([x[:, :-1], np.ones(len(x))]))[0].min())
+        pending = enc.encode(list(self.known.pending.values()))
+        if len(pending):
+            xp = np.column_stack([pending, np.ones(len(pending))]) if graded else pending
+            gp = gp.condition(xp, np.maximum(gp.predict(xp)[0], best))
+        acq = Acquisition(gp, best, options.acquisition, options.kappa, options.xi)
+        for row in propose(acq, enc, rng, incumbents=x[np.argsort(y)[:5]], fixed=fixed):
+            if len(pending) and _distance(pending, row[: enc.dim], enc.is_categorical).min() < SPREAD:
+                continue  # all but a repeat of a trial in flight: no information the batch lacks
+            config = enc.decode(row[: enc.dim])
+            if self.known.is_new(config):
+                return config
+        return None
+
+    def _anchor(self, ids: list[str], observed: dict[str, float], dim: int) -> Hyper | None:
+        """Where the hyperparameter search starts: the defaults while observations are few; past
+        that, the fit (from the defaults) to the first multiple of ``ANCHOR_EVERY`` observations.
+        Both follow from the history alone, which keeps a rebuilt searcher exact."""
+        n = len(ids)
+        if n < REFIT_FROM_DEFAULTS_BELOW:
+            return None
+        m = n - n % ANCHOR_EVERY
+        if m not in self._anchors:
+            x, y, categorical, _ = self._data(ids[:m], observed)
+            self._anchors[m] = fit(x, y, categorical).hyper
+        hyper = self._anchors[m]
+        if len(hyper.log_ils) < dim:  # the fidelity column came later: it starts at the default
+            extra = np.zeros(dim - len(hyper.log_ils))
+            hyper = Hyper(np.append(hyper.log_ils, extra), hyper.log_scale, hyper.log_noise)
+        return hyper
+
+
+def _transform(values: np.ndarray) -> np.ndarray:
+    """Standardised, Yeo-Johnson transformed (power by maximum likelihood within ``POWER``), and
+    standardised again: a heavy tail of bad values is pulled in, the good end spread out."""
+    sd = float(values.std())
+    if sd == 0 or len(values) < 4:
+        return values - values.mean()
+    z = (values - values.mean()) / sd
+    power = scipy.optimize.minimize_scalar(
+        lambda lam: -scipy.stats.yeojohnson_llf(lam, z), bounds=POWER, method="bounded"
+    ).x
+    warped = scipy.stats.yeojohnson(z, lmbda=power)
+    return (warped - warped.mean()) / max(float(warped.std()), 1e-12)
+
+
+def _distance(rows: np.ndarray, centre: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """Euclidean distance in the unit cube; a categorical column adds 1 where it differs."""
+    diff = rows - centre
+    return np.sqrt(np.where(categorical, (diff != 0).astype(float), diff * diff).sum(axis=1))

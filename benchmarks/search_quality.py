@@ -1,0 +1,374 @@
+"""What the searchers find for a budget: simple regret on standard problems, over fixed seeds.
+
+    python benchmarks/search_quality.py                 # the README's table (16 seeds; ~40 min here)
+    python benchmarks/search_quality.py --seeds 10 --problems branin hartmann6
+    python benchmarks/search_quality.py --cost          # seconds per bayes suggestion at 300 observations, 6-D
+    python benchmarks/search_quality.py --batch         # bayes with 1, 2, 4, 8 pending trials
+
+Arms: our searchers through the ``Searcher`` interface (``random``, ``bayes``, ``optuna`` with TPE
+and with its GP), and the libraries called directly as their documentation shows
+(bayesian-optimization's ``BayesianOptimization.maximize``, Optuna's ``GPSampler`` with
+``study.optimize``), each with its defaults: no arm is tuned for a problem. Regret is the best
+value found minus the known optimum; the table gives the median over seeds, the worst seed, and
+the median's ratio to the best arm's. Seeds are fixed (0..N-1), so a rerun prints the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tuner import searchers
+from tuner.searchers import Outcome
+from tuner.space import Space, parse_parameters
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    parameters: dict[str, Any]  # the study file's vocabulary
+    fn: Callable[[dict[str, Any]], float]
+    optimum: float
+    budget: int
+
+    @property
+    def space(self) -> Space:
+        return parse_parameters(self.parameters)[0]
+
+
+def branin(c: dict[str, Any]) -> float:
+    x1, x2 = c["x1"], c["x2"]
+    b, cc, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + cc * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
+
+
+_H_A = np.array(
+    [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
+)
+_H_P = 1e-4 * np.array(
+    [[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+     [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]]
+)  # fmt: skip
+_H_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+
+def hartmann6(c: dict[str, Any]) -> float:
+    x = np.array([c[f"x{i}"] for i in range(6)])
+    return float(-(_H_ALPHA * np.exp(-(_H_A * (x - _H_P) ** 2).sum(1))).sum())
+
+
+def levy(c: dict[str, Any]) -> float:
+    x = np.array([c[f"x{i}"] for i in range(len(c))])
+    w = 1 + (x - 1) / 4
+    head = math.sin(math.pi * w[0]) ** 2
+    body = ((w[:-1] - 1) ** 2 * (1 + 10 * np.sin(math.pi * w[:-1] + 1) ** 2)).sum()
+    tail = (w[-1] - 1) ** 2 * (1 + math.sin(2 * math.pi * w[-1]) ** 2)
+    return float(head + body + tail)
+
+
+_ACT = {"relu": (-3.0, 0.0), "tanh": (-2.5, 0.3), "gelu": (-3.3, 0.1)}  # best log10(lr), penalty
+
+
+def mixed(c: dict[str, Any]) -> float:
+    """A training-like response: the best learning rate depends on the activation, width and
+    dropout interact; optimum 0 at lr 1e-3, width 96, relu, dropout 0.2."""
+    best_u, penalty = _ACT[c["act"]]
+    u = math.log10(c["lr"]) - best_u
+    w = math.log2(c["width"] / 96)
+    d = c["dropout"] - 0.2
+    return u * u + 0.5 * w * w * (1 + c["dropout"]) + 4 * d * d + 0.5 * u * d + penalty
+
+
+PROBLEMS = {
+    "branin": Problem(
+        "Branin", {"x1": {"min": -5.0, "max": 10.0}, "x2": {"min": 0.0, "max": 15.0}}, branin, 0.397887357729739, 50
+    ),
+    "hartmann6": Problem(
+        "Hartmann6", {f"x{i}": {"min": 0.0, "max": 1.0} for i in range(6)}, hartmann6, -3.32236801141551, 80
+    ),
+    "mixed": Problem(
+        "mixed (log float, int, 3-way categorical, float)",
+        {
+            "lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1},
+            "width": {"distribution": "int_uniform", "min": 16, "max": 256},
+            "act": {"values": ["relu", "tanh", "gelu"]},
+            "dropout": {"min": 0.0, "max": 0.6},
+        },
+        mixed,
+        0.0,
+        30,
+    ),
+    "levy5": Problem("Levy-5", {f"x{i}": {"min": -10.0, "max": 10.0} for i in range(5)}, levy, 0.0, 100),
+}
+
+
+# -- arms ----------------------------------------------------------------------------------------
+def ours(method: str, **options: Any) -> Callable[[Problem, int, int], list[float]]:
+    def run(problem: Problem, seed: int, budget: int) -> list[float]:
+        searcher = searchers.create(method, problem.space, seed, dict(options), run_cap=budget)
+        values = []
+        for i in range(budget):
+            config = searcher.suggest(f"t{i}")
+            if config is None:
+                break
+            value = problem.fn(config)
+            searcher.tell(f"t{i}", config, Outcome(value, "complete", 1))
+            values.append(value)
+        return values
+
+    return run
+
+
+def _optuna_suggest(trial: Any, name: str, spec: dict[str, Any]) -> Any:
+    if "values" in spec:
+        return trial.suggest_categorical(name, spec["values"])
+    if spec.get("distribution") == "int_uniform" or all(isinstance(spec[k], int) for k in ("min", "max")):
+        return trial.suggest_int(name, spec["min"], spec["max"])
+    return trial.suggest_float(name, spec["min"], spec["max"], log=spec.get("distribution") == "log_uniform_values")
+
+
+def optuna_gp_direct(problem: Problem, seed: int, budget: int) -> list[float]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    values: list[float] = []
+
+    def objective(trial: Any) -> float:
+        config = {name: _optuna_suggest(trial, name, spec) for name, spec in problem.parameters.items()}
+        values.append(problem.fn(config))
+        return values[-1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=seed))
+        study.optimize(objective, n_trials=budget)
+    return values
+
+
+def bayes_opt_direct(problem: Problem, seed: int, budget: int) -> list[float]:
+    """As its README shows: bounds per parameter (a log-scale one as its exponent, an integer with
+    ``int``, a categorical as its values), ``maximize(init_points=5, n_iter=...)``."""
+    from bayes_opt import BayesianOptimization
+
+    bounds: dict[str, Any] = {}
+    for name, spec in problem.parameters.items():
+        if "values" in spec:
+            bounds[name] = tuple(spec["values"])
+        elif spec.get("distribution") == "log_uniform_values":
+            bounds[name] = (math.log(spec["min"]), math.log(spec["max"]))
+        elif spec.get("distribution") == "int_uniform":
+            bounds[name] = (spec["min"], spec["max"], int)
+        else:
+            bounds[name] = (float(spec["min"]), float(spec["max"]))
+    values: list[float] = []
+
+    def target(**params: Any) -> float:
+        config = dict(params)
+        for name, spec in problem.parameters.items():
+            if spec.get("distribution") == "log_uniform_values":
+                config[name] = math.exp(config[name])
+        values.append(problem.fn(config))
+        return -values[-1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimizer = BayesianOptimization(f=target, pbounds=bounds, random_state=seed, verbose=0)
+        optimizer.maximize(init_points=5, n_iter=budget - 5)
+    return values[:budget]
+
+
+ARMS: dict[str, Callable[[Problem, int, int], list[float]]] = {
+    "random": ours("random"),
+    "bayes": ours("bayes"),
+    "optuna TPE": ours("optuna"),
+    "optuna gp": ours("optuna", sampler="gp"),
+    "bayesian-optimization direct": bayes_opt_direct,
+    "Optuna GPSampler direct": optuna_gp_direct,
+}
+
+
+def regret(problem: Problem, values: list[float]) -> float:
+    return max(min(values) - problem.optimum, 0.0)
+
+
+def _one(job: tuple[str, str, int]) -> float:
+    key, arm, seed = job
+    problem = PROBLEMS[key]
+    return regret(problem, ARMS[arm](problem, seed, problem.budget))
+
+
+def quality(problems: list[str], arms: list[str], seeds: int, jobs: int) -> dict[str, dict[str, list[float]]]:
+    """Regret per problem, arm and seed; runs in ``jobs`` processes of one BLAS thread each."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    table: dict[str, dict[str, list[float]]] = {}
+    with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
+        for key in problems:
+            table[key] = {}
+            for arm in arms:
+                began = time.perf_counter()
+                table[key][arm] = list(pool.map(_one, [(key, arm, s) for s in range(seeds)]))
+                spent = time.perf_counter() - began
+                cell = _cell(table[key][arm])
+                print(f"  {PROBLEMS[key].name} / {arm}: {cell} ({spent:.0f} s)", file=sys.stderr, flush=True)
+    return table
+
+
+def _one_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    warnings.simplefilter("ignore")
+
+
+def _cell(regrets: list[float]) -> str:
+    """Median in bold, quartiles, and how many seeds stalled (regret over 10x the median)."""
+    q1, med, q3 = np.percentile(regrets, [25, 50, 75])
+    stalled = sum(r > 10 * med for r in regrets)
+    return f"**{med:.2g}** [{q1:.2g}, {q3:.2g}] {stalled}/{len(regrets)}"
+
+
+def print_table(table: dict[str, dict[str, list[float]]], seeds: int) -> None:
+    arms = list(next(iter(table.values())))
+    print(f"\nmedian simple regret over {seeds} seeds [quartiles]; runs that stalled (regret over 10x the median)")
+    print("| problem, budget | " + " | ".join(arms) + " |")
+    print("|---|" + "---|" * len(arms))
+    for key, row in table.items():
+        problem = PROBLEMS[key]
+        cells = [_cell(v) for v in row.values()]
+        print(f"| {problem.name}, {problem.budget} | " + " | ".join(cells) + " |")
+
+
+# -- cost, batches -------------------------------------------------------------------------------
+def suggest_cost(observations: int = 300, measured: int = 40, seed: int = 0) -> list[float]:
+    """Seconds per ``bayes`` suggestion on Hartmann6 once ``observations`` are known."""
+    problem = PROBLEMS["hartmann6"]
+    searcher = searchers.create("bayes", problem.space, seed, {}, run_cap=None)
+    rng = np.random.default_rng(seed)
+    for i in range(observations - measured):  # a history: random points, told
+        config = {f"x{j}": float(v) for j, v in enumerate(rng.random(6))}
+        searcher.tell(f"h{i}", config, Outcome(problem.fn(config), "complete", 1))
+    times = []
+    for i in range(measured):
+        began = time.perf_counter()
+        config = searcher.suggest(f"t{i}")
+        times.append(time.perf_counter() - began)
+        assert config is not None
+        searcher.tell(f"t{i}", config, Outcome(problem.fn(config), "complete", 1))
+    return times
+
+
+def batch_run(problem: Problem, seed: int, pending: int) -> tuple[float, float]:
+    """``bayes`` with ``pending`` trials in flight (the oldest ends first); regret at the budget and
+    the smallest distance between two configurations in flight together (unit cube)."""
+    from tuner.gp import Encoding
+
+    enc = Encoding(problem.space)
+    searcher = searchers.create("bayes", problem.space, seed, {}, run_cap=problem.budget)
+    flight: list[tuple[str, dict[str, Any]]] = []
+    values, closest, started = [], math.inf, 0
+    while len(values) < problem.budget:
+        while len(flight) < pending and started < problem.budget:
+            config = searcher.suggest(f"t{started}")
+            assert config is not None
+            flight.append((f"t{started}", config))
+            started += 1
+            if len(flight) > 1:
+                rows = enc.encode([c for _, c in flight])
+                gaps = np.abs(rows[:-1] - rows[-1]).max(axis=1)
+                closest = min(closest, float(gaps.min()))
+        trial_id, config = flight.pop(0)
+        values.append(problem.fn(config))
+        searcher.tell(trial_id, config, Outcome(values[-1], "complete", 1))
+    return regret(problem, values), closest
+
+
+# -- multi-fidelity ------------------------------------------------------------------------------
+LATE = {"x": {"min": 0.0, "max": 1.0}, "y": {"min": 0.0, "max": 1.0}}
+
+
+def late_bloomer_curve(config: dict[str, Any], step: int) -> float:
+    """A learning curve whose final value is best near x = 0.85, where training starts slowly:
+    there the loss is worse than elsewhere at steps 1, 3 and 9, and better at 27."""
+    x, y = config["x"], config["y"]
+    late = math.exp(-(((x - 0.85) / 0.1) ** 2))
+    final = 0.3 - 0.3 * late + 0.2 * (x - 0.5) ** 2 + 0.05 * (y - 0.5) ** 2
+    return final + (2 + 1.5 * late) * math.exp(-(step - 1) / (1 + 5 * late))
+
+
+def asha_study(seed: int, trials: int = 40, fidelity: bool = True, brackets: int = 1) -> tuple[float, int, int]:
+    """``bayes`` under ASHA (max_t 27, grace 1, reduction factor 3), trials one at a time, on the
+    late-bloomer curve: the best final value among trials that reached 27, how many trials were
+    late bloomers (|x - 0.85| < 0.1), and how many of those reached 27. ``fidelity=False`` tells
+    the searcher a pruned trial's last value as if it were final (a searcher without a
+    multi-fidelity model)."""
+    from tuner.config import Asha
+    from tuner.execution._schedulers import Pruner
+
+    space = parse_parameters(LATE)[0]
+    searcher = searchers.create("bayes", space, seed, {}, run_cap=trials)
+    asha = Asha(type="asha", max_t=27, grace_period=1, reduction_factor=3, brackets=brackets)
+    pruner = Pruner(asha, "loss", False, seed=seed)
+    finals, late, late_done = [], 0, 0
+    for i in range(trials):
+        trial_id = f"t{i}"
+        config = searcher.suggest(trial_id)
+        assert config is not None
+        bloomer = abs(config["x"] - 0.85) < 0.1
+        late += bloomer
+        pruner.add(trial_id)
+        for step in range(1, 28):
+            value = late_bloomer_curve(config, step)
+            done = step == 27
+            if done or pruner.should_stop(trial_id, step, value):
+                pruner.remove(trial_id, {"step": step, "loss": value})
+                state = "complete" if done or not fidelity else "pruned"
+                searcher.tell(trial_id, config, Outcome(value, state, step))  # type: ignore[arg-type]
+                if done:
+                    finals.append(value)
+                    late_done += bloomer
+                break
+    return (min(finals) if finals else math.inf), late, late_done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: one per CPU)")
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--cost", action="store_true", help="only the cost of a suggestion")
+    parser.add_argument("--batch", action="store_true", help="only bayes with 1, 2, 4, 8 pending trials")
+    args = parser.parse_args()
+    if args.cost:
+        times = suggest_cost()
+        print(f"bayes, 300 observations, 6-D: median {np.median(times):.3f} s, p95 {np.percentile(times, 95):.3f} s")
+        return
+    if args.batch:
+        for key in args.problems:
+            problem = PROBLEMS[key]
+            for pending in (1, 2, 4, 8):
+                runs = [batch_run(problem, s, pending) for s in range(args.seeds)]
+                regrets, gaps = [r for r, _ in runs], [g for _, g in runs]
+                print(
+                    f"{problem.name}, {problem.budget} trials, {pending} pending: median regret "
+                    f"{np.median(regrets):.2g} (worst {max(regrets):.2g}), closest pair in flight {min(gaps):.3g}"
+                )
+        return
+    print_table(quality(args.problems, args.arms, args.seeds, args.jobs), args.seeds)
+
+
+if __name__ == "__main__":
+    main()

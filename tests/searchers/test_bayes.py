@@ -1,0 +1,51 @@
+"""``bayes`` beyond the contract: batches that stay apart, pruned trials read as what they are,
+and a small run of the search-quality benchmark."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from tests.conftest import ROOT
+from tuner import searchers
+from tuner.gp import Encoding
+from tuner.searchers import Outcome
+from tuner.searchers._gp import SPREAD
+
+sys.path.insert(0, str(ROOT))
+from benchmarks import search_quality as bench
+
+
+def test_eight_pending_trials_stay_apart_and_the_model_steers_them() -> None:
+    problem = bench.PROBLEMS["branin"]
+    searcher = searchers.create("bayes", problem.space, 0, {}, run_cap=None)
+    enc = Encoding(problem.space)
+    for i in range(20):  # a history the model has converged on
+        config = searcher.suggest(f"h{i}")
+        assert config is not None
+        searcher.tell(f"h{i}", config, Outcome(problem.fn(config), "complete", 1))
+    batch = [searcher.suggest(f"p{i}") for i in range(8)]
+    rows = enc.encode([c for c in batch if c is not None])
+    gaps = np.sqrt(((rows[:, None] - rows[None]) ** 2).sum(-1))[np.triu_indices(8, 1)]
+    assert gaps.min() >= SPREAD
+    values = [problem.fn(c) for c in batch if c is not None]
+    assert np.median(values) < 5.0  # still near the minima (0.4), not scattered over the range (up to 300)
+
+
+def test_a_study_that_prunes_keeps_trying_configurations_that_start_slow() -> None:
+    """Crossing learning curves under ASHA: near x = 0.85 training starts slowly and ends best.
+    Told what pruned trials are (a value at a step short of the budget), ``bayes`` keeps proposing
+    such configurations; told their pruned values as if final, it learns to avoid them."""
+    aware = [bench.asha_study(seed, trials=50, brackets=3) for seed in range(3)]
+    naive = [bench.asha_study(seed, trials=50, brackets=3, fidelity=False) for seed in range(3)]
+    assert sum(late for _, late, _ in aware) > 3 * sum(late for _, late, _ in naive)
+    assert np.median([best for best, _, _ in aware]) <= np.median([best for best, _, _ in naive])
+
+
+def test_search_quality_smoke() -> None:
+    """The benchmark's arms run, and on Branin the GP is orders of magnitude ahead of random search."""
+    table = bench.quality(["branin"], ["random", "bayes"], seeds=2, jobs=1)
+    assert np.median(table["branin"]["bayes"]) < 1e-2 * np.median(table["branin"]["random"])
+    times = bench.suggest_cost(observations=40, measured=3)
+    assert len(times) == 3 and all(t > 0 for t in times)
