@@ -23,10 +23,14 @@ def write(folder: Path, name: str, text: str) -> Path:
 def test_run_best_and_results(tmp_path: Path, ray_tmp: Path) -> None:
     shutil.copytree(ROOT / "trainables", tmp_path / "trainables")
     space = shutil.copy(ROOT / "search_spaces" / "toy.yaml", tmp_path / "toy.yaml")
-    done = cli("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli(
+        "run", str(space), "--no-dashboard", "--num-cpus", "2", "--progress", "plain", cwd=tmp_path, ray_tmp=ray_tmp
+    )
     assert done.returncode == 0, done.stderr
     assert "best t" in done.stdout and "results: results/toy" in done.stdout
     assert "Traceback" not in done.stderr
+    # --progress plain (what a Ray job's log gets): the live view's lines, at least the final ones
+    assert "trials started" in done.stderr and "finished" in done.stderr
     folder = tmp_path / "results" / "toy"
     assert {"trials.parquet", "history.parquet", "best.yaml", "study.yaml"} <= {p.name for p in folder.iterdir()}
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,11 @@ def run(
             raise UserError(f"{why}; continue it with: python -m tuner resume {existing} (or give another --name)")
     for notice in study.notices:
         say(notice)
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and storage.is_relative_to(Path.cwd()):
+        say(  # a Ray job runs in a copy of its working dir that Ray deletes when the job ends
+            f"note: results go to {storage}, inside this Ray job's working dir, which Ray deletes when the "
+            "job ends; pass --storage with a path that outlives it (a shared volume, an absolute path)"
+        )
     if seed is None:
         seed = study.spec.seed if study.spec.seed is not None else random.SystemRandom().randrange(2**31)
     return _execute(study, seed, lambda: new_study_dir(storage, study.name), say, quiet, address, num_cpus, dashboard)
@@ -151,12 +158,16 @@ def _execute(
 ) -> Outcomes:
     from tuner.config._trainable import split
     from tuner.execution import connect, execute
+    from tuner.execution._cluster import token_auth, token_hint
 
     ship = [split(study.trainable)[0], *study.allowed]
     conn = connect(address, ship=ship, num_cpus=num_cpus, dashboard=dashboard)
+    previous = _stop_on_sigterm()
     try:
         if conn.dashboard_url:
             say(f"Ray dashboard: {conn.dashboard_url}")
+            if token_auth():
+                say(f"  it asks for the cluster's token: {token_hint()}")
         return execute(
             study,
             seed,
@@ -169,8 +180,22 @@ def _execute(
             max_steps=max_steps,
         )
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if conn.started_here:
             conn.close()
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (``ray job stop``, a pod being evicted) stops the run as Ctrl-C does: finished
+    trials kept, the resume command printed. Returns the handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def train(
@@ -230,9 +255,10 @@ def train(
         "folder": str(outcome.folder),
         "model": None,
     }
-    checkpoint = outcome.folder / "checkpoints" / f"{rec.trial_id}.pt"
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)["state"]
+    if outcome.checkpoint is not None:
+        from tuner.storage import CheckpointStore
+
+        state = CheckpointStore(outcome.checkpoint_location).load(outcome.checkpoint)[1]
         model = state.get("model", state) if isinstance(state, dict) else state
         torch.save(model, outcome.folder / "model.pt")
         result["model"] = str(outcome.folder / "model.pt")

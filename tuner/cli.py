@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
             help="where the embedded Ray's dashboard listens (default: 127.0.0.1 only)",
         )
         p.add_argument("--quiet", action="store_true", help="print only the result")
+        p.add_argument(
+            "--progress",
+            choices=["auto", "live", "plain", "off"],
+            default="auto",
+            help="the live view: in place on a terminal (live), lines every 10 s (plain: a Ray job's log), "
+            "or none; auto picks",
+        )
 
     plan = sub.add_parser("plan", help="check a study and show what it will run, without running it")
     plan.add_argument("space", help="the study's YAML file")
@@ -74,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     export = results.add_mutually_exclusive_group()
     export.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     export.add_argument("--parquet", metavar="FILE", help="also write the table as parquet")
+    results.add_argument("--tensorboard", metavar="DIR", help="also write one TensorBoard run per trial into DIR")
 
     report = sub.add_parser("report", help="write report.html and the charts of a study")
     report.add_argument("results", help="the study's results folder")
@@ -142,6 +150,13 @@ def _summary(out: Outcomes, metric: str, searched: list[str]) -> int:
     print(f"trials: {counts}", file=sys.stderr)
     if out.stop_reason:
         print(f"stopped starting trials: {out.stop_reason}", file=sys.stderr)
+    searcher = out.summary.get("searcher") or {}
+    if searcher.get("suggestions"):
+        print(
+            f"searcher: {searcher['suggest_s_median']:.3g} s a suggestion (median), "
+            f"{100 * searcher['wait_fraction']:.1f}% of slot time spent waiting for one",
+            file=sys.stderr,
+        )
     for rec in out.failures[:10]:
         log = out.folder / "logs" / f"{rec.trial_id}.log"
         where = f"  (log: {_shown(log)})" if log.exists() else ""
@@ -166,7 +181,7 @@ def _shown(path: Path) -> str:
     """A path relative to the working folder when it lies inside it."""
     try:
         return str(path.relative_to(Path.cwd()))
-    except ValueError:
+    except (ValueError, OSError):  # outside it, or the folder is gone (a Ray job's, at its end)
         return str(path)
 
 
@@ -213,6 +228,11 @@ def _cmd_results(args: argparse.Namespace) -> int:
     if args.parquet:
         table.to_parquet(args.parquet, index=False)
     render(table)
+    if args.tensorboard:
+        from tuner.results.tensorboard import write_tensorboard
+
+        out = write_tensorboard(args.results, args.tensorboard)
+        print(f"tensorboard: {_shown(out)}   (tensorboard --logdir {_shown(out)})")
     return EXIT_OK
 
 
@@ -259,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "dashboard_host", None):
         os.environ["TUNER_DASHBOARD_HOST"] = args.dashboard_host
+    if getattr(args, "progress", "auto") != "auto":
+        os.environ["TUNER_PROGRESS"] = args.progress
     commands = {
         "run": _cmd_run,
         "resume": _cmd_resume,

@@ -1,7 +1,10 @@
-"""The live view of a running study: a few lines updated in place on a terminal, silent otherwise."""
+"""The live view of a running study: a few lines updated in place on a terminal; in a Ray job's
+log (or with ``--progress plain``), the same lines printed anew every ``PLAIN_EVERY_S`` seconds;
+silent otherwise. ``TUNER_PROGRESS`` (set by ``--progress``): auto, live, plain or off."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -32,7 +35,11 @@ class Progress:
         self.started = time.monotonic()
         self._last = 0.0
         self._live: Any = None
-        self.enabled = not quiet and self.stream.isatty()
+        self.mode = "off" if quiet else _mode(self.stream)
+        self.enabled = self.mode != "off"
+        if self.mode == "plain":
+            self.every = max(self.every, PLAIN_EVERY_S)
+            self._last = time.monotonic()  # the first lines after PLAIN_EVERY_S, not at once
 
     def lines(self) -> list[str]:
         c = self.recorder.counts()
@@ -60,6 +67,9 @@ class Progress:
         if not self.enabled or (not force and now - self._last < self.every):
             return
         self._last = now
+        if self.mode == "plain":
+            print("\n".join(self.lines()), file=self.stream, flush=True)
+            return
         from rich.console import Console
         from rich.live import Live
         from rich.text import Text
@@ -71,10 +81,24 @@ class Progress:
         self._live.update(text, refresh=True)
 
     def close(self) -> None:
-        if self.enabled:
+        """The final lines: in place on a terminal, once more in a log."""
+        if self.mode in ("live", "plain"):
             self.update(force=True)
-            if self._live is not None:
-                self._live.stop()
+        if self._live is not None:
+            self._live.stop()
+
+
+PLAIN_EVERY_S = 10.0
+
+
+def _mode(stream: TextIO) -> str:
+    """live on a terminal; plain in a Ray job's log (the job supervisor sets its config variable)."""
+    chosen = os.environ.get("TUNER_PROGRESS", "auto")
+    if chosen != "auto":
+        return chosen
+    if stream.isatty():
+        return "live"
+    return "plain" if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ else "off"
 
 
 def _short(value: Any) -> str:

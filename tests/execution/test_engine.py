@@ -104,7 +104,7 @@ def test_time_limit_stops_running_trials(ray_local: None, in_tmp: Path) -> None:
     trainable: trainables.toy:quadratic
     metric: {name: loss, goal: minimize}
     method: random
-    time_limit: 3
+    time_limit: 8
     parameters:
       lr: {min: 0.001, max: 0.1}
       steps: {value: 1000}

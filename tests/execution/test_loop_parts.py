@@ -115,6 +115,7 @@ def test_the_writer_writes_in_order_and_keeps_only_the_latest_waiting_job() -> N
     writer = Writer()
     written: list[str] = []
     gate = threading.Event()
+
     def first() -> None:
         gate.wait(5)
         written.append("first")

@@ -1,12 +1,22 @@
 """Reading study files: strict YAML, one schema, one frozen :class:`Study`."""
 
 from tuner.config._load import Study, load_study
-from tuner.config._schema import Asha, Hyperband, Median, Metric, Resources, StudySpec, parse_duration
+from tuner.config._schema import (
+    Asha,
+    CheckpointPolicy,
+    Hyperband,
+    Median,
+    Metric,
+    Resources,
+    StudySpec,
+    parse_duration,
+)
 from tuner.config._trainable import allowed_modules, import_trainable, reported_metrics
 from tuner.config._yaml import parse_yaml, read_yaml
 
 __all__ = [
     "Asha",
+    "CheckpointPolicy",
     "Hyperband",
     "Median",
     "Metric",

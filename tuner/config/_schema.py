@@ -101,6 +101,19 @@ class Resources(_Strict):
         return self.gpus_per_worker if self.gpus_per_worker is not None else self.gpus or 0.0
 
 
+class CheckpointPolicy(_Strict):
+    """Where rank 0 writes checkpoints, and which are kept.
+
+    ``path``: a local path, a path every node shares, or an object-store URI (``s3://...``);
+    default ``<results folder>/checkpoints``. ``keep``: the last N of each trial;
+    ``keep_best``: also the one at each trial's best value of the metric.
+    """
+
+    path: str | None = Field(default=None, min_length=1)
+    keep: int = Field(default=1, ge=1)
+    keep_best: bool = True
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 
 
@@ -137,6 +150,7 @@ class StudySpec(_Strict):
     max_failures: int = Field(default=0, ge=0)  # retries of a failed trial, from its last checkpoint
     max_failed_trials: int | None = Field(default=None, ge=0)  # run-wide: stop starting trials past it
     on_oom: Literal["halve_batch", "infeasible"] = "infeasible"
+    checkpoints: CheckpointPolicy = Field(default_factory=CheckpointPolicy)
 
     @field_validator("time_limit", mode="before")
     @classmethod

@@ -1,68 +1,73 @@
-"""The last checkpoint of each trial, kept by the driver (so a retry may land on any node).
+"""The driver's index of its trials' checkpoints: which exist, where, and which to keep.
 
-Writes go through the :class:`Writer`; until one is on disk, ``load`` answers from memory, so
-a retry never waits for the disk and never sees an older checkpoint than the last reported.
+Rank 0 writes a checkpoint to the study's :class:`~tuner.storage.CheckpointStore` and reports
+its path; the driver records it (journal ``ckpt`` event), hands the last one to a retry or a
+resumed trial, and prunes the rest: per trial the last ``keep`` and, with ``keep_best``, the
+one at the trial's best value. Deletions go through the writer thread.
 """
 
 from __future__ import annotations
 
-import os
-import threading
+import functools
+import math
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+
+from tuner.storage import CheckpointStore
 
 Submit = Callable[[str, Callable[[], None]], None]
 
 
+@dataclass
+class _Saved:
+    step: float
+    path: str
+    value: float | None  # the study's metric at that step, minimised (sign already applied)
+
+
+@dataclass
 class Checkpoints:
-    def __init__(self, folder: Path, submit: Submit | None = None, saved: Callable[[str, float], None] | None = None):
-        self.folder = folder
-        self._submit = submit
-        self._saved = saved  # told (trial, step) once a checkpoint is on disk
-        self._waiting: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
+    store: CheckpointStore
+    keep: int = 1
+    keep_best: bool = True
+    submit: Submit | None = None
+    journal: Callable[[str, float, str], None] | None = None
+    _saved: dict[str, list[_Saved]] = field(default_factory=dict)
 
-    def path_of(self, trial_id: str) -> Path | None:
-        path = self.folder / f"{trial_id}.pt"
-        return path if path.exists() else None
+    def saved(self, trial_id: str, step: float, path: str, value: float | None) -> None:
+        """A checkpoint rank 0 wrote; anything older (but the trial's best) is deleted."""
+        entries = self._saved.setdefault(trial_id, [])
+        entries.append(_Saved(step, path, value))
+        if self.journal is not None:
+            self.journal(trial_id, step, path)
+        self._prune(trial_id)
 
-    def save(self, trial_id: str, step: float, state: Any) -> None:
-        entry = (step, state)
-        with self._lock:
-            self._waiting[trial_id] = entry
+    def rewind(self, trial_id: str, step: float | None) -> None:
+        """Forget the checkpoints after ``step`` (a retry goes on from there and writes them anew)."""
+        self._saved[trial_id] = [s for s in self._saved.get(trial_id, []) if step is not None and s.step <= step]
 
-        def write() -> None:
-            self._write(trial_id, step, state)
-            with self._lock:
-                if self._waiting.get(trial_id) is entry:
-                    del self._waiting[trial_id]
-            if self._saved is not None:
-                self._saved(trial_id, step)
+    def _prune(self, trial_id: str) -> None:
+        entries = self._saved[trial_id]
+        keep = {id(s) for s in entries[-self.keep :]}
+        finite = [s for s in entries if s.value is not None and math.isfinite(s.value)]
+        if self.keep_best and finite:
+            keep.add(id(min(finite, key=lambda s: s.value)))  # type: ignore[arg-type, return-value]
+        gone = [s for s in entries if id(s) not in keep]
+        self._saved[trial_id] = [s for s in entries if id(s) in keep]
+        for s in gone:
+            if self.submit is None:
+                self.store.delete(s.path)
+            else:
+                self.submit(f"delete:{s.path}", functools.partial(self.store.delete, s.path))
 
-        if self._submit is None:
-            write()
-        else:
-            self._submit(f"checkpoint:{trial_id}", write)
-
-    def _write(self, trial_id: str, step: float, state: Any) -> None:
-        import torch
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{trial_id}.pt"
-        tmp = path.with_suffix(".pt.tmp")
-        torch.save({"step": step, "state": state}, tmp)
-        os.replace(tmp, path)
-
-    def load(self, trial_id: str) -> tuple[float | None, Any]:
-        """``(step, state)`` of the last checkpoint, or ``(None, None)``; tensors only, no pickle."""
-        with self._lock:
-            if trial_id in self._waiting:
-                return self._waiting[trial_id]
-        path = self.path_of(trial_id)
-        if path is None:
+    def last(self, trial_id: str) -> tuple[float | None, str | None]:
+        """``(step, path)`` of the trial's last checkpoint, or ``(None, None)``."""
+        entries = self._saved.get(trial_id)
+        if not entries:
             return None, None
-        import torch
+        return entries[-1].step, entries[-1].path
 
-        saved = torch.load(path, weights_only=True, map_location="cpu")
-        return saved["step"], saved["state"]
+    def path_of(self, trial_id: str) -> str | None:
+        """The trial's last checkpoint as the user would open it (``s3://...`` for an object store)."""
+        _, path = self.last(trial_id)
+        return None if path is None else self.store.uri(path)

@@ -21,8 +21,9 @@ from typing import Any
 from tuner import searchers
 from tuner.config import Study
 from tuner.execution._checkpoints import Checkpoints
-from tuner.execution._cluster import path_entries
+from tuner.execution._cluster import ClusterView, path_entries, route_ray_messages
 from tuner.execution._group import WorkerGroup
+from tuner.execution._metrics import study_metrics
 from tuner.execution._offload import SearcherThread, Writer
 from tuner.execution._schedulers import Pruner
 from tuner.execution._worker import TrialTask
@@ -32,8 +33,12 @@ from tuner.results._recorder import FAILED
 from tuner.results._state import write_state
 from tuner.searchers import Outcome
 from tuner.space import nest
+from tuner.storage import CheckpointStore, credentials, is_remote
 
 STOP_GRACE_S = 2.0  # ranks of a stopped trial still running by then are killed and respawned
+INFRA_RETRIES = 5  # a trial whose node is lost more often than this ends as errored
+CAPACITY_WAIT_S = 600.0  # with trials to run and no slot placed for this long, the study stops (resumable)
+WATCH_EVERY_S = 2.0  # how often the cluster's size is checked
 FAIL_FAST = 3  # stop starting trials when this many failed and none reported a value
 MAX_HALVINGS = 4  # on_oom: halve_batch retries at most this many times
 ROOT_CAUSE_WAIT_S = 1.0
@@ -92,6 +97,7 @@ class _Engine:
         elapsed: float = 0.0,
         trial_seed: int | None = None,
         max_steps: int | None = None,
+        say: Any = None,
     ) -> None:
         import ray
 
@@ -106,7 +112,14 @@ class _Engine:
         self.searcher = SearcherThread(searchers.create(spec.method, study.space, seed, spec.searcher, spec.run_cap))
         self.writer = Writer()
         self.recorder = Recorder(folder, study.metric, study.maximize)
-        self.checkpoints = Checkpoints(folder / "checkpoints", self.writer.submit, self.recorder.checkpoint)
+        policy = spec.checkpoints
+        self.checkpoints = Checkpoints(
+            CheckpointStore(policy.path or str(folder / "checkpoints")),
+            keep=policy.keep,
+            keep_best=policy.keep_best,
+            submit=self.writer.submit,
+            journal=self.recorder.checkpoint,
+        )
         self.progress = Progress(
             self.recorder,
             quiet=quiet,
@@ -120,7 +133,8 @@ class _Engine:
         self.idle_since: dict[int, float] = {}  # id(group) -> when it became free for a new trial
         self.trials: dict[str, _Running] = {}
         self.streams: dict[Any, _Running] = {}
-        self.resumable: list[str] = []  # unfinished trials of an earlier session, started first
+        self.resumable: list[str] = []  # unfinished trials (of an earlier session, or of a lost node), started first
+        self._requeued: set[str] = set()  # of them, those whose node was lost (already rewound)
         self.asking: _Asking | None = None
         self.launched = 0
         self.exhausted = False
@@ -129,6 +143,13 @@ class _Engine:
         self.searcher_wait_s = 0.0  # slot time spent waiting for a suggestion
         self.elapsed_before = elapsed
         self.slots = 0
+        self.metrics: Any = None
+        self._exported = -math.inf
+        self.say = say or (lambda message: None)
+        self.view = ClusterView()
+        self.placed = 0  # groups placed on live nodes at the last look
+        self.watched = -math.inf
+        self.short_since: float | None = None  # since when trials wait and no group is placed
         self.trial_seed = trial_seed  # fixed for every trial (``train`` reproducing a trial)
         self.began = time.monotonic()
         self.deadline = None if spec.time_limit is None else self.began + spec.time_limit - elapsed
@@ -139,20 +160,22 @@ class _Engine:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self, slots: int) -> None:
-        res = self.study.spec.resources
-        paths = path_entries()
         self.slots = slots
-        self.groups = [WorkerGroup(res.workers, res.cpu, res.gpu, paths, self.study.trainable) for _ in range(slots)]
-        for group in self.groups:
-            self._free(group)
+        self.groups = []
+        self._grow(slots)
+        self.placed = slots  # as planned: a change is reported, not the start
         self.searcher.start()
+        route_ray_messages(self._ray_log, self.say)
+        self.metrics = study_metrics(self.study.name, self.metric)
         self._save_state("running")
         self._state_written = time.monotonic()
         while True:
-            while self.idle and self.resumable and self.stop_reason is None:
-                self._continue(self.idle.pop(), self.resumable.pop(0))
+            self._watch()
+            while self.resumable and self.stop_reason is None and (group := self._take()) is not None:
+                self._continue(group, self.resumable.pop(0))
             self._ask()
-            if not self.trials and self.asking is None:
+            waiting = (bool(self.resumable) and self.stop_reason is None) or self._can_launch()
+            if not self.trials and self.asking is None and not waiting:
                 break
             self._read_events()
             self._enforce_limits()
@@ -164,6 +187,61 @@ class _Engine:
                 self._save_state("running")
                 self._state_written = time.monotonic()
             self.progress.update()
+            self._export()
+
+    def _export(self) -> None:
+        """The study's state as Ray metrics, at most once a second."""
+        now = time.monotonic()
+        if self.metrics is None or now - self._exported < 1.0:
+            return
+        self._exported = now
+        finished = [r.value for r in self.recorder.trials.values() if r.status == "finished" and r.value is not None]
+        best = (max if self.study.maximize else min)(finished) if finished else None
+        self.metrics.update(self.recorder.counts(), best)
+
+    def _grow(self, slots: int) -> None:
+        """Worker groups up to ``slots``, named after the study."""
+        res = self.study.spec.resources
+        paths = path_entries()
+        while len(self.groups) < slots:
+            name = f"tuner:{self.study.name}:slot{len(self.groups)}"
+            env = credentials() if is_remote(self.checkpoints.store.location) else {}
+            group = WorkerGroup(res.workers, res.cpu, res.gpu, paths, self.study.trainable, name, env)
+            self.groups.append(group)
+            self._free(group)
+
+    def _take(self) -> WorkerGroup | None:
+        """A free group whose ranks are placed on live nodes, or ``None``."""
+        self.view.refresh()
+        for group in self.idle:
+            if self.view.placed(group.pg_id) is not None:
+                self.idle.remove(group)
+                return group
+        return None
+
+    def _watch(self) -> None:
+        """Notice the cluster shrinking or growing: say so in one line, use new room, and stop
+        waiting (resumably) when nothing can run for ``CAPACITY_WAIT_S``."""
+        now = time.monotonic()
+        if now - self.watched < WATCH_EVERY_S:
+            return
+        self.watched = now
+        self.view.refresh(force=True)
+        res = self.study.spec.resources
+        wanted = self.study.concurrency(self.view.capacity(res.cpu, res.gpu))
+        if wanted > len(self.groups) and self.stop_reason is None:
+            self._grow(wanted)
+        placed = sum(self.view.placed(g.pg_id) is not None for g in self.groups)
+        if placed != self.placed:
+            change = "shrank" if placed < self.placed else "grew"
+            self.say(f"the cluster {change}: {placed} of {len(self.groups)} slot(s) can run trials now")
+            self.placed = placed
+        if placed == 0 and (self.resumable or self._can_launch()):
+            self.short_since = self.short_since or now
+            if now - self.short_since > CAPACITY_WAIT_S:
+                self._halt(f"no node could take a trial for {CAPACITY_WAIT_S:.0f} s (resume when the cluster has room)")
+        else:
+            self.short_since = None
 
     def _read_events(self) -> None:
         """Every event that has arrived, from every rank: none waits for a later pass."""
@@ -204,8 +282,7 @@ class _Engine:
                 record.suggest_s = round(self.searcher.suggest_s[-1], 4) if self.searcher.suggest_s else None
                 self.recorder.start(record)
                 self._start(_Running(record, asking.group, self._task(record)))
-        if self.asking is None and self.idle and self._can_launch():
-            group = self.idle.pop()
+        if self.asking is None and self.idle and self._can_launch() and (group := self._take()) is not None:
             trial_id = f"t{self.launched + 1:04d}"
             self.asking = _Asking(trial_id, group, self.searcher.suggest(trial_id), time.monotonic())
 
@@ -217,7 +294,7 @@ class _Engine:
         self.pruner.add(trial_id)
         return record
 
-    def _task(self, record: TrialRecord, checkpoint: Any = None, accumulation: int = 1) -> TrialTask:
+    def _task(self, record: TrialRecord, checkpoint: str | None = None, accumulation: int = 1) -> TrialTask:
         res = self.study.spec.resources
         return TrialTask(
             record.trial_id,
@@ -226,6 +303,7 @@ class _Engine:
             record.seed,
             self.max_steps,
             res.gpu,
+            store=self.checkpoints.store,
             checkpoint=checkpoint,
             accumulation=accumulation,
         )
@@ -233,17 +311,21 @@ class _Engine:
     def _start(self, run: _Running) -> None:
         """Start (or restart) a trial on its group's ranks: the one place trials begin."""
         self.trials[run.record.trial_id] = run
+        self.recorder.placed(run.record.trial_id, self.view.placed(run.group.pg_id) or [])
         for rank, stream in enumerate(run.group.launch(run.task)):
             run.streams[stream] = rank
             self.streams[stream] = run
 
     def _continue(self, group: WorkerGroup, trial_id: str) -> None:
-        """Continue a trial an earlier session left unfinished, from its last checkpoint."""
+        """Continue an unfinished trial from its last checkpoint: one an earlier session left, or
+        one whose node was lost."""
         self.idle_since.pop(id(group), None)
         record = self.recorder.trials[trial_id]
-        step, state = self.checkpoints.load(trial_id)
-        self.recorder.rewind(trial_id, step, "resumed")
-        self._start(_Running(record, group, self._task(record, state)))
+        step, path = self.checkpoints.last(trial_id)
+        if trial_id not in self._requeued:
+            self._rewind(trial_id, step, "resumed")
+        self._requeued.discard(trial_id)
+        self._start(_Running(record, group, self._task(record, path)))
 
     # -- events ----------------------------------------------------------------------------
     def _next_event(self, stream: Any) -> None:
@@ -255,13 +337,15 @@ class _Engine:
             event = {"kind": "done"}
         except self.ray.exceptions.RayError as exc:
             oom = isinstance(exc, self.ray.exceptions.OutOfMemoryError)
-            why = "was killed for using too much host memory" if oom else "died"
+            lost = not oom and self._node_lost(run, exc)
+            why = "was killed for using too much host memory" if oom else "was lost with its node" if lost else "died"
             event = {
                 "kind": "error",
                 "error": f"rank {rank} process {why} ({type(exc).__name__})",
                 "traceback": str(exc),
                 "dead": True,
                 "oom": oom,
+                "lost": lost,
             }
         if event["kind"] == "report":
             self._on_report(run, event)
@@ -282,15 +366,33 @@ class _Engine:
             failures = {r: e for r, e in run.ended.items() if e["kind"] == "error"}
             self._end(run, _root_cause(failures) if failures else run.ended[0], rebuild=False)
 
+    def _node_lost(self, run: _Running, exc: Exception) -> bool:
+        """Whether a rank died because its node left the cluster (not the trial's fault). A rank
+        Ray cannot reach (``ActorUnavailableError``: its raylet gone, the node not yet declared
+        dead) is the infrastructure's failure too."""
+        if isinstance(exc, self.ray.exceptions.ActorUnavailableError):
+            return True
+        if "node has died" in str(exc) or "NodeDiedError" in type(exc).__name__:
+            return True
+        self.view.refresh(force=True)
+        return any(not self.view.alive(node) for node in self.recorder.trials[run.record.trial_id].nodes)
+
     def _on_report(self, run: _Running, event: dict[str, Any]) -> None:
         if run.decided is not None:
             return  # the trial was already stopped; late reports do not count
         trial_id, step = run.record.trial_id, event["step"]
-        if "checkpoint" in event:
-            self.checkpoints.save(trial_id, step, event["checkpoint"])
         status, error = self._judge(trial_id, step, event["time"], event["metrics"])
+        if "checkpoint_path" in event:  # journaled after its report, so that a replay knows its value
+            value = event["metrics"].get(self.metric)
+            self.checkpoints.saved(
+                trial_id, step, event["checkpoint_path"], None if value is None else self.sign * value
+            )
         if status is not None:
             self._stop(run, status, error)
+
+    def _minimised(self, metrics: dict[str, float]) -> float | None:
+        value = metrics.get(self.metric)
+        return None if value is None else self.sign * value
 
     def _judge(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> tuple[Any, Any]:
         """Record a report and decide whether the trial ends here: ``(status, error)``."""
@@ -299,6 +401,8 @@ class _Engine:
             return "errored", f"metric {self.metric!r} was not reported at step {step} (reported: {reported})"
         self.recorder.report(trial_id, step, elapsed, metrics)
         value = metrics[self.metric]
+        if self.metrics is not None:
+            self.metrics.report(trial_id, value)
         if not math.isfinite(value):
             return "nan", f"{self.metric} is {value} at step {step}"
         if self.max_steps is not None and step >= self.max_steps:
@@ -332,10 +436,25 @@ class _Engine:
                 status = "finished"
         if event.get("traceback"):
             self._write_log(rec.trial_id, rec.attempts, event["traceback"])
+        if run.decided is None and event.get("lost") and rec.infra_retries < INFRA_RETRIES:
+            self._requeue(run, error)
+            return
         if run.decided is None and self._retry(run, status, error):
             return
         self._finish(rec.trial_id, status, error, stop_s=stop_s, peak_gpu_mb=event.get("peak_gpu_mb"))
         self._free(run.group)
+
+    def _requeue(self, run: _Running, error: str | None) -> None:
+        """A trial whose node was lost: continued from its last checkpoint on the next group that
+        is placed on live nodes; not counted against ``max_failures``."""
+        step, _ = self.checkpoints.last(run.record.trial_id)
+        self._rewind(run.record.trial_id, step, error, cause="node_lost")
+        run.record.attempts += 1
+        run.record.infra_retries += 1
+        self.resumable.insert(0, run.record.trial_id)
+        self._requeued.add(run.record.trial_id)
+        self._free(run.group)
+        self.say(f"{run.record.trial_id}: its node was lost; it continues from step {step or 0} on a live node")
 
     def _retry(self, run: _Running, status: str, error: str | None) -> bool:
         """Run a failed trial again on the same group, from its last checkpoint, if allowed."""
@@ -346,16 +465,18 @@ class _Engine:
             accumulation *= 2
         elif status != "errored" or run.failures >= self.study.spec.max_failures:
             return False
-        step, state = self.checkpoints.load(run.record.trial_id)
-        self.recorder.rewind(run.record.trial_id, step, error)
+        step, path = self.checkpoints.last(run.record.trial_id)
+        self._rewind(run.record.trial_id, step, error)
         run.record.attempts += 1
         failures = run.failures + (status == "errored")
-        self._start(
-            _Running(
-                run.record, run.group, replace(run.task, checkpoint=state, accumulation=accumulation), failures=failures
-            )
-        )
+        task = replace(run.task, checkpoint=path, accumulation=accumulation)
+        self._start(_Running(run.record, run.group, task, failures=failures))
         return True
+
+    def _rewind(self, trial_id: str, step: float | None, error: str | None, cause: str | None = None) -> None:
+        """The trial goes on from its checkpoint at ``step``: reports and checkpoints after it are forgotten."""
+        self.recorder.rewind(trial_id, step, error, cause=cause)
+        self.checkpoints.rewind(trial_id, step)
 
     def _finish(
         self,
@@ -392,6 +513,13 @@ class _Engine:
             (logs / name).write_text(text, encoding="utf-8")
 
         self.writer.submit(f"log:{name}", write)
+
+    def _ray_log(self, text: str) -> None:
+        """Ray's own messages about the cluster, kept whole in ``logs/ray.log``."""
+        logs = self.recorder.folder / "logs"
+        logs.mkdir(exist_ok=True)
+        with (logs / "ray.log").open("a", encoding="utf-8") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{text}\n")
 
     def _save_state(self, state: str) -> None:
         folder, elapsed = self.recorder.folder, self.elapsed
@@ -454,11 +582,21 @@ class _Engine:
                     status, error = self._judge(trial_id, ev["step"], ev["time"], ev["metrics"])
                     if status is not None:
                         decided[trial_id] = (status, error)
+                elif kind == "ckpt" and ev.get("path"):
+                    rec = self.recorder.trials[trial_id]
+                    value = rec.value if rec.step == ev["step"] else None
+                    self.checkpoints.saved(
+                        trial_id, ev["step"], ev["path"], None if value is None else self.sign * value
+                    )
                 elif kind == "retry":
                     decided.pop(trial_id, None)
-                    self.recorder.rewind(trial_id, ev["step"], ev.get("error"))
+                    self._rewind(trial_id, ev["step"], ev.get("error"), cause=ev.get("cause"))
                     if ev.get("error") != "resumed":
                         self.recorder.trials[trial_id].attempts += 1
+                    if ev.get("cause") == "node_lost":
+                        self.recorder.trials[trial_id].infra_retries += 1
+                elif kind == "placed":
+                    self.recorder.trials[trial_id].nodes = list(ev.get("nodes") or [])
                 elif kind == "end":
                     decided.pop(trial_id, None)
                     self._finish(
@@ -502,6 +640,7 @@ class _Engine:
         return {
             "elapsed_s": round(self.elapsed, 3),
             "respawns": self.respawns,
+            "infra_retries": sum(r.infra_retries for r in self.recorder.trials.values()),
             "stop_reason": self.stop_reason,
             "searcher": {
                 "suggestions": len(times),

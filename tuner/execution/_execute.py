@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ class Outcomes:
     interrupted: bool = False
     stop_reason: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None  # the best trial's last checkpoint, a path in its store
+    checkpoint_location: str = ""  # the store's location
 
 
 def plan_slots(study: Study) -> int:
@@ -39,6 +42,36 @@ def plan_slots(study: Study) -> int:
             f"this Ray cluster can place at most {places}"
         )
     return study.concurrency(places)
+
+
+def check_checkpoint_location(study: Study) -> None:
+    """On a cluster, checkpoints must go where every node can read them: a local path is tried
+    from each node (a marker file), and refused if some node cannot see it."""
+    import uuid
+
+    from tuner.execution._cluster import nodes_not_seeing
+    from tuner.storage import CheckpointStore, is_remote
+
+    given = study.spec.checkpoints.path
+    location = given or str(Path(study.spec.storage).resolve())
+    if is_remote(location):
+        return
+    fresh = [p for p in [Path(location), *Path(location).parents] if not p.exists()]
+    store = CheckpointStore(location)
+    marker = store.write_marker(f".tuner-shared-{uuid.uuid4().hex}")
+    try:
+        blind = nodes_not_seeing(marker)
+    finally:
+        store.delete(marker)
+        for made in fresh:  # leave no folder behind that was made for the test
+            with contextlib.suppress(OSError):
+                made.rmdir()
+    if blind:
+        field = "checkpoints.path" if given else "storage"
+        raise UserError(
+            f"{field}: {location} is local to this machine; node(s) {', '.join(blind)} cannot read it. "
+            "Give checkpoints.path a folder every node shares (NFS) or an object store (s3://bucket/prefix)"
+        )
 
 
 def execute(
@@ -57,8 +90,9 @@ def execute(
     ``trial_seed`` and ``max_steps`` override every trial's seed and budget (``train``).
     """
     slots = plan_slots(study)  # before any file is written: a refusal leaves nothing behind
+    check_checkpoint_location(study)
     folder = folder_for()
-    engine = _Engine(study, seed, folder, quiet, elapsed, trial_seed, max_steps)
+    engine = _Engine(study, seed, folder, quiet, elapsed, trial_seed, max_steps, say)
     if journal is None:
         engine.recorder.save_study({**study.raw, "name": study.name, "seed": seed})
     else:
@@ -88,4 +122,8 @@ def execute(
         engine.recorder.journal.close()
         write_state(folder, "interrupted" if interrupted else "done", engine.elapsed)
     failures = [r for r in engine.recorder.trials.values() if r.status in FAILED]
-    return Outcomes(folder, best, engine.recorder.counts(), failures, interrupted, engine.stop_reason, summary)
+    checkpoint = None if best is None else engine.checkpoints.last(best.trial_id)[1]
+    location = engine.checkpoints.store.location
+    return Outcomes(
+        folder, best, engine.recorder.counts(), failures, interrupted, engine.stop_reason, summary, checkpoint, location
+    )

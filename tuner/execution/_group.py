@@ -2,7 +2,13 @@
 
 For ``workers: N`` a group is N actors in one placement group (packed onto as few nodes as
 possible, spread when needed). Each trial gets a fresh process group and a fresh model; the
-processes stay. A group whose rank died or hung is rebuilt in the same placement group.
+processes stay. A group whose rank died or hung is rebuilt in the same placement group; when
+a node is lost, Ray places the group's bundles again once the cluster has room, and until then
+the group is not ready and gets no trial.
+
+Actors are named after the study and the slot (``tuner:digits_mlp:slot0``, ``...:slot0:rank1``),
+and every trial's task after the trial (``trial t0007``), so that the dashboard's Actors, Jobs
+and Timeline views say which trial runs where.
 """
 
 from __future__ import annotations
@@ -15,32 +21,51 @@ from tuner.trial import choose_backend
 
 
 class WorkerGroup:
-    def __init__(self, size: int, cpus: float, gpus: float, paths: list[str], trainable: str) -> None:
+    def __init__(
+        self,
+        size: int,
+        cpus: float,
+        gpus: float,
+        paths: list[str],
+        trainable: str,
+        name: str = "tuner:slot",
+        env: dict[str, str] | None = None,
+    ) -> None:
         import ray
         from ray.util.placement_group import placement_group
 
         self.size, self.cpus, self.gpus = size, cpus, gpus
+        self.name = name
         self._paths, self._trainable = paths, trainable
+        self._env = env or {}  # variables the ranks need (an object store's credentials)
         bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
-        self.pg = placement_group([bundle] * size, strategy="PACK")
+        self.pg = placement_group([bundle] * size, strategy="PACK", name=name)
         self._cls: Any = ray.remote(TrialWorker)
         self.actors: list[Any] = []
+        self.generation = 0  # how many times the ranks were started again
         self._spawn()
 
     def _spawn(self) -> None:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+        suffix = "" if self.generation == 0 else f".{self.generation}"
         self.actors = [
             self._cls.options(
+                name=(self.name if i == 0 else f"{self.name}:rank{i}") + suffix,
                 num_cpus=self.cpus,
                 num_gpus=self.gpus,
                 max_concurrency=2,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i),
+                **({"runtime_env": {"env_vars": self._env}} if self._env else {}),
             ).remote(self._paths)
             for i in range(self.size)
         ]
         for actor in self.actors:
             actor.warm.remote(self._trainable)
+
+    @property
+    def pg_id(self) -> str:
+        return str(self.pg.id.hex())
 
     def launch(self, task: TrialTask) -> list[Any]:
         """Start ``task`` on every rank; returns one event stream per rank (rank 0 first).
@@ -51,9 +76,9 @@ class WorkerGroup:
         master = self.actors[0].address.remote() if self.size > 1 else None
         backend = _backend(self.gpus) if self.size > 1 else "gloo"
         return [
-            actor.run.options(num_returns="streaming").remote(
-                dataclasses.replace(task, rank=rank, world_size=self.size, backend=backend), master
-            )
+            actor.run.options(
+                num_returns="streaming", name=f"trial {task.trial_id}" + (f" rank {rank}" if rank else "")
+            ).remote(dataclasses.replace(task, rank=rank, world_size=self.size, backend=backend), master)
             for rank, actor in enumerate(self.actors)
         ]
 
@@ -64,6 +89,7 @@ class WorkerGroup:
     def rebuild(self) -> None:
         """Kill every rank (a dead or hung one leaves the others stuck in collectives) and respawn."""
         self._kill()
+        self.generation += 1
         self._spawn()
 
     def _kill(self) -> None:

@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from tuner.errors import TrialPruned
+from tuner.storage import CheckpointStore
 from tuner.trial import Trial
 
 COLLECTIVE_TIMEOUT_S = 120  # a backstop only: the driver kills a group whose rank died
@@ -54,7 +55,8 @@ class TrialTask:
     world_size: int = 1
     master: tuple[str, int] | None = None
     backend: str = "gloo"
-    checkpoint: Any = None
+    store: CheckpointStore | None = None  # where rank 0 writes checkpoints (None: kept in the report)
+    checkpoint: str | None = None  # the checkpoint to continue from (a retry, a resumed trial)
     accumulation: int = 1  # gradient accumulation steps; doubled by each out-of-memory retry
 
 
@@ -100,6 +102,9 @@ class TrialWorker:
         started = time.time()
 
         def emit(record: dict[str, Any]) -> None:
+            if "checkpoint" in record and task.store is not None:  # to storage; the driver gets where
+                state = record.pop("checkpoint")
+                record["checkpoint_path"] = task.store.save(task.trial_id, record["step"], state)
             events.put({"kind": "report", "time": time.time() - started, **record})
 
         thread = threading.Thread(
@@ -125,6 +130,9 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
     joined = False
     try:
         fn = _import(task.trainable)
+        saved = None
+        if task.checkpoint is not None and task.store is not None:
+            saved = task.store.load(task.checkpoint)[1]
         if task.world_size > 1:
             import torch.distributed as dist
 
@@ -147,7 +155,7 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             world_size=task.world_size,
             emit=emit if task.rank == 0 else None,
             should_stop=stop.is_set,
-            checkpoint=task.checkpoint,
+            checkpoint=saved,
             accumulation=task.accumulation,
         )
         _reset_gpu_peak()

@@ -38,6 +38,8 @@ class TrialRecord:
     stop_s: float | None = None  # from the decision to stop it until all its processes had left
     peak_gpu_mb: float | None = None
     suggest_s: float | None = None  # how long the searcher took to propose it
+    infra_retries: int = 0  # of the attempts, those caused by a lost node (not the trial's fault)
+    nodes: list[str] = field(default_factory=list)  # the Ray node of each rank, last attempt
 
     @property
     def wall_s(self) -> float:
@@ -87,12 +89,19 @@ class Recorder:
         self.history.append({"trial_id": trial_id, "step": step, "time_s": elapsed, **metrics})
         self._log({"e": "report", "trial": trial_id, "step": step, "time": elapsed, "metrics": metrics})
 
-    def checkpoint(self, trial_id: str, step: float) -> None:
-        self._log({"e": "ckpt", "trial": trial_id, "step": step})
+    def checkpoint(self, trial_id: str, step: float, path: str) -> None:
+        self._log({"e": "ckpt", "trial": trial_id, "step": step, "path": path})
 
-    def rewind(self, trial_id: str, step: float | None, error: str | None = None) -> None:
-        """Forget a trial's reports after ``step`` (all of them for ``None``): it resumes from there."""
-        self._log({"e": "retry", "trial": trial_id, "step": step, "error": error})
+    def placed(self, trial_id: str, nodes: list[str]) -> None:
+        """Where a trial's ranks run (recorded at each start)."""
+        self.trials[trial_id].nodes = list(nodes)
+        self._log({"e": "placed", "trial": trial_id, "nodes": nodes})
+
+    def rewind(self, trial_id: str, step: float | None, error: str | None = None, cause: str | None = None) -> None:
+        """Forget a trial's reports after ``step`` (all of them for ``None``): it resumes from there.
+        ``cause``: ``node_lost`` for a retry the infrastructure caused."""
+        event = {"e": "retry", "trial": trial_id, "step": step, "error": error}
+        self._log({**event, "cause": cause} if cause else event)
         replaying, self.replaying = self.replaying, True
         own = [h for h in self.history if h["trial_id"] == trial_id and step is not None and h["step"] <= step]
         self.history = [h for h in self.history if h["trial_id"] != trial_id]
@@ -124,7 +133,8 @@ class Recorder:
             "trial_id": rec.trial_id, "status": rec.status, "value": rec.value,
             "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
             "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s,
-            "peak_gpu_mb": rec.peak_gpu_mb, "suggest_s": rec.suggest_s, "error": rec.error,
+            "peak_gpu_mb": rec.peak_gpu_mb, "suggest_s": rec.suggest_s, "infra_retries": rec.infra_retries,
+            "nodes": ",".join(dict.fromkeys(rec.nodes)), "error": rec.error,
             **{f"params_{k}": v for k, v in rec.params.items()},
             **{f"metric_{k}": v for k, v in rec.metrics.items()},
         }
@@ -164,7 +174,7 @@ class Recorder:
         return job is not None
 
     def finish(
-        self, study_info: dict[str, Any], checkpoint_of: Callable[[str], Path | None] | None = None
+        self, study_info: dict[str, Any], checkpoint_of: Callable[[str], str | None] | None = None
     ) -> TrialRecord | None:
         """Final write; ``best.yaml`` only when a best trial exists."""
         self.flush(force=True)

@@ -1,0 +1,153 @@
+"""Studies on a real two-node cluster: placement over nodes, DDP across them, a node lost mid-study,
+and a driver submitted as a Ray job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.cluster.conftest import RAY, Cluster
+from tests.conftest import cli
+
+pytestmark = pytest.mark.slow
+
+SLEEPY = """
+name: {name}
+trainable: trainables.toy:sleep
+metric: {{name: loss, goal: minimize}}
+method: random
+seed: 3
+run_cap: {trials}
+max_failures: 0
+parameters:
+  x: {{min: 0.0, max: 1.0}}
+  seconds: {{value: {seconds}}}
+"""
+
+
+def write(folder: Path, name: str, trials: int, seconds: float) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(textwrap.dedent(SLEEPY.format(name=name, trials=trials, seconds=seconds)))
+    return path
+
+
+def test_trials_land_on_both_nodes_and_results_match_an_embedded_run(
+    cluster: Cluster, tmp_path: Path, ray_tmp: Path
+) -> None:
+    space = write(tmp_path, "spread", trials=8, seconds=0.5)
+    done = cluster.cli("run", str(space), "--address", cluster.address, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "it asks for the cluster's token" in done.stderr  # how to get past the dashboard's login
+    trials = pd.read_parquet(tmp_path / "results" / "spread" / "trials.parquet")
+    assert set(trials["status"]) == {"finished"}
+    assert trials["nodes"].nunique() == 2  # both nodes ran trials
+
+    embedded = cli(
+        "run", str(space), "--name", "alone", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp
+    )
+    assert embedded.returncode == 0, embedded.stderr
+    alone = pd.read_parquet(tmp_path / "results" / "alone" / "trials.parquet")
+    assert list(alone.columns) == list(trials.columns)
+    assert alone.dtypes.to_dict() == trials.dtypes.to_dict()
+
+
+def test_a_ddp_trial_spreads_its_ranks_over_both_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    (tmp_path / "ddp.yaml").write_text(
+        textwrap.dedent("""
+        name: ddp
+        trainable: trainables.toy:ranks
+        metric: {name: loss, goal: minimize}
+        method: grid
+        resources: {workers: 2, cpus_per_worker: 1}
+        parameters:
+          steps: {value: 3}
+        """)
+    )
+    done = cluster.cli("run", "ddp.yaml", "--address", cluster.address, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    trial = pd.read_parquet(tmp_path / "results" / "ddp" / "trials.parquet").iloc[0]
+    assert trial["status"] == "finished" and len(trial["nodes"].split(",")) == 2  # one rank on each node
+    history = pd.read_parquet(tmp_path / "results" / "ddp" / "history.parquet")
+    assert list(history["loss"]) == [1.5, 2.5, 3.5]  # averaged over the two ranks, across the network
+
+
+def test_a_lost_node_costs_no_trial(cluster: Cluster, tmp_path: Path) -> None:
+    """Three nodes, 36 one-second trials three at a time; one node's raylet killed mid-study, then
+    a new node joins. The study finishes every trial once, the lost ones retried from their
+    checkpoint on a live node without counting against max_failures: 0."""
+    extra = cluster.start_node()
+    cluster.wait_for(3)
+    space = write(tmp_path, "lossy", trials=36, seconds=1.0)
+    proc = cluster.popen("run", str(space), "--address", cluster.address, cwd=tmp_path)
+    journal = tmp_path / "results" / "lossy" / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (journal.exists() and journal.read_text().count('"e": "end"') >= 4):
+        time.sleep(0.2)
+    raylet = extra.raylet()
+    assert raylet is not None
+    raylet.kill()  # by pid: the node is gone, its trial with it
+    while time.monotonic() < deadline and '"cause": "node_lost"' not in journal.read_text():
+        time.sleep(0.2)  # the loss noticed: a node joins while the study runs on two
+    newcomer = cluster.start_node()
+    try:
+        out, err = proc.communicate(timeout=180)
+    finally:
+        cluster.stop_node(extra)
+        cluster.stop_node(newcomer)  # the next tests see the two nodes they began with
+    assert proc.returncode == 0, err
+    trials = pd.read_parquet(tmp_path / "results" / "lossy" / "trials.parquet")
+    assert list(trials["trial_id"]) == [f"t{i:04d}" for i in range(1, 37)]
+    assert set(trials["status"]) == {"finished"}, trials[["trial_id", "status", "error"]].to_string() + err
+    assert trials["infra_retries"].sum() >= 1  # retried because of the node, said so
+    assert (trials["attempts"] >= trials["infra_retries"]).all()
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert any(e["e"] == "retry" and e.get("cause") == "node_lost" for e in events)
+    assert sum(e["e"] == "end" for e in events) == 36  # none ended twice
+    assert "has been marked dead" in err and "[state-dump]" not in err + out  # one line, not Ray's dump
+    assert "the cluster shrank" in err and "the cluster grew" in err, err
+    ray_log = (tmp_path / "results" / "lossy" / "logs" / "ray.log").read_text()
+    assert "Raylet is terminated" in ray_log or "state-dump" in ray_log  # Ray's own words, kept
+    cluster.wait_for(2)
+
+
+def test_a_driver_submitted_as_a_ray_job_runs_and_logs_its_progress(cluster: Cluster, tmp_path: Path) -> None:
+    write(tmp_path, "job", trials=12, seconds=1.0)
+    storage = tmp_path / "out"
+    done = subprocess.run(
+        [RAY, "job", "submit", "--address", f"http://{cluster.dashboard}", "--working-dir", str(tmp_path), "--",
+         "python", "-m", "tuner", "run", "job.yaml", "--storage", str(storage)],
+        env={**cluster.driver_env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=240,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "trials started" in done.stdout  # the live view, as plain lines in the job's log
+    assert "best t" in done.stdout
+    assert len(pd.read_parquet(storage / "job" / "trials.parquet")) == 12
+
+
+def test_a_path_only_this_machine_has_is_refused_before_anything_runs(cluster: Cluster, tmp_path: Path) -> None:
+    """A node that cannot see the results folder (its own empty folder at that path, as another
+    machine would have) makes the default checkpoint location unusable: exit 2, one line, nothing left."""
+    if subprocess.run(["unshare", "--mount", "true"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("unshare (a mount namespace for a node) is not permitted here")
+    local = tmp_path / "local"
+    local.mkdir()
+    node = cluster.start_node(private=local)
+    try:
+        cluster.wait_for(3)
+        space = write(tmp_path, "here", trials=2, seconds=0.1)
+        done = cluster.cli("run", str(space), "--address", cluster.address, "--storage", str(local / "results"),
+                           cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "is local to this machine" in errors[0] and "s3://" in errors[0]
+        assert not (local / "results").exists()
+    finally:
+        cluster.stop_node(node)
+        cluster.wait_for(2)

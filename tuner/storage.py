@@ -1,0 +1,112 @@
+"""Where a study's checkpoints live: a local path, a path every node shares, or an object store.
+
+Rank 0 of a trial writes its checkpoints here itself and the driver records only where, so a
+large model never passes through the driver. Locations are read through ``pyarrow.fs``: a path
+(``/shared/ckpt``), ``file://...``, ``s3://bucket/prefix`` (with pyarrow's query options, e.g.
+``?endpoint_override=http://127.0.0.1:9000`` for an S3-compatible server; credentials from the
+usual ``AWS_*`` variables), ``gs://`` and ``hdfs://`` as pyarrow supports them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+# Variables a worker needs to reach an object store, passed on from the driver's environment.
+CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+
+
+def is_remote(location: str) -> bool:
+    """An object store or other non-local filesystem (``scheme://`` other than ``file://``)."""
+    scheme = urlsplit(location).scheme
+    return len(scheme) > 1 and scheme != "file"
+
+
+def credentials() -> dict[str, str]:
+    return {k: os.environ[k] for k in CREDENTIALS if k in os.environ}
+
+
+@dataclass
+class CheckpointStore:
+    """Save, load and delete checkpoints under ``location``: ``<trial>/step-<step>.pt``."""
+
+    location: str
+    _fs: Any = field(default=None, repr=False)
+    _root: str = ""
+
+    def __post_init__(self) -> None:
+        from pyarrow import fs
+
+        if is_remote(self.location):
+            self._fs, self._root = fs.FileSystem.from_uri(self.location)
+        else:
+            local = self.location.removeprefix("file://")
+            self._fs, self._root = fs.LocalFileSystem(), os.path.abspath(local)
+        self._root = self._root.rstrip("/")
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:  # sent to workers by location, not by handle
+        return (CheckpointStore, (self.location,))
+
+    def path(self, trial_id: str, step: float) -> str:
+        name = f"step-{int(step):08d}.pt" if float(step).is_integer() else f"step-{step:.6g}.pt"
+        return posixpath.join(self._root, trial_id, name)
+
+    def save(self, trial_id: str, step: float, state: Any) -> str:
+        """Write ``state`` (tensors, numbers, containers) and return where it is."""
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save({"step": step, "state": state}, buffer)
+        path = self.path(trial_id, step)
+        self._fs.create_dir(posixpath.dirname(path), recursive=True)
+        partial = f"{path}.partial"
+        with self._fs.open_output_stream(partial) as out:
+            out.write(buffer.getbuffer())
+        self._fs.move(partial, path)  # readers never see half a checkpoint
+        return path
+
+    def load(self, path: str) -> tuple[float, Any]:
+        """``(step, state)``; tensors only (``weights_only``), onto the CPU."""
+        import torch
+
+        with self._fs.open_input_stream(path) as stream:
+            data = stream.read()
+        saved = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+        return saved["step"], saved["state"]
+
+    def delete(self, path: str) -> None:
+        from pyarrow.lib import ArrowException
+
+        with contextlib.suppress(FileNotFoundError, OSError, ArrowException):  # already gone: nothing to prune
+            self._fs.delete_file(path)
+
+    def uri(self, path: str) -> str:
+        """``path`` as the user would open it (with its scheme, for an object store)."""
+        if not is_remote(self.location):
+            return path
+        return f"{urlsplit(self.location).scheme}://{path}"
+
+    def write_marker(self, name: str) -> str:
+        self._fs.create_dir(self._root, recursive=True)
+        path = posixpath.join(self._root, name)
+        with self._fs.open_output_stream(path) as out:
+            out.write(b"tuner")
+        return path
+
+    def exists(self, path: str) -> bool:
+        from pyarrow import fs
+
+        return bool(self._fs.get_file_info(path).type != fs.FileType.NotFound)
