@@ -73,6 +73,11 @@ def arm(code: Path, work: Path, mb: int, steps: int) -> dict[str, float]:
     return result
 
 
+def _median(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    """Of two runs (the mean of two: the median of two)."""
+    return {k: (a[k] + b[k]) / 2 for k in a}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=200)
@@ -85,12 +90,12 @@ def main() -> None:
         old = tmp_path / "before"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.before],
                        check=True, capture_output=True)  # fmt: skip
-        try:
-            before = arm(old, tmp_path, args.mb, args.steps)
-            after = arm(ROOT, tmp_path, args.mb, args.steps)
+        try:  # ABBA: each arm first once, so that neither pays for what the other left running
+            runs = [arm(code, tmp_path, args.mb, args.steps) for code in (old, ROOT, ROOT, old)]
+            before, after = _median(runs[0], runs[3]), _median(runs[1], runs[2])
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False)
-    print(f"a {args.mb} MB checkpoint at each of {args.steps} steps (one trial, embedded Ray):")
+    print(f"a {args.mb} MB checkpoint at each of {args.steps} steps (one trial, embedded Ray; mean of 2 runs each):")
     for name, r in (("before (" + args.before + ")", before), ("now", after)):
         print(
             f"  {name:>18}: driver peak {r['peak_mb']:.0f} MB, {r['step_s']:.2f} s a step, {r['wall_s']:.1f} s in all"
