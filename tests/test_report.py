@@ -41,7 +41,8 @@ def test_every_chart_is_drawn_and_embedded(ray_local: None, in_tmp: Path) -> Non
         assert png.startswith(PNG), key
         assert f'alt="{title}" src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
     assert "<h2>Best configuration</h2>" in page and tuner.load_best(out.folder)["trial_id"] in page
-    assert "RuntimeError: boom" in page  # the errors table
+    assert "RuntimeError: boom" in page  # the errors table, by cause with its hint
+    assert "<td>user_exception</td>" in page and "its traceback is in the trial&#x27;s log" in page
     assert "trainables.toy:faulty" in page  # the study's YAML
 
 

@@ -34,10 +34,30 @@ def sleep(config: dict[str, Any], trial: Trial) -> None:
 
 
 def faulty(config: dict[str, Any], trial: Trial) -> None:
-    """Misbehaves as ``config['mode']`` says: raise, nan, no_metric, or behave."""
+    """Misbehaves as ``config['mode']`` says: raise, nan, no_metric, a real torch error (shape,
+    dtype, labels: a class label past the model's outputs), exit (``os._exit(3)``), hang after one
+    report, or behave."""
     mode = config.get("mode", "ok")
     if mode == "raise":
         raise RuntimeError("boom: the trainable failed on purpose")
+    if mode in ("shape", "dtype", "labels"):
+        import torch
+
+        layer = torch.nn.Linear(3, 2)
+        if mode == "shape":
+            layer(torch.ones(4, 5))
+        elif mode == "dtype":
+            layer(torch.ones(4, 3, dtype=torch.float64))
+        else:
+            torch.nn.functional.cross_entropy(layer(torch.ones(4, 3)), torch.tensor([0, 1, 1, 7]))
+    if mode == "hang":  # reports once, then never again
+        trial.report(1, loss=1.0)
+        while True:
+            time.sleep(1)
+    if mode == "exit":
+        import os
+
+        os._exit(3)
     if mode == "nan":
         trial.report(1, loss=float("nan"))
         return

@@ -24,7 +24,7 @@ from tuner.results._store import STUDY
 if TYPE_CHECKING:
     from tuner.execution import Outcomes
 
-BUDGET = ("run_cap", "time_limit", "max_concurrent")  # what a resume may change
+BUDGET = ("run_cap", "time_limit", "max_concurrent", "stall_timeout")  # what a resume may change
 
 
 def _printer(quiet: bool) -> Callable[[str], None]:

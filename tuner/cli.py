@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -157,12 +157,7 @@ def _summary(out: Outcomes, metric: str, searched: list[str]) -> int:
             f"{100 * searcher['wait_fraction']:.1f}% of slot time spent waiting for one",
             file=sys.stderr,
         )
-    for rec in out.failures[:10]:
-        log = out.folder / "logs" / f"{rec.trial_id}.log"
-        where = f"  (log: {_shown(log)})" if log.exists() else ""
-        print(f"  {rec.trial_id} {rec.status}: {rec.error}{where}", file=sys.stderr)
-    if len(out.failures) > 10:
-        print(f"  ... and {len(out.failures) - 10} more (see {folder}/trials.parquet)", file=sys.stderr)
+    _failures_by_cause(out, folder)
     if out.interrupted:
         print(f"interrupted; continue with: python -m tuner resume {folder}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -175,6 +170,22 @@ def _summary(out: Outcomes, metric: str, searched: list[str]) -> int:
     print(f"best {best.trial_id}: {metric}={best.value:.6g}  {shown}")
     print(f"results: {folder}   (python -m tuner best {folder})")
     return EXIT_OK
+
+
+def _failures_by_cause(out: Outcomes, folder: str, each: int = 3) -> None:
+    """Failed trials grouped by cause, most common first: the cause, how many, the hint, and the
+    first few trials with their error and log."""
+    groups: dict[str, list[Any]] = {}
+    for rec in out.failures:
+        groups.setdefault(rec.cause or "user_exception", []).append(rec)
+    for cause, recs in sorted(groups.items(), key=lambda item: -len(item[1])):
+        print(f"  {cause} ({len(recs)} trial{'s' if len(recs) > 1 else ''}): {recs[0].hint or ''}", file=sys.stderr)
+        for rec in recs[:each]:
+            log = out.folder / "logs" / f"{rec.trial_id}.log"
+            where = f"  (log: {_shown(log)})" if log.exists() else ""
+            print(f"    {rec.trial_id} {rec.status}: {rec.error}{where}", file=sys.stderr)
+        if len(recs) > each:
+            print(f"    ... and {len(recs) - each} more (see {folder}/trials.parquet)", file=sys.stderr)
 
 
 def _shown(path: Path) -> str:

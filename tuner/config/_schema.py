@@ -144,6 +144,7 @@ class StudySpec(_Strict):
     run_cap: int | None = Field(default=None, ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)
     time_limit: float | None = None
+    stall_timeout: float = 600.0  # a trial silent this long is stopped as stalled; 0: never
     seed: int | None = Field(default=None, ge=0)
     storage: str = "results"
     resources: Resources = Field(default_factory=Resources)
@@ -156,6 +157,11 @@ class StudySpec(_Strict):
     @classmethod
     def _duration(cls, v: Any) -> float | None:
         return None if v is None else parse_duration(v)
+
+    @field_validator("stall_timeout", mode="before")
+    @classmethod
+    def _stall(cls, v: Any) -> float:
+        return 0.0 if v in (0, 0.0, "0", "off") else parse_duration(v)
 
     @field_validator("trainable")
     @classmethod

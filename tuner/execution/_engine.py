@@ -12,6 +12,8 @@ ASHA's rungs and the results exactly where they were.
 from __future__ import annotations
 
 import math
+import os
+import re
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -35,6 +37,7 @@ from tuner.searchers import Outcome
 from tuner.space import nest
 from tuner.storage import CheckpointStore, credentials, is_remote
 
+STACKS_WAIT_S = 5.0  # how long a stalled trial's ranks get to say where they are
 STOP_GRACE_S = 2.0  # ranks of a stopped trial still running by then are killed and respawned
 INFRA_RETRIES = 5  # a trial whose node is lost more often than this ends as errored
 CAPACITY_WAIT_S = 600.0  # with trials to run and no slot placed for this long, the study stops (resumable)
@@ -75,6 +78,7 @@ class _Running:
     stop_sent: float | None = None
     failures: int = 0
     failing_since: float | None = None  # a rank failed from a peer's failure: waiting for the cause
+    last_seen: float = field(default_factory=time.monotonic)  # its start or its last report
 
 
 @dataclass
@@ -378,6 +382,7 @@ class _Engine:
         return any(not self.view.alive(node) for node in self.recorder.trials[run.record.trial_id].nodes)
 
     def _on_report(self, run: _Running, event: dict[str, Any]) -> None:
+        run.last_seen = time.monotonic()
         if run.decided is not None:
             return  # the trial was already stopped; late reports do not count
         trial_id, step = run.record.trial_id, event["step"]
@@ -441,7 +446,15 @@ class _Engine:
             return
         if run.decided is None and self._retry(run, status, error):
             return
-        self._finish(rec.trial_id, status, error, stop_s=stop_s, peak_gpu_mb=event.get("peak_gpu_mb"))
+        self._finish(
+            rec.trial_id,
+            status,
+            error,
+            stop_s=stop_s,
+            peak_gpu_mb=event.get("peak_gpu_mb"),
+            cause=event.get("cause"),
+            hint=event.get("hint"),
+        )
         self._free(run.group)
 
     def _requeue(self, run: _Running, error: str | None) -> None:
@@ -487,9 +500,13 @@ class _Engine:
         at: float | None = None,
         stop_s: float | None = None,
         peak_gpu_mb: float | None = None,
+        cause: str | None = None,
+        hint: str | None = None,
     ) -> None:
         """Record the end of a trial and tell the searcher and the scheduler (live and in replay)."""
-        self.recorder.end(trial_id, status, error, at=at, stop_s=stop_s, peak_gpu_mb=peak_gpu_mb)
+        self.recorder.end(
+            trial_id, status, error, at=at, stop_s=stop_s, peak_gpu_mb=peak_gpu_mb, cause=cause, hint=hint
+        )
         rec = self.recorder.trials[trial_id]
         last = {"step": rec.step, self.metric: rec.value} if status in ("finished", "pruned", "stopped") else None
         self.pruner.remove(trial_id, last if rec.value is not None else None)
@@ -549,6 +566,7 @@ class _Engine:
 
     def _enforce_limits(self) -> None:
         now = time.monotonic()
+        stall = self.study.spec.stall_timeout
         if self.deadline is not None and now >= self.deadline:
             self._halt("time_limit reached")
             for run in self.trials.values():
@@ -559,6 +577,24 @@ class _Engine:
                 self._end(run, _root_cause(run.ended), rebuild=True)
             elif run.stop_sent is not None and now - run.stop_sent > STOP_GRACE_S:
                 self._end(run, {"kind": "done"}, rebuild=True)  # it ignored the stop: kill its ranks
+            elif stall and run.decided is None and run.failing_since is None and now - run.last_seen > stall:
+                self._stalled(run, now - run.last_seen)
+
+    def _stalled(self, run: _Running, silent_s: float) -> None:
+        """A trial that stopped reporting: where each rank is, then its ranks killed and its slot freed."""
+        stacks = run.group.stacks(timeout=STACKS_WAIT_S)
+        where = _innermost(stacks[0])
+        rec = run.record
+        after = f"after step {rec.step:g}" if rec.step is not None else "before its first report"
+        event = {
+            "kind": "error",
+            "error": f"stalled: no report for {silent_s:.0f} s {after}; rank 0 was at {where}",
+            "traceback": "\n\n".join(f"--- rank {rank} ---\n{text}" for rank, text in enumerate(stacks)),
+            "cause": "stalled",
+            "hint": f"it stopped reporting (stall_timeout {self.study.spec.stall_timeout:g} s): a deadlock, a "
+            "blocking read, or a step longer than the timeout; the ranks' stacks are in its log",
+        }
+        self._end(run, event, rebuild=True)
 
     # -- resume ----------------------------------------------------------------------------
     def replay(self, events: list[dict[str, Any]]) -> list[str]:
@@ -606,6 +642,8 @@ class _Engine:
                         at=ev.get("t"),
                         stop_s=ev.get("stop_s"),
                         peak_gpu_mb=ev.get("peak_gpu_mb"),
+                        cause=ev.get("cause"),
+                        hint=ev.get("hint"),
                     )
         finally:
             self.recorder.replaying = False
@@ -650,3 +688,12 @@ class _Engine:
                 "wait_fraction": round(self.searcher_wait_s / slot_s, 4),
             },
         }
+
+
+def _innermost(stack: str) -> str:
+    """``file:line in function`` of the last frame of a formatted stack (what a stalled rank is doing)."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', stack)
+    if not frames:
+        return stack.strip().splitlines()[-1] if stack.strip() else "an unknown place"
+    path, line, func = frames[-1]
+    return f"{os.path.basename(path)}:{line} in {func}"

@@ -86,6 +86,20 @@ class WorkerGroup:
         for actor in self.actors:
             actor.stop.remote(trial_id)
 
+    def stacks(self, timeout: float) -> list[str]:
+        """Each rank's trial stacks (a rank that does not answer within ``timeout`` says so)."""
+        import ray
+
+        refs = [actor.stacks.remote() for actor in self.actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        out = []
+        for ref in refs:
+            try:
+                out.append(str(ray.get(ref, timeout=0)) if ref in ready else "did not answer")
+            except Exception as exc:  # a rank that died meanwhile
+                out.append(f"unavailable ({type(exc).__name__})")
+        return out
+
     def rebuild(self) -> None:
         """Kill every rank (a dead or hung one leaves the others stuck in collectives) and respawn."""
         self._kill()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from tuner.diagnose import diagnose
 from tuner.errors import TrialPruned
 from tuner.storage import CheckpointStore
 from tuner.trial import Trial
@@ -74,6 +75,16 @@ class TrialWorker:
         start = time.perf_counter()
         _import(trainable)
         return time.perf_counter() - start
+
+    def stacks(self) -> str:
+        """Where this rank's trial threads are now: their Python stacks, innermost call last."""
+        frames = sys._current_frames()
+        out = []
+        for thread in threading.enumerate():
+            frame = frames.get(thread.ident or -1)
+            if thread.name.startswith("trial-") and frame is not None:
+                out.append(f"Thread {thread.name}:\n" + "".join(traceback.format_stack(frame)))
+        return "\n".join(out) or "no trial thread is running"
 
     def address(self) -> tuple[str, int]:
         """This node's address and a free port, for rank 0 to host the process group."""
@@ -167,6 +178,10 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
         event: dict[str, Any] = {"kind": "error", "error": _last_line(exc), "traceback": traceback.format_exc()}
         with contextlib.suppress(BaseException):  # the failure itself must reach the driver
             event.update(oom=_is_oom(exc), **_gpu_peak())
+        with contextlib.suppress(BaseException):  # from the whole message, which the last line may lack
+            found = diagnose("errored", f"{type(exc).__name__}: {exc}", task.config)
+            if found is not None:
+                event.update(cause=found.cause, hint=found.hint)
         put(event)
     finally:
         if joined:

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import yaml
 
 from tuner.report._charts import CHARTS
@@ -61,12 +62,21 @@ def _page(data: StudyData, charts: str) -> str:
     if failed.empty:
         errors = "<p class=note>No trial failed.</p>"
     else:
-        rows = "".join(
-            f"<tr><td>{e(str(r.trial_id))}</td><td>{e(str(r.status))}</td><td>{e(str(r.error))}</td>"
-            f"<td>logs/{e(str(r.trial_id))}.log</td></tr>"
-            for r in failed.itertuples()
+        failed = failed.assign(
+            cause=failed.get("cause", pd.Series(None, index=failed.index)).fillna("user_exception"),
+            hint=failed.get("hint", pd.Series(None, index=failed.index)).fillna(""),
         )
-        errors = f"<table><tr><th>trial</th><th>status</th><th>error</th><th>log</th></tr>{rows}</table>"
+        order = failed["cause"].value_counts().index  # the most common cause first
+        rows = "".join(
+            f"<tr><td>{e(str(r.cause))}</td><td>{e(str(r.trial_id))}</td><td>{e(str(r.status))}</td>"
+            f"<td>{e(str(r.error))}</td><td>{e(str(r.hint))}</td><td>logs/{e(str(r.trial_id))}.log</td></tr>"
+            for cause in order
+            for r in failed[failed["cause"] == cause].itertuples()
+        )
+        errors = (
+            "<table><tr><th>cause</th><th>trial</th><th>status</th><th>error</th><th>what to change</th>"
+            f"<th>log</th></tr>{rows}</table>"
+        )
     name = e(str(data.study.get("name", data.folder.name)))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tuner report: {name}</title><style>{STYLE}</style></head>

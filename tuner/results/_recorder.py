@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from tuner.diagnose import diagnose
 from tuner.results._best import best_row
 from tuner.results._journal import Journal
 from tuner.results._store import BEST, HISTORY, STUDY, TRIALS, write_frame, write_yaml
@@ -39,6 +40,8 @@ class TrialRecord:
     peak_gpu_mb: float | None = None
     suggest_s: float | None = None  # how long the searcher took to propose it
     infra_retries: int = 0  # of the attempts, those caused by a lost node (not the trial's fault)
+    cause: str | None = None  # why it failed, one of tuner.diagnose.CAUSES
+    hint: str | None = None  # what to change
     nodes: list[str] = field(default_factory=list)  # the Ray node of each rank, last attempt
 
     @property
@@ -113,14 +116,24 @@ class Recorder:
         self.replaying = replaying
 
     def end(self, trial_id: str, status: str, error: str | None = None, *, at: float | None = None,
-            stop_s: float | None = None, peak_gpu_mb: float | None = None) -> None:
+            stop_s: float | None = None, peak_gpu_mb: float | None = None, cause: str | None = None,
+            hint: str | None = None) -> None:
+        """A trial's end; a failure gets a cause and a hint (the worker's, from the whole message,
+        or else from ``error``)."""
         rec = self.trials[trial_id]
         rec.status, rec.error = status, error
         rec.ended = at or time.time()
         rec.stop_s = stop_s if stop_s is not None else rec.stop_s
         rec.peak_gpu_mb = peak_gpu_mb if peak_gpu_mb is not None else rec.peak_gpu_mb
+        found = diagnose(status, error, rec.config)
+        if found is None:
+            rec.cause = rec.hint = None
+        elif cause is not None and status == "errored":
+            rec.cause, rec.hint = cause, hint
+        else:
+            rec.cause, rec.hint = found.cause, found.hint
         self._log({"e": "end", "trial": trial_id, "status": status, "error": error, "t": rec.ended,
-                   "stop_s": rec.stop_s, "peak_gpu_mb": rec.peak_gpu_mb})
+                   "stop_s": rec.stop_s, "peak_gpu_mb": rec.peak_gpu_mb, "cause": rec.cause, "hint": rec.hint})
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -134,7 +147,7 @@ class Recorder:
             "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
             "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s,
             "peak_gpu_mb": rec.peak_gpu_mb, "suggest_s": rec.suggest_s, "infra_retries": rec.infra_retries,
-            "nodes": ",".join(dict.fromkeys(rec.nodes)), "error": rec.error,
+            "nodes": ",".join(dict.fromkeys(rec.nodes)), "error": rec.error, "cause": rec.cause, "hint": rec.hint,
             **{f"params_{k}": v for k, v in rec.params.items()},
             **{f"metric_{k}": v for k, v in rec.metrics.items()},
         }

@@ -1,0 +1,165 @@
+"""Failures named by cause, from real errors raised by real torch and Python code (the CUDA-only
+ones by their exact text), through the engine into the results and the end of ``run``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tests.conftest import cli
+from tuner.diagnose import CAUSES, diagnose
+
+
+def error_of(fn: Callable[[], Any]) -> str:
+    """The error as the worker records it: ``Type: message``."""
+    try:
+        fn()
+    except BaseException as exc:
+        return f"{type(exc).__name__}: {exc}"
+    raise AssertionError("no error")
+
+
+def _kill_self(_: int) -> int:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0
+
+
+def loader_worker_killed() -> None:
+    loader = torch.utils.data.DataLoader(range(4), num_workers=1, collate_fn=lambda b: _kill_self(b[0]))
+    list(loader)
+
+
+REAL = {
+    "shape_mismatch": [
+        lambda: nn.Linear(3, 2)(torch.ones(4, 5)),
+        lambda: torch.ones(3) + torch.ones(4),
+        lambda: torch.ones(6).view(4, 2),
+        lambda: F.cross_entropy(torch.ones(4, 10), torch.ones(3, dtype=torch.long)),
+        lambda: nn.Conv2d(3, 8, 3)(torch.ones(1, 1, 8, 8)),
+        lambda: nn.Linear(3, 2).load_state_dict(nn.Linear(4, 2).state_dict()),
+    ],
+    "dtype_mismatch": [
+        lambda: nn.Linear(3, 2)(torch.ones(4, 3, dtype=torch.float64)),
+        lambda: F.cross_entropy(torch.ones(4, 10), torch.ones(4) * 1.5),
+        lambda: torch.mm(torch.ones(2, 3), torch.ones(3, 2, dtype=torch.float64)),
+    ],
+    "device_mismatch": [
+        lambda: torch.ones(2, device="meta") + torch.ones(2),
+        lambda: nn.Linear(3, 2).to("meta")(torch.ones(4, 3)),
+    ],
+    "device_assert": [  # on CPU the same mistakes raise IndexError
+        lambda: F.cross_entropy(torch.ones(4, 10), torch.tensor([1, 2, 3, 12])),
+        lambda: nn.Embedding(5, 3)(torch.tensor([7])),
+    ],
+    "import_error": [lambda: __import__("a_module_nobody_installed")],
+    "loader_worker_died": [loader_worker_killed],
+    "user_exception": [lambda: {}["missing"], lambda: 1 / 0],
+}
+
+# Raised only on CUDA or by NCCL: their exact texts (torch 2.x).
+CUDA_TEXTS = {
+    "oom": "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+    "79.19 GiB of which 1.06 GiB is free.",
+    "device_assert": "RuntimeError: CUDA error: device-side assert triggered\nCUDA kernel errors might be "
+    "asynchronously reported at some other API call, so the stacktrace below might be incorrect.\n"
+    "Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.",
+    "cudnn": "RuntimeError: cuDNN error: CUDNN_STATUS_INTERNAL_ERROR",
+    "nccl": "DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, "
+    "unhandled cuda error (run with NCCL_DEBUG=INFO for details)",
+    "collective": "DistBackendError: [../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer",
+}
+
+
+@pytest.mark.parametrize(("cause", "index"), [(c, i) for c, fns in REAL.items() for i in range(len(fns))])
+def test_real_errors_get_their_cause(cause: str, index: int) -> None:
+    error = error_of(REAL[cause][index])
+    found = diagnose("errored", error)
+    assert found is not None and found.cause == cause, error
+    assert found.hint
+
+
+@pytest.mark.parametrize("cause", list(CUDA_TEXTS))
+def test_cuda_only_errors_by_their_exact_text(cause: str) -> None:
+    found = diagnose("errored", CUDA_TEXTS[cause])
+    assert found is not None and found.cause == cause
+
+
+def test_hints_carry_the_figures_of_the_message() -> None:
+    shape = diagnose("errored", error_of(REAL["shape_mismatch"][0]))
+    assert shape is not None and "4x5 and 3x2" in shape.hint
+    label = diagnose("errored", error_of(REAL["device_assert"][0]))
+    assert label is not None and "label 12" in label.hint and "number of classes" in label.hint
+    oom = diagnose("oom", "OutOfMemoryError: CUDA out of memory.", {"batch_size": 256})
+    assert oom is not None and oom.cause == "oom" and "batch_size 256" in oom.hint and "halve_batch" in oom.hint
+    died = diagnose("errored", "rank 0 process died (ActorDiedError)")
+    assert died is not None and died.cause == "process_exited"
+    assert diagnose("nan", "loss is nan at step 3") is not None
+    assert diagnose("finished", None) is None and diagnose("pruned", None) is None
+    assert {c for c in REAL} | set(CUDA_TEXTS) <= set(CAUSES)
+
+
+@pytest.mark.slow
+def test_a_run_groups_its_failures_by_cause_with_hints(tmp_path: Path, ray_tmp: Path) -> None:
+    (tmp_path / "faults.yaml").write_text(
+        textwrap.dedent("""
+        name: faults
+        trainable: trainables.toy:faulty
+        metric: {name: loss, goal: minimize}
+        method: grid
+        max_failed_trials: 10
+        parameters:
+          mode: {values: [ok, shape, dtype, labels, no_metric, exit]}
+          x: {value: 5.0}
+        """)
+    )
+    done = cli("run", "faults.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert done.returncode == 0, done.stderr
+    trials = pd.read_parquet(tmp_path / "results" / "faults" / "trials.parquet").set_index("params_mode")
+    expected = {
+        "shape": "shape_mismatch",
+        "dtype": "dtype_mismatch",
+        "labels": "device_assert",
+        "no_metric": "not_reported",
+        "exit": "process_exited",
+    }
+    assert trials["cause"].dropna().to_dict() == expected
+    assert "label 7" in trials.loc["labels", "hint"]
+    for cause in expected.values():
+        assert f"  {cause} (1 trial): " in done.stderr
+
+
+@pytest.mark.slow
+def test_a_trial_that_stops_reporting_is_stopped_as_stalled_with_its_stack(tmp_path: Path, ray_tmp: Path) -> None:
+    (tmp_path / "hang.yaml").write_text(
+        textwrap.dedent("""
+        name: hang
+        trainable: trainables.toy:faulty
+        metric: {name: loss, goal: minimize}
+        method: grid
+        stall_timeout: 3s
+        parameters:
+          mode: {values: [ok, hang, ok2]}
+          x: {value: 5.0}
+        """)
+    )
+    done = cli("run", "hang.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "results" / "hang"
+    trials = pd.read_parquet(folder / "trials.parquet").set_index("params_mode")
+    hung = trials.loc["hang"]
+    assert hung["status"] == "errored" and hung["cause"] == "stalled"
+    assert "after step 1" in hung["error"] and "toy.py" in hung["error"] and "in faulty" in hung["error"]
+    assert "stalled (1 trial)" in done.stderr
+    log = (folder / "logs" / f"{hung['trial_id']}.log").read_text()
+    assert "--- rank 0 ---" in log and "time.sleep(1)" in log  # where it was, from its own stack
+    assert set(trials.drop(index="hang")["status"]) == {"finished"}  # its slot went on with the others
