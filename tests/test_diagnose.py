@@ -163,3 +163,53 @@ def test_a_trial_that_stops_reporting_is_stopped_as_stalled_with_its_stack(tmp_p
     log = (folder / "logs" / f"{hung['trial_id']}.log").read_text()
     assert "--- rank 0 ---" in log and "time.sleep(1)" in log  # where it was, from its own stack
     assert set(trials.drop(index="hang")["status"]) == {"finished"}  # its slot went on with the others
+
+
+def test_the_leak_rule_wants_steady_growth_past_a_warm_up() -> None:
+    from tuner.diagnose import leak_per_step
+
+    steady = [500.0 + 16 * i for i in range(14)]
+    assert leak_per_step(steady) == pytest.approx(16.0)
+    assert leak_per_step(steady[:9]) is None  # too few reports after the warm-up
+    warm_up = [300.0, 400.0, 480.0] + [500.0 + (i % 3) for i in range(12)]  # grows, then flat with noise
+    assert leak_per_step(warm_up) is None
+    small = [500.0 + 2 * i for i in range(14)]  # steady but 22 MB in all
+    assert leak_per_step(small) is None
+
+
+LEAKY = """
+name: {name}
+trainable: {trainable}
+metric: {{name: {metric}, goal: minimize}}
+method: grid
+on_leak: {on_leak}
+parameters:
+{parameters}
+"""
+
+
+@pytest.mark.slow
+def test_a_leaking_trial_is_flagged_or_stopped_and_digits_is_not(tmp_path: Path, ray_tmp: Path) -> None:
+    def run(name: str, trainable: str, metric: str, on_leak: str, parameters: str) -> pd.DataFrame:
+        text = LEAKY.format(name=name, trainable=trainable, metric=metric, on_leak=on_leak, parameters=parameters)
+        (tmp_path / f"{name}.yaml").write_text(text)
+        done = cli("run", f"{name}.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+        assert done.returncode == 0, done.stderr
+        run.stderr = done.stderr  # type: ignore[attr-defined]
+        return pd.read_parquet(tmp_path / "results" / name / "trials.parquet")
+
+    warned = run("warn", "trainables.toy:leaky", "loss", "warn", "  keep_graph: {values: [true, false]}")
+    warned = warned.set_index("params_keep_graph")
+    assert warned.loc[True, "leak_suspected"] and warned.loc[True, "leak_mb_per_step"] > 8
+    assert not warned.loc[False, "leak_suspected"]
+    assert set(warned["status"]) == {"finished"}  # flagged, not stopped
+    assert "memory grows by" in run.stderr  # type: ignore[attr-defined]
+
+    both = run("stop", "trainables.toy:leaky", "loss", "stop", "  keep_graph: {values: [true, false]}")
+    stopped = both.set_index("params_keep_graph").loc[True]
+    assert stopped["status"] == "errored" and stopped["cause"] == "leak" and "loss.item()" in stopped["hint"]
+
+    digits = run(
+        "digits", "trainables.digits:train_mlp", "val_loss", "warn", "  epochs: {value: 14}\n  lr: {values: [0.01]}"
+    )
+    assert not digits["leak_suspected"].any()  # no false alarm on a real training loop

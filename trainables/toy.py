@@ -102,3 +102,16 @@ def memory_hungry(config: dict[str, Any], trial: Trial) -> None:
         raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate a batch of {per_step}")
     for step in range(1, 3):
         trial.report(step, loss=float(config.get("x", 1.0)) / step, accumulation=float(trial.accumulation))
+
+
+def leaky(config: dict[str, Any], trial: Trial) -> None:
+    """Keeps every step's loss with its graph (``total = total + loss``, the classic leak) when
+    ``keep_graph``, else accumulates ``loss.item()``: about 16 MB a step more, or nothing."""
+    import torch
+
+    weights = torch.randn(2048, 1024, requires_grad=True)
+    total: Any = 0.0
+    for step in range(1, int(config.get("steps", 14)) + 1):
+        loss = (weights * torch.randn(2048, 1024)).square().mean()
+        total = total + loss if config.get("keep_graph", True) else total + loss.item()
+        trial.report(step, loss=float(loss))

@@ -11,6 +11,7 @@ torch: it runs on the driver, in replay, and in ``results`` alike.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ CAUSES = (
     "loader_worker_died",
     "process_exited",
     "stalled",
+    "leak",
     "node_lost",
     "import_error",
     "not_reported",
@@ -176,6 +178,11 @@ _RULES: list[tuple[str, re.Pattern[str], Hint]] = [
         ),
         ("node_lost", r"lost with its node|node has died", _fixed("its node left the cluster")),
         (
+            "leak",
+            r"^memory grows by ([\d.]+) MB a step",
+            lambda match, error, config: LEAK_HINT.format(mb=float(match.group(1))),
+        ),
+        (
             "not_reported",
             r"returned without reporting|was not reported",
             _fixed(
@@ -213,3 +220,32 @@ def diagnose(status: str, error: str | None, config: Mapping[str, Any] | None = 
         if match is not None:
             return Diagnosis(cause, hint(match, text, config))
     return Diagnosis("user_exception", "an exception in the trainable: its traceback is in the trial's log")
+
+
+LEAK_WARMUP = 3  # reports left out: allocators and caches grow at the start of any training
+LEAK_MIN_REPORTS = 8  # after the warm-up, how many reports a verdict needs
+LEAK_MIN_MB = 64.0  # growth below this over the trial is never a leak
+LEAK_STEADY = 0.75  # the share of steps on which memory must have grown
+
+
+def leak_per_step(rss_mb: list[float]) -> float | None:
+    """Megabytes a report by which resident memory grows steadily, or ``None`` when it does not:
+    after a warm-up, at least ``LEAK_MIN_REPORTS`` samples, growth on most steps, at least
+    ``LEAK_MIN_MB`` in all, and a least-squares slope of at least 1 MB a report."""
+    samples = rss_mb[LEAK_WARMUP:]
+    if len(samples) < LEAK_MIN_REPORTS:
+        return None
+    diffs = [b - a for a, b in itertools.pairwise(samples)]
+    grown = sum(d > 0 for d in diffs) / len(diffs)
+    n = len(samples)
+    mean_x, mean_y = (n - 1) / 2, sum(samples) / n
+    slope = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(samples)) / sum((i - mean_x) ** 2 for i in range(n))
+    if grown < LEAK_STEADY or samples[-1] - samples[0] < LEAK_MIN_MB or slope < 1.0:
+        return None
+    return slope
+
+
+LEAK_HINT = (
+    "memory grows by {mb:.0f} MB a step: a tensor kept with its graph (accumulate loss.item(), not loss), "
+    "or a list that keeps every batch's outputs"
+)

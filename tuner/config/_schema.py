@@ -151,6 +151,7 @@ class StudySpec(_Strict):
     max_failures: int = Field(default=0, ge=0)  # retries of a failed trial, from its last checkpoint
     max_failed_trials: int | None = Field(default=None, ge=0)  # run-wide: stop starting trials past it
     on_oom: Literal["halve_batch", "infeasible"] = "infeasible"
+    on_leak: Literal["warn", "stop"] = "warn"  # a trial whose memory grows steadily: said, or stopped
     checkpoints: CheckpointPolicy = Field(default_factory=CheckpointPolicy)
 
     @field_validator("time_limit", mode="before")

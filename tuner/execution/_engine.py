@@ -22,6 +22,7 @@ from typing import Any
 
 from tuner import searchers
 from tuner.config import Study
+from tuner.diagnose import LEAK_HINT, leak_per_step
 from tuner.execution._checkpoints import Checkpoints
 from tuner.execution._cluster import ClusterView, path_entries, route_ray_messages
 from tuner.execution._group import WorkerGroup
@@ -79,6 +80,7 @@ class _Running:
     failures: int = 0
     failing_since: float | None = None  # a rank failed from a peer's failure: waiting for the cause
     last_seen: float = field(default_factory=time.monotonic)  # its start or its last report
+    rss_mb: list[float] = field(default_factory=list)  # rank 0's resident memory at each report
 
 
 @dataclass
@@ -385,6 +387,8 @@ class _Engine:
         run.last_seen = time.monotonic()
         if run.decided is not None:
             return  # the trial was already stopped; late reports do not count
+        if event.get("rss_mb") is not None and self._leaking(run, float(event["rss_mb"])):
+            return
         trial_id, step = run.record.trial_id, event["step"]
         status, error = self._judge(trial_id, step, event["time"], event["metrics"])
         if "checkpoint_path" in event:  # journaled after its report, so that a replay knows its value
@@ -394,6 +398,22 @@ class _Engine:
             )
         if status is not None:
             self._stop(run, status, error)
+
+    def _leaking(self, run: _Running, rss_mb: float) -> bool:
+        """Watch rank 0's memory; a steady growth is flagged once (and, with ``on_leak: stop``,
+        stops the trial). Whether the trial was stopped."""
+        run.rss_mb.append(rss_mb)
+        rec = run.record
+        if rec.leak_mb_per_step is not None or (mb := leak_per_step(run.rss_mb)) is None:
+            return False
+        self.recorder.leak(rec.trial_id, round(mb, 1))
+        found = LEAK_HINT.format(mb=mb)
+        if self.study.spec.on_leak == "stop":
+            self.say(f"{rec.trial_id}: {found}; stopped (on_leak: stop)")
+            self._stop(run, "errored", f"memory grows by {mb:.1f} MB a step")
+            return True
+        self.say(f"{rec.trial_id}: {found} (on_leak: stop ends such trials)")
+        return False
 
     def _minimised(self, metrics: dict[str, float]) -> float | None:
         value = metrics.get(self.metric)
@@ -631,6 +651,8 @@ class _Engine:
                         self.recorder.trials[trial_id].attempts += 1
                     if ev.get("cause") == "node_lost":
                         self.recorder.trials[trial_id].infra_retries += 1
+                elif kind == "leak":
+                    self.recorder.trials[trial_id].leak_mb_per_step = ev.get("mb")
                 elif kind == "placed":
                     self.recorder.trials[trial_id].nodes = list(ev.get("nodes") or [])
                 elif kind == "end":

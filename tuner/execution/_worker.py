@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import os
 import queue
 import socket
 import sys
@@ -116,7 +117,7 @@ class TrialWorker:
             if "checkpoint" in record and task.store is not None:  # to storage; the driver gets where
                 state = record.pop("checkpoint")
                 record["checkpoint_path"] = task.store.save(task.trial_id, record["step"], state)
-            events.put({"kind": "report", "time": time.time() - started, **record})
+            events.put({"kind": "report", "time": time.time() - started, "rss_mb": _rss_mb(), **record})
 
         thread = threading.Thread(
             target=_train,
@@ -188,6 +189,15 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+def _rss_mb() -> float | None:
+    """This process's resident memory now (Linux), for the leak check; ``None`` elsewhere."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _last_line(exc: BaseException) -> str:

@@ -40,6 +40,7 @@ class TrialRecord:
     peak_gpu_mb: float | None = None
     suggest_s: float | None = None  # how long the searcher took to propose it
     infra_retries: int = 0  # of the attempts, those caused by a lost node (not the trial's fault)
+    leak_mb_per_step: float | None = None  # resident memory growing steadily by this much a report
     cause: str | None = None  # why it failed, one of tuner.diagnose.CAUSES
     hint: str | None = None  # what to change
     nodes: list[str] = field(default_factory=list)  # the Ray node of each rank, last attempt
@@ -135,6 +136,10 @@ class Recorder:
         self._log({"e": "end", "trial": trial_id, "status": status, "error": error, "t": rec.ended,
                    "stop_s": rec.stop_s, "peak_gpu_mb": rec.peak_gpu_mb, "cause": rec.cause, "hint": rec.hint})
 
+    def leak(self, trial_id: str, mb_per_step: float) -> None:
+        self.trials[trial_id].leak_mb_per_step = mb_per_step
+        self._log({"e": "leak", "trial": trial_id, "mb": mb_per_step})
+
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
         for rec in self.trials.values():
@@ -148,6 +153,7 @@ class Recorder:
             "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s,
             "peak_gpu_mb": rec.peak_gpu_mb, "suggest_s": rec.suggest_s, "infra_retries": rec.infra_retries,
             "nodes": ",".join(dict.fromkeys(rec.nodes)), "error": rec.error, "cause": rec.cause, "hint": rec.hint,
+            "leak_suspected": rec.leak_mb_per_step is not None, "leak_mb_per_step": rec.leak_mb_per_step,
             **{f"params_{k}": v for k, v in rec.params.items()},
             **{f"metric_{k}": v for k, v in rec.metrics.items()},
         }
