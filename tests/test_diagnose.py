@@ -4,6 +4,7 @@ ones by their exact text), through the engine into the results and the end of ``
 from __future__ import annotations
 
 import os
+import re
 import signal
 import textwrap
 from collections.abc import Callable
@@ -108,10 +109,25 @@ def test_hints_carry_the_figures_of_the_message() -> None:
     assert {c for c in REAL} | set(CUDA_TEXTS) <= set(CAUSES)
 
 
+def run_study(tmp_path: Path, ray_tmp: Path, text: str) -> tuple[pd.DataFrame, str]:
+    """``python -m tuner run`` on a study (its ``name:`` line names it): its trials, by the first
+    parameter, and what it printed at the end."""
+    study = textwrap.dedent(text)
+    name = re.search(r"^name: (\S+)", study, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    (tmp_path / f"{name}.yaml").write_text(study)
+    done = cli("run", f"{name}.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert done.returncode == 0, done.stderr
+    trials = pd.read_parquet(tmp_path / "results" / name / "trials.parquet")
+    first = next(c for c in trials.columns if c.startswith("params_"))
+    return trials.set_index(first), done.stderr
+
+
 @pytest.mark.slow
 def test_a_run_groups_its_failures_by_cause_with_hints(tmp_path: Path, ray_tmp: Path) -> None:
-    (tmp_path / "faults.yaml").write_text(
-        textwrap.dedent("""
+    trials, said = run_study(
+        tmp_path,
+        ray_tmp,
+        """
         name: faults
         trainable: trainables.toy:faulty
         metric: {name: loss, goal: minimize}
@@ -120,11 +136,8 @@ def test_a_run_groups_its_failures_by_cause_with_hints(tmp_path: Path, ray_tmp: 
         parameters:
           mode: {values: [ok, shape, dtype, labels, no_metric, exit]}
           x: {value: 5.0}
-        """)
+        """,
     )
-    done = cli("run", "faults.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
-    assert done.returncode == 0, done.stderr
-    trials = pd.read_parquet(tmp_path / "results" / "faults" / "trials.parquet").set_index("params_mode")
     expected = {
         "shape": "shape_mismatch",
         "dtype": "dtype_mismatch",
@@ -135,13 +148,15 @@ def test_a_run_groups_its_failures_by_cause_with_hints(tmp_path: Path, ray_tmp: 
     assert trials["cause"].dropna().to_dict() == expected
     assert "label 7" in trials.loc["labels", "hint"]
     for cause in expected.values():
-        assert f"  {cause} (1 trial): " in done.stderr
+        assert f"  {cause} (1 trial): " in said
 
 
 @pytest.mark.slow
 def test_a_trial_that_stops_reporting_is_stopped_as_stalled_with_its_stack(tmp_path: Path, ray_tmp: Path) -> None:
-    (tmp_path / "hang.yaml").write_text(
-        textwrap.dedent("""
+    trials, said = run_study(
+        tmp_path,
+        ray_tmp,
+        """
         name: hang
         trainable: trainables.toy:faulty
         metric: {name: loss, goal: minimize}
@@ -150,17 +165,13 @@ def test_a_trial_that_stops_reporting_is_stopped_as_stalled_with_its_stack(tmp_p
         parameters:
           mode: {values: [ok, hang, ok2]}
           x: {value: 5.0}
-        """)
+        """,
     )
-    done = cli("run", "hang.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
-    assert done.returncode == 0, done.stderr
-    folder = tmp_path / "results" / "hang"
-    trials = pd.read_parquet(folder / "trials.parquet").set_index("params_mode")
     hung = trials.loc["hang"]
     assert hung["status"] == "errored" and hung["cause"] == "stalled"
     assert "after step 1" in hung["error"] and "toy.py" in hung["error"] and "in faulty" in hung["error"]
-    assert "stalled (1 trial)" in done.stderr
-    log = (folder / "logs" / f"{hung['trial_id']}.log").read_text()
+    assert "stalled (1 trial)" in said
+    log = (tmp_path / "results" / "hang" / "logs" / f"{hung['trial_id']}.log").read_text()
     assert "--- rank 0 ---" in log and "time.sleep(1)" in log  # where it was, from its own stack
     assert set(trials.drop(index="hang")["status"]) == {"finished"}  # its slot went on with the others
 
@@ -190,26 +201,21 @@ parameters:
 
 @pytest.mark.slow
 def test_a_leaking_trial_is_flagged_or_stopped_and_digits_is_not(tmp_path: Path, ray_tmp: Path) -> None:
-    def run(name: str, trainable: str, metric: str, on_leak: str, parameters: str) -> pd.DataFrame:
+    def run(name: str, trainable: str, metric: str, on_leak: str, parameters: str) -> tuple[pd.DataFrame, str]:
         text = LEAKY.format(name=name, trainable=trainable, metric=metric, on_leak=on_leak, parameters=parameters)
-        (tmp_path / f"{name}.yaml").write_text(text)
-        done = cli("run", f"{name}.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
-        assert done.returncode == 0, done.stderr
-        run.stderr = done.stderr  # type: ignore[attr-defined]
-        return pd.read_parquet(tmp_path / "results" / name / "trials.parquet")
+        return run_study(tmp_path, ray_tmp, text)
 
-    warned = run("warn", "trainables.toy:leaky", "loss", "warn", "  keep_graph: {values: [true, false]}")
-    warned = warned.set_index("params_keep_graph")
+    warned, said = run("warn", "trainables.toy:leaky", "loss", "warn", "  keep_graph: {values: [true, false]}")
     assert warned.loc[True, "leak_suspected"] and warned.loc[True, "leak_mb_per_step"] > 8
     assert not warned.loc[False, "leak_suspected"]
     assert set(warned["status"]) == {"finished"}  # flagged, not stopped
-    assert "memory grows by" in run.stderr  # type: ignore[attr-defined]
+    assert "memory grows by" in said
 
-    both = run("stop", "trainables.toy:leaky", "loss", "stop", "  keep_graph: {values: [true, false]}")
-    stopped = both.set_index("params_keep_graph").loc[True]
+    both, _ = run("stop", "trainables.toy:leaky", "loss", "stop", "  keep_graph: {values: [true, false]}")
+    stopped = both.loc[True]
     assert stopped["status"] == "errored" and stopped["cause"] == "leak" and "loss.item()" in stopped["hint"]
 
-    digits = run(
+    digits, _ = run(
         "digits", "trainables.digits:train_mlp", "val_loss", "warn", "  epochs: {value: 14}\n  lr: {values: [0.01]}"
     )
     assert not digits["leak_suspected"].any()  # no false alarm on a real training loop

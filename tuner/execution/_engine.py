@@ -209,9 +209,9 @@ class _Engine:
         """Worker groups up to ``slots``, named after the study."""
         res = self.study.spec.resources
         paths = path_entries()
+        env = credentials() if is_remote(self.checkpoints.store.location) else {}  # for the ranks' writes
         while len(self.groups) < slots:
             name = f"tuner:{self.study.name}:slot{len(self.groups)}"
-            env = credentials() if is_remote(self.checkpoints.store.location) else {}
             group = WorkerGroup(res.workers, res.cpu, res.gpu, paths, self.study.trainable, name, env)
             self.groups.append(group)
             self._free(group)
@@ -387,33 +387,29 @@ class _Engine:
         run.last_seen = time.monotonic()
         if run.decided is not None:
             return  # the trial was already stopped; late reports do not count
-        if event.get("rss_mb") is not None and self._leaking(run, float(event["rss_mb"])):
-            return
         trial_id, step = run.record.trial_id, event["step"]
         status, error = self._judge(trial_id, step, event["time"], event["metrics"])
         if "checkpoint_path" in event:  # journaled after its report, so that a replay knows its value
-            value = event["metrics"].get(self.metric)
-            self.checkpoints.saved(
-                trial_id, step, event["checkpoint_path"], None if value is None else self.sign * value
-            )
+            self.checkpoints.saved(trial_id, step, event["checkpoint_path"], self._minimised(event["metrics"]))
+        if status is None and event.get("rss_mb") is not None:
+            status, error = self._leaking(run, float(event["rss_mb"]))
         if status is not None:
             self._stop(run, status, error)
 
-    def _leaking(self, run: _Running, rss_mb: float) -> bool:
-        """Watch rank 0's memory; a steady growth is flagged once (and, with ``on_leak: stop``,
-        stops the trial). Whether the trial was stopped."""
+    def _leaking(self, run: _Running, rss_mb: float) -> tuple[str | None, str | None]:
+        """Watch rank 0's memory; a steady growth is flagged once. ``("errored", why)`` when
+        ``on_leak: stop`` ends the trial for it, else ``(None, None)``."""
         run.rss_mb.append(rss_mb)
         rec = run.record
         if rec.leak_mb_per_step is not None or (mb := leak_per_step(run.rss_mb)) is None:
-            return False
+            return None, None
         self.recorder.leak(rec.trial_id, round(mb, 1))
         found = LEAK_HINT.format(mb=mb)
         if self.study.spec.on_leak == "stop":
             self.say(f"{rec.trial_id}: {found}; stopped (on_leak: stop)")
-            self._stop(run, "errored", f"memory grows by {mb:.1f} MB a step")
-            return True
+            return "errored", f"memory grows by {mb:.1f} MB a step"
         self.say(f"{rec.trial_id}: {found} (on_leak: stop ends such trials)")
-        return False
+        return None, None
 
     def _minimised(self, metrics: dict[str, float]) -> float | None:
         value = metrics.get(self.metric)

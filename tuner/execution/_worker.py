@@ -57,7 +57,7 @@ class TrialTask:
     world_size: int = 1
     master: tuple[str, int] | None = None
     backend: str = "gloo"
-    store: CheckpointStore | None = None  # where rank 0 writes checkpoints (None: kept in the report)
+    store: CheckpointStore | None = None  # where rank 0 writes checkpoints (None: none are kept)
     checkpoint: str | None = None  # the checkpoint to continue from (a retry, a resumed trial)
     accumulation: int = 1  # gradient accumulation steps; doubled by each out-of-memory retry
 
@@ -114,8 +114,8 @@ class TrialWorker:
         started = time.time()
 
         def emit(record: dict[str, Any]) -> None:
-            if "checkpoint" in record and task.store is not None:  # to storage; the driver gets where
-                state = record.pop("checkpoint")
+            state = record.pop("checkpoint", None)  # never through Ray: to storage, the driver gets where
+            if state is not None and task.store is not None:
                 record["checkpoint_path"] = task.store.save(task.trial_id, record["step"], state)
             events.put({"kind": "report", "time": time.time() - started, "rss_mb": _rss_mb(), **record})
 
