@@ -134,7 +134,7 @@ def test_a_run_groups_its_failures_by_cause_with_hints(tmp_path: Path, ray_tmp: 
         method: grid
         max_failed_trials: 10
         parameters:
-          mode: {values: [ok, shape, dtype, labels, no_metric, exit]}
+          mode: {values: [ok, shape, dtype, labels, no_metric, exit, segv, kill]}
           x: {value: 5.0}
         """,
     )
@@ -144,11 +144,22 @@ def test_a_run_groups_its_failures_by_cause_with_hints(tmp_path: Path, ray_tmp: 
         "labels": "device_assert",
         "no_metric": "not_reported",
         "exit": "process_exited",
+        "segv": "process_exited",
+        "kill": "process_exited",
     }
     assert trials["cause"].dropna().to_dict() == expected
     assert "label 7" in trials.loc["labels", "hint"]
-    for cause in expected.values():
-        assert f"  {cause} (1 trial): " in said
+    # how a process ended without an exception: its exit code or signal, and where
+    assert "exited with code 3 (os._exit at toy.py:" in trials.loc["exit", "error"]
+    assert "code 3" in trials.loc["exit", "hint"]
+    assert "killed by SIGSEGV (Segmentation fault) at " in trials.loc["segv", "error"]
+    assert "in faulty" in trials.loc["segv", "error"] and "native code (SIGSEGV)" in trials.loc["segv", "hint"]
+    assert "SIGKILL" in trials.loc["kill", "error"] and "OOM killer" in trials.loc["kill", "hint"]
+    log = (tmp_path / "results" / "faults" / "logs" / f"{trials.loc['segv', 'trial_id']}.log").read_text()
+    assert "Fatal Python error: Segmentation fault" in log  # every thread's stack, from faulthandler
+    for cause in set(expected.values()):
+        n = list(expected.values()).count(cause)
+        assert f"  {cause} ({n} trial{'s' if n > 1 else ''}): " in said
 
 
 @pytest.mark.slow
@@ -219,3 +230,60 @@ def test_a_leaking_trial_is_flagged_or_stopped_and_digits_is_not(tmp_path: Path,
         "digits", "trainables.digits:train_mlp", "val_loss", "warn", "  epochs: {value: 14}\n  lr: {values: [0.01]}"
     )
     assert not digits["leak_suspected"].any()  # no false alarm on a real training loop
+
+    # what every trial used, in the results and at the end of run
+    assert (warned["peak_rss_mb"] > 100).all() and (warned["cpu_s"] > 0).all()
+    assert warned.loc[True, "peak_rss_mb"] > warned.loc[False, "peak_rss_mb"] + 100  # the graphs it kept
+    row = digits.iloc[0]
+    assert row["s_per_step"] > 0 and row["cpu_s"] > 0 and row["peak_rss_mb"] > 100
+    assert re.search(r"resources: \d+ MB peak resident memory \(t\d+\), [\d.]+ s a step \(median\)", said)
+
+
+@pytest.mark.slow
+def test_each_cause_gets_the_action_the_study_file_names(tmp_path: Path, ray_tmp: Path) -> None:
+    trials, said = run_study(
+        tmp_path,
+        ray_tmp,
+        """
+        name: policy
+        trainable: trainables.toy:faulty
+        metric: {name: loss, goal: minimize}
+        method: grid
+        max_concurrent: 1
+        max_failures: 2
+        max_failed_trials: 10
+        on_failure: {user_exception: retry, dtype_mismatch: infeasible, stalled: stop}
+        stall_timeout: 2s
+        parameters:
+          mode: {values: [ok, raise, shape, dtype, hang, ok2]}
+          x: {value: 5.0}
+        """,
+    )
+    assert trials.loc["raise", "attempts"] == 2 and trials.loc["raise", "on_failure"] == "retry"
+    assert trials.loc["shape", "attempts"] == 0  # deterministic: never retried, whatever max_failures says
+    assert trials.loc["shape", "on_failure"] == "fail"
+    assert trials.loc["dtype", "on_failure"] == "infeasible"  # the searcher is told to avoid it
+    assert trials.loc["hang", "cause"] == "stalled" and "ok2" not in trials.index  # the study stopped there
+    assert "failed with stalled (on_failure: {stalled: stop})" in said
+    assert pd.isna(trials.loc["ok", "on_failure"])
+
+
+def test_the_failure_policy_is_checked_when_the_study_is_read() -> None:
+    from tuner.config import load_study
+    from tuner.errors import ConfigError
+
+    base = "trainable: trainables.toy:faulty\nmetric: {name: loss}\nmethod: random\nrun_cap: 2\n"
+    base += "parameters: {x: {min: 0.0, max: 1.0}}\n"
+    for extra, message in [
+        ("on_failure: {segfault: retry}", "on_failure: unknown cause 'segfault'; causes: oom, shape_mismatch"),
+        ("on_failure: {shape_mismatch: halve_batch}", "on_failure: shape_mismatch: halve_batch is for oom only"),
+        ("on_failure: {oom: sometimes}", "on_failure.oom: Input should be 'retry', 'fail', 'infeasible'"),
+        ("on_failure: {node_lost: fail}", "(node_lost is always continued on a live node)"),
+        ("on_failure: {oom: retry}\non_oom: halve_batch", "give on_oom or on_failure.oom, not both"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_study(text=base + extra + "\n")
+        assert message in str(err.value), str(err.value)
+    spec = load_study(text=base + "on_failure: {oom: retry}\n").spec
+    assert (spec.failure_action("oom"), spec.failure_action("shape_mismatch")) == ("retry", "fail")
+    assert (spec.failure_action("collective"), spec.failure_action(None)) == ("retry", "retry")

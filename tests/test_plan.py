@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -33,7 +34,41 @@ def test_grid_size_and_concurrency() -> None:
 def test_smoke_runs_one_step_here(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(ROOT / "search_spaces" / "toy.yaml"), "--smoke"]) == 0
     out = capsys.readouterr().out
-    assert "smoke trial: first report in" in out and "loss=" in out
+    assert "smoke trial (lr=" in out and "first report in" in out and "loss=" in out
+
+
+def test_smoke_summarises_the_first_and_the_largest_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(ROOT / "search_spaces" / "digits_mlp.yaml"), "--smoke"]) == 0
+    out = capsys.readouterr().out
+    first, big = out.split("\nlargest configuration (")
+    assert "hidden=256, layers=3" in big and "batch_size=128" in big  # sizes at their largest
+    # hidden=256, three layers: 64*256+256 + 2*(256*256+256) + 256*10+10
+    assert "model: 150,794 parameters" in big and "├─Linear: 1-11" in big and "[128, 10]" in big
+    assert re.search(r"model: [\d,]+ parameters \([\d.]+ MB\), activations of one batch [\d.]+ MB", first)
+    assert re.search(r"first report in [\d.]+ s, \d+ MB more host memory", big)
+
+
+def test_a_largest_configuration_that_cannot_fit_is_found_before_the_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "wide.yaml"
+    space.write_text(
+        textwrap.dedent("""
+        trainable: trainables.toy:wide
+        metric: {name: loss, goal: minimize}
+        method: grid
+        parameters:
+          width: {values: [8, 16, 1000000000000]}
+          batch_size: {values: [4, 8]}
+        """)
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        assert main(["plan", str(space), "--smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "parameters: the largest configuration (width=1000000000000, batch_size=8) fails at its first step" in err
+    assert "can't allocate memory" in err and "(oom: out of memory at batch_size 8" in err
+    assert list(tmp_path.iterdir()) == [space]  # nothing written
 
 
 def test_more_workers_than_this_machine_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,6 +44,9 @@ def test_every_chart_is_drawn_and_embedded(ray_local: None, in_tmp: Path) -> Non
     assert "RuntimeError: boom" in page  # the errors table, by cause with its hint
     assert "<td>user_exception</td>" in page and "its traceback is in the trial&#x27;s log" in page
     assert "trainables.toy:faulty" in page  # the study's YAML
+    panel = page.split("<h2>Resources: the hungriest trials</h2>")[1].split("<h2>")[0]
+    assert "<th>peak RSS MB</th>" in panel and "<th>CPU s</th>" in panel and "<th>s / step</th>" in panel
+    assert panel.count("<tr>") == 1 + 15  # the header and the 15 trials that used the most memory
 
 
 def test_charts_render_for_200_trials(ray_local: None, in_tmp: Path) -> None:

@@ -35,8 +35,9 @@ def sleep(config: dict[str, Any], trial: Trial) -> None:
 
 def faulty(config: dict[str, Any], trial: Trial) -> None:
     """Misbehaves as ``config['mode']`` says: raise, nan, no_metric, a real torch error (shape,
-    dtype, labels: a class label past the model's outputs), exit (``os._exit(3)``), hang after one
-    report, or behave."""
+    dtype, labels: a class label past the model's outputs), exit (``os._exit(3)``), segv (a real
+    segmentation fault: reading address 0), kill (SIGKILL to itself, as the OOM killer does), hang
+    after one report, or behave."""
     mode = config.get("mode", "ok")
     if mode == "raise":
         raise RuntimeError("boom: the trainable failed on purpose")
@@ -58,6 +59,15 @@ def faulty(config: dict[str, Any], trial: Trial) -> None:
         import os
 
         os._exit(3)
+    if mode == "segv":
+        import ctypes
+
+        ctypes.string_at(0)
+    if mode == "kill":
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
     if mode == "nan":
         trial.report(1, loss=float("nan"))
         return
@@ -115,3 +125,16 @@ def leaky(config: dict[str, Any], trial: Trial) -> None:
         loss = (weights * torch.randn(2048, 1024)).square().mean()
         total = total + loss if config.get("keep_graph", True) else total + loss.item()
         trial.report(step, loss=float(loss))
+
+
+def wide(config: dict[str, Any], trial: Trial) -> None:
+    """One step of a two-layer network ``width`` units wide: a model whose size the space sets
+    (a large enough width cannot be allocated)."""
+    import torch
+
+    width, batch = int(config["width"]), int(config.get("batch_size", 8))
+    model = trial.prepare(torch.nn.Sequential(torch.nn.Linear(16, width), torch.nn.ReLU(), torch.nn.Linear(width, 1)))
+    for step in range(1, int(config.get("steps", 1)) + 1):
+        loss = model(torch.randn(batch, 16, device=trial.device)).square().mean()
+        loss.backward()
+        trial.report(step, loss=loss.item())

@@ -157,6 +157,14 @@ def _summary(out: Outcomes, metric: str, searched: list[str]) -> int:
             f"{100 * searcher['wait_fraction']:.1f}% of slot time spent waiting for one",
             file=sys.stderr,
         )
+    used = out.summary.get("resources") or {}
+    if used.get("peak_rss_mb"):
+        text = f"resources: {used['peak_rss_mb']:.0f} MB peak resident memory ({used['peak_rss_trial']})"
+        if used.get("peak_gpu_reserved_mb"):
+            text += f", {used['peak_gpu_reserved_mb']:.0f} MB peak GPU memory ({used['peak_gpu_trial']})"
+        if used.get("s_per_step_median") is not None:
+            text += f", {used['s_per_step_median']:.3g} s a step (median)"
+        print(f"{text}, {used['cpu_s']:g} CPU-s in all", file=sys.stderr)
     _failures_by_cause(out, folder)
     if out.interrupted:
         print(f"interrupted; continue with: python -m tuner resume {folder}", file=sys.stderr)

@@ -38,6 +38,33 @@ CAUSES = (
 )
 
 
+# What a study does with a trial that failed, by cause (the study file's ``on_failure`` block):
+# retry: from its last checkpoint, up to max_failures times, then as fail;
+# fail: ends errored, never retried; infeasible: as fail, and the searcher is told to avoid the
+# configuration (as for out-of-memory); stop: as fail, and the study starts no more trials;
+# halve_batch (oom only): retried with half the batch per step and twice the accumulation.
+ACTIONS = ("retry", "fail", "infeasible", "stop", "halve_batch")
+# Errors that the same configuration will raise again: retrying them only burns compute.
+DETERMINISTIC = (
+    "shape_mismatch",
+    "dtype_mismatch",
+    "device_mismatch",
+    "device_assert",
+    "import_error",
+    "not_reported",
+    "nan",
+)
+# Not in on_failure: node_lost is always continued on a live node, leak has on_leak.
+POLICY_CAUSES = tuple(c for c in CAUSES if c not in ("node_lost", "leak"))
+
+
+def default_action(cause: str, on_oom: str = "infeasible") -> str:
+    """What a study does with a failure of ``cause`` when the study file does not say."""
+    if cause == "oom":
+        return on_oom
+    return "fail" if cause in DETERMINISTIC else "retry"
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     cause: str
@@ -95,10 +122,27 @@ def _index(match: re.Match[str], error: str, config: Mapping[str, Any]) -> str:
 
 def _exit(match: re.Match[str], error: str, config: Mapping[str, Any]) -> str:
     code = re.search(r"exit(?:ed)? (?:with )?(?:code|status)[ :]*(-?\d+)", error)
-    signal = re.search(r"\b(SIG[A-Z]+)\b|killed by signal:? ?(\w+)", error)
-    how = f" (exit code {code.group(1)})" if code else f" ({signal.group(1) or signal.group(2)})" if signal else ""
+    signal = re.search(r"\b(SIG[A-Z]+)\b", error)
+    where = re.search(r" at (\S+:\d+ in \S+)", error)
+    at = f" at {where.group(1)}" if where else ""
+    if code:
+        return (
+            f"the process exited with code {code.group(1)}{at} without an exception: look for os._exit or a "
+            "library that calls exit() there; raise an exception instead so the trial records why"
+        )
+    if signal and signal.group(1) == "SIGKILL":
+        return (
+            "the process was killed without a trace (SIGKILL): most often the kernel's OOM killer; lower the "
+            "memory a trial uses (batch_size, DataLoader num_workers) or give each trial more (resources)"
+        )
+    if signal:
+        return (
+            f"the process crashed in native code ({signal.group(1)}){at}: an extension built for another "
+            "torch or CUDA, a bad pointer in custom C++/CUDA code, or a fault in a library; the stacks of "
+            "every thread are in the trial's log"
+        )
     return (
-        f"a rank's process ended without an exception{how}: look for os._exit/sys.exit in the trainable, a crash "
+        "a rank's process ended without an exception: look for os._exit/sys.exit in the trainable, a crash "
         "in native code (segfault), or the memory monitor; the log of the trial and Ray's worker logs say which"
     )
 
@@ -192,7 +236,7 @@ _RULES: list[tuple[str, re.Pattern[str], Hint]] = [
         ),
         (
             "process_exited",
-            r"ActorDiedError|process (?:died|exited)|Segmentation fault|SIGSEGV|SIGKILL|exit code",
+            r"ActorDiedError|process (?:died|exited|killed)|Segmentation fault|\bSIG[A-Z]+\b|exit code",
             _exit,
         ),
     ]

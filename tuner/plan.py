@@ -96,23 +96,93 @@ def make_plan(study: Study, places: int, where: str) -> Plan:
 
 
 def smoke(study: Study) -> dict[str, Any]:
-    """Run the first configuration in this process up to its first report (no Ray)."""
+    """Run the first configuration in this process up to its first report (no Ray), then the
+    largest one (see :func:`largest`) when it differs; each with its model's summary and the
+    memory its step took. A configuration that fails is a :class:`ConfigError` with its cause."""
     from tuner.searchers import create
-    from tuner.space import nest
 
     params = create(study.spec.method, study.space, study.spec.seed or 0, study.spec.searcher, study.spec.run_cap)
     flat = study.space.complete(params.suggest("smoke") or {})
+    out = _step(study, flat, "first")
+    big = largest(study, flat)
+    if big != flat:
+        out["largest"] = _step(study, big, "largest")
+    return out
+
+
+def largest(study: Study, flat: dict[str, Any]) -> dict[str, Any]:
+    """``flat`` with every integer parameter (``q_uniform`` over whole numbers included), and every
+    choice among numbers, at its largest: what sets a model's size and a batch's (widths,
+    depths, batch sizes); real numbers such as a learning rate keep their value."""
+    from tuner.space import Categorical, Float, Int
+
+    big = dict(flat)
+    for name, p in study.space.searchable.items():
+        if isinstance(p, Int):
+            big[name] = p.high
+        elif isinstance(p, Float) and p.integer:  # q_uniform over whole numbers: a width, a batch
+            big[name] = int(p.high)
+        elif isinstance(p, Categorical):
+            numbers = [v for v in p.values if isinstance(v, int | float) and not isinstance(v, bool)]
+            if numbers and len(numbers) == len(p.values):
+                big[name] = max(numbers)
+    return big
+
+
+class _Inspecting(Trial):
+    """A trial that keeps the model it prepares and the first input that model sees."""
+
+    model: Any = None
+    inputs: Any = None
+
+    def prepare(self, model: Any) -> Any:
+        model = super().prepare(model)
+        self.model = model
+
+        def first_input(module: Any, args: Any, kwargs: Any) -> None:
+            if self.inputs is None:
+                self.inputs = (args, kwargs)
+
+        model.register_forward_pre_hook(first_input, with_kwargs=True)
+        return model
+
+
+def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
+    from tuner.diagnose import diagnose
+    from tuner.execution._usage import Usage, rss_mb
+    from tuner.space import nest
+
     seen: list[dict[str, Any]] = []
+    fn = import_trainable(study.trainable)
+    before = rss_mb() or 0.0
+    usage = Usage()
 
     def first(record: dict[str, Any]) -> None:
         seen.append(record)
+        usage.sample()
         raise TrialPruned("smoke")
 
-    fn = import_trainable(study.trainable)
+    trial = _Inspecting("smoke", 0, max_steps=None, emit=first)
     start = time.perf_counter()
-    with contextlib.suppress(TrialPruned):
-        fn(nest(flat), Trial("smoke", 0, max_steps=None, emit=first))
+    try:
+        with contextlib.suppress(TrialPruned):
+            fn(nest(flat), trial)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}".strip()
+        oom = isinstance(exc, MemoryError) or "out of memory" in error.lower()
+        found = diagnose("oom" if oom else "errored", error, flat)
+        shown = ", ".join(f"{k}={v}" for k, v in flat.items())
+        why = f"{found.cause}: {found.hint}" if found else error
+        raise ConfigError(
+            [
+                Problem(
+                    "parameters",
+                    f"the {which} configuration ({shown}) fails at its first step: {error.splitlines()[-1]} ({why})",
+                )
+            ]
+        ) from exc
     seconds = time.perf_counter() - start
+    used = usage.stop()
     if not seen:
         raise ConfigError([Problem("trainable", f"{study.trainable} returned without calling trial.report")])
     metrics = seen[0]["metrics"]
@@ -126,7 +196,41 @@ def smoke(study: Study) -> dict[str, Any]:
                 )
             ]
         )
-    return {"config": flat, "metrics": metrics, "seconds": seconds}
+    out = {"config": flat, "metrics": metrics, "seconds": seconds, "which": which}
+    out["memory_mb"] = round(max(used.get("peak_rss_mb", before) - before, 0.0), 1)
+    if "peak_gpu_mb" in used:
+        out["gpu_mb"] = used["peak_gpu_mb"]
+    out["model"] = _summary(trial)
+    return out
+
+
+def _summary(trial: _Inspecting) -> dict[str, Any] | None:
+    """torchinfo's summary of the trial's model on the first input it saw: parameters, each
+    layer's output shape, the activations' size; ``None`` without a prepared model."""
+    if trial.model is None or trial.inputs is None:
+        return None
+    try:
+        import torchinfo
+    except ImportError:
+        return None
+    args, kwargs = trial.inputs
+    try:
+        stats = torchinfo.summary(
+            Trial.unwrap(trial.model),
+            input_data=list(args),
+            depth=3,
+            verbose=0,
+            col_names=("output_size", "num_params"),
+            **kwargs,
+        )
+    except Exception as exc:  # a model torchinfo cannot trace: say so, the step itself ran
+        return {"table": f"(no summary: torchinfo failed with {type(exc).__name__}: {exc})"}
+    return {
+        "params": int(stats.total_params),
+        "activations_mb": round(stats.to_megabytes(stats.total_output_bytes), 2),
+        "params_mb": round(stats.to_megabytes(stats.total_param_bytes), 2),
+        "table": str(stats),
+    }
 
 
 def describe(study: Study, plan: Plan) -> str:
@@ -159,6 +263,26 @@ def describe(study: Study, plan: Plan) -> str:
             text += f" from the smoke step's {plan.smoke['seconds']:.2f} s ({per:.2f} worker-s a step)"
         lines.append(text)
     if plan.smoke is not None:
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in plan.smoke["metrics"].items())
-        lines.append(f"smoke trial: first report in {plan.smoke['seconds']:.2f} s: {shown}")
+        for step in (plan.smoke, plan.smoke.get("largest")):
+            if step is not None:
+                lines += _smoke_lines(step)
     return "\n".join(lines)
+
+
+def _smoke_lines(step: dict[str, Any]) -> list[str]:
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in step["metrics"].items())
+    label = "smoke trial" if step["which"] == "first" else "largest configuration"
+    config = ", ".join(f"{k}={v}" for k, v in step["config"].items())
+    memory = f"{step['memory_mb']:.0f} MB more host memory"
+    if step.get("gpu_mb") is not None:
+        memory += f", {step['gpu_mb']:.0f} MB GPU memory at its peak"
+    lines = [f"{label} ({config}): first report in {step['seconds']:.2f} s, {memory}: {shown}"]
+    model = step.get("model")
+    if model and "params" in model:
+        lines.append(
+            f"  model: {model['params']:,} parameters ({model['params_mb']:.1f} MB), "
+            f"activations of one batch {model['activations_mb']:.1f} MB (torchinfo)"
+        )
+    if model:
+        lines += ["  " + line for line in model["table"].splitlines()]
+    return lines

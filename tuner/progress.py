@@ -54,6 +54,11 @@ class Progress:
             f"failed {c['errored'] + c['nan'] + c['oom']}" + (f"  stopped {c['stopped']}" if c["stopped"] else "")
         )
         out = [f"{clock}  |  {budget}  |  {status}"]
+        running = [r for r in self.recorder.trials.values() if r.status == "running" and r.step is not None]
+        if running:
+            shown = [_usage(r) for r in running[:RUNNING_SHOWN]]
+            more = f"  (+{len(running) - RUNNING_SHOWN})" if len(running) > RUNNING_SHOWN else ""
+            out.append("running: " + "  |  ".join(shown) + more)
         best = self.recorder.best()
         if best is not None and best.value is not None:
             params = ", ".join(
@@ -89,6 +94,19 @@ class Progress:
 
 
 PLAIN_EVERY_S = 10.0
+RUNNING_SHOWN = 4
+
+
+def _usage(rec: Any) -> str:
+    """``t0004 step 7, 412 MB, 0.21 s/step``: a running trial and what it uses."""
+    text = f"{rec.trial_id} step {rec.step:g}"
+    if rec.usage.get("peak_rss_mb"):
+        text += f", {rec.usage['peak_rss_mb']:.0f} MB"
+    if rec.s_per_step is not None:
+        text += f", {rec.s_per_step:.2g} s/step"
+    if rec.leak_mb_per_step is not None:
+        text += f", LEAK {rec.leak_mb_per_step:.0f} MB/step"
+    return text
 
 
 def _mode(stream: TextIO) -> str:

@@ -69,3 +69,25 @@ def test_the_journal_survives_a_torn_last_line_and_keeps_nan(tmp_path: Path) -> 
     assert [e["e"] for e in events] == ["report", "end"]
     assert math.isnan(events[0]["metrics"]["loss"])
     assert json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[1]) == {"e": "end", "status": "nan"}
+
+
+def test_usage_and_seconds_per_step_reach_the_results_and_the_live_view(tmp_path: Path) -> None:
+    import io
+
+    from tuner.execution._usage import FIELDS, combine
+    from tuner.progress import Progress
+    from tuner.results._recorder import USAGE
+
+    assert FIELDS == USAGE  # the worker's figures and the results' columns are one list
+    rec = recorder(tmp_path)
+    rec.trials["t1"].usage["peak_rss_mb"] = 512.0  # what rank 0's reports showed so far
+    lines = Progress(rec, stream=io.StringIO()).lines()
+    assert "running: t1 step 3, 512 MB, 0.1 s/step" in lines
+    ranks = [{"peak_rss_mb": 900.0, "cpu_s": 3.0, "gpu_util": 80.0}, {"peak_rss_mb": 700.0, "cpu_s": 2.0}]
+    rec.end("t1", "finished", usage=combine(ranks))
+    row = rec.trials_frame().iloc[0]
+    assert (row["peak_rss_mb"], row["cpu_s"], row["gpu_util"]) == (900.0, 5.0, 80.0)  # largest rank, sum, mean
+    assert row["s_per_step"] == 0.1 and pd.isna(row["peak_gpu_mb"])
+    rec.journal.sync()
+    ended = [e for e in read_journal(tmp_path) if e["e"] == "end"]
+    assert ended[0]["usage"]["peak_rss_mb"] == 900.0  # journaled, so resume keeps it

@@ -151,6 +151,9 @@ class StudySpec(_Strict):
     max_failures: int = Field(default=0, ge=0)  # retries of a failed trial, from its last checkpoint
     max_failed_trials: int | None = Field(default=None, ge=0)  # run-wide: stop starting trials past it
     on_oom: Literal["halve_batch", "infeasible"] = "infeasible"
+    on_failure: dict[str, Literal["retry", "fail", "infeasible", "stop", "halve_batch"]] = Field(
+        default_factory=dict
+    )  # by cause (tuner.diagnose.POLICY_CAUSES); the rest keep their defaults
     on_leak: Literal["warn", "stop"] = "warn"  # a trial whose memory grows steadily: said, or stopped
     checkpoints: CheckpointPolicy = Field(default_factory=CheckpointPolicy)
 
@@ -163,6 +166,33 @@ class StudySpec(_Strict):
     @classmethod
     def _stall(cls, v: Any) -> float:
         return 0.0 if v in (0, 0.0, "0", "off") else parse_duration(v)
+
+    @field_validator("on_failure")
+    @classmethod
+    def _causes(cls, v: dict[str, str]) -> dict[str, str]:
+        from tuner.diagnose import POLICY_CAUSES
+
+        for cause, action in v.items():
+            if cause not in POLICY_CAUSES:
+                extra = " (node_lost is always continued on a live node)" if cause == "node_lost" else ""
+                extra = " (use on_leak: warn | stop)" if cause == "leak" else extra
+                raise ValueError(f"unknown cause {cause!r}{extra}; causes: {', '.join(POLICY_CAUSES)}")
+            if action == "halve_batch" and cause != "oom":
+                raise ValueError(f"{cause}: halve_batch is for oom only")
+        return v
+
+    @model_validator(mode="after")
+    def _oom_once(self) -> StudySpec:
+        if "oom" in self.on_failure and "on_oom" in self.model_fields_set:
+            raise ValueError("give on_oom or on_failure.oom, not both (they mean the same)")
+        return self
+
+    def failure_action(self, cause: str | None) -> str:
+        """What to do with a trial that failed with ``cause``: one of tuner.diagnose.ACTIONS."""
+        from tuner.diagnose import default_action
+
+        cause = cause or "user_exception"
+        return self.on_failure.get(cause) or default_action(cause, self.on_oom)
 
     @field_validator("trainable")
     @classmethod

@@ -22,13 +22,15 @@ from typing import Any
 
 from tuner import searchers
 from tuner.config import Study
-from tuner.diagnose import LEAK_HINT, leak_per_step
+from tuner.diagnose import LEAK_HINT, diagnose, leak_per_step
+from tuner.execution import _last_words as last_words
 from tuner.execution._checkpoints import Checkpoints
 from tuner.execution._cluster import ClusterView, path_entries, route_ray_messages
 from tuner.execution._group import WorkerGroup
 from tuner.execution._metrics import study_metrics
 from tuner.execution._offload import SearcherThread, Writer
 from tuner.execution._schedulers import Pruner
+from tuner.execution._usage import combine
 from tuner.execution._worker import TrialTask
 from tuner.progress import Progress
 from tuner.results import Recorder, TrialRecord
@@ -39,6 +41,7 @@ from tuner.space import nest
 from tuner.storage import CheckpointStore, credentials, is_remote
 
 STACKS_WAIT_S = 5.0  # how long a stalled trial's ranks get to say where they are
+LAST_WORDS_WAIT_S = 5.0  # how long the dead rank's node gets to say how its process ended
 STOP_GRACE_S = 2.0  # ranks of a stopped trial still running by then are killed and respawned
 INFRA_RETRIES = 5  # a trial whose node is lost more often than this ends as errored
 CAPACITY_WAIT_S = 600.0  # with trials to run and no slot placed for this long, the study stops (resumable)
@@ -344,11 +347,18 @@ class _Engine:
         except self.ray.exceptions.RayError as exc:
             oom = isinstance(exc, self.ray.exceptions.OutOfMemoryError)
             lost = not oom and self._node_lost(run, exc)
-            why = "was killed for using too much host memory" if oom else "was lost with its node" if lost else "died"
+            words = None
+            if oom:
+                why = "was killed for using too much host memory"
+            elif lost:
+                why = "was lost with its node"
+            else:
+                words = self._last_words(run, rank)
+                why = last_words.describe(words)
             event = {
                 "kind": "error",
                 "error": f"rank {rank} process {why} ({type(exc).__name__})",
-                "traceback": str(exc),
+                "traceback": (f"{words}\n\n" if words else "") + str(exc),
                 "dead": True,
                 "oom": oom,
                 "lost": lost,
@@ -371,6 +381,11 @@ class _Engine:
         elif len(run.ended) == run.group.size:
             failures = {r: e for r, e in run.ended.items() if e["kind"] == "error"}
             self._end(run, _root_cause(failures) if failures else run.ended[0], rebuild=False)
+
+    def _last_words(self, run: _Running, rank: int) -> str | None:
+        """What a dead rank's process left on its node: exit code or fatal signal, with its stacks."""
+        nodes = self.recorder.trials[run.record.trial_id].nodes
+        return run.group.last_words(rank, nodes[rank] if rank < len(nodes) else None, LAST_WORDS_WAIT_S)
 
     def _node_lost(self, run: _Running, exc: Exception) -> bool:
         """Whether a rank died because its node left the cluster (not the trial's fault). A rank
@@ -401,6 +416,7 @@ class _Engine:
         ``on_leak: stop`` ends the trial for it, else ``(None, None)``."""
         run.rss_mb.append(rss_mb)
         rec = run.record
+        rec.usage["peak_rss_mb"] = round(max(rss_mb, rec.usage.get("peak_rss_mb", 0.0)), 1)  # live, until its end
         if rec.leak_mb_per_step is not None or (mb := leak_per_step(run.rss_mb)) is None:
             return None, None
         self.recorder.leak(rec.trial_id, round(mb, 1))
@@ -460,14 +476,16 @@ class _Engine:
         if run.decided is None and event.get("lost") and rec.infra_retries < INFRA_RETRIES:
             self._requeue(run, error)
             return
-        if run.decided is None and self._retry(run, status, error):
+        found = diagnose(status, error, rec.config)
+        cause = event.get("cause") or (found.cause if found else None)
+        if run.decided is None and self._retry(run, status, error, cause):
             return
         self._finish(
             rec.trial_id,
             status,
             error,
             stop_s=stop_s,
-            peak_gpu_mb=event.get("peak_gpu_mb"),
+            usage=combine([e["usage"] for e in run.ended.values() if e.get("usage")]),
             cause=event.get("cause"),
             hint=event.get("hint"),
         )
@@ -485,19 +503,23 @@ class _Engine:
         self._free(run.group)
         self.say(f"{run.record.trial_id}: its node was lost; it continues from step {step or 0} on a live node")
 
-    def _retry(self, run: _Running, status: str, error: str | None) -> bool:
-        """Run a failed trial again on the same group, from its last checkpoint, if allowed."""
+    def _retry(self, run: _Running, status: str, error: str | None, cause: str | None) -> bool:
+        """Run a failed trial again on the same group, from its last checkpoint, if its cause's
+        action allows (``on_failure``: retry up to ``max_failures``, or halve_batch for oom)."""
+        if status not in ("errored", "oom"):
+            return False
+        action = self.study.spec.failure_action(cause)
         accumulation = run.task.accumulation
-        if status == "oom" and self.study.spec.on_oom == "halve_batch":
+        if action == "halve_batch":
             if accumulation >= 2**MAX_HALVINGS:
                 return False
             accumulation *= 2
-        elif status != "errored" or run.failures >= self.study.spec.max_failures:
+        elif action != "retry" or run.failures >= self.study.spec.max_failures:
             return False
         step, path = self.checkpoints.last(run.record.trial_id)
         self._rewind(run.record.trial_id, step, error)
         run.record.attempts += 1
-        failures = run.failures + (status == "errored")
+        failures = run.failures + (action == "retry")
         task = replace(run.task, checkpoint=path, accumulation=accumulation)
         self._start(_Running(run.record, run.group, task, failures=failures))
         return True
@@ -515,19 +537,23 @@ class _Engine:
         *,
         at: float | None = None,
         stop_s: float | None = None,
-        peak_gpu_mb: float | None = None,
+        usage: dict[str, float] | None = None,
         cause: str | None = None,
         hint: str | None = None,
     ) -> None:
         """Record the end of a trial and tell the searcher and the scheduler (live and in replay)."""
-        self.recorder.end(
-            trial_id, status, error, at=at, stop_s=stop_s, peak_gpu_mb=peak_gpu_mb, cause=cause, hint=hint
-        )
+        self.recorder.end(trial_id, status, error, at=at, stop_s=stop_s, usage=usage, cause=cause, hint=hint)
         rec = self.recorder.trials[trial_id]
         last = {"step": rec.step, self.metric: rec.value} if status in ("finished", "pruned", "stopped") else None
         self.pruner.remove(trial_id, last if rec.value is not None else None)
         value = None if rec.value is None or status in FAILED else self.sign * rec.value
-        if status == "oom":
+        action = rec.action = self.study.spec.failure_action(rec.cause) if status in FAILED else None
+        if action == "stop" and not self.recorder.replaying and self.stop_reason is None:
+            self._halt(f"{trial_id} failed with {rec.cause} (on_failure: {{{rec.cause}: stop}})")
+            for run in self.trials.values():
+                if run.decided is None:
+                    self._stop(run, "stopped", f"stopped: {trial_id} failed with {rec.cause}")
+        if action in ("infeasible", "halve_batch"):  # halve_batch here: halving did not help
             state = "infeasible"
         else:
             state = "complete" if status == "finished" else "failed" if value is None else "pruned"
@@ -659,7 +685,7 @@ class _Engine:
                         ev.get("error"),
                         at=ev.get("t"),
                         stop_s=ev.get("stop_s"),
-                        peak_gpu_mb=ev.get("peak_gpu_mb"),
+                        usage=ev.get("usage") or {"peak_gpu_mb": ev.get("peak_gpu_mb")},
                         cause=ev.get("cause"),
                         hint=ev.get("hint"),
                     )
@@ -693,8 +719,21 @@ class _Engine:
 
         times = self.searcher.suggest_s
         slot_s = max(self.slots, 1) * max(time.monotonic() - self.began, 1e-9)
+        recs = list(self.recorder.trials.values())
+        rss = [(r.usage["peak_rss_mb"], r.trial_id) for r in recs if r.usage.get("peak_rss_mb")]
+        gpu = [(r.usage["peak_gpu_reserved_mb"], r.trial_id) for r in recs if r.usage.get("peak_gpu_reserved_mb")]
+        steps = [r.s_per_step for r in recs if r.s_per_step is not None]
+        resources = {
+            "peak_rss_mb": max(rss)[0] if rss else None,
+            "peak_rss_trial": max(rss)[1] if rss else None,
+            "peak_gpu_reserved_mb": max(gpu)[0] if gpu else None,
+            "peak_gpu_trial": max(gpu)[1] if gpu else None,
+            "s_per_step_median": round(float(np.median(steps)), 4) if steps else None,
+            "cpu_s": round(sum(r.usage.get("cpu_s", 0.0) for r in recs), 1),
+        }
         return {
             "elapsed_s": round(self.elapsed, 3),
+            "resources": resources,
             "respawns": self.respawns,
             "infra_retries": sum(r.infra_retries for r in self.recorder.trials.values()),
             "stop_reason": self.stop_reason,

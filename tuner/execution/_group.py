@@ -100,6 +100,27 @@ class WorkerGroup:
                 out.append(f"unavailable ({type(exc).__name__})")
         return out
 
+    def last_words(self, rank: int, node: str | None, timeout: float) -> str | None:
+        """What rank ``rank``'s process, now dead, left on its node: its exit code or fatal signal
+        with its stack (see :mod:`tuner.execution._last_words`); ``None`` when nothing was left or
+        the node does not answer within ``timeout``. Call it before :meth:`rebuild`."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if not node or rank >= len(self.actors):
+            return None
+        key = self.actors[rank]._actor_id.hex()
+        ref = (
+            _read_last_words(ray)
+            .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+            .remote(key)
+        )
+        try:
+            return ray.get(ref, timeout=timeout)
+        except Exception:
+            ray.cancel(ref, force=True)
+            return None
+
     def rebuild(self) -> None:
         """Kill every rank (a dead or hung one leaves the others stuck in collectives) and respawn."""
         self._kill()
@@ -118,6 +139,18 @@ class WorkerGroup:
 
         self._kill()
         remove_placement_group(self.pg)
+
+
+_READER: Any = None
+
+
+def _read_last_words(ray: Any) -> Any:
+    global _READER
+    if _READER is None:
+        from tuner.execution import _last_words
+
+        _READER = ray.remote(_last_words.read)
+    return _READER
 
 
 def _backend(gpus_per_worker: float) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import os
 import queue
 import socket
 import sys
@@ -26,6 +25,8 @@ from typing import Any
 
 from tuner.diagnose import diagnose
 from tuner.errors import TrialPruned
+from tuner.execution import _last_words
+from tuner.execution._usage import Usage, cuda
 from tuner.storage import CheckpointStore
 from tuner.trial import Trial
 
@@ -70,6 +71,10 @@ class TrialWorker:
             if entry not in sys.path:
                 sys.path.insert(0, entry)
         self._stops: dict[str, threading.Event] = {}
+        key = _actor_key()
+        if key is not None:  # a Ray actor: it leaves its exit code or fatal signal on its node
+            with contextlib.suppress(OSError):
+                _last_words.install(key)
 
     def warm(self, trainable: str) -> float:
         """Import the trainable (and torch) ahead of the first trial; returns the seconds it took."""
@@ -112,16 +117,22 @@ class TrialWorker:
         stop = self._stops[task.trial_id] = threading.Event()
         events: queue.Queue[dict[str, Any]] = queue.Queue()
         started = time.time()
+        usage = Usage()
 
         def emit(record: dict[str, Any]) -> None:
             state = record.pop("checkpoint", None)  # never through Ray: to storage, the driver gets where
             if state is not None and task.store is not None:
                 record["checkpoint_path"] = task.store.save(task.trial_id, record["step"], state)
-            events.put({"kind": "report", "time": time.time() - started, "rss_mb": _rss_mb(), **record})
+            events.put({"kind": "report", "time": time.time() - started, "rss_mb": usage.sample(), **record})
+
+        def end(event: dict[str, Any]) -> None:
+            with contextlib.suppress(BaseException):  # a figure that cannot be read must not hide the end
+                event["usage"] = usage.stop()
+            events.put(event)
 
         thread = threading.Thread(
             target=_train,
-            args=(task, stop, emit, events.put),
+            args=(task, stop, emit, end),
             daemon=True,
             name=f"trial-{task.trial_id}-rank{task.rank}",
         )
@@ -170,15 +181,14 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             checkpoint=saved,
             accumulation=task.accumulation,
         )
-        _reset_gpu_peak()
         fn(task.config, trial)
-        put({"kind": "done", **_gpu_peak()})
+        put({"kind": "done"})
     except TrialPruned:
-        put({"kind": "pruned", **_gpu_peak()})
+        put({"kind": "pruned"})
     except BaseException as exc:  # everything is reported, nothing lost
         event: dict[str, Any] = {"kind": "error", "error": _last_line(exc), "traceback": traceback.format_exc()}
         with contextlib.suppress(BaseException):  # the failure itself must reach the driver
-            event.update(oom=_is_oom(exc), **_gpu_peak())
+            event.update(oom=_is_oom(exc))
         with contextlib.suppress(BaseException):  # from the whole message, which the last line may lack
             found = diagnose("errored", f"{type(exc).__name__}: {exc}", task.config)
             if found is not None:
@@ -191,12 +201,14 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             dist.destroy_process_group()
 
 
-def _rss_mb() -> float | None:
-    """This process's resident memory now (Linux), for the leak check; ``None`` elsewhere."""
+def _actor_key() -> str | None:
+    """This process's actor id when it runs as a Ray actor (the name of its last-words file)."""
+    ray = sys.modules.get("ray")
+    if ray is None:
+        return None
     try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
+        return str(ray.get_runtime_context().get_actor_id() or "") or None
+    except Exception:
         return None
 
 
@@ -210,41 +222,8 @@ def _is_oom(exc: BaseException) -> bool:
     return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
-def _cuda() -> Any:
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        return torch.cuda
-    return None
-
-
-def _reset_gpu_peak() -> None:
-    if (cuda := _cuda()) is not None:
-        cuda.reset_peak_memory_stats()
-
-
-def _gpu_peak() -> dict[str, float]:
-    """Peak memory torch allocated in this trial, and the device's use (nvidia-ml-py) if present;
-    empty when there is no GPU or it cannot be read (a broken CUDA context must not hide the trial's end)."""
-    try:
-        cuda = _cuda()
-        if cuda is None:
-            return {}
-        out = {"peak_gpu_mb": round(cuda.max_memory_allocated() / 2**20, 1)}
-    except Exception:
-        return {}
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(cuda.current_device())
-        out["device_used_mb"] = round(pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20, 1)
-    except Exception:  # optional: without NVML there is no device number
-        pass
-    return out
-
-
 def _free_memory() -> None:
     """Drop what the last trial left behind, so the next one starts clean."""
     gc.collect()
-    if (cuda := _cuda()) is not None:
-        cuda.empty_cache()
+    if (gpu := cuda()) is not None:
+        gpu.empty_cache()

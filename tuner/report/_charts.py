@@ -309,6 +309,45 @@ def survival_chart(data: StudyData) -> Figure | None:
     return fig
 
 
+RESOURCES = (
+    ("peak_rss_mb", "peak resident memory (MB)"),
+    ("peak_gpu_mb", "peak GPU memory allocated (MB)"),
+    ("peak_gpu_reserved_mb", "peak GPU memory reserved (MB)"),
+    ("gpu_util", "mean GPU utilisation (%)"),
+    ("s_per_step", "seconds per step"),
+    ("cpu_s", "CPU seconds"),
+)
+
+
+def resources_chart(data: StudyData) -> Figure | None:
+    """What each trial used, one panel per figure measured, trials in start order; the best trial
+    in vermillion, failed ones in orange, a suspected leak outlined."""
+    trials = data.trials
+    shown = [(c, label) for c, label in RESOURCES if c in trials and trials[c].notna().any()]
+    if not shown or len(trials) == 0:
+        return None
+    best = (data.best or {}).get("trial_id")
+    colours = [
+        VERMILLION if t == best else ORANGE if s in ("errored", "nan", "oom") else STATUS_COLOURS.get(s, BLUE)
+        for t, s in zip(trials["trial_id"], trials["status"], strict=True)
+    ]
+    leaks = trials["leak_suspected"].fillna(False).astype(bool) if "leak_suspected" in trials else None
+    x = np.arange(len(trials))
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.9 * len(shown) + 0.6), sharex=True, layout="constrained")
+    for ax, (column, label) in zip(np.atleast_1d(axes), shown, strict=True):
+        values = trials[column].astype(float).fillna(0.0).to_numpy()
+        edges = ["black" if leaks is not None and leaks.iloc[i] else "none" for i in range(len(trials))]
+        ax.bar(x, values, color=colours, edgecolor=edges, linewidth=1.2)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=8)
+    last = np.atleast_1d(axes)[-1]
+    if len(trials) <= 40:
+        last.set_xticks(x, list(trials["trial_id"]), rotation=90, fontsize=7)
+    last.set_xlabel("trial (vermillion: best, orange: failed, outlined: memory grows steadily)")
+    fig.suptitle("Resources by trial (memory: the largest rank; CPU: all ranks)", fontsize=10)
+    return fig
+
+
 CHARTS: dict[str, tuple[str, Callable[[StudyData], Figure | None]]] = {
     "history": ("Optimisation history", history_chart),
     "curves": ("Learning curves", curves_chart),
@@ -316,4 +355,5 @@ CHARTS: dict[str, tuple[str, Callable[[StudyData], Figure | None]]] = {
     "parallel": ("Parallel coordinates", parallel_chart),
     "importance": ("Parameter importance", importance_chart),
     "asha": ("ASHA survival", survival_chart),
+    "resources": ("Resources by trial", resources_chart),
 }

@@ -45,6 +45,36 @@ def write_report(folder: str | Path) -> Path:
     return path
 
 
+USAGE_COLUMNS = {
+    "peak_rss_mb": "peak RSS MB",
+    "peak_gpu_mb": "GPU allocated MB",
+    "peak_gpu_reserved_mb": "GPU reserved MB",
+    "gpu_util": "GPU util %",
+    "cpu_s": "CPU s",
+    "s_per_step": "s / step",
+    "leak_mb_per_step": "leak MB / step",
+}
+TOP = 15
+
+
+def _resources(data: StudyData) -> str:
+    """The trials that used the most memory, with every figure measured."""
+    e = html.escape
+    cols = [c for c in USAGE_COLUMNS if c in data.trials and data.trials[c].notna().any()]
+    if not cols:
+        return "<p class=note>No resource figures were recorded.</p>"
+    key = next(c for c in ("peak_gpu_reserved_mb", "peak_gpu_mb", "peak_rss_mb", cols[0]) if c in cols)
+    top = data.trials.sort_values(key, ascending=False, na_position="last").head(TOP)
+    head = "".join(f"<th>{e(USAGE_COLUMNS[c])}</th>" for c in cols)
+    rows = "".join(
+        f"<tr><td>{e(str(r['trial_id']))}</td><td>{e(str(r['status']))}</td>"
+        + "".join(f"<td>{'' if pd.isna(r[c]) else f'{float(r[c]):.4g}'}</td>" for c in cols)
+        + "</tr>"
+        for _, r in top.iterrows()
+    )
+    return f"<table><tr><th>trial</th><th>status</th>{head}</tr>{rows}</table>"
+
+
 def _page(data: StudyData, charts: str) -> str:
     e = html.escape
     counts = data.trials["status"].value_counts()
@@ -78,6 +108,7 @@ def _page(data: StudyData, charts: str) -> str:
             f"<th>log</th></tr>{rows}</table>"
         )
     name = e(str(data.study.get("name", data.folder.name)))
+    resources = _resources(data)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tuner report: {name}</title><style>{STYLE}</style></head>
 <body>
@@ -87,6 +118,7 @@ def _page(data: StudyData, charts: str) -> str:
 <h2>Trials by status</h2><table>{count_rows}</table>
 <h2>Best configuration</h2>{best_html}
 {charts}
+<h2>Resources: the hungriest trials</h2>{resources}
 <h2>Errors</h2>{errors}
 <h2>Study</h2><pre>{e(yaml.safe_dump(data.study, sort_keys=False))}</pre>
 </body></html>

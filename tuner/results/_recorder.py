@@ -18,6 +18,8 @@ from tuner.results._store import BEST, HISTORY, STUDY, TRIALS, write_frame, writ
 
 STATUSES = ("running", "finished", "pruned", "errored", "nan", "oom", "stopped")
 FAILED = ("errored", "nan", "oom")
+# What each trial used (tuner.execution._usage): the largest rank's memory, all ranks' CPU seconds.
+USAGE = ("peak_rss_mb", "cpu_s", "peak_gpu_mb", "peak_gpu_reserved_mb", "gpu_util")
 
 
 @dataclass
@@ -37,17 +39,29 @@ class TrialRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     attempts: int = 0  # retries after failures
     stop_s: float | None = None  # from the decision to stop it until all its processes had left
-    peak_gpu_mb: float | None = None
+    usage: dict[str, float] = field(default_factory=dict)  # peak_rss_mb, cpu_s, peak_gpu_mb, ... (see USAGE)
+    first_report_s: float | None = None  # seconds into the trial of its first and last report
+    last_report_s: float | None = None
     suggest_s: float | None = None  # how long the searcher took to propose it
     infra_retries: int = 0  # of the attempts, those caused by a lost node (not the trial's fault)
     leak_mb_per_step: float | None = None  # resident memory growing steadily by this much a report
     cause: str | None = None  # why it failed, one of tuner.diagnose.CAUSES
     hint: str | None = None  # what to change
+    action: str | None = None  # what the study did about its failure (on_failure: retry, fail, ...)
     nodes: list[str] = field(default_factory=list)  # the Ray node of each rank, last attempt
 
     @property
     def wall_s(self) -> float:
         return (self.ended or time.time()) - self.started
+
+    @property
+    def s_per_step(self) -> float | None:
+        """Seconds a report between the first and the last (the first's, when there is one)."""
+        if self.last_report_s is None or self.first_report_s is None or self.step is None:
+            return None
+        if self.iterations > 1:
+            return (self.last_report_s - self.first_report_s) / (self.iterations - 1)
+        return self.last_report_s
 
 
 class Recorder:
@@ -82,6 +96,8 @@ class Recorder:
         rec = self.trials[trial_id]
         rec.iterations += 1
         rec.step = step
+        rec.first_report_s = elapsed if rec.iterations == 1 else rec.first_report_s
+        rec.last_report_s = elapsed
         rec.metrics.update(metrics)
         value = metrics.get(self.metric)
         if value is not None:
@@ -111,13 +127,14 @@ class Recorder:
         self.history = [h for h in self.history if h["trial_id"] != trial_id]
         rec = self.trials[trial_id]
         rec.iterations, rec.step, rec.value, rec.best_value, rec.metrics = 0, None, None, None, {}
+        rec.first_report_s = rec.last_report_s = None
         for row in own:
             metrics = {k: v for k, v in row.items() if k not in ("trial_id", "step", "time_s")}
             self.report(trial_id, row["step"], row["time_s"], metrics)
         self.replaying = replaying
 
     def end(self, trial_id: str, status: str, error: str | None = None, *, at: float | None = None,
-            stop_s: float | None = None, peak_gpu_mb: float | None = None, cause: str | None = None,
+            stop_s: float | None = None, usage: dict[str, float] | None = None, cause: str | None = None,
             hint: str | None = None) -> None:
         """A trial's end; a failure gets a cause and a hint (the worker's, from the whole message,
         or else from ``error``)."""
@@ -125,7 +142,8 @@ class Recorder:
         rec.status, rec.error = status, error
         rec.ended = at or time.time()
         rec.stop_s = stop_s if stop_s is not None else rec.stop_s
-        rec.peak_gpu_mb = peak_gpu_mb if peak_gpu_mb is not None else rec.peak_gpu_mb
+        # the ranks' own figures replace what the reports showed
+        rec.usage = {**rec.usage, **{k: v for k, v in (usage or {}).items() if v is not None}}
         found = diagnose(status, error, rec.config)
         if found is None:
             rec.cause = rec.hint = None
@@ -134,7 +152,7 @@ class Recorder:
         else:
             rec.cause, rec.hint = found.cause, found.hint
         self._log({"e": "end", "trial": trial_id, "status": status, "error": error, "t": rec.ended,
-                   "stop_s": rec.stop_s, "peak_gpu_mb": rec.peak_gpu_mb, "cause": rec.cause, "hint": rec.hint})
+                   "stop_s": rec.stop_s, "usage": rec.usage, "cause": rec.cause, "hint": rec.hint})
 
     def leak(self, trial_id: str, mb_per_step: float) -> None:
         self.trials[trial_id].leak_mb_per_step = mb_per_step
@@ -151,8 +169,10 @@ class Recorder:
             "trial_id": rec.trial_id, "status": rec.status, "value": rec.value,
             "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
             "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s,
-            "peak_gpu_mb": rec.peak_gpu_mb, "suggest_s": rec.suggest_s, "infra_retries": rec.infra_retries,
+            **{name: rec.usage.get(name) for name in USAGE},
+            "s_per_step": None if rec.s_per_step is None else round(rec.s_per_step, 4), "suggest_s": rec.suggest_s, "infra_retries": rec.infra_retries,
             "nodes": ",".join(dict.fromkeys(rec.nodes)), "error": rec.error, "cause": rec.cause, "hint": rec.hint,
+            "on_failure": rec.action,
             "leak_suspected": rec.leak_mb_per_step is not None, "leak_mb_per_step": rec.leak_mb_per_step,
             **{f"params_{k}": v for k, v in rec.params.items()},
             **{f"metric_{k}": v for k, v in rec.metrics.items()},
