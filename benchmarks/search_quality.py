@@ -115,9 +115,14 @@ PROBLEMS = {
 
 
 # -- arms ----------------------------------------------------------------------------------------
-def ours(method: str, **options: Any) -> Callable[[Problem, int, int], list[float]]:
-    def run(problem: Problem, seed: int, budget: int) -> list[float]:
+def ours(method: str, **options: Any) -> Callable[..., list[float]]:
+    """An arm of ours: ``run(problem, seed, budget, told=())`` gives the values of ``budget`` trials,
+    the searcher first told ``told`` (configuration, value) pairs (a warm start)."""
+
+    def run(problem: Problem, seed: int, budget: int, told: Any = ()) -> list[float]:
         searcher = searchers.create(method, problem.space, seed, dict(options), run_cap=budget)
+        for i, (config, value) in enumerate(told):
+            searcher.tell(f"w{i}", config, Outcome(value, "complete", 1))
         values = []
         for i in range(budget):
             config = searcher.suggest(f"t{i}")

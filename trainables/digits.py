@@ -1,7 +1,9 @@
 """scikit-learn's ``load_digits`` (1,797 real 8x8 images, offline): an MLP and a small CNN.
 
 Both report ``train_loss``, ``val_loss`` and ``val_accuracy`` after every epoch on a fixed
-80/20 split, so trials are compared on the same validation set.
+split (65% train, 20% validation, 15% test), so trials are compared on the same validation
+set. The test split is never used in a search: only a final run (``train``, ``confirm``:
+``trial.final``) also reports ``test_loss`` and ``test_accuracy``, at its last epoch.
 """
 
 from __future__ import annotations
@@ -18,16 +20,21 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "ge
 
 
 @functools.cache
-def load(val_fraction: float = 0.2, split_seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """``(x_train, y_train, x_val, y_val)``: pixels scaled to [0, 1], images 1x8x8."""
+def load(
+    val_fraction: float = 0.2, test_fraction: float = 0.15, split_seed: int = 0, test: bool = False
+) -> tuple[torch.Tensor, ...]:
+    """``(x_train, y_train, x_val, y_val)``, or with ``test`` the held-out ``(x_test, y_test)``:
+    pixels scaled to [0, 1], images 1x8x8."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
     x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(data.target, dtype=torch.long)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(split_seed))
-    n_val = int(len(y) * val_fraction)
-    val, train = order[:n_val], order[n_val:]
+    n_val, n_test = int(len(y) * val_fraction), int(len(y) * test_fraction)
+    val, held, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
+    if test:
+        return x[held], y[held]
     return x[train], y[train], x[val], y[val]
 
 
@@ -104,20 +111,47 @@ def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             total, count = total + loss.item() * len(y), count + len(y)
-        model.eval()
-        val_loss, correct, seen = 0.0, 0, 0
-        with torch.no_grad():
-            for x, y in val:
-                logits = model(x)
-                val_loss += loss_fn(logits, y).item() * len(y)
-                correct += int((logits.argmax(1) == y).sum().item())
-                seen += len(y)
+        val_loss, val_accuracy = evaluate(model, val, loss_fn)
         state = None
         if epoch % every == 0 or epoch == epochs:
             state = {"model": trial.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}
-        trial.report(
-            epoch, train_loss=total / count, val_loss=val_loss / seen, val_accuracy=correct / seen, checkpoint=state
-        )
+        params_k = sum(p.numel() for p in model.parameters()) / 1000  # a second objective: the model's size
+        if trial.final and epoch == epochs:  # never in a search: the test split decides nothing there
+            x_test, y_test = load(test=True)
+            test = trial.loader(TensorDataset(x_test, y_test), 512, shuffle=False)
+            test_loss, test_accuracy = evaluate(model, test, loss_fn)
+            trial.report(
+                epoch,
+                params_k=params_k,
+                train_loss=total / count,
+                val_loss=val_loss,
+                val_accuracy=val_accuracy,
+                test_loss=test_loss,
+                test_accuracy=test_accuracy,
+                checkpoint=state,
+            )
+        else:
+            trial.report(
+                epoch,
+                params_k=params_k,
+                train_loss=total / count,
+                val_loss=val_loss,
+                val_accuracy=val_accuracy,
+                checkpoint=state,
+            )
+
+
+def evaluate(model: nn.Module, loader: Any, loss_fn: nn.Module) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` over ``loader`` (every rank's shard averages in report)."""
+    model.eval()
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            logits = model(x)
+            total += loss_fn(logits, y).item() * len(y)
+            correct += int((logits.argmax(1) == y).sum().item())
+            seen += len(y)
+    return total / max(seen, 1), correct / max(seen, 1)
 
 
 def train_mlp(config: dict[str, Any], trial: Trial) -> None:

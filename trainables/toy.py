@@ -138,3 +138,13 @@ def wide(config: dict[str, Any], trial: Trial) -> None:
         loss = model(torch.randn(batch, 16, device=trial.device)).square().mean()
         loss.backward()
         trial.report(step, loss=loss.item())
+
+
+def tradeoff(config: dict[str, Any], trial: Trial) -> None:
+    """Two objectives that pull apart: ``loss`` falls with ``width`` (and is best near lr=0.01),
+    ``cost`` rises with it; reports both every step, for multi-objective studies."""
+    lr, width = float(config.get("lr", 0.01)), float(config.get("width", 64))
+    steps = int(config.get("steps", trial.max_steps or 4))
+    base = (math.log10(lr) + 2) ** 2 + 32.0 / width
+    for step in range(1, steps + 1):
+        trial.report(step, loss=base + 1.0 / step, cost=width / 100.0)

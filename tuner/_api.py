@@ -228,7 +228,9 @@ def train(
     if epochs is not None:
         config["epochs"] = max_steps = epochs
     raw = {k: v for k, v in study.raw.items() if k not in ("early_terminate", "run_cap", "time_limit", "searcher")}
-    raw.update(name="final", method="grid", parameters=_constants(config), max_concurrent=1)
+    raw.update(name="final", method="grid", parameters=_constants(config), max_concurrent=1, final=True)
+    for key in ("warm_start", "points_to_evaluate"):
+        raw.pop(key, None)
     final = load_study(text=yaml.safe_dump(raw, sort_keys=False), check_import=False)
     folder = Path(out).resolve()
     outcome = _execute(
@@ -269,3 +271,81 @@ def train(
 def _constants(config: dict[str, Any]) -> dict[str, Any]:
     """A ``parameters`` block that fixes every value of ``config`` (nested blocks stay nested)."""
     return {k: {"parameters": _constants(v)} if isinstance(v, dict) and v else {"value": v} for k, v in config.items()}
+
+
+def confirm(
+    folder: str | os.PathLike[str],
+    *,
+    top: int = 3,
+    seeds: int = 3,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    dashboard: bool | None = None,
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train the study's ``top`` trials again at the full budget with ``seeds`` fresh seeds each,
+    through the same engine and in parallel (a study of its own in ``<folder>/confirm``, its
+    trials final runs: ``trial.final`` is true); returns each configuration's mean and spread
+    and the winner, also written to ``confirm.yaml`` and to ``best.yaml``'s ``confirmed``."""
+    from tuner.config import Asha
+    from tuner.results import load_results
+    from tuner.results._best import ranked
+    from tuner.results._confirm import summarise
+
+    say = say or _printer(quiet)
+    path = Path(folder).resolve()
+    if not (path / STUDY).exists():
+        raise UserError(f"{folder}: not a tuner results folder (no {STUDY})")
+    stored: dict[str, Any] = yaml.safe_load((path / STUDY).read_text(encoding="utf-8"))
+    study = load_study(text=yaml.safe_dump(stored, sort_keys=False), name=stored["name"])
+    trials = load_results(path)
+    best = ranked(trials, study.maximize, everyone=True).head(top)
+    if best.empty:
+        raise UserError(f"{folder}: no trial with a value to confirm")
+    searched = list(study.space.searchable)
+    chosen: list[dict[str, Any]] = [
+        {
+            "trial_id": str(row["trial_id"]),
+            "params": {k: _plain(row[f"params_{k}"]) for k in searched if not _missing(row.get(f"params_{k}"))},
+            "value": float(row["value"]),
+        }
+        for _, row in best.iterrows()
+    ]
+    scheduler = study.spec.scheduler
+    max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None  # the search's full budget
+    drop = ("early_terminate", "run_cap", "time_limit", "searcher", "warm_start", "points_to_evaluate", "metric")
+    raw = {k: v for k, v in study.raw.items() if k not in drop}
+    raw.update(
+        name="confirm",
+        method="random",
+        run_cap=len(chosen) * seeds,
+        final=True,
+        metric={k: v for k, v in study.spec.primary.model_dump().items() if k != "target"},
+        points_to_evaluate=[dict(c["params"]) for _ in range(seeds) for c in chosen],  # seed by seed: all progress
+    )
+    again = load_study(text=yaml.safe_dump(raw, sort_keys=False), check_import=False)
+    say(f"confirming {len(chosen)} configuration(s) of {stored['name']} with {seeds} fresh seed(s) each")
+    seed = random.SystemRandom().randrange(2**31)
+    outcome = _execute(
+        again,
+        seed,
+        lambda: new_study_dir(path, "confirm"),
+        say,
+        quiet,
+        address,
+        num_cpus,
+        dashboard,
+        max_steps=max_steps,
+    )
+    summary = summarise(path, load_results(outcome.folder), chosen, study.metric, study.maximize, seeds)
+    summary["folder"] = str(outcome.folder)
+    return summary
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

@@ -94,10 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="where to save (default: beside the config: <results>/final)")
     train.add_argument("--seed", type=int, help="trial seed (default: the best trial's)")
     train.add_argument("--allow-module", action="append", default=[], metavar="PREFIX")
-    train.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
-    train.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-    train.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
-    train.add_argument("--quiet", action="store_true", help="print only the result")
+
+    confirm = sub.add_parser("confirm", help="train the top trials again with fresh seeds: mean and spread of each")
+    confirm.add_argument("results", help="the study's results folder")
+    confirm.add_argument("--top", type=int, default=3, help="how many of the best trials (default 3)")
+    confirm.add_argument("--seeds", type=int, default=3, help="fresh seeds for each (default 3)")
+    for p in (train, confirm):
+        p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
+        p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+        p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
+        p.add_argument("--quiet", action="store_true", help="print only the result")
     return parser
 
 
@@ -176,8 +182,20 @@ def _summary(out: Outcomes, metric: str, searched: list[str]) -> int:
     best = out.best
     shown = "  ".join(f"{k}={v}" for k, v in best.params.items() if k in searched)
     print(f"best {best.trial_id}: {metric}={best.value:.6g}  {shown}")
+    stored = _stored_best(out.folder)
+    if stored.get("pareto") is not None:
+        print(f"Pareto-optimal: {len(stored['pareto'])} trial(s), best chosen by {stored['chosen_by']}")
     print(f"results: {folder}   (python -m tuner best {folder})")
     return EXIT_OK
+
+
+def _stored_best(folder: Path) -> dict[str, Any]:
+    from tuner.results import load_best
+
+    try:
+        return load_best(folder)
+    except UserError:
+        return {}
 
 
 def _failures_by_cause(out: Outcomes, folder: str, each: int = 3) -> None:
@@ -230,12 +248,43 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_best(args: argparse.Namespace) -> int:
     from tuner.results import load_best
 
-    config = load_best(args.results)["config"]
+    best = load_best(args.results)
+    if best.get("pareto") is not None and not str(best.get("chosen_by", "")).startswith("select"):
+        front = [
+            {"trial_id": p["trial_id"], **{k: p[k] for k in best["objectives"]}, "params": p["params"]}
+            for p in best["pareto"]
+        ]  # several objectives and no select: rule: the whole front
+        print(
+            f"{len(front)} Pareto-optimal trial(s) ({', '.join(f'{g} {k}' for k, g in best['objectives'].items())}); "
+            "add select: {metric: ..., limits: {...}} to the study to pick one",
+            file=sys.stderr,
+        )
+        if args.format == "json":
+            print(json.dumps(front, indent=2))
+        else:
+            print(yaml.safe_dump(front, sort_keys=False), end="")
+        return EXIT_OK
+    config = best["config"]
+    confirmed = best.get("confirmed")
+    if confirmed and confirmed.get("changed"):  # the configuration that held up over seeds
+        config = _merged(config, confirmed["params"])
+        print(
+            f"(the winner of confirm: {confirmed['trial_id']}, mean {confirmed['mean']:.4g} over "
+            f"{confirmed['seeds']} seeds; the search's best was {best['trial_id']})",
+            file=sys.stderr,
+        )
     if args.format == "json":
         print(json.dumps(config, indent=2))
     else:
         print(yaml.safe_dump(config, sort_keys=False), end="")
     return EXIT_OK
+
+
+def _merged(config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the searched ``params`` (flat, dotted) of another trial."""
+    from tuner.space import flatten, nest
+
+    return nest({**flatten(config), **params})
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
@@ -294,6 +343,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_confirm(args: argparse.Namespace) -> int:
+    from tuner._api import confirm
+    from tuner.results._confirm import describe
+
+    if args.top < 1 or args.seeds < 1:
+        raise UserError(f"--top and --seeds must be at least 1, got {args.top} and {args.seeds}")
+    summary = confirm(
+        args.results,
+        top=args.top,
+        seeds=args.seeds,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        dashboard=False if args.no_dashboard else None,
+        quiet=args.quiet,
+    )
+    print(f"{summary['metric']} over {summary['seeds']} seed(s) at the full budget (* the best mean):")
+    print("\n".join(describe(summary)))
+    if summary["winner"] is None:
+        raise StudyFailed("no configuration finished a confirmation run")
+    if summary["changed"]:
+        print(
+            f"confirmation changed the winner: {summary['winner']} (the search's best was {summary['search_best']}; "
+            f"better by {summary['by']:.4g} in the mean)"
+        )
+    else:
+        print(f"confirmed: {summary['winner']} stays the best")
+    runs = _shown(Path(summary["folder"]))
+    print(f"saved: {_shown(Path(args.results))}/confirm.yaml, best.yaml (confirmed); runs in {runs}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "dashboard_host", None):
@@ -308,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _cmd_train,
         "best": _cmd_best,
         "results": _cmd_results,
+        "confirm": _cmd_confirm,
     }
     try:
         return commands[args.command](args)

@@ -237,7 +237,7 @@ def describe(study: Study, plan: Plan) -> str:
     spec = study.spec
     lines = [
         f"study {study.name}: {spec.method} over {len(study.space.searchable)} parameter(s), "
-        f"{spec.metric.goal} {study.metric}"
+        + ", ".join(f"{m.goal} {m.name}" for m in spec.objectives)
     ]
     for name, p in study.space.params.items():
         lines.append(f"  {name}: {summary(p)}")

@@ -44,6 +44,7 @@ class Trial:
         should_stop: Callable[[], bool] | None = None,
         checkpoint: Any = None,
         accumulation: int = 1,
+        final: bool = False,
     ) -> None:
         self.trial_id = trial_id
         self.seed = seed
@@ -55,6 +56,9 @@ class Trial:
         self._should_stop = should_stop or (lambda: False)
         self._checkpoint = checkpoint
         self.accumulation = accumulation  # micro-batches per optimizer step (doubled after an OOM)
+        # A final run (``train``, ``confirm``), never a search trial: the place to evaluate on a
+        # held-out test split that the search must not see.
+        self.final = final
         self._last_step: float | None = None
         self.reports: list[dict[str, Any]] = []  # kept when nothing consumes them (direct calls)
 

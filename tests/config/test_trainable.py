@@ -22,7 +22,8 @@ parameters:
 
 
 def test_metrics_are_read_through_helper_functions() -> None:
-    assert reported_metrics(digits.train_mlp) == {"train_loss", "val_loss", "val_accuracy"}
+    reported = {"train_loss", "val_loss", "val_accuracy", "params_k", "test_loss", "test_accuracy"}
+    assert reported_metrics(digits.train_mlp) == reported
     assert reported_metrics(toy.quadratic) == {"loss", "score"}
 
 

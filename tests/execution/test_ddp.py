@@ -67,7 +67,11 @@ def test_a_failing_rank_fails_the_trial_cleanly_and_the_next_trial_runs(
     assert out.summary["respawns"] == 1  # the failed trial's group, killed at once (no collective timeout)
     trials = tuner.load_results(out.folder).set_index("params_die_rank")
     assert trials.loc[1, "status"] == "errored"
-    expected = "rank 1 process exited with code 1 (os._exit at toy.py:" if how == "exit" else "RuntimeError: rank 1 failed on purpose"
+    expected = (
+        "rank 1 process exited with code 1 (os._exit at toy.py:"
+        if how == "exit"
+        else "RuntimeError: rank 1 failed on purpose"
+    )
     assert expected in trials.loc[1, "error"]
     assert trials.loc[-1, "status"] == "finished"
     assert no_trial_workers_left()

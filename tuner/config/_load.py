@@ -34,11 +34,16 @@ class Study:
 
     @property
     def metric(self) -> str:
-        return self.spec.metric.name
+        return self.spec.primary.name
 
     @property
     def maximize(self) -> bool:
-        return self.spec.metric.goal == "maximize"
+        return self.spec.primary.goal == "maximize"
+
+    @property
+    def objectives(self) -> list[tuple[str, bool]]:
+        """``(name, maximize)`` of every metric; one for most studies, several for a multi-objective one."""
+        return [(m.name, m.goal == "maximize") for m in self.spec.objectives]
 
     @property
     def exhaustive(self) -> bool:
@@ -77,6 +82,9 @@ def load_study(
     raw = read_yaml(Path(path)) if text is None and path is not None else parse_yaml(text or "", source)
     data = dict(raw)
     notices = [f"{source}: ignoring W&B key '{k}'" for k in IGNORED_KEYS if data.pop(k, None) is not None]
+    if isinstance(data.get("metric"), list) and data.get("early_terminate") and data["metric"]:
+        first = data["metric"][0].get("name") if isinstance(data["metric"][0], dict) else None
+        notices.append(f"{source}: several metrics: early_terminate prunes on the first, {first}, only")
     overrides = {"trainable": trainable, "run_cap": run_cap, "name": name, "storage": storage}
     data.update({k: v for k, v in overrides.items() if v is not None})
 
@@ -92,11 +100,18 @@ def load_study(
 
     if spec is not None:
         if not space_problems:
-            problems += searchers.check(spec.method, spec.searcher, space)
+            problems += searchers.check(spec.method, spec.searcher, space, len(spec.objectives))
         if spec.trainable is None:
             problems.append(Problem("trainable", "is required (in the YAML or as --trainable)"))
         elif check_import:
-            problems += check_trainable(spec.trainable, spec.metric.name, allowed_modules(allow_modules))
+            for metric in spec.objectives:
+                problems += check_trainable(spec.trainable, metric.name, allowed_modules(allow_modules))
+        if not space_problems:
+            problems += _points(spec.points_to_evaluate, space)
+        for i, folder in enumerate(spec.warm_starts):
+            where = "warm_start" if isinstance(spec.warm_start, str) else f"warm_start[{i}]"
+            if not (Path(folder) / "trials.parquet").is_file():
+                problems.append(Problem(where, f"no study results at {folder!r} (a results/<name> folder)"))
         finite = spec.method == "grid" or not space.searchable or set(space.searchable) == set(space.grid_axes)
         if spec.run_cap is None and spec.time_limit is None and not finite:
             problems.append(
@@ -116,3 +131,15 @@ def load_study(
         notices=tuple(notices),
         allowed=allowed_modules(allow_modules),
     )
+
+
+def _points(points: list[dict[str, Any]], space: Space) -> list[Problem]:
+    """Each point of ``points_to_evaluate``: parameters of the study (nested blocks as in
+    ``parameters``), values within their ranges, none inactive under the point's own values."""
+    from tuner.space import flatten
+
+    problems = []
+    for i, point in enumerate(points):
+        flat = flatten(point)
+        problems += [Problem(f"points_to_evaluate[{i}].{name}", why) for name, why in space.problems(flat).items()]
+    return problems

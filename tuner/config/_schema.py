@@ -21,6 +21,15 @@ class Metric(_Strict):
     target: float | None = None  # W&B: stop starting trials once a finished trial reaches it
 
 
+class Select(_Strict):
+    """With several objectives, which Pareto-optimal trial ``best`` picks: the best on ``metric``
+    among those within ``limits`` (an upper bound for a minimised objective, a lower bound for a
+    maximised one)."""
+
+    metric: str = Field(min_length=1)
+    limits: dict[str, float] = Field(default_factory=dict)
+
+
 class Asha(_Strict):
     """Ray's ASHAScheduler over the trainable's report ``step``."""
 
@@ -136,7 +145,8 @@ class StudySpec(_Strict):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str | None = None
     trainable: str | None = None
-    metric: Metric
+    metric: Metric | list[Metric]  # several: a multi-objective study (see objectives)
+    select: Select | None = None
     method: str
     searcher: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any]
@@ -156,6 +166,19 @@ class StudySpec(_Strict):
     )  # by cause (tuner.diagnose.POLICY_CAUSES); the rest keep their defaults
     on_leak: Literal["warn", "stop"] = "warn"  # a trial whose memory grows steadily: said, or stopped
     checkpoints: CheckpointPolicy = Field(default_factory=CheckpointPolicy)
+    final: bool = False  # trials are final runs (train, confirm): trial.final is true
+    warm_start: str | list[str] | None = None  # results folders whose trials the searcher starts from
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # configurations run first
+
+    @property
+    def warm_starts(self) -> list[str]:
+        return (
+            []
+            if self.warm_start is None
+            else [self.warm_start]
+            if isinstance(self.warm_start, str)
+            else list(self.warm_start)
+        )
 
     @field_validator("time_limit", mode="before")
     @classmethod
@@ -166,6 +189,40 @@ class StudySpec(_Strict):
     @classmethod
     def _stall(cls, v: Any) -> float:
         return 0.0 if v in (0, 0.0, "0", "off") else parse_duration(v)
+
+    @field_validator("metric")
+    @classmethod
+    def _objectives(cls, v: Metric | list[Metric]) -> Metric | list[Metric]:
+        if isinstance(v, list):
+            names = [m.name for m in v]
+            if len(v) < 2:
+                raise ValueError("a list of metrics needs at least two (one metric is written as a mapping)")
+            if len(set(names)) < len(names):
+                raise ValueError(f"each metric once, got {', '.join(names)}")
+            if any(m.target is not None for m in v):
+                raise ValueError("target stops a study with one metric; with several it is not supported")
+        return v
+
+    @model_validator(mode="after")
+    def _select(self) -> StudySpec:
+        if self.select is None:
+            return self
+        names = [m.name for m in self.objectives]
+        if len(names) < 2:
+            raise ValueError("select: picks among the Pareto-optimal trials of several metrics; this study has one")
+        for name in [self.select.metric, *self.select.limits]:
+            if name not in names:
+                raise ValueError(f"select: {name!r} is not one of the study's metrics ({', '.join(names)})")
+        return self
+
+    @property
+    def objectives(self) -> list[Metric]:
+        """Every metric the study optimises, the first also the one ASHA prunes on."""
+        return list(self.metric) if isinstance(self.metric, list) else [self.metric]
+
+    @property
+    def primary(self) -> Metric:
+        return self.objectives[0]
 
     @field_validator("on_failure")
     @classmethod
@@ -211,12 +268,27 @@ class StudySpec(_Strict):
 IGNORED_KEYS = ("program", "command", "entity", "project")
 
 
+_BRANCHES = ("Metric", "list[Metric]")  # the two forms of ``metric``, as pydantic names them in a path
+
+
+def _other_branch(tag: str, err: Any) -> bool:
+    """Whether this error says only that the value is not of ``tag``'s form."""
+    if tag == "list[Metric]":
+        return bool(err["type"] == "list_type")
+    return err["type"] in ("model_type", "dict_type") and isinstance(err.get("input"), list)
+
+
 def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
     """One :class:`Problem` per pydantic error, its path in YAML dotted form."""
     problems = []
     for err in exc.errors(include_url=False):
+        tags = [str(p) for p in err["loc"] if str(p) in _BRANCHES]
+        if tags and _other_branch(tags[0], err):
+            continue  # the value is of the other form (one metric, or a list): say what is wrong with that
         loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("asha", "hyperband", "median"))]
+        loc = [p for p in loc if p not in _BRANCHES]
         path = ".".join([prefix, *loc] if prefix else loc)
+        path = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", path)  # metric.0.goal -> metric[0].goal
         kind = err["type"]
         if kind == "extra_forbidden":
             msg = "unknown key"

@@ -36,8 +36,9 @@ from tuner.progress import Progress
 from tuner.results import Recorder, TrialRecord
 from tuner.results._recorder import FAILED
 from tuner.results._state import write_state
+from tuner.results._warm import read_warm_start
 from tuner.searchers import Outcome
-from tuner.space import nest
+from tuner.space import flatten, nest
 from tuner.storage import CheckpointStore, credentials, is_remote
 
 STACKS_WAIT_S = 5.0  # how long a stalled trial's ranks get to say where they are
@@ -118,9 +119,20 @@ class _Engine:
         self.sign = -1.0 if study.maximize else 1.0
         self.pruner = Pruner(spec.scheduler, study.metric, study.maximize, seed)
         self.max_steps = max_steps if max_steps is not None else self.pruner.max_t
-        self.searcher = SearcherThread(searchers.create(spec.method, study.space, seed, spec.searcher, spec.run_cap))
+        points = [flatten(p) for p in spec.points_to_evaluate]
+        self.searcher = SearcherThread(
+            searchers.create(
+                spec.method,
+                study.space,
+                seed,
+                spec.searcher,
+                spec.run_cap,
+                points=points,
+                objectives=len(spec.objectives),
+            )
+        )
         self.writer = Writer()
-        self.recorder = Recorder(folder, study.metric, study.maximize)
+        self.recorder = Recorder(folder, study.metric, study.maximize, objectives=study.objectives, select=spec.select)
         policy = spec.checkpoints
         self.checkpoints = Checkpoints(
             CheckpointStore(policy.path or str(folder / "checkpoints")),
@@ -162,6 +174,16 @@ class _Engine:
         self.trial_seed = trial_seed  # fixed for every trial (``train`` reproducing a trial)
         self.began = time.monotonic()
         self.deadline = None if spec.time_limit is None else self.began + spec.time_limit - elapsed
+        self._warm_start()
+
+    def _warm_start(self) -> None:
+        """Tell the searcher the trials of the studies ``warm_start`` names (before any of its own,
+        on every start, so a resumed study's searcher knows them too)."""
+        for k, folder in enumerate(self.study.spec.warm_starts):
+            warm = read_warm_start(folder, self.study.space, self.metric)
+            for i, (params, value, state, step) in enumerate(warm.observations):
+                self.searcher.tell(f"w{k}.{i:04d}", params, Outcome(self.sign * value, state, step))  # type: ignore[arg-type]
+            self.say(warm.line())
 
     @property
     def elapsed(self) -> float:
@@ -315,6 +337,7 @@ class _Engine:
             store=self.checkpoints.store,
             checkpoint=checkpoint,
             accumulation=accumulation,
+            final=self.study.spec.final,
         )
 
     def _start(self, run: _Running) -> None:
@@ -557,7 +580,13 @@ class _Engine:
             state = "infeasible"
         else:
             state = "complete" if status == "finished" else "failed" if value is None else "pruned"
-        self.searcher.tell(trial_id, self._searched(rec), Outcome(value, state, rec.step))  # type: ignore[arg-type]
+        values = None
+        if len(self.study.objectives) > 1 and value is not None:  # each objective's last value, minimised
+            found = [rec.metrics.get(name) for name, _ in self.study.objectives]
+            if all(v is not None and math.isfinite(v) for v in found):
+                values = tuple((-v if up else v) for v, (_, up) in zip(found, self.study.objectives, strict=True))  # type: ignore[operator]
+        outcome = Outcome(value, state, rec.step, values)  # type: ignore[arg-type]
+        self.searcher.tell(trial_id, self._searched(rec), outcome)
         self._check_goals(rec)
 
     def _searched(self, rec: TrialRecord) -> dict[str, Any]:
@@ -586,7 +615,7 @@ class _Engine:
 
     def _check_goals(self, rec: TrialRecord) -> None:
         spec = self.study.spec
-        target = spec.metric.target
+        target = spec.primary.target
         hit = (
             rec.value is not None
             and target is not None

@@ -61,6 +61,7 @@ class TrialTask:
     store: CheckpointStore | None = None  # where rank 0 writes checkpoints (None: none are kept)
     checkpoint: str | None = None  # the checkpoint to continue from (a retry, a resumed trial)
     accumulation: int = 1  # gradient accumulation steps; doubled by each out-of-memory retry
+    final: bool = False  # a final run (train, confirm): the trainable may report on its test split
 
 
 class TrialWorker:
@@ -180,6 +181,7 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             should_stop=stop.is_set,
             checkpoint=saved,
             accumulation=task.accumulation,
+            final=task.final,
         )
         fn(task.config, trial)
         put({"kind": "done"})

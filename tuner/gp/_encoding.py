@@ -37,6 +37,12 @@ class Column:
             return np.arange(len(self.values), dtype=float)
         return np.array([self.to_unit(v) for v in self.values])
 
+    def inactive(self) -> float:
+        """Where a configuration in which this parameter is inactive (``when:``) sits: a category
+        of its own, or the middle of the range. So the model sees configurations that differ only
+        in inactive parameters as one point, and active values do not borrow from them."""
+        return float(len(self.values)) if self.kind == "categorical" else 0.5
+
     def to_unit(self, value: Any) -> float:
         if self.kind == "categorical":
             return float(self.values.index(value))
@@ -65,7 +71,7 @@ class Encoding:
     def encode(self, configs: list[dict[str, Any]]) -> np.ndarray:
         out = np.empty((len(configs), self.dim))
         for j, column in enumerate(self.columns):
-            out[:, j] = [column.to_unit(c[column.name]) for c in configs]
+            out[:, j] = [column.to_unit(c[column.name]) if column.name in c else column.inactive() for c in configs]
         return out
 
     def decode(self, x: np.ndarray) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from tuner.report._data import StudyData
@@ -166,17 +167,16 @@ def params_chart(data: StudyData) -> Figure | None:
     colours = scored["status"].map(lambda s: STATUS_COLOURS.get(s, GREY))
     alpha = _alpha(len(scored), 0.85, 0.45)
     for ax, name in zip(axes.flat, names, strict=False):
-        values = scored[f"params_{name}"]
+        active = scored[f"params_{name}"].notna().to_numpy()  # a conditional parameter: where it was active
+        values, value, colour = scored[f"params_{name}"][active], scored["value"][active], colours[active]
         param = data.searched[name]
         if isinstance(param, Categorical):
             labels = list(dict.fromkeys(str(v) for v in param.values))  # repeats weight a draw
             pos = values.map(lambda v, labels=labels: labels.index(str(v)) if str(v) in labels else -1)
-            ax.scatter(
-                pos + rng.uniform(-0.2, 0.2, len(pos)), scored["value"], c=colours, s=14, alpha=alpha, edgecolors="none"
-            )
+            ax.scatter(pos + rng.uniform(-0.2, 0.2, len(pos)), value, c=colour, s=14, alpha=alpha, edgecolors="none")
             ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 3 else 0, fontsize=8)
         else:
-            ax.scatter(values.astype(float), scored["value"], c=colours, s=14, alpha=alpha, edgecolors="none")
+            ax.scatter(values.astype(float), value, c=colour, s=14, alpha=alpha, edgecolors="none")
             if data.is_log(name):
                 ax.set_xscale("log")
         ax.set_xlabel(name + (" (log scale)" if data.is_log(name) else ""))
@@ -206,14 +206,16 @@ def parallel_chart(data: StudyData) -> Figure | None:
         param = data.searched[name]
         if isinstance(param, Categorical):
             labels = list(dict.fromkeys(str(v) for v in param.values))
-            idx = values.map(lambda v, labels=labels: labels.index(str(v)) if str(v) in labels else 0)
+            idx = values.map(  # a gap in the line where the parameter was inactive
+                lambda v, labels=labels: np.nan if pd.isna(v) else labels.index(str(v)) if str(v) in labels else 0
+            )
             scaled = idx.to_numpy(dtype=float) / max(len(labels) - 1, 1)
             ticks.append(labels if len(labels) <= 6 else [labels[0], "...", labels[-1]])
         else:
             raw = values.astype(float).to_numpy()
             num = np.log10(raw) if data.is_log(name) else raw
-            lo, hi = float(num.min()), float(num.max())
-            scaled = (num - lo) / (hi - lo) if hi > lo else np.full(len(num), 0.5)
+            lo, hi = float(np.nanmin(num)), float(np.nanmax(num))
+            scaled = (num - lo) / (hi - lo) if hi > lo else np.where(np.isnan(num), np.nan, 0.5)
             fmt = (lambda v: f"{10**v:.2g}") if data.is_log(name) else (lambda v: f"{v:.3g}")
             ticks.append([fmt(lo), fmt(hi)])
         columns.append(np.asarray(scaled, dtype=float))
@@ -248,7 +250,11 @@ def importance_values(data: StudyData) -> dict[str, float] | None:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     finished = data.scored[data.scored["status"] == "finished"]
-    names = [n for n in data.searched if f"params_{n}" in finished and finished[f"params_{n}"].nunique() > 1]
+    names = [  # fANOVA wants every parameter in every trial: conditional ones are left out
+        n
+        for n in data.searched
+        if f"params_{n}" in finished and finished[f"params_{n}"].nunique() > 1 and finished[f"params_{n}"].notna().all()
+    ]
     if len(finished) < 3 or not names:
         return None
     dists: dict[str, Any] = {}
@@ -309,6 +315,44 @@ def survival_chart(data: StudyData) -> Figure | None:
     return fig
 
 
+def pareto_chart(data: StudyData) -> Figure | None:
+    """The first two objectives of a multi-objective study: every finished trial, the
+    Pareto-optimal ones in vermillion joined by the front's steps, the dominated ones faded."""
+    from tuner.results._pareto import pareto_mask
+
+    objectives = data.objectives
+    if len(objectives) < 2:
+        return None
+    (a, up_a), (b, up_b) = objectives[:2]
+    trials = data.trials
+    cols = [f"metric_{a}", f"metric_{b}"]
+    if any(c not in trials for c in cols):
+        return None
+    done = trials[(trials["status"] == "finished") & trials[cols[0]].notna() & trials[cols[1]].notna()]
+    if done.empty:
+        return None
+    front = pareto_mask(trials, objectives[:2]).reindex(done.index, fill_value=False)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
+    rest = done[~front]
+    ax.scatter(rest[cols[0]], rest[cols[1]], c=GREY, s=18, alpha=0.35, edgecolors="none", label="dominated")
+    best = done[front].sort_values(cols[0], ascending=not up_a)
+    ax.step(best[cols[0]], best[cols[1]], where="post", color=VERMILLION, linewidth=1, alpha=0.8)
+    ax.scatter(
+        best[cols[0]], best[cols[1]], c=VERMILLION, s=32, edgecolors="black", linewidths=0.5, label="Pareto-optimal"
+    )
+    for _, row in best.iterrows():
+        ax.annotate(
+            str(row["trial_id"]), (row[cols[0]], row[cols[1]]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
+    ax.set_xlabel(f"{a} ({'maximize' if up_a else 'minimize'})")
+    ax.set_ylabel(f"{b} ({'maximize' if up_b else 'minimize'})")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    more = f"; {len(objectives) - 2} more objective(s) not drawn" if len(objectives) > 2 else ""
+    ax.set_title(f"Pareto front: {int(front.sum())} of {len(done)} finished trials{more}", fontsize=10)
+    return fig
+
+
 RESOURCES = (
     ("peak_rss_mb", "peak resident memory (MB)"),
     ("peak_gpu_mb", "peak GPU memory allocated (MB)"),
@@ -348,6 +392,7 @@ def resources_chart(data: StudyData) -> Figure | None:
     return fig
 
 
+ONLY_SEVERAL = ("pareto",)  # drawn only for a study of several metrics
 CHARTS: dict[str, tuple[str, Callable[[StudyData], Figure | None]]] = {
     "history": ("Optimisation history", history_chart),
     "curves": ("Learning curves", curves_chart),
@@ -355,5 +400,6 @@ CHARTS: dict[str, tuple[str, Callable[[StudyData], Figure | None]]] = {
     "parallel": ("Parallel coordinates", parallel_chart),
     "importance": ("Parameter importance", importance_chart),
     "asha": ("ASHA survival", survival_chart),
+    "pareto": ("Pareto front", pareto_chart),
     "resources": ("Resources by trial", resources_chart),
 }

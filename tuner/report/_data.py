@@ -11,7 +11,7 @@ import pandas as pd
 import yaml
 
 from tuner.results import load_history, load_results
-from tuner.results._store import BEST, STUDY
+from tuner.results._store import BEST, STUDY, objectives
 from tuner.space import Float, Int, Parameter, Space, parse_parameters
 
 
@@ -23,14 +23,19 @@ class StudyData:
     history: pd.DataFrame
     best: dict[str, Any] | None
     space: Space
+    confirm: dict[str, Any] | None = None  # confirm.yaml, once ``confirm`` ran
 
     @property
     def metric(self) -> str:
-        return str(self.study["metric"]["name"])
+        return objectives(self.study)[0][0]
 
     @property
     def maximize(self) -> bool:
-        return self.study["metric"].get("goal", "minimize") == "maximize"
+        return objectives(self.study)[0][1]
+
+    @property
+    def objectives(self) -> list[tuple[str, bool]]:
+        return objectives(self.study)
 
     @property
     def searched(self) -> dict[str, Parameter]:
@@ -67,4 +72,6 @@ def read(folder: str | Path) -> StudyData:
     study = yaml.safe_load((path / STUDY).read_text(encoding="utf-8"))
     best = yaml.safe_load((path / BEST).read_text(encoding="utf-8")) if (path / BEST).exists() else None
     space, _ = parse_parameters(study.get("parameters"))
-    return StudyData(path, study, trials, load_history(path), best, space)
+    confirm = path / "confirm.yaml"
+    confirmed = yaml.safe_load(confirm.read_text(encoding="utf-8")) if confirm.exists() else None
+    return StudyData(path, study, trials, load_history(path), best, space, confirmed)

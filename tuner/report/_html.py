@@ -6,12 +6,13 @@ import base64
 import html
 import io
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-from tuner.report._charts import CHARTS
+from tuner.report._charts import CHARTS, ONLY_SEVERAL
 from tuner.report._data import StudyData, read
 
 STYLE = """
@@ -28,6 +29,8 @@ def write_report(folder: str | Path) -> Path:
     out = data.folder
     sections = []
     for key, (title, draw) in CHARTS.items():
+        if key in ONLY_SEVERAL and len(data.objectives) < 2:
+            continue  # a chart of several objectives, in a study of one
         fig = draw(data)
         if fig is None:
             sections.append(f"<h2>{title}</h2><p class=note>Not enough data for this chart yet.</p>")
@@ -75,6 +78,47 @@ def _resources(data: StudyData) -> str:
     return f"<table><tr><th>trial</th><th>status</th>{head}</tr>{rows}</table>"
 
 
+def _number(value: Any, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def _confirm_row(r: dict[str, Any], winner: bool) -> str:
+    e = html.escape
+    tests = ", ".join(f"{k}={v:.4g}" for k, v in r["metrics"].items() if k.startswith("test_"))
+    params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
+    figures = "".join(
+        f"<td>{_number(v, f)}</td>" for v, f in ((r["search_value"], ".6g"), (r["mean"], ".6g"), (r["std"], ".3g"))
+    )
+    star = "&#9733; " if winner else ""
+    return (
+        f"<tr><td>{star}{e(str(r['trial_id']))}</td>{figures}"
+        f"<td>{len(r['values'])}/{r['runs']}</td><td>{e(tests)}</td><td>{e(params)}</td></tr>"
+    )
+
+
+def _confirmed(data: StudyData) -> str:
+    """What ``confirm`` found: each top configuration's mean and spread over fresh seeds."""
+    e = html.escape
+    summary = data.confirm
+    if not summary:
+        return ""
+    rows = "".join(_confirm_row(r, r["trial_id"] == summary.get("winner")) for r in summary["configs"])
+    if summary.get("winner") is None:
+        verdict = "No configuration finished a confirmation run."
+    elif summary.get("changed"):
+        verdict = (
+            f"Confirmation <b>changed the winner</b>: {e(summary['winner'])} has the best mean, better than the "
+            f"search's best {e(summary['search_best'])} by {summary['by']:.4g}."
+        )
+    else:
+        verdict = f"Confirmation kept the winner: {e(summary['winner'])} has the best mean."
+    return (
+        f"<h2>Confirmed over {summary['seeds']} seeds</h2><p>{verdict}</p><table><tr><th>trial</th>"
+        f"<th>in the search</th><th>mean</th><th>spread (sd)</th><th>runs</th><th>held-out test</th>"
+        f"<th>parameters</th></tr>{rows}</table>"
+    )
+
+
 def _page(data: StudyData, charts: str) -> str:
     e = html.escape
     counts = data.trials["status"].value_counts()
@@ -117,6 +161,7 @@ def _page(data: StudyData, charts: str) -> str:
 {"maximize" if data.maximize else "minimize"} {e(data.metric)}</p>
 <h2>Trials by status</h2><table>{count_rows}</table>
 <h2>Best configuration</h2>{best_html}
+{_confirmed(data)}
 {charts}
 <h2>Resources: the hungriest trials</h2>{resources}
 <h2>Errors</h2>{errors}

@@ -8,24 +8,36 @@ import pandas as pd
 
 
 def best_row(trials: pd.DataFrame, maximize: bool) -> pd.Series | None:
-    """The best trial among those that reached the full budget.
+    """The first of :func:`ranked`: ``None`` when no trial has a finite value."""
+    order = ranked(trials, maximize)
+    return None if order.empty else order.iloc[0]
+
+
+def ranked(trials: pd.DataFrame, maximize: bool, everyone: bool = False) -> pd.DataFrame:
+    """The trials that compete for best, best first: those that reached the full budget.
 
     A trial's value is its last reported metric. Only ``finished`` trials compete; if none
     finished, pruned (and stopped) trials compete, those that got further first, so a trial
     pruned at the first rung never beats one trained longer. NaN never wins; ties go to the
-    earlier trial. ``None`` when no trial has a finite value.
+    earlier trial. Returned best first (empty when no trial has a finite value). ``everyone``:
+    the pruned and stopped trials follow the finished ones, in the same order (``confirm``'s
+    top K when fewer than K finished).
     """
     if trials.empty:
-        return None
+        return trials
     ok = trials[trials["value"].map(lambda v: v is not None and math.isfinite(v))]
     pool = ok[ok["status"] == "finished"]
+    if pool.empty or everyone:
+        pool = pd.concat([pool, ok[ok["status"].isin(["pruned", "stopped"])]])
     if pool.empty:
-        pool = ok[ok["status"].isin(["pruned", "stopped"])]
-    if pool.empty:
-        return None
+        return pool
     score = -pool["value"] if maximize else pool["value"]
-    order = pd.DataFrame({"step": -pool["step"].astype(float), "score": score, "pos": range(len(pool))})
+    order = pd.DataFrame({
+        "unfinished": pool["status"] != "finished",
+        "step": -pool["step"].astype(float),
+        "score": score,
+        "pos": range(len(pool)),
+    })
     if (pool["status"] == "finished").all():
-        order = order.drop(columns="step")
-    best = order.sort_values(list(order.columns), kind="stable").index[0]
-    return pool.loc[best]
+        order = order.drop(columns=["unfinished", "step"])
+    return pool.loc[order.sort_values(list(order.columns), kind="stable").index]

@@ -14,6 +14,7 @@ import pandas as pd
 from tuner.diagnose import diagnose
 from tuner.results._best import best_row
 from tuner.results._journal import Journal
+from tuner.results._pareto import pareto_mask, select
 from tuner.results._store import BEST, HISTORY, STUDY, TRIALS, write_frame, write_yaml
 
 STATUSES = ("running", "finished", "pruned", "errored", "nan", "oom", "stopped")
@@ -67,10 +68,20 @@ class TrialRecord:
 class Recorder:
     """In-memory trials and history, flushed to ``folder`` atomically (at most every ``every`` s)."""
 
-    def __init__(self, folder: Path, metric: str, maximize: bool, every: float = 2.0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        metric: str,
+        maximize: bool,
+        every: float = 2.0,
+        objectives: list[tuple[str, bool]] | None = None,
+        select: Any = None,
+    ) -> None:
         self.folder = folder
         self.metric = metric
         self.maximize = maximize
+        self.objectives = objectives or [(metric, maximize)]  # several: Pareto-optimal trials are flagged
+        self.select = select  # with several, which Pareto-optimal trial is "best" (tuner.config.Select)
         self.every = every
         self.trials: dict[str, TrialRecord] = {}
         self.history: list[dict[str, Any]] = []
@@ -179,10 +190,17 @@ class Recorder:
         }
 
     def trials_frame(self) -> pd.DataFrame:
-        return _frame([self._row(rec) for rec in self.trials.values()])
+        return _frame([self._row(rec) for rec in self.trials.values()], self.objectives)
 
     def best(self) -> TrialRecord | None:
-        row = best_row(self.trials_frame(), self.maximize)
+        """The best trial: with several objectives, the Pareto-optimal one ``select`` picks (by
+        default the best on the first objective), while none finished: as for one."""
+        frame = self.trials_frame()
+        if len(self.objectives) > 1:
+            row, _ = select(frame, self.objectives, self.select)
+            if row is not None:
+                return self.trials[str(row["trial_id"])]
+        row = best_row(frame, self.maximize)
         return None if row is None else self.trials[str(row["trial_id"])]
 
     def snapshot(self, force: bool = False) -> Callable[[], None] | None:
@@ -195,11 +213,11 @@ class Recorder:
         self._flushed, self._dirty = now, False
         rows = [self._row(rec) for rec in self.trials.values()]
         history = list(self.history)
-        folder, journal = self.folder, self.journal
+        folder, journal, objectives = self.folder, self.journal, self.objectives
 
         def write() -> None:
             journal.sync()
-            write_frame(folder / TRIALS, _storable(_frame(rows)))
+            write_frame(folder / TRIALS, _storable(_frame(rows, objectives)))
             write_frame(folder / HISTORY, pd.DataFrame(history, columns=None if history else
                                                        ["trial_id", "step", "time_s"]))
 
@@ -230,15 +248,40 @@ class Recorder:
                 "seed": best.seed,
                 "status": best.status,
                 "step": best.step,
+                **self._pareto(),
                 **study_info,
             })
         return best
 
+    def _pareto(self) -> dict[str, Any]:
+        """With several objectives: the Pareto-optimal trials, and how the best was chosen."""
+        if len(self.objectives) < 2:
+            return {}
+        frame = self.trials_frame()
+        _, note = select(frame, self.objectives, self.select)
+        front = [self.trials[str(t)] for t in frame.loc[frame["pareto"], "trial_id"]]
+        return {
+            "objectives": {name: "maximize" if up else "minimize" for name, up in self.objectives},
+            "chosen_by": (
+                f"select: best {self.select.metric}" + (f" within {self.select.limits}" if self.select.limits else "")
+                if self.select is not None
+                else f"the best {self.objectives[0][0]} of the Pareto-optimal trials (no select: rule)"
+            ),
+            **({"select_note": note} if note else {}),
+            "pareto": [
+                {"trial_id": r.trial_id, **{n: r.metrics.get(n) for n, _ in self.objectives}, "params": dict(r.params)}
+                for r in front
+            ],
+        }
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+
+def _frame(rows: list[dict[str, Any]], objectives: list[tuple[str, bool]] | None = None) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=["trial_id", "status", "value", "best_value", "step", "iterations"])
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if objectives is not None and len(objectives) > 1:
+        frame["pareto"] = pareto_mask(frame, objectives)
+    return frame
 
 
 def _storable(frame: pd.DataFrame) -> pd.DataFrame:

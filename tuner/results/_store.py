@@ -81,3 +81,10 @@ def load_best(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise UserError(f"{path}: no best trial (every trial failed, or the study has not finished one)")
     data: dict[str, Any] = yaml.safe_load(best.read_text(encoding="utf-8"))
     return data
+
+
+def objectives(study: dict[str, Any]) -> list[tuple[str, bool]]:
+    """``(name, maximize)`` of each metric of a stored ``study.yaml`` (one, or several)."""
+    metric = study["metric"]
+    metrics = metric if isinstance(metric, list) else [metric]
+    return [(str(m["name"]), m.get("goal", "minimize") == "maximize") for m in metrics]

@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from tuner.errors import UserError
-from tuner.results._store import STUDY, load_results
+from tuner.results._store import STUDY, load_results, objectives
 
 FIRST = ["trial_id", "status", "pruned_at", "value", "best_value", "iterations", "wall_s"]
 
@@ -20,8 +20,7 @@ def trials_table(folder: str | os.PathLike[str], sort: str | None = None, top: i
     add ``:desc`` or ``:asc`` to choose the order (the study's metric sorts best first)."""
     trials = load_results(folder)
     study = yaml.safe_load((Path(folder) / STUDY).read_text(encoding="utf-8"))
-    metric = study["metric"]["name"]
-    maximize = study["metric"].get("goal") == "maximize"
+    metric, maximize = objectives(study)[0]
     table = trials.copy()
     table.insert(2, "pruned_at", table["step"].where(table["status"] == "pruned"))
     params = [str(c) for c in table if str(c).startswith("params_") and table[c].astype(str).nunique() > 1]

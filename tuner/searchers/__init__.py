@@ -40,12 +40,21 @@ def _options(method: str, raw: dict[str, Any]) -> tuple[SearcherOptions | None, 
         return None, pydantic_problems(exc, "searcher")
 
 
-def check(method: str, raw_options: dict[str, Any], space: Space) -> list[Problem]:
+def check(method: str, raw_options: dict[str, Any], space: Space, objectives: int = 1) -> list[Problem]:
     """Everything wrong with running ``method`` on ``space`` with these options."""
     if method not in SEARCHERS:
         return [Problem("method", f"unknown method {method!r}; one of {', '.join(SEARCHERS)}")]
     _, problems = _options(method, raw_options)
     cls = searcher_class(method)
+    if objectives > 1 and not cls.multi_objective:
+        several = [m for m, c in SEARCHERS.items() if searcher_class(m).multi_objective]
+        problems.append(
+            Problem(
+                "method",
+                f"{method} optimises one metric; with {objectives} use one of {', '.join(several)} "
+                "(optuna: TPE, or searcher: {sampler: nsga2}), or keep one metric",
+            )
+        )
     grid_axes = list(space.grid_axes)
     if method == "grid" or not grid_axes:
         problems += cls.check_space(space)
@@ -56,8 +65,28 @@ def check(method: str, raw_options: dict[str, Any], space: Space) -> list[Proble
     return problems
 
 
-def create(method: str, space: Space, seed: int, raw_options: dict[str, Any], run_cap: int | None) -> Searcher:
-    """The searcher a study runs: grid axes, if any, wrap the chosen method."""
+def create(
+    method: str,
+    space: Space,
+    seed: int,
+    raw_options: dict[str, Any],
+    run_cap: int | None,
+    points: list[dict[str, Any]] | None = None,
+    objectives: int = 1,
+) -> Searcher:
+    """The searcher a study runs: grid axes, if any, wrap the chosen method; ``points`` (flat
+    configurations, possibly partial) are run first."""
+    searcher = _create(method, space, seed, raw_options, run_cap, objectives)
+    if points:
+        from tuner.searchers._queued import Queued
+
+        return Queued(space, seed, searcher.options, searcher, points)
+    return searcher
+
+
+def _create(
+    method: str, space: Space, seed: int, raw_options: dict[str, Any], run_cap: int | None, objectives: int
+) -> Searcher:
     options, problems = _options(method, raw_options)
     if options is None:
         from tuner.errors import ConfigError
@@ -71,5 +100,5 @@ def create(method: str, space: Space, seed: int, raw_options: dict[str, Any], ru
     if method != "grid" and space.grid_axes:
         from tuner.searchers._grid_product import GridProduct
 
-        return GridProduct(space, seed, options, lambda sub, s: cls(sub, s, options), run_cap)
-    return cls(space, seed, options)
+        return GridProduct(space, seed, options, lambda sub, s: cls(sub, s, options, objectives), run_cap)
+    return cls(space, seed, options, objectives)

@@ -37,6 +37,7 @@ class Outcome:
     value: float | None
     state: State
     step: float | None = None
+    values: tuple[float, ...] | None = None  # several objectives, each minimised (value is the first)
 
 
 class Searcher(abc.ABC):
@@ -45,6 +46,10 @@ class Searcher(abc.ABC):
     Call order: ``check_space(space)`` before construction (problems are reported to the
     user, not raised); ``__init__(space, seed, options)`` once; then any interleaving of
     ``suggest(trial_id)`` and ``tell(trial_id, config, outcome)``.
+
+    A searcher that optimises several objectives at once sets ``multi_objective`` and reads
+    ``Outcome.values``; the others refuse a study with several metrics (``check_space`` is given
+    their number).
 
     ``suggest`` returns a flat configuration of the space's searchable parameters, or ``None``
     when the searcher has nothing new to propose. Every suggested trial is told once with its
@@ -58,11 +63,13 @@ class Searcher(abc.ABC):
     """
 
     Options: ClassVar[type[SearcherOptions]] = SearcherOptions
+    multi_objective: ClassVar[bool] = False  # whether it can optimise several metrics at once
 
-    def __init__(self, space: Space, seed: int, options: SearcherOptions) -> None:
+    def __init__(self, space: Space, seed: int, options: SearcherOptions, objectives: int = 1) -> None:
         self.space = space
         self.seed = seed
         self.options = options
+        self.objectives = objectives
 
     @classmethod
     def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
@@ -82,7 +89,12 @@ def space_size(space: Space) -> int | None:
     sizes = [p.grid_values() for p in space.searchable.values()]
     if any(v is None for v in sizes):
         return None
-    return math.prod(len(v) for v in sizes if v is not None)
+    product = math.prod(len(v) for v in sizes if v is not None)
+    if space.conditions and product <= 1_000_000:  # inactive parameters make cells alike
+        from tuner.space import iter_grid
+
+        return len({config_key(c) for c in iter_grid(space.subspace(list(space.searchable)))})
+    return product
 
 
 class Known:
@@ -108,7 +120,8 @@ class Known:
         return np.random.default_rng([self.seed % 2**32, len(self.configs), salt])
 
     def add(self, trial_id: str, config: dict[str, Any]) -> dict[str, Any]:
-        """A trial now in flight with ``config``."""
+        """A trial now in flight with ``config`` (its inactive parameters left out, and returned so)."""
+        config = self.space.active(config)
         old = self.configs.get(trial_id)
         if old is not None:
             self.counts[config_key(old)] -= 1
@@ -129,7 +142,7 @@ class Known:
         return {t: c for t, c in self.configs.items() if t not in self.outcomes}
 
     def is_new(self, config: dict[str, Any]) -> bool:
-        return config_key(config) not in self.counts
+        return config_key(self.space.active(config)) not in self.counts
 
     @property
     def exhausted(self) -> bool:
@@ -141,7 +154,7 @@ class Known:
         for _ in range(tries):
             if self.exhausted:
                 return None
-            config = {k: p.sample(rng) for k, p in self.space.searchable.items()}
+            config = self.space.active({k: p.sample(rng) for k, p in self.space.searchable.items()})
             if self.is_new(config):
                 return config
         if self.size is not None and self.size <= 100_000:  # nearly used up: pick from the rest

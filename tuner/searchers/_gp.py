@@ -50,8 +50,8 @@ class GPSearcher(Searcher):
 
     Options = BayesOptions
 
-    def __init__(self, space: Space, seed: int, options: SearcherOptions) -> None:
-        super().__init__(space, seed, options)
+    def __init__(self, space: Space, seed: int, options: SearcherOptions, objectives: int = 1) -> None:
+        super().__init__(space, seed, options, objectives)
         assert isinstance(options, BayesOptions)
         self.known = Known(space, seed)
         self.encoding = Encoding(space)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from tuner.errors import Problem
 from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions
-from tuner.space import Space, config_key, describe
+from tuner.space import Space, config_key, describe, iter_grid
 
 
 class GridSearcher(Searcher):
@@ -19,8 +18,10 @@ class GridSearcher(Searcher):
     Cells are enumerated lazily, so a grid of any size starts at once.
     """
 
-    def __init__(self, space: Space, seed: int, options: SearcherOptions) -> None:
-        super().__init__(space, seed, options)
+    multi_objective = True  # it does not model the outcomes
+
+    def __init__(self, space: Space, seed: int, options: SearcherOptions, objectives: int = 1) -> None:
+        super().__init__(space, seed, options, objectives)
         self.known = Known(space, seed)
         self._cells = _cells(space)
         self._passed: Counter[str] = Counter()  # cells the enumeration has gone past, by key
@@ -50,7 +51,4 @@ class GridSearcher(Searcher):
 
 
 def _cells(space: Space) -> Iterator[dict[str, Any]]:
-    names = list(space.searchable)
-    columns = [space.searchable[n].grid_values() or [] for n in names]
-    for combo in itertools.product(*columns):
-        yield dict(zip(names, combo, strict=True))
+    return iter_grid(space.subspace(list(space.searchable)))

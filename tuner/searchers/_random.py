@@ -11,8 +11,10 @@ from tuner.space import Space
 class RandomSearcher(Searcher):
     """Seeded draws; a configuration is never drawn twice."""
 
-    def __init__(self, space: Space, seed: int, options: SearcherOptions) -> None:
-        super().__init__(space, seed, options)
+    multi_objective = True  # it does not model the outcomes
+
+    def __init__(self, space: Space, seed: int, options: SearcherOptions, objectives: int = 1) -> None:
+        super().__init__(space, seed, options, objectives)
         self.known = Known(space, seed)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@
 
 from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter, describe, summary
 from tuner.space._parse import DISTRIBUTIONS, parse_parameters
-from tuner.space._space import Space, config_key, flatten, grid_product, nest
+from tuner.space._space import Space, config_key, flatten, grid_product, iter_grid, nest
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -17,6 +17,7 @@ __all__ = [
     "describe",
     "flatten",
     "grid_product",
+    "iter_grid",
     "nest",
     "parse_parameters",
     "summary",

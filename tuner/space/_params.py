@@ -28,6 +28,10 @@ class Constant:
     def grid_values(self) -> list[Any] | None:
         return [self.value]
 
+    def rule(self, value: Any) -> str | None:
+        """Why ``value`` is not a value of this parameter, or ``None`` when it is."""
+        return None if same(value, self.value) else f"must be {self.value!r}"
+
 
 @dataclass(frozen=True)
 class Categorical:
@@ -43,6 +47,11 @@ class Categorical:
 
     def grid_values(self) -> list[Any] | None:
         return list(self.values)
+
+    def rule(self, value: Any) -> str | None:
+        if any(same(value, v) for v in self.values):
+            return None
+        return f"must be one of {', '.join(map(repr, self.values))}"
 
 
 def _quantize(value: float, q: float | None, low: float, high: float) -> float:
@@ -82,6 +91,11 @@ class Float:
         value = _quantize(float(raw), self.q, self.low, self.high)
         return round(value) if self.integer else value
 
+    def rule(self, value: Any) -> str | None:
+        if not _number(value) or not (self.low - 1e-12 * abs(self.low) <= value <= self.high + 1e-12 * abs(self.high)):
+            return f"must be a number in [{self.low:g}, {self.high:g}]"
+        return None
+
     def grid_values(self) -> list[Any] | None:
         if self.q is None:
             return None
@@ -110,6 +124,11 @@ class Int:
     def decode(self, raw: float) -> int:
         return int(min(max(round(raw), self.low), self.high))
 
+    def rule(self, value: Any) -> str | None:
+        if not (isinstance(value, int) and not isinstance(value, bool)) or not self.low <= value <= self.high:
+            return f"must be an integer in [{self.low}, {self.high}]"
+        return None
+
     def grid_values(self) -> list[Any] | None:
         if self.high - self.low + 1 > GRID_LIMIT:
             return None
@@ -134,8 +153,24 @@ class Normal:
             return _clean(round(raw / self.q) * self.q)
         return float(raw)
 
+    def rule(self, value: Any) -> str | None:
+        if not _number(value) or (self.log and value <= 0):
+            return "must be a positive number" if self.log else "must be a number"
+        return None
+
     def grid_values(self) -> list[Any] | None:
         return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as parameter values: ``1`` and ``1.0`` alike, ``True`` and ``1`` not."""
+    if _number(a) and _number(b):
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
 
 
 def _clean(x: float) -> float:

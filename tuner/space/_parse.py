@@ -7,7 +7,7 @@ from typing import Any
 
 from tuner.errors import Problem
 from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter
-from tuner.space._space import Space
+from tuner.space._space import Condition, Space
 
 _RANGE = {"min", "max"}
 _NORMAL = {"mu", "sigma"}
@@ -28,7 +28,7 @@ DISTRIBUTIONS: dict[str, set[str]] = {
     "q_log_normal": _NORMAL | {"q"},
 }
 _KEYS = {"value", "values", "probabilities", "distribution", "min", "max", "mu", "sigma", "q"}
-_KEYS |= {"parameters", "grid", "description"}
+_KEYS |= {"parameters", "grid", "description", "when"}
 
 
 def _is_number(x: Any) -> bool:
@@ -39,11 +39,14 @@ class _Parser:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.params: dict[str, Parameter] = {}
+        # name -> the ``when:`` blocks that apply to it (its own and its enclosing blocks'), with
+        # their YAML path and the prefix of the block they were written in
+        self.when: dict[str, list[tuple[Any, str, str]]] = {}
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
-    def block(self, block: Any, path: str, prefix: str) -> None:
+    def block(self, block: Any, path: str, prefix: str, when: list[tuple[Any, str, str]] | None = None) -> None:
         if not isinstance(block, dict) or not block:
             self.fail(path, f"must be a non-empty mapping of parameter names, got {block!r}")
             return
@@ -60,16 +63,69 @@ class _Parser:
                 allowed = ", ".join(sorted(_KEYS))
                 self.fail(where, f"unknown key(s) {', '.join(map(str, unknown))}; allowed: {allowed}")
                 continue
+            own = list(when or [])
+            if "when" in spec:
+                own.append((spec["when"], f"{where}.when", prefix))
+                spec = {k: v for k, v in spec.items() if k != "when"}
             if "parameters" in spec:
                 extra = set(spec) - {"parameters", "description"}
                 if extra:
                     self.fail(where, f"a nested 'parameters' block takes no {', '.join(sorted(extra))}")
                     continue
-                self.block(spec["parameters"], f"{where}.parameters", f"{prefix}{name}.")
+                self.block(spec["parameters"], f"{where}.parameters", f"{prefix}{name}.", own)
                 continue
             param = self.leaf(spec, where)
             if param is not None:
                 self.params[f"{prefix}{name}"] = param
+                if own:
+                    self.when[f"{prefix}{name}"] = own
+
+    def conditions(self) -> dict[str, Condition]:
+        """The ``when:`` blocks resolved: each parent a known categorical (or constant) parameter
+        written before, each value one of its values."""
+        out: dict[str, Condition] = {}
+        for name, blocks in self.when.items():
+            condition: list[tuple[str, tuple[Any, ...]]] = []
+            for spec, where, prefix in blocks:
+                if not isinstance(spec, dict) or not spec:
+                    self.fail(where, f"must map parameters to value(s), e.g. {{optimizer: sgd}}, got {spec!r}")
+                    continue
+                for parent, wanted in spec.items():
+                    resolved = self.parent(name, parent, f"{where}.{parent}", prefix)
+                    if resolved is None:
+                        continue
+                    values = tuple(wanted) if isinstance(wanted, list) else (wanted,)
+                    allowed = self.params[resolved]
+                    choices = allowed.values if isinstance(allowed, Categorical) else (allowed.value,)  # type: ignore[union-attr]
+                    bad = [v for v in values if not any(v == c and type(v) is type(c) for c in choices)]
+                    if bad or not values:
+                        shown = ", ".join(map(repr, choices))
+                        self.fail(
+                            f"{where}.{parent}",
+                            f"{bad[0] if bad else wanted!r} is not a value of {resolved}; its values: {shown}",
+                        )
+                        continue
+                    condition.append((resolved, values))
+            if condition:
+                out[name] = tuple(condition)
+        return out
+
+    def parent(self, child: str, parent: Any, where: str, prefix: str) -> str | None:
+        names = [f"{prefix}{parent}", str(parent)] if prefix else [str(parent)]
+        found = next((n for n in names if n in self.params), None)
+        if found is None:
+            self.fail(where, f"unknown parameter {parent!r}; a condition names a parameter of the study")
+            return None
+        if found == child:
+            self.fail(where, f"{child} cannot depend on itself")
+            return None
+        if list(self.params).index(found) > list(self.params).index(child):
+            self.fail(where, f"{found} must be written before {child}, which depends on it")
+            return None
+        if not isinstance(self.params[found], Categorical | Constant):
+            self.fail(where, f"{found} is not a parameter with values: a condition names a categorical (values: [...])")
+            return None
+        return found
 
     def number(self, spec: dict[str, Any], key: str, where: str, default: float | None = None) -> float | None:
         value = spec.get(key, default)
@@ -192,4 +248,5 @@ def parse_parameters(block: Any, path: str = "parameters") -> tuple[Space, list[
     """Convert a W&B ``parameters:`` block; problems are returned, not raised, to report them all."""
     parser = _Parser()
     parser.block(block, path, "")
-    return Space(parser.params), parser.problems
+    conditions = parser.conditions() if not parser.problems else {}
+    return Space(parser.params, conditions), parser.problems

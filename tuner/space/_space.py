@@ -8,14 +8,22 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner.space._params import Constant, Parameter
+from tuner.space._params import Constant, Parameter, same
+
+Condition = tuple[tuple[str, tuple[Any, ...]], ...]  # (parent, the values that make it active), all must hold
 
 
 @dataclass(frozen=True)
 class Space:
-    """Parameters by dotted name (``optimizer.lr`` for a nested ``parameters:`` block)."""
+    """Parameters by dotted name (``optimizer.lr`` for a nested ``parameters:`` block).
+
+    ``conditions``: a parameter that exists only when others have given values (``when:`` in
+    the study file), by name; a parameter is active when every parent it names is active and
+    has one of the values listed. Parents come before their children in ``params``.
+    """
 
     params: Mapping[str, Parameter] = field(default_factory=dict)
+    conditions: Mapping[str, Condition] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.params)
@@ -34,17 +42,58 @@ class Space:
         return {k: p for k, p in self.searchable.items() if p.grid}
 
     def subspace(self, names: list[str]) -> Space:
-        return Space({k: self.params[k] for k in names})
+        return Space({k: self.params[k] for k in names}, {k: c for k, c in self.conditions.items() if k in names})
+
+    def active(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """``flat`` without the parameters whose conditions it does not meet (in order)."""
+        if not self.conditions:
+            return dict(flat)
+        out: dict[str, Any] = {}
+        for name in self.params:
+            if name in flat and all(
+                parent not in self.params or (parent in out and _among(out[parent], values))
+                for parent, values in self.conditions.get(name, ())
+            ):  # a parent outside this space (a grid axis of a sub-search) is decided by the whole
+                out[name] = flat[name]
+        for name, value in flat.items():  # not of this space (a grid axis of another): kept
+            if name not in self.params:
+                out[name] = value
+        return out
+
+    def problems(self, flat: Mapping[str, Any]) -> dict[str, str]:
+        """What is wrong with a (possibly partial) configuration, by parameter: names this space
+        lacks, values outside a parameter's range or values, parameters whose condition the
+        configuration does not meet. Empty when it is a valid point of this space."""
+        out: dict[str, str] = {}
+        for name, value in flat.items():
+            param = self.params.get(name)
+            if param is None:
+                out[name] = f"is not a parameter of this study ({', '.join(self.params)})"
+            elif (why := param.rule(value)) is not None:
+                out[name] = why
+        if not out:
+            kept = self.active(flat)
+            for name in flat:
+                if name not in kept:
+                    when = " and ".join(f"{p} in {list(v)}" for p, v in self.conditions.get(name, ()))
+                    out[name] = f"is inactive here (it exists only when {when})"
+        return out
 
     def complete(self, flat: Mapping[str, Any]) -> dict[str, Any]:
-        """Fill in the constants: the full flat configuration for a suggestion."""
+        """Fill in the constants: the full flat configuration for a suggestion (active ones only)."""
         out = {k: p.value for k, p in self.params.items() if isinstance(p, Constant)}
         out.update(flat)
-        return {k: out[k] for k in self.params}
+        return self.active({k: out[k] for k in self.params if k in out})
 
 
-def grid_product(space: Space) -> list[dict[str, Any]]:
-    """Every combination of the grid values of ``space`` (each must be finite)."""
+def _among(value: Any, values: tuple[Any, ...]) -> bool:
+    return any(same(value, v) for v in values)
+
+
+def iter_grid(space: Space) -> Iterator[dict[str, Any]]:
+    """Every combination of the grid values of ``space`` (each must be finite), lazily, in the
+    order the values are listed; with conditions, each valid combination once, its inactive
+    parameters left out (a value listed twice still gives its cells twice)."""
     names = list(space.params)
     columns = []
     for name in names:
@@ -52,7 +101,22 @@ def grid_product(space: Space) -> list[dict[str, Any]]:
         if values is None:  # caller validated; keep mypy and a misuse honest
             raise ValueError(f"{name} has no finite grid")
         columns.append(values)
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*columns)]
+    seen: set[tuple[tuple[str, int], ...]] = set()
+    for combo in itertools.product(*(range(len(c)) for c in columns)):
+        full = {n: columns[i][k] for i, (n, k) in enumerate(zip(names, combo, strict=True))}
+        if not space.conditions:
+            yield full
+            continue
+        cell = space.active(full)
+        identity = tuple((n, k) for n, k in zip(names, combo, strict=True) if n in cell)
+        if identity not in seen:
+            seen.add(identity)
+            yield cell
+
+
+def grid_product(space: Space) -> list[dict[str, Any]]:
+    """:func:`iter_grid` as a list."""
+    return list(iter_grid(space))
 
 
 def nest(flat: Mapping[str, Any]) -> dict[str, Any]:

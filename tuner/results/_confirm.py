@@ -1,0 +1,106 @@
+"""``confirm``: the top trials of a study trained again with fresh seeds, summarised.
+
+Reads the confirmation run's trials (each configuration trained ``seeds`` times at the full
+budget), groups them by configuration and gives each its mean and spread; the configuration
+with the best mean wins. Writes ``confirm.yaml`` into the study's folder and a ``confirmed``
+block into its ``best.yaml``. Pure pandas, no Ray.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from tuner.results._store import BEST, write_yaml
+
+CONFIRM = "confirm.yaml"
+
+
+def summarise(
+    study: Path, run: pd.DataFrame, top: list[dict[str, Any]], metric: str, maximize: bool, seeds: int
+) -> dict[str, Any]:
+    """``top``: the original trials, best first (``trial_id``, ``params``, ``value``)."""
+    rows = []
+    for original in top:
+        mine = run[
+            run.apply(lambda r, p=original["params"]: all(_same(r.get(f"params_{k}"), v) for k, v in p.items()), axis=1)
+        ]
+        done = mine[mine["status"] == "finished"]
+        values = [float(v) for v in done["value"] if v is not None and math.isfinite(float(v))]
+        extra = {
+            str(c).removeprefix("metric_"): round(float(done[c].mean()), 6)
+            for c in done.columns
+            if str(c).startswith("metric_") and str(c) != f"metric_{metric}" and done[c].notna().any()
+        }
+        rows.append({
+            "trial_id": original["trial_id"],
+            "params": original["params"],
+            "search_value": original["value"],
+            "values": values,
+            "mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0 if values else None,
+            "runs": len(mine),
+            "failed": int(len(mine) - len(done)),
+            "metrics": extra,
+        })
+    scored = [r for r in rows if r["mean"] is not None]
+    if not scored:
+        return {"metric": metric, "seeds": seeds, "configs": rows, "winner": None}
+    winner = (max if maximize else min)(scored, key=lambda r: r["mean"])
+    first = rows[0]
+    out = {
+        "metric": metric,
+        "goal": "maximize" if maximize else "minimize",
+        "seeds": seeds,
+        "configs": rows,
+        "winner": winner["trial_id"],
+        "search_best": first["trial_id"],
+        "changed": winner["trial_id"] != first["trial_id"],
+        "by": None if first["mean"] is None else abs(winner["mean"] - first["mean"]),
+    }
+    write_yaml(study / CONFIRM, out)
+    best_path = study / BEST
+    if best_path.exists():
+        best = yaml.safe_load(best_path.read_text(encoding="utf-8"))
+        best["confirmed"] = {
+            "trial_id": winner["trial_id"],
+            "params": winner["params"],
+            "mean": winner["mean"],
+            "std": winner["std"],
+            "seeds": seeds,
+            "changed": out["changed"],
+            "by": out["by"],
+        }
+        write_yaml(best_path, best)
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None
+    if hasattr(a, "item"):
+        a = a.item()
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+    return bool(a == b)
+
+
+def describe(summary: dict[str, Any]) -> list[str]:
+    """The table ``confirm`` prints: each configuration's mean and spread, the winner marked."""
+    lines = [f"{'':2}{'trial':8}{'search':>12}{'mean':>12}{'std':>10}  runs  params"]
+    for row in summary["configs"]:
+        mark = "* " if row["trial_id"] == summary.get("winner") else "  "
+        mean = "-" if row["mean"] is None else f"{row['mean']:.4g}"
+        std = "-" if row["std"] is None else f"{row['std']:.2g}"
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        tests = "".join(f"  {k}={v:.4g}" for k, v in row["metrics"].items() if k.startswith("test_"))
+        lines.append(
+            f"{mark}{row['trial_id']:8}{row['search_value']:>12.4g}{mean:>12}{std:>10}  "
+            f"{len(row['values'])}/{row['runs']}  {params}{tests}"
+        )
+    return lines

@@ -1,0 +1,83 @@
+"""``warm_start``: an older study's finished trials, as observations for a new study's searcher.
+
+Parameters are matched by name; a trial whose values fall outside the new space, that lacks a
+parameter the new space needs, or that has a parameter the new space no longer has is skipped,
+with the reason. The value is the new study's metric as the old study recorded it (its last
+report), so the old study may have optimised another metric as long as it reported this one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tuner.results._store import TRIALS
+from tuner.space import Space
+
+USED = ("finished", "pruned", "stopped")  # a value the searcher can learn from
+
+
+@dataclass
+class WarmStart:
+    source: str
+    observations: list[tuple[dict[str, Any], float, str, float | None]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # one reason per skipped trial
+
+    def line(self) -> str:
+        text = f"warm start: {len(self.observations)} trial(s) from {self.source}"
+        if self.skipped:
+            text += f", {len(self.skipped)} skipped ({self.skipped[0]}" + (", ...)" if len(self.skipped) > 1 else ")")
+        return text
+
+
+def read_warm_start(folder: str | Path, space: Space, metric: str) -> WarmStart:
+    """The observations an old study's results folder gives a search over ``space``; values as
+    recorded (not yet signed for the goal); state ``complete`` or ``pruned`` with its step."""
+    path = Path(folder)
+    trials = pd.read_parquet(path / TRIALS)
+    out = WarmStart(str(folder))
+    column = f"metric_{metric}"
+    searched = set(space.searchable)
+    for _, row in trials.iterrows():
+        if row["status"] not in USED:
+            continue
+        value = row.get(column)
+        if value is None or pd.isna(value) or not math.isfinite(float(value)):
+            out.skipped.append(f"{row['trial_id']}: no {metric}")
+            continue
+        params = {
+            str(k).removeprefix("params_"): _plain(v)
+            for k, v in row.items()
+            if str(k).startswith("params_") and not _missing(v)
+        }
+        gone = sorted(set(params) - set(space.params))
+        if gone:
+            out.skipped.append(f"{row['trial_id']}: {', '.join(gone)} no longer a parameter")
+            continue
+        params = {k: v for k, v in params.items() if k in searched}
+        wrong = space.problems(params)
+        needed = [k for k in space.active({**params, **{n: None for n in searched if n not in params}}) if k not in params]
+        if wrong:
+            name, why = next(iter(wrong.items()))
+            out.skipped.append(f"{row['trial_id']}: {name}={params.get(name)!r} {why}")
+            continue
+        if needed:
+            out.skipped.append(f"{row['trial_id']}: no value for {', '.join(needed)}")
+            continue
+        state = "complete" if row["status"] == "finished" else "pruned"
+        step = None if _missing(row.get("step")) else float(row["step"])
+        out.observations.append((params, float(value), state, step))
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars from parquet as Python values (``np.int64(3)`` -> ``3``)."""
+    return value.item() if hasattr(value, "item") else value
