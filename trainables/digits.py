@@ -97,8 +97,7 @@ def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
     every = int(config.get("checkpoint_every", 5))
     first = 1
     if (saved := trial.checkpoint()) is not None:
-        trial.unwrap(model).load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        trial.load_state_dict(model, optimizer, saved)  # whatever the strategy (ddp, fsdp)
         first = int(saved["epoch"]) + 1
     for epoch in range(first, epochs + 1):
         model.train()
@@ -114,7 +113,7 @@ def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
         val_loss, val_accuracy = evaluate(model, val, loss_fn)
         state = None
         if epoch % every == 0 or epoch == epochs:
-            state = {"model": trial.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}
+            state = {**trial.state_dict(model, optimizer), "epoch": epoch}
         params_k = sum(p.numel() for p in model.parameters()) / 1000  # a second objective: the model's size
         if trial.final and epoch == epochs:  # never in a search: the test split decides nothing there
             x_test, y_test = load(test=True)
@@ -162,3 +161,54 @@ def train_mlp(config: dict[str, Any], trial: Trial) -> None:
 def train_cnn(config: dict[str, Any], trial: Trial) -> None:
     torch.manual_seed(trial.seed)
     fit(cnn(config), config, trial)
+
+
+def train_mlp_pipeline(config: dict[str, Any], trial: Trial) -> None:
+    """The MLP as a pipeline (``resources: {strategy: pipeline, workers: K}``): the same model and
+    data, the loop through ``model.step``; only the last stage sees the loss and the outputs."""
+    from torch.utils.data import TensorDataset
+
+    torch.manual_seed(trial.seed)
+    x_train, y_train, x_val, y_val = load()
+    train = trial.loader(TensorDataset(x_train, y_train), int(config.get("batch_size", 64)), drop_last=True)
+    val = trial.loader(TensorDataset(x_val, y_val), 512, shuffle=False)
+    loss_fn = nn.CrossEntropyLoss()
+    model = trial.prepare(mlp(config), loss_fn=loss_fn)  # this rank's stage and the schedule
+    optimizer = _optimizer(config, model.parameters())
+    epochs = int(config.get("epochs", trial.max_steps or 20))
+    first = 1
+    if (saved := trial.checkpoint()) is not None:
+        trial.load_state_dict(model, optimizer, saved)
+        first = int(saved["epoch"]) + 1
+    for epoch in range(first, epochs + 1):
+        total, count = 0.0, 0
+        for x, y in train:
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.step(x, y)  # every micro-batch forward and backward; the loss on the last stage
+            optimizer.step()
+            if loss is not None:
+                total, count = total + loss * len(y), count + len(y)
+        val_loss = val_accuracy = None
+        if model.last:
+            correct = seen = 0
+            val_total = 0.0
+            for x, y in val:
+                logits = model.predict(x)
+                val_total += loss_fn(logits, y).item() * len(y)
+                correct += int((logits.argmax(1) == y).sum().item())
+                seen += len(y)
+            val_loss, val_accuracy = val_total / seen, correct / seen
+        else:
+            for x, _ in val:
+                model.predict(x)
+        every = int(config.get("checkpoint_every", 5))
+        state = (
+            {**trial.state_dict(model, optimizer), "epoch": epoch} if epoch % every == 0 or epoch == epochs else None
+        )
+        trial.report(
+            epoch,
+            train_loss=total / count if count else None,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            checkpoint=state,
+        )

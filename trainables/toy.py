@@ -148,3 +148,23 @@ def tradeoff(config: dict[str, Any], trial: Trial) -> None:
     base = (math.log10(lr) + 2) ** 2 + 32.0 / width
     for step in range(1, steps + 1):
         trial.report(step, loss=base + 1.0 / step, cost=width / 100.0)
+
+
+def flaky_digits(config: dict[str, Any], trial: Trial) -> None:
+    """A digits trainable (``config['fn']``: ``train_mlp`` or ``train_mlp_pipeline``) whose rank 1
+    process exits at epoch ``die_at`` of its first attempt: a retry from its checkpoint, for any
+    strategy."""
+    import os
+
+    from trainables import digits
+
+    inner = getattr(digits, str(config.get("fn", "train_mlp")))
+    report, first_attempt = trial.report, trial.checkpoint() is None
+
+    def dying(step: float, **metrics: Any) -> None:
+        if first_attempt and trial.rank == 1 and step == int(config.get("die_at", 0)):
+            os._exit(1)
+        report(step, **metrics)
+
+    trial.report = dying  # type: ignore[method-assign]
+    inner(config, trial)

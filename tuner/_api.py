@@ -261,11 +261,26 @@ def train(
         from tuner.storage import CheckpointStore
 
         state = CheckpointStore(outcome.checkpoint_location).load(outcome.checkpoint)[1]
+        if isinstance(state, dict) and "sharded" in state:  # FSDP's shards: joined here, in one process
+            state = _join_shards(state["sharded"], outcome.folder / "model.full.pt")
         model = state.get("model", state) if isinstance(state, dict) else state
         torch.save(model, outcome.folder / "model.pt")
         result["model"] = str(outcome.folder / "model.pt")
     write_yaml(outcome.folder / "metrics.yaml", result)
     return result
+
+
+def _join_shards(folder: str, scratch: Path) -> dict[str, Any]:
+    """A sharded checkpoint (torch.distributed.checkpoint) as one full state, without a process group."""
+    import torch
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    dcp_to_torch_save(folder, scratch)
+    try:
+        state: dict[str, Any] = torch.load(scratch, weights_only=False, map_location="cpu")
+    finally:
+        scratch.unlink(missing_ok=True)
+    return state
 
 
 def _constants(config: dict[str, Any]) -> dict[str, Any]:

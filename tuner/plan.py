@@ -135,15 +135,16 @@ class _Inspecting(Trial):
     model: Any = None
     inputs: Any = None
 
-    def prepare(self, model: Any) -> Any:
-        model = super().prepare(model)
+    def prepare(self, model: Any, **options: Any) -> Any:
+        model = super().prepare(model, **options)
         self.model = model
+        module = Trial.unwrap(model)  # a pipeline's stage: its module
 
         def first_input(module: Any, args: Any, kwargs: Any) -> None:
             if self.inputs is None:
                 self.inputs = (args, kwargs)
 
-        model.register_forward_pre_hook(first_input, with_kwargs=True)
+        module.register_forward_pre_hook(first_input, with_kwargs=True)
         return model
 
 
@@ -162,7 +163,7 @@ def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
         usage.sample()
         raise TrialPruned("smoke")
 
-    trial = _Inspecting("smoke", 0, max_steps=None, emit=first)
+    trial = _Inspecting("smoke", 0, max_steps=None, emit=first, strategy=study.spec.resources.strategy_options())
     start = time.perf_counter()
     try:
         with contextlib.suppress(TrialPruned):

@@ -45,6 +45,8 @@ class Trial:
         checkpoint: Any = None,
         accumulation: int = 1,
         final: bool = False,
+        strategy: Any = None,
+        store: Any = None,
     ) -> None:
         self.trial_id = trial_id
         self.seed = seed
@@ -59,6 +61,9 @@ class Trial:
         # A final run (``train``, ``confirm``), never a search trial: the place to evaluate on a
         # held-out test split that the search must not see.
         self.final = final
+        self._options = strategy  # tuner.strategies.StrategyOptions; None: ddp
+        self._strategy: Any = None
+        self.store = store  # the study's checkpoint store (tuner.storage.CheckpointStore), on every rank
         self._last_step: float | None = None
         self.reports: list[dict[str, Any]] = []  # kept when nothing consumes them (direct calls)
 
@@ -74,20 +79,35 @@ class Trial:
     def distributed(self) -> bool:
         return self.world_size > 1
 
-    def prepare(self, model: Any) -> Any:
-        """Move ``model`` to the device; wrap it in DistributedDataParallel when distributed."""
-        model = model.to(self.device)
-        if not self.distributed:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
+    @property
+    def strategy(self) -> Any:
+        """How the model is spread over the ranks (``resources.strategy``): ddp, fsdp or pipeline."""
+        if self._strategy is None:
+            from tuner.strategies import StrategyOptions, create
 
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+            self._strategy = create(self._options or StrategyOptions())
+        return self._strategy
+
+    def prepare(self, model: Any, **options: Any) -> Any:
+        """``model`` on the device and spread over the ranks as the study's strategy says: wrapped
+        in DistributedDataParallel (``ddp``, the default), sharded (``fsdp``; ``blocks=``), or this
+        rank's pipeline stage with its schedule (``pipeline``; ``loss_fn=``, ``split=``)."""
+        return self.strategy.prepare(model, self, **options)
 
     @staticmethod
     def unwrap(model: Any) -> Any:
-        """The model inside a DDP wrapper (for ``state_dict`` that loads without DDP)."""
+        """The model inside a DDP wrapper, or a pipeline's stage (for its ``state_dict``)."""
         return getattr(model, "module", model)
+
+    def state_dict(self, model: Any, optimizer: Any = None) -> dict[str, Any]:
+        """The whole model's state (and the optimizer's) for a checkpoint, whatever the strategy:
+        a sharded model's shards gathered, a pipeline's stages joined. Every rank calls it."""
+        state: dict[str, Any] = self.strategy.state_dict(model, optimizer, self)
+        return state
+
+    def load_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+        """Load what :meth:`state_dict` saved into a prepared model (and optimizer), on every rank."""
+        self.strategy.load_state_dict(model, optimizer, state, self)
 
     def loader(
         self,
@@ -109,7 +129,8 @@ class Trial:
         import torch
         from torch.utils.data import DataLoader, DistributedSampler
 
-        per_step = batch_size // (self.world_size * self.accumulation)
+        replicas = self.strategy.replicas(self)  # ranks that split the data (a pipeline's stages do not)
+        per_step = batch_size // (replicas * self.accumulation)
         if per_step < 1:
             raise ValueError(
                 f"batch_size {batch_size} is smaller than the {self.world_size} workers"
@@ -117,7 +138,7 @@ class Trial:
             )
         cuda = self.device.type == "cuda"
         sampler: Any = None
-        if self.distributed:
+        if replicas > 1:
             sampler = DistributedSampler(
                 dataset,
                 num_replicas=self.world_size,
@@ -157,7 +178,10 @@ class Trial:
         if not metrics:
             raise ValueError("trial.report: no metrics given")
         clean: dict[str, float] = {}
+        holds = not self.distributed or self.strategy.holds_metrics(self)
         for key, value in sorted(metrics.items()):
+            if value is None and not holds:  # a pipeline stage without the loss: left out of the mean
+                value = 0.0
             if hasattr(value, "item"):  # numpy scalars, 0-d tensors
                 value = value.item()
             if not isinstance(value, numbers.Real) or isinstance(value, bool):
@@ -166,8 +190,9 @@ class Trial:
         self._last_step = float(step)
         stop = self._should_stop()
         if self.distributed:
-            clean, stop = _average(clean, stop)
+            clean, stop = _average(clean, stop, holds)
         if checkpoint is not None:
+            checkpoint = self.strategy.checkpoint(checkpoint, step, self)  # every rank: FSDP's shards
             self._checkpoint = checkpoint
         record: dict[str, Any] = {"step": step, "metrics": clean}
         if self.rank == 0:
@@ -181,18 +206,20 @@ class Trial:
             raise TrialPruned(self.trial_id)
 
 
-def _average(metrics: dict[str, float], stop: bool) -> tuple[dict[str, float], bool]:
-    """All-reduce: the mean of each metric over ranks, and whether any rank was told to stop."""
+def _average(metrics: dict[str, float], stop: bool, holds: bool = True) -> tuple[dict[str, float], bool]:
+    """All-reduce: the mean of each metric over the ranks that hold metrics, and whether any rank
+    was told to stop."""
     import torch
     import torch.distributed as dist
 
-    world = dist.get_world_size()
-    values = torch.tensor([*metrics.values(), 1.0 if stop else 0.0], dtype=torch.float64)
+    weight = 1.0 if holds else 0.0
+    values = torch.tensor([*(v * weight for v in metrics.values()), weight, 1.0 if stop else 0.0], dtype=torch.float64)
     if dist.get_backend() == "nccl":
         values = values.cuda()
     dist.all_reduce(values)
     out = values.cpu().tolist()
-    return {k: v / world for k, v in zip(metrics, out[:-1], strict=True)}, out[-1] > 0
+    held = max(out[-2], 1.0)
+    return {k: v / held for k, v in zip(metrics, out[:-2], strict=True)}, out[-1] > 0
 
 
 class _Loader:

@@ -77,12 +77,20 @@ class Median(_Strict):
 
 
 class Resources(_Strict):
-    """Per trial: ``workers`` processes (a DDP job when > 1), each with its CPUs and GPUs.
+    """Per trial: ``workers`` processes, each with its CPUs and GPUs, and how the model is spread
+    over them (``strategy``: ddp, fsdp or pipeline; see :mod:`tuner.strategies`).
 
     ``cpus``/``gpus`` are short for ``cpus_per_worker``/``gpus_per_worker``.
     """
 
     workers: int = Field(default=1, ge=1)
+    strategy: Literal["ddp", "fsdp", "pipeline"] = "ddp"
+    stages: int | None = Field(default=None, ge=2)  # pipeline: one per worker
+    microbatches: int = Field(default=4, ge=1)  # pipeline
+    schedule: Literal["gpipe", "1f1b"] = "gpipe"  # pipeline
+    mixed_precision: Literal["none", "bf16", "fp16"] = "none"  # fsdp
+    cpu_offload: bool = False  # fsdp
+    full_checkpoints: bool = False  # fsdp: gather the whole state on rank 0 rather than write shards
     cpus_per_worker: float | None = Field(default=None, gt=0)
     gpus_per_worker: float | None = Field(default=None, ge=0)
     cpus: float | None = Field(default=None, gt=0)
@@ -97,7 +105,39 @@ class Resources(_Strict):
         gpus = self.gpus_per_worker if self.gpus_per_worker is not None else self.gpus
         if gpus is not None and gpus > 1 and gpus != int(gpus):
             raise ValueError(f"more than one GPU per worker must be a whole number, got {gpus}")
+        if self.strategy == "pipeline":
+            stages = self.stages or self.workers
+            if stages < 2:
+                raise ValueError("a pipeline needs at least 2 stages: set workers (and stages) to 2 or more")
+            if self.workers != stages:
+                raise ValueError(
+                    f"a pipeline runs one stage per worker: workers ({self.workers}) must equal stages ({stages}); "
+                    "pipeline stages x data-parallel replicas is not supported yet"
+                )
+        else:
+            if self.stages is not None:
+                raise ValueError(f"stages is for strategy: pipeline, not {self.strategy}")
+            if self.schedule != "gpipe" or self.microbatches != 4:
+                raise ValueError(f"microbatches and schedule are for strategy: pipeline, not {self.strategy}")
+        if self.strategy != "fsdp" and (self.mixed_precision != "none" or self.cpu_offload or self.full_checkpoints):
+            raise ValueError(
+                f"mixed_precision, cpu_offload and full_checkpoints are for strategy: fsdp, not {self.strategy}"
+            )
         return self
+
+    def strategy_options(self) -> Any:
+        """What every rank needs to know of the strategy (tuner.strategies.StrategyOptions)."""
+        from tuner.strategies import StrategyOptions
+
+        return StrategyOptions(
+            self.strategy,
+            self.stages or self.workers,
+            self.microbatches,
+            self.schedule,
+            self.mixed_precision,
+            self.cpu_offload,
+            self.full_checkpoints,
+        )
 
     @property
     def cpu(self) -> float:

@@ -156,6 +156,7 @@ class _Engine:
         self.streams: dict[Any, _Running] = {}
         self.resumable: list[str] = []  # unfinished trials (of an earlier session, or of a lost node), started first
         self._requeued: set[str] = set()  # of them, those whose node was lost (already rewound)
+        self._split: set[int] = set()  # groups whose pipeline stages were placed on several nodes
         self.asking: _Asking | None = None
         self.launched = 0
         self.exhausted = False
@@ -338,12 +339,24 @@ class _Engine:
             checkpoint=checkpoint,
             accumulation=accumulation,
             final=self.study.spec.final,
+            strategy=res.strategy_options(),
         )
 
     def _start(self, run: _Running) -> None:
         """Start (or restart) a trial on its group's ranks: the one place trials begin."""
         self.trials[run.record.trial_id] = run
-        self.recorder.placed(run.record.trial_id, self.view.placed(run.group.pg_id) or [])
+        nodes = self.view.placed(run.group.pg_id) or []
+        self.recorder.placed(run.record.trial_id, nodes)
+        if (
+            len(set(nodes)) > 1
+            and self.study.spec.resources.strategy == "pipeline"
+            and id(run.group) not in self._split
+        ):
+            self._split.add(id(run.group))  # PACK keeps a pipeline on one node when one has room: said once
+            self.say(
+                f"{run.group.name}: its {len(nodes)} pipeline stages span {len(set(nodes))} nodes (no node had room "
+                "for all); activations cross the network between them"
+            )
         for rank, stream in enumerate(run.group.launch(run.task)):
             run.streams[stream] = rank
             self.streams[stream] = run

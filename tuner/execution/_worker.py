@@ -62,6 +62,7 @@ class TrialTask:
     checkpoint: str | None = None  # the checkpoint to continue from (a retry, a resumed trial)
     accumulation: int = 1  # gradient accumulation steps; doubled by each out-of-memory retry
     final: bool = False  # a final run (train, confirm): the trainable may report on its test split
+    strategy: Any = None  # how the model is spread over the ranks (tuner.strategies.StrategyOptions)
 
 
 class TrialWorker:
@@ -182,6 +183,8 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             checkpoint=saved,
             accumulation=task.accumulation,
             final=task.final,
+            strategy=task.strategy,
+            store=task.store,
         )
         fn(task.config, trial)
         put({"kind": "done"})
