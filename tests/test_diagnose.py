@@ -105,6 +105,8 @@ def test_hints_carry_the_figures_of_the_message() -> None:
     died = diagnose("errored", "rank 0 process died (ActorDiedError)")
     assert died is not None and died.cause == "process_exited"
     assert diagnose("nan", "loss is nan at step 3") is not None
+    gpu = diagnose("errored", "GPU memory grows by 12.5 MB a step")  # the leak check's CUDA series
+    assert gpu is not None and gpu.cause == "leak" and "loss.item()" in gpu.hint
     assert diagnose("finished", None) is None and diagnose("pruned", None) is None
     assert {c for c in REAL} | set(CUDA_TEXTS) <= set(CAUSES)
 

@@ -223,7 +223,7 @@ _RULES: list[tuple[str, re.Pattern[str], Hint]] = [
         ("node_lost", r"lost with its node|node has died", _fixed("its node left the cluster")),
         (
             "leak",
-            r"^memory grows by ([\d.]+) MB a step",
+            r"^(?:GPU )?memory grows by ([\d.]+) MB a step",
             lambda match, error, config: LEAK_HINT.format(mb=float(match.group(1))),
         ),
         (

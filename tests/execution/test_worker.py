@@ -46,4 +46,5 @@ def test_every_end_carries_what_the_rank_used() -> None:
     assert usage["peak_rss_mb"] > 50  # this process has torch and pandas loaded
     assert usage["cpu_s"] >= 0
     assert all(e["rss_mb"] > 50 for e in out[:-1])
+    assert all(e["gpu_mb"] is None for e in out[:-1])  # the GPU series of the leak check: only on CUDA
     assert "peak_gpu_mb" not in usage  # no GPU here: no GPU figures, rather than zeros

@@ -85,6 +85,7 @@ class _Running:
     failing_since: float | None = None  # a rank failed from a peer's failure: waiting for the cause
     last_seen: float = field(default_factory=time.monotonic)  # its start or its last report
     rss_mb: list[float] = field(default_factory=list)  # rank 0's resident memory at each report
+    gpu_mb: list[float] = field(default_factory=list)  # and its GPU memory allocated, on CUDA
 
 
 @dataclass
@@ -443,23 +444,31 @@ class _Engine:
         if "checkpoint_path" in event:  # journaled after its report, so that a replay knows its value
             self.checkpoints.saved(trial_id, step, event["checkpoint_path"], self._minimised(event["metrics"]))
         if status is None and event.get("rss_mb") is not None:
-            status, error = self._leaking(run, float(event["rss_mb"]))
+            status, error = self._leaking(run, float(event["rss_mb"]), event.get("gpu_mb"))
         if status is not None:
             self._stop(run, status, error)
 
-    def _leaking(self, run: _Running, rss_mb: float) -> tuple[str | None, str | None]:
-        """Watch rank 0's memory; a steady growth is flagged once. ``("errored", why)`` when
-        ``on_leak: stop`` ends the trial for it, else ``(None, None)``."""
+    def _leaking(self, run: _Running, rss_mb: float, gpu_mb: float | None) -> tuple[str | None, str | None]:
+        """Watch rank 0's memory (resident, and GPU memory allocated on CUDA); a steady growth of
+        either is flagged once. ``("errored", why)`` when ``on_leak: stop`` ends the trial for
+        it, else ``(None, None)``."""
         run.rss_mb.append(rss_mb)
+        if gpu_mb is not None:
+            run.gpu_mb.append(float(gpu_mb))
         rec = run.record
         rec.usage["peak_rss_mb"] = round(max(rss_mb, rec.usage.get("peak_rss_mb", 0.0)), 1)  # live, until its end
-        if rec.leak_mb_per_step is not None or (mb := leak_per_step(run.rss_mb)) is None:
+        if rec.leak_mb_per_step is not None:
+            return None, None
+        which, mb = "", leak_per_step(run.rss_mb)
+        if mb is None and run.gpu_mb:
+            which, mb = "GPU ", leak_per_step(run.gpu_mb)
+        if mb is None:
             return None, None
         self.recorder.leak(rec.trial_id, round(mb, 1))
-        found = LEAK_HINT.format(mb=mb)
+        found = which + LEAK_HINT.format(mb=mb)
         if self.study.spec.on_leak == "stop":
             self.say(f"{rec.trial_id}: {found}; stopped (on_leak: stop)")
-            return "errored", f"memory grows by {mb:.1f} MB a step"
+            return "errored", f"{which}memory grows by {mb:.1f} MB a step"
         self.say(f"{rec.trial_id}: {found} (on_leak: stop ends such trials)")
         return None, None
 

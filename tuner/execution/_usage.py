@@ -66,6 +66,15 @@ class Usage:
             self._peak_rss = now
         return now
 
+    def gpu_mb(self) -> float | None:
+        """Memory torch has allocated on this rank's GPU now (the leak check's second series);
+        ``None`` without CUDA in use."""
+        try:
+            gpu = cuda()
+            return None if gpu is None else round(gpu.memory_allocated() / 2**20, 1)
+        except Exception:
+            return None
+
     def _gpu_util(self) -> None:
         gpu = cuda()
         if gpu is None:

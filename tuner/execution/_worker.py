@@ -125,7 +125,15 @@ class TrialWorker:
             state = record.pop("checkpoint", None)  # never through Ray: to storage, the driver gets where
             if state is not None and task.store is not None:
                 record["checkpoint_path"] = task.store.save(task.trial_id, record["step"], state)
-            events.put({"kind": "report", "time": time.time() - started, "rss_mb": usage.sample(), **record})
+            events.put(
+                {
+                    "kind": "report",
+                    "time": time.time() - started,
+                    "rss_mb": usage.sample(),
+                    "gpu_mb": usage.gpu_mb(),
+                    **record,
+                }
+            )
 
         def end(event: dict[str, Any]) -> None:
             with contextlib.suppress(BaseException):  # a figure that cannot be read must not hide the end
