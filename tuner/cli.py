@@ -259,10 +259,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
             "add select: {metric: ..., limits: {...}} to the study to pick one",
             file=sys.stderr,
         )
-        if args.format == "json":
-            print(json.dumps(front, indent=2))
-        else:
-            print(yaml.safe_dump(front, sort_keys=False), end="")
+        _print(front, args.format)
         return EXIT_OK
     config = best["config"]
     confirmed = best.get("confirmed")
@@ -273,11 +270,15 @@ def _cmd_best(args: argparse.Namespace) -> int:
             f"{confirmed['seeds']} seeds; the search's best was {best['trial_id']})",
             file=sys.stderr,
         )
-    if args.format == "json":
-        print(json.dumps(config, indent=2))
-    else:
-        print(yaml.safe_dump(config, sort_keys=False), end="")
+    _print(config, args.format)
     return EXIT_OK
+
+
+def _print(data: Any, fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(yaml.safe_dump(data, sort_keys=False), end="")
 
 
 def _merged(config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
