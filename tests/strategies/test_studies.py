@@ -65,3 +65,14 @@ def test_a_strategy_study_prunes_retries_and_leaves_no_rank(
     whole = mlp(config)
     whole.load_state_dict(torch.load(done["model"], weights_only=True))  # every layer, none sharded
     assert done["metrics"]["val_loss"] > 0
+
+
+@pytest.mark.parametrize("name", ["digits_fsdp", "digits_pipeline"])
+def test_the_shipped_examples_run(name: str, tmp_path: Path, ray_tmp: Path) -> None:
+    from tests.conftest import ROOT, cli
+
+    space = ROOT / "search_spaces" / f"{name}.yaml"
+    done = cli("run", str(space), "--run-cap", "3", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert done.returncode == 0, done.stderr
+    trials = tuner.load_results(tmp_path / "results" / name)
+    assert len(trials) == 3 and set(trials["status"]) <= {"finished", "pruned"}
