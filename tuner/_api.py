@@ -307,6 +307,7 @@ def confirm(
     from tuner.results import load_results
     from tuner.results._best import ranked
     from tuner.results._confirm import summarise
+    from tuner.results._store import row_params
 
     say = say or _printer(quiet)
     path = Path(folder).resolve()
@@ -322,7 +323,7 @@ def confirm(
     chosen: list[dict[str, Any]] = [
         {
             "trial_id": str(row["trial_id"]),
-            "params": {k: _plain(row[f"params_{k}"]) for k in searched if not _missing(row.get(f"params_{k}"))},
+            "params": {k: v for k, v in row_params(row).items() if k in searched},
             "value": float(row["value"]),
         }
         for _, row in best.iterrows()
@@ -356,11 +357,3 @@ def confirm(
     summary = summarise(path, load_results(outcome.folder), chosen, study.metric, study.maximize, seeds)
     summary["folder"] = str(outcome.folder)
     return summary
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

@@ -46,15 +46,12 @@ def _parser() -> argparse.ArgumentParser:
             metavar="PREFIX",
             help="also allow trainables from modules under PREFIX (default: trainables)",
         )
-        p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
-        p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-        p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
+        _ray_options(p)
         p.add_argument(
             "--dashboard-host",
             metavar="HOST",
             help="where the embedded Ray's dashboard listens (default: 127.0.0.1 only)",
         )
-        p.add_argument("--quiet", action="store_true", help="print only the result")
         p.add_argument(
             "--progress",
             choices=["auto", "live", "plain", "off"],
@@ -99,12 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     confirm.add_argument("results", help="the study's results folder")
     confirm.add_argument("--top", type=int, default=3, help="how many of the best trials (default 3)")
     confirm.add_argument("--seeds", type=int, default=3, help="fresh seeds for each (default 3)")
-    for p in (train, confirm):
-        p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
-        p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-        p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
-        p.add_argument("--quiet", action="store_true", help="print only the result")
+    _ray_options(train)
+    _ray_options(confirm)
     return parser
+
+
+def _ray_options(p: argparse.ArgumentParser) -> None:
+    """Where a command that runs trials runs them, and how much it says."""
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
+    p.add_argument("--quiet", action="store_true", help="print only the result")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -144,14 +146,16 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         dashboard=False if args.no_dashboard else None,
         quiet=args.quiet,
     )
-    best = tuner.load_best(out.folder) if out.best else None
-    metric = best["metric"]["name"] if best else "the metric"
-    return _summary(out, metric, list(best["params"]) if best else [])
+    return _summary(out)
 
 
-def _summary(out: Outcomes, metric: str, searched: list[str]) -> int:
-    """The end of a run as the user sees it; the exit code."""
+def _summary(out: Outcomes, metric: str | None = None, searched: list[str] | None = None) -> int:
+    """The end of a run as the user sees it; the exit code. Without ``metric`` and ``searched``
+    (a resumed run), they are read from ``best.yaml``."""
     folder = _shown(out.folder)
+    stored = _stored_best(out.folder) if out.best is not None else {}  # read once, for all below
+    metric = metric or stored.get("metric", {}).get("name", "the metric")
+    searched = searched if searched is not None else list(stored.get("params", {}))
     counts = ", ".join(f"{n} {k}" for k, n in out.counts.items() if n)
     print(f"trials: {counts}", file=sys.stderr)
     if out.stop_reason:
@@ -182,7 +186,6 @@ def _summary(out: Outcomes, metric: str, searched: list[str]) -> int:
     best = out.best
     shown = "  ".join(f"{k}={v}" for k, v in best.params.items() if k in searched)
     print(f"best {best.trial_id}: {metric}={best.value:.6g}  {shown}")
-    stored = _stored_best(out.folder)
     if stored.get("pareto") is not None:
         print(f"Pareto-optimal: {len(stored['pareto'])} trial(s), best chosen by {stored['chosen_by']}")
     print(f"results: {folder}   (python -m tuner best {folder})")

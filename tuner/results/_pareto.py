@@ -30,12 +30,10 @@ def pareto_mask(trials: pd.DataFrame, objectives: list[tuple[str, bool]]) -> pd.
     x = np.column_stack(
         [(-1.0 if up else 1.0) * pool[c].to_numpy(dtype=float) for c, (_, up) in zip(columns, objectives, strict=True)]
     )
-    keep = np.ones(len(x), dtype=bool)
-    for i in range(len(x)):
-        others = np.delete(x, i, axis=0)
-        dominated = np.any(np.all(others <= x[i], axis=1) & np.any(others < x[i], axis=1))
-        keep[i] = not dominated
-    mask[pool.index[keep]] = True
+    no_worse = (x[:, None, :] <= x[None, :, :]).all(axis=2)  # [j, i]: j at least as good as i everywhere
+    better = (x[:, None, :] < x[None, :, :]).any(axis=2)
+    dominated = np.asarray((no_worse & better).any(axis=0))  # [i]: some j beats i
+    mask[pool.index[~dominated]] = True
     return mask
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -88,3 +89,18 @@ def objectives(study: dict[str, Any]) -> list[tuple[str, bool]]:
     metric = study["metric"]
     metrics = metric if isinstance(metric, list) else [metric]
     return [(str(m["name"]), m.get("goal", "minimize") == "maximize") for m in metrics]
+
+
+def missing(value: Any) -> bool:
+    """An empty cell of a results table: ``None`` or NaN (a conditional parameter left out)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def row_params(row: Any) -> dict[str, Any]:
+    """A ``trials.parquet`` row's parameters as Python values (``np.int64(3)`` -> ``3``), the
+    empty cells left out."""
+    return {
+        str(k).removeprefix("params_"): v.item() if hasattr(v, "item") else v
+        for k, v in row.items()
+        if str(k).startswith("params_") and not missing(v)
+    }

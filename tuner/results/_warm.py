@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from tuner.results._store import TRIALS
+from tuner.results._store import TRIALS, missing, row_params
 from tuner.space import Space
 
 USED = ("finished", "pruned", "stopped")  # a value the searcher can learn from
@@ -49,11 +49,7 @@ def read_warm_start(folder: str | Path, space: Space, metric: str) -> WarmStart:
         if value is None or pd.isna(value) or not math.isfinite(float(value)):
             out.skipped.append(f"{row['trial_id']}: no {metric}")
             continue
-        params = {
-            str(k).removeprefix("params_"): _plain(v)
-            for k, v in row.items()
-            if str(k).startswith("params_") and not _missing(v)
-        }
+        params = row_params(row)
         gone = sorted(set(params) - set(space.params))
         if gone:
             out.skipped.append(f"{row['trial_id']}: {', '.join(gone)} no longer a parameter")
@@ -69,15 +65,6 @@ def read_warm_start(folder: str | Path, space: Space, metric: str) -> WarmStart:
             out.skipped.append(f"{row['trial_id']}: no value for {', '.join(needed)}")
             continue
         state = "complete" if row["status"] == "finished" else "pruned"
-        step = None if _missing(row.get("step")) else float(row["step"])
+        step = None if missing(row.get("step")) else float(row["step"])
         out.observations.append((params, float(value), state, step))
     return out
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars from parquet as Python values (``np.int64(3)`` -> ``3``)."""
-    return value.item() if hasattr(value, "item") else value
