@@ -66,3 +66,48 @@ def test_confirm_retrains_the_top_trials_over_fresh_seeds(tmp_path: Path, ray_tm
     report = cli("report", "results/small", cwd=tmp_path)
     assert report.returncode == 0
     assert "Confirmed over 3 seeds" in (folder / "report.html").read_text()
+
+
+TWO = """
+name: two
+trainable: trainables.digits:train_mlp
+metric:
+  - {name: val_accuracy, goal: maximize}
+  - {name: params_k, goal: minimize}
+select: {metric: val_accuracy, limits: {params_k: 1}}
+method: random
+seed: 1
+run_cap: 4
+parameters:
+  lr: {distribution: log_uniform_values, min: 3e-3, max: 3e-2}
+  hidden: {values: [8, 64]}
+  epochs: {value: 2}
+"""
+
+
+def test_confirm_with_two_objectives_averages_both_and_picks_among_the_front(tmp_path: Path, ray_tmp: Path) -> None:
+    (tmp_path / "two.yaml").write_text(textwrap.dedent(TWO))
+    done = cli("run", "two.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "results" / "two"
+    search = pd.read_parquet(folder / "trials.parquet")
+    front = set(search.loc[search["pareto"], "trial_id"])
+
+    args = ("confirm", "results/two", "--top", "2", "--seeds", "2", "--no-dashboard", "--num-cpus", "2")
+    done = cli(*args, cwd=tmp_path, ray_tmp=ray_tmp)
+    assert done.returncode == 0, done.stderr
+    assert "val_accuracy, params_k over 2 seed(s)" in done.stdout
+    summary = yaml.safe_load((folder / "confirm.yaml").read_text())
+    taken = [c["trial_id"] for c in summary["configs"]]
+    assert set(taken) <= front or front <= set(taken)  # the front first
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    assert taken[0] == best["trial_id"]  # select's pick leads
+    for c in summary["configs"]:
+        assert len(c["values"]) == 2 and c["metrics"]["params_k"] > 0 and "pareto" in c
+    winner = next(c for c in summary["configs"] if c["trial_id"] == summary["winner"])
+    small = [c for c in summary["configs"] if c["metrics"]["params_k"] <= 1 and c["pareto"]]
+    assert winner["pareto"] and (not small or winner in small)
+    assert best["confirmed"]["trial_id"] == summary["winner"]
+    report = cli("report", "results/two", cwd=tmp_path)
+    assert report.returncode == 0
+    assert "the pick among the Pareto-optimal means" in (folder / "report.html").read_text()

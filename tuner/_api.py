@@ -302,11 +302,14 @@ def confirm(
     """Train the study's ``top`` trials again at the full budget with ``seeds`` fresh seeds each,
     through the same engine and in parallel (a study of its own in ``<folder>/confirm``, its
     trials final runs: ``trial.final`` is true); returns each configuration's mean and spread
-    and the winner, also written to ``confirm.yaml`` and to ``best.yaml``'s ``confirmed``."""
+    and the winner, also written to ``confirm.yaml`` and to ``best.yaml``'s ``confirmed``.
+
+    With several objectives the top trials are the Pareto-optimal ones (the one ``select`` picks
+    first), every objective is averaged, and the winner is ``select``'s pick among the
+    configurations whose means are Pareto-optimal."""
     from tuner.config import Asha
     from tuner.results import load_results
-    from tuner.results._best import ranked
-    from tuner.results._confirm import summarise
+    from tuner.results._confirm import candidates, summarise
     from tuner.results._store import row_params
 
     say = say or _printer(quiet)
@@ -316,7 +319,7 @@ def confirm(
     stored: dict[str, Any] = yaml.safe_load((path / STUDY).read_text(encoding="utf-8"))
     study = load_study(text=yaml.safe_dump(stored, sort_keys=False), name=stored["name"])
     trials = load_results(path)
-    best = ranked(trials, study.maximize, everyone=True).head(top)
+    best = candidates(trials, study.objectives, study.spec.select).head(top)
     if best.empty:
         raise UserError(f"{folder}: no trial with a value to confirm")
     searched = list(study.space.searchable)
@@ -330,7 +333,17 @@ def confirm(
     ]
     scheduler = study.spec.scheduler
     max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None  # the search's full budget
-    drop = ("early_terminate", "run_cap", "time_limit", "searcher", "warm_start", "points_to_evaluate", "metric")
+    # one objective in the run itself (the others are still reported, and averaged), no select
+    drop = (
+        "early_terminate",
+        "run_cap",
+        "time_limit",
+        "searcher",
+        "warm_start",
+        "points_to_evaluate",
+        "metric",
+        "select",
+    )
     raw = {k: v for k, v in study.raw.items() if k not in drop}
     raw.update(
         name="confirm",
@@ -354,6 +367,6 @@ def confirm(
         dashboard,
         max_steps=max_steps,
     )
-    summary = summarise(path, load_results(outcome.folder), chosen, study.metric, study.maximize, seeds)
+    summary = summarise(path, load_results(outcome.folder), chosen, study.objectives, seeds, study.spec.select)
     summary["folder"] = str(outcome.folder)
     return summary

@@ -362,14 +362,21 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
         dashboard=False if args.no_dashboard else None,
         quiet=args.quiet,
     )
-    print(f"{summary['metric']} over {summary['seeds']} seed(s) at the full budget (* the best mean):")
+    if summary.get("objectives"):
+        print(
+            f"{', '.join(summary['objectives'])} over {summary['seeds']} seed(s) at the full budget "
+            f"(mean and std of {summary['metric']}; P: Pareto-optimal means; * the pick among them):"
+        )
+    else:
+        print(f"{summary['metric']} over {summary['seeds']} seed(s) at the full budget (* the best mean):")
     print("\n".join(describe(summary)))
     if summary["winner"] is None:
         raise StudyFailed("no configuration finished a confirmation run")
     if summary["changed"]:
         print(
             f"confirmation changed the winner: {summary['winner']} (the search's best was {summary['search_best']}; "
-            f"better by {summary['by']:.4g} in the mean)"
+            f"better by {summary['by']:.4g} in the mean"
+            + (f" of {summary['metric']})" if summary.get("objectives") else ")")
         )
     else:
         print(f"confirmed: {summary['winner']} stays the best")

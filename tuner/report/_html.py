@@ -14,6 +14,7 @@ import yaml
 
 from tuner.report._charts import CHARTS, ONLY_SEVERAL
 from tuner.report._data import StudyData, read
+from tuner.results._confirm import shown_metrics
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
@@ -82,14 +83,15 @@ def _number(value: Any, fmt: str) -> str:
     return "" if value is None else format(value, fmt)
 
 
-def _confirm_row(r: dict[str, Any], winner: bool) -> str:
+def _confirm_row(summary: dict[str, Any], r: dict[str, Any]) -> str:
     e = html.escape
-    tests = ", ".join(f"{k}={v:.4g}" for k, v in r["metrics"].items() if k.startswith("test_"))
+    winner = r["trial_id"] == summary.get("winner")
+    tests = ", ".join(f"{k}={v:.4g}" for k, v in shown_metrics(summary, r).items())
     params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
     figures = "".join(
         f"<td>{_number(v, f)}</td>" for v, f in ((r["search_value"], ".6g"), (r["mean"], ".6g"), (r["std"], ".3g"))
     )
-    star = "&#9733; " if winner else ""
+    star = ("&#9733; " if winner else "") + ("(Pareto) " if r.get("pareto") else "")
     return (
         f"<tr><td>{star}{e(str(r['trial_id']))}</td>{figures}"
         f"<td>{len(r['values'])}/{r['runs']}</td><td>{e(tests)}</td><td>{e(params)}</td></tr>"
@@ -102,7 +104,7 @@ def _confirmed(data: StudyData) -> str:
     summary = data.confirm
     if not summary:
         return ""
-    rows = "".join(_confirm_row(r, r["trial_id"] == summary.get("winner")) for r in summary["configs"])
+    rows = "".join(_confirm_row(summary, r) for r in summary["configs"])
     if summary.get("winner") is None:
         verdict = "No configuration finished a confirmation run."
     elif summary.get("changed"):
@@ -112,9 +114,13 @@ def _confirmed(data: StudyData) -> str:
         )
     else:
         verdict = f"Confirmation kept the winner: {e(summary['winner'])} has the best mean."
+    names = summary.get("objectives", [])
+    other = "other objectives' means, held-out test" if names else "held-out test"
+    if names:
+        verdict += f" Means of {e(', '.join(names))}; the winner is the pick among the Pareto-optimal means."
     return (
         f"<h2>Confirmed over {summary['seeds']} seeds</h2><p>{verdict}</p><table><tr><th>trial</th>"
-        f"<th>in the search</th><th>mean</th><th>spread (sd)</th><th>runs</th><th>held-out test</th>"
+        f"<th>in the search</th><th>mean</th><th>spread (sd)</th><th>runs</th><th>{e(other)}</th>"
         f"<th>parameters</th></tr>{rows}</table>"
     )
 

@@ -2,7 +2,9 @@
 
 Reads the confirmation run's trials (each configuration trained ``seeds`` times at the full
 budget), groups them by configuration and gives each its mean and spread; the configuration
-with the best mean wins. Writes ``confirm.yaml`` into the study's folder and a ``confirmed``
+with the best mean wins. With several objectives the top trials are the Pareto-optimal ones,
+each objective is averaged, and the winner is ``select``'s pick among the configurations whose
+means are Pareto-optimal. Writes ``confirm.yaml`` into the study's folder and a ``confirmed``
 block into its ``best.yaml``. Pure pandas, no Ray.
 """
 
@@ -16,15 +18,36 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from tuner.results._best import ranked
+from tuner.results._pareto import pareto_mask, select
 from tuner.results._store import BEST, write_yaml
 
 CONFIRM = "confirm.yaml"
 
 
+def candidates(trials: pd.DataFrame, objectives: list[tuple[str, bool]], rule: Any | None = None) -> pd.DataFrame:
+    """The search's trials in the order ``confirm`` takes them: by :func:`ranked` on the (first)
+    metric; with several objectives the Pareto-optimal ones first, ``select``'s pick leading."""
+    order = ranked(trials, objectives[0][1], everyone=True)
+    if len(objectives) == 1 or order.empty:
+        return order
+    front = pareto_mask(order, objectives)
+    picked, _ = select(order, objectives, rule)
+    lead = pd.Series(order.index == (picked.name if picked is not None else None), index=order.index)
+    return pd.concat([order[lead], order[front & ~lead], order[~front & ~lead]])
+
+
 def summarise(
-    study: Path, run: pd.DataFrame, top: list[dict[str, Any]], metric: str, maximize: bool, seeds: int
+    study: Path,
+    run: pd.DataFrame,
+    top: list[dict[str, Any]],
+    objectives: list[tuple[str, bool]],
+    seeds: int,
+    rule: Any | None = None,
 ) -> dict[str, Any]:
-    """``top``: the original trials, best first (``trial_id``, ``params``, ``value``)."""
+    """``top``: the original trials, best first (``trial_id``, ``params``, ``value``);
+    ``objectives``: (name, maximised) pairs, the first the metric ``value`` holds."""
+    metric, maximize = objectives[0]
     rows = []
     for original in top:
         mine = run[
@@ -51,11 +74,15 @@ def summarise(
     scored = [r for r in rows if r["mean"] is not None]
     if not scored:
         return {"metric": metric, "seeds": seeds, "configs": rows, "winner": None}
-    winner = (max if maximize else min)(scored, key=lambda r: r["mean"])
+    if len(objectives) > 1:
+        winner = _pareto_winner(scored, objectives, rule)
+    else:
+        winner = (max if maximize else min)(scored, key=lambda r: r["mean"])
     first = rows[0]
     out = {
         "metric": metric,
         "goal": "maximize" if maximize else "minimize",
+        **({"objectives": [name for name, _ in objectives]} if len(objectives) > 1 else {}),
         "seeds": seeds,
         "configs": rows,
         "winner": winner["trial_id"],
@@ -80,6 +107,25 @@ def summarise(
     return out
 
 
+def _pareto_winner(scored: list[dict[str, Any]], objectives: list[tuple[str, bool]], rule: Any | None) -> dict[str, Any]:
+    """Flags each configuration whose means are Pareto-optimal (``pareto``) and returns the one
+    ``select`` picks among them (by default the best mean on the first objective)."""
+    means = pd.DataFrame([
+        {"status": "finished", **{f"metric_{name}": _mean_of(r, name, objectives[0][0]) for name, _ in objectives}}
+        for r in scored
+    ])
+    front = pareto_mask(means, objectives)
+    for r, on in zip(scored, front, strict=True):
+        r["pareto"] = bool(on)
+    picked, _ = select(means, objectives, rule)
+    return scored[int(str(picked.name))] if picked is not None else scored[0]
+
+
+def _mean_of(row: dict[str, Any], name: str, primary: str) -> float:
+    value = row["mean"] if name == primary else row["metrics"].get(name)
+    return math.nan if value is None else float(value)
+
+
 def _same(a: Any, b: Any) -> bool:
     if a is None or (isinstance(a, float) and math.isnan(a)):
         return b is None
@@ -90,17 +136,24 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def shown_metrics(summary: dict[str, Any], row: dict[str, Any]) -> dict[str, float]:
+    """The means shown beside a configuration's: its other objectives' and the held-out test's."""
+    others = summary.get("objectives", [])[1:]
+    return {k: v for k, v in row["metrics"].items() if k in others or k.startswith("test_")}
+
+
 def describe(summary: dict[str, Any]) -> list[str]:
-    """The table ``confirm`` prints: each configuration's mean and spread, the winner marked."""
-    lines = [f"{'':2}{'trial':8}{'search':>12}{'mean':>12}{'std':>10}  runs  params"]
+    """The table ``confirm`` prints: each configuration's mean and spread, the winner marked
+    (with several objectives, ``P`` marks the configurations whose means are Pareto-optimal)."""
+    lines = [f"{'':3}{'trial':8}{'search':>12}{'mean':>12}{'std':>10}  runs  params"]
     for row in summary["configs"]:
-        mark = "* " if row["trial_id"] == summary.get("winner") else "  "
+        mark = ("*" if row["trial_id"] == summary.get("winner") else " ") + ("P " if row.get("pareto") else "  ")
         mean = "-" if row["mean"] is None else f"{row['mean']:.4g}"
         std = "-" if row["std"] is None else f"{row['std']:.2g}"
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
-        tests = "".join(f"  {k}={v:.4g}" for k, v in row["metrics"].items() if k.startswith("test_"))
+        extra = "".join(f"  {k}={v:.4g}" for k, v in shown_metrics(summary, row).items())
         lines.append(
             f"{mark}{row['trial_id']:8}{row['search_value']:>12.4g}{mean:>12}{std:>10}  "
-            f"{len(row['values'])}/{row['runs']}  {params}{tests}"
+            f"{len(row['values'])}/{row['runs']}  {params}{extra}"
         )
     return lines
