@@ -269,7 +269,8 @@ def _cmd_best(args: argparse.Namespace) -> int:
     if confirmed and confirmed.get("changed"):  # the configuration that held up over seeds
         config = _merged(config, confirmed["params"])
         print(
-            f"(the winner of confirm: {confirmed['trial_id']}, mean {confirmed['mean']:.4g} over "
+            f"(the winner of confirm: {confirmed['trial_id']}, mean {best['metric']['name']} "
+            f"{confirmed['mean']:.4g} over "
             f"{confirmed['seeds']} seeds; the search's best was {best['trial_id']})",
             file=sys.stderr,
         )
