@@ -56,8 +56,10 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str
 
 def _table(folder: Path) -> pd.DataFrame:
     cols = ["trial_id", "status", "value", "step", "params_lr", "params_layers", "params_act"]
-    frame = pd.read_parquet(folder / "trials.parquet")[cols]
-    return frame.round(9).set_index("trial_id")
+    frame = pd.read_parquet(folder / "trials.parquet")
+    if frame.empty:  # killed before the first trial started (a loaded machine): no params columns yet
+        return frame.reindex(columns=cols).set_index("trial_id")
+    return frame[cols].round(9).set_index("trial_id")
 
 
 def test_killed_again_and_again_then_resumed_matches_an_uninterrupted_run(tmp_path: Path, ray_tmp: Path) -> None:
