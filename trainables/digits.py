@@ -90,6 +90,7 @@ def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
     x_train, y_train, x_val, y_val = load()
     train = trial.loader(TensorDataset(x_train, y_train), int(config.get("batch_size", 64)), shuffle=True)
     val = trial.loader(TensorDataset(x_val, y_val), 512, shuffle=False)
+    params_k = sum(p.numel() for p in model.parameters()) / 1000  # a second objective: the model's size
     model = trial.prepare(model)
     optimizer = _optimizer(config, model.parameters())
     loss_fn = nn.CrossEntropyLoss()
@@ -114,30 +115,12 @@ def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
         state = None
         if epoch % every == 0 or epoch == epochs:
             state = {**trial.state_dict(model, optimizer), "epoch": epoch}
-        params_k = sum(p.numel() for p in model.parameters()) / 1000  # a second objective: the model's size
+        metrics = {"train_loss": total / count, "val_loss": val_loss, "val_accuracy": val_accuracy}
         if trial.final and epoch == epochs:  # never in a search: the test split decides nothing there
             x_test, y_test = load(test=True)
             test = trial.loader(TensorDataset(x_test, y_test), 512, shuffle=False)
-            test_loss, test_accuracy = evaluate(model, test, loss_fn)
-            trial.report(
-                epoch,
-                params_k=params_k,
-                train_loss=total / count,
-                val_loss=val_loss,
-                val_accuracy=val_accuracy,
-                test_loss=test_loss,
-                test_accuracy=test_accuracy,
-                checkpoint=state,
-            )
-        else:
-            trial.report(
-                epoch,
-                params_k=params_k,
-                train_loss=total / count,
-                val_loss=val_loss,
-                val_accuracy=val_accuracy,
-                checkpoint=state,
-            )
+            metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, test, loss_fn)
+        trial.report(epoch, params_k=params_k, **metrics, checkpoint=state)
 
 
 def evaluate(model: nn.Module, loader: Any, loss_fn: nn.Module) -> tuple[float, float]:

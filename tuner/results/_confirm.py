@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import yaml
@@ -32,9 +32,9 @@ def candidates(trials: pd.DataFrame, objectives: list[tuple[str, bool]], rule: A
     if len(objectives) == 1 or order.empty:
         return order
     front = pareto_mask(order, objectives)
-    picked, _ = select(order, objectives, rule)
-    lead = pd.Series(order.index == (picked.name if picked is not None else None), index=order.index)
-    return pd.concat([order[lead], order[front & ~lead], order[~front & ~lead]])
+    picked, _ = select(order, objectives, rule)  # one of the front, or None when it is empty
+    lead = [] if picked is None else [picked.name]
+    return order.loc[lead + [i for i in order.index[front] if i not in lead] + list(order.index[~front])]
 
 
 def summarise(
@@ -118,7 +118,7 @@ def _pareto_winner(scored: list[dict[str, Any]], objectives: list[tuple[str, boo
     for r, on in zip(scored, front, strict=True):
         r["pareto"] = bool(on)
     picked, _ = select(means, objectives, rule)
-    return scored[int(str(picked.name))] if picked is not None else scored[0]
+    return scored[cast(int, picked.name)] if picked is not None else scored[0]
 
 
 def _mean_of(row: dict[str, Any], name: str, primary: str) -> float:
