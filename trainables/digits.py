@@ -115,12 +115,30 @@ def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
         state = None
         if epoch % every == 0 or epoch == epochs:
             state = {**trial.state_dict(model, optimizer), "epoch": epoch}
-        metrics = {"train_loss": total / count, "val_loss": val_loss, "val_accuracy": val_accuracy}
+        # each report names its metrics: the study's metric is checked against them before a run
         if trial.final and epoch == epochs:  # never in a search: the test split decides nothing there
             x_test, y_test = load(test=True)
             test = trial.loader(TensorDataset(x_test, y_test), 512, shuffle=False)
-            metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, test, loss_fn)
-        trial.report(epoch, params_k=params_k, **metrics, checkpoint=state)
+            test_loss, test_accuracy = evaluate(model, test, loss_fn)
+            trial.report(
+                epoch,
+                params_k=params_k,
+                train_loss=total / count,
+                val_loss=val_loss,
+                val_accuracy=val_accuracy,
+                test_loss=test_loss,
+                test_accuracy=test_accuracy,
+                checkpoint=state,
+            )
+        else:
+            trial.report(
+                epoch,
+                params_k=params_k,
+                train_loss=total / count,
+                val_loss=val_loss,
+                val_accuracy=val_accuracy,
+                checkpoint=state,
+            )
 
 
 def evaluate(model: nn.Module, loader: Any, loss_fn: nn.Module) -> tuple[float, float]:
