@@ -252,20 +252,25 @@ def _cmd_best(args: argparse.Namespace) -> int:
     from tuner.results import load_best
 
     best = load_best(args.results)
+    confirmed = best.get("confirmed")
     if best.get("pareto") is not None and not str(best.get("chosen_by", "")).startswith("select"):
-        front = [
-            {"trial_id": p["trial_id"], **{k: p[k] for k in best["objectives"]}, "params": p["params"]}
-            for p in best["pareto"]
-        ]  # several objectives and no select: rule: the whole front
+        goals = ", ".join(f"{g} {k}" for k, g in best["objectives"].items())
+        if confirmed and confirmed.get("front"):  # the front of the means over fresh seeds
+            front = confirmed["front"]
+            what = f"configuration(s) Pareto-optimal on their means over {confirmed['seeds']} seeds (confirm)"
+        else:
+            front = [
+                {"trial_id": p["trial_id"], **{k: p[k] for k in best["objectives"]}, "params": p["params"]}
+                for p in best["pareto"]
+            ]
+            what = "Pareto-optimal trial(s)"
         print(
-            f"{len(front)} Pareto-optimal trial(s) ({', '.join(f'{g} {k}' for k, g in best['objectives'].items())}); "
-            "add select: {metric: ..., limits: {...}} to the study to pick one",
+            f"{len(front)} {what} ({goals}); add select: {{metric: ..., limits: {{...}}}} to the study to pick one",
             file=sys.stderr,
         )
         _print(front, args.format)
         return EXIT_OK
     config = best["config"]
-    confirmed = best.get("confirmed")
     if confirmed and confirmed.get("changed"):  # the configuration that held up over seeds
         config = _merged(config, confirmed["params"])
         print(

@@ -4,9 +4,11 @@ winner picked among the configurations whose means are Pareto-optimal."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from tuner.config._schema import Select
@@ -67,3 +69,31 @@ def test_the_winner_is_the_pick_among_pareto_optimal_means(tmp_path: Path) -> No
 
     tight = Select(metric="acc", limits={"size": 6})  # only t4 is small enough
     assert summarise(tmp_path, run, top, OBJECTIVES, 2, tight)["winner"] == "t4"
+
+
+def test_best_shows_the_confirmed_front_when_no_select_picks_one(tmp_path: Path) -> None:
+    from tests.conftest import cli
+
+    search_front = [
+        {"trial_id": t, "acc": a, "size": z, "params": {"w": w}}
+        for t, a, z, w in (("t1", 0.95, 40.0, 1), ("t2", 0.9, 10.0, 2), ("t4", 0.8, 5.0, 4))
+    ]
+    best = {
+        "trial_id": "t1", "metric": {"name": "acc", "goal": "maximize", "value": 0.95}, "config": {"w": 1},
+        "objectives": {"acc": "maximize", "size": "minimize"}, "pareto": search_front, "chosen_by": "first objective",
+    }  # fmt: skip
+    (tmp_path / "best.yaml").write_text(yaml.safe_dump(best))
+    _search().to_parquet(tmp_path / "trials.parquet")
+    shown = cli("best", str(tmp_path), "--format", "json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert [p["trial_id"] for p in json.loads(shown.stdout)] == ["t1", "t2", "t4"]  # the search's front
+
+    top = [{"trial_id": p["trial_id"], "params": p["params"], "value": p["acc"]} for p in search_front]
+    run = _reruns({1: [(0.94, 10.0), (0.92, 10.0)], 2: [(0.86, 10.0), (0.88, 10.0)], 4: [(0.8, 5.0), (0.78, 5.0)]})
+    summarise(tmp_path, run, top, OBJECTIVES, 2)
+    shown = cli("best", str(tmp_path), "--format", "json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    front = json.loads(shown.stdout)  # over fresh seeds t2 is dominated by t1: off the front
+    assert [p["trial_id"] for p in front] == ["t1", "t4"]
+    assert front[0]["acc"] == pytest.approx(0.93) and front[0]["size"] == 10.0 and front[0]["params"] == {"w": 1}
+    assert "Pareto-optimal on their means over 2 seeds (confirm)" in shown.stderr

@@ -103,6 +103,16 @@ def summarise(
             "changed": out["changed"],
             "by": out["by"],
         }
+        if len(objectives) > 1:  # the front of the means, which `best` shows when no select picks one
+            best["confirmed"]["front"] = [
+                {
+                    "trial_id": r["trial_id"],
+                    **{name: _mean_of(r, name, metric) for name, _ in objectives},
+                    "params": r["params"],
+                }
+                for r in scored
+                if r.get("pareto")
+            ]
         write_yaml(best_path, best)
     return out
 
