@@ -42,6 +42,7 @@ class Problem:
     fn: Callable[[dict[str, Any]], float]
     optimum: float
     budget: int
+    second: float | None = None  # the second-best local minimum, where a run can get stuck
 
     @property
     def space(self) -> Space:
@@ -96,7 +97,7 @@ PROBLEMS = {
         "Branin", {"x1": {"min": -5.0, "max": 10.0}, "x2": {"min": 0.0, "max": 15.0}}, branin, 0.397887357729739, 50
     ),
     "hartmann6": Problem(
-        "Hartmann6", {f"x{i}": {"min": 0.0, "max": 1.0} for i in range(6)}, hartmann6, -3.32236801141551, 80
+        "Hartmann6", {f"x{i}": {"min": 0.0, "max": 1.0} for i in range(6)}, hartmann6, -3.32236801141551, 80, -3.20316191839610
     ),
     "mixed": Problem(
         "mixed (log float, int, 3-way categorical, float)",
@@ -226,7 +227,7 @@ def quality(problems: list[str], arms: list[str], seeds: int, jobs: int) -> dict
                 began = time.perf_counter()
                 table[key][arm] = list(pool.map(_one, [(key, arm, s) for s in range(seeds)]))
                 spent = time.perf_counter() - began
-                cell = _cell(table[key][arm])
+                cell = _cell(table[key][arm]) + _trapped(PROBLEMS[key], table[key][arm])
                 print(f"  {PROBLEMS[key].name} / {arm}: {cell} ({spent:.0f} s)", file=sys.stderr, flush=True)
     return table
 
@@ -245,6 +246,14 @@ def _cell(regrets: list[float]) -> str:
     return f"**{med:.2g}** [{q1:.2g}, {q3:.2g}] {stalled}/{len(regrets)}"
 
 
+def _trapped(problem: Problem, regrets: list[float]) -> str:
+    """How many seeds ended no better than half way from the second minimum to the optimum."""
+    if problem.second is None:
+        return ""
+    line = (problem.second - problem.optimum) / 2
+    return f"; {sum(r >= line for r in regrets)}/{len(regrets)} at or above the second minimum (regret >= {line:.2g})"
+
+
 def print_table(table: dict[str, dict[str, list[float]]], seeds: int) -> None:
     arms = list(next(iter(table.values())))
     print(f"\nmedian simple regret over {seeds} seeds [quartiles]; runs that stalled (regret over 10x the median)")
@@ -254,6 +263,10 @@ def print_table(table: dict[str, dict[str, list[float]]], seeds: int) -> None:
         problem = PROBLEMS[key]
         cells = [_cell(v) for v in row.values()]
         print(f"| {problem.name}, {problem.budget} | " + " | ".join(cells) + " |")
+    for key, row in table.items():
+        if PROBLEMS[key].second is not None:
+            counts = ", ".join(f"{arm} {_trapped(PROBLEMS[key], v).split()[1]}" for arm, v in row.items())
+            print(f"{PROBLEMS[key].name}, seeds at or above the second minimum: {counts}")
 
 
 # -- cost, batches -------------------------------------------------------------------------------
