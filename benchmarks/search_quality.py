@@ -97,7 +97,12 @@ PROBLEMS = {
         "Branin", {"x1": {"min": -5.0, "max": 10.0}, "x2": {"min": 0.0, "max": 15.0}}, branin, 0.397887357729739, 50
     ),
     "hartmann6": Problem(
-        "Hartmann6", {f"x{i}": {"min": 0.0, "max": 1.0} for i in range(6)}, hartmann6, -3.32236801141551, 80, -3.20316191839610
+        "Hartmann6",
+        {f"x{i}": {"min": 0.0, "max": 1.0} for i in range(6)},
+        hartmann6,
+        -3.32236801141551,
+        80,
+        second=-3.20316191839610,
     ),
     "mixed": Problem(
         "mixed (log float, int, 3-way categorical, float)",
