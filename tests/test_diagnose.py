@@ -197,6 +197,8 @@ def test_the_leak_rule_wants_steady_growth_past_a_warm_up() -> None:
     assert leak_per_step(steady[:9]) is None  # too few reports after the warm-up
     warm_up = [300.0, 400.0, 480.0] + [500.0 + (i % 3) for i in range(12)]  # grows, then flat with noise
     assert leak_per_step(warm_up) is None
+    blocks = [328.0, 336.0, 360.0] + [368.0 + 8 * min(i, 8) for i in range(11)]  # an allocator's blocks, 64 MB
+    assert leak_per_step(blocks) is None  # grew on 8 of 10 steps, then stopped: not a leak
     small = [500.0 + 2 * i for i in range(14)]  # steady but 22 MB in all
     assert leak_per_step(small) is None
 

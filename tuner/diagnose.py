@@ -269,7 +269,9 @@ def diagnose(status: str, error: str | None, config: Mapping[str, Any] | None = 
 LEAK_WARMUP = 3  # reports left out: allocators and caches grow at the start of any training
 LEAK_MIN_REPORTS = 8  # after the warm-up, how many reports a verdict needs
 LEAK_MIN_MB = 64.0  # growth below this over the trial is never a leak
-LEAK_STEADY = 0.75  # the share of steps on which memory must have grown
+LEAK_STEADY = 0.9  # the share of steps on which memory must have grown: a leak grows on every step,
+# while an allocator grows by a block (8 MB for a 2048x1024 float32 temporary) on some steps and
+# plateaus (a clean loop was flagged at 0.75: 8 MB on 8 of 10 steps)
 
 
 def leak_per_step(rss_mb: list[float]) -> float | None:
