@@ -232,7 +232,9 @@ def quality(problems: list[str], arms: list[str], seeds: int, jobs: int) -> dict
                 began = time.perf_counter()
                 table[key][arm] = list(pool.map(_one, [(key, arm, s) for s in range(seeds)]))
                 spent = time.perf_counter() - began
-                cell = _cell(table[key][arm]) + _trapped(PROBLEMS[key], table[key][arm])
+                cell = _cell(table[key][arm])
+                if trapped := _trapped(PROBLEMS[key], table[key][arm]):
+                    cell += f"; {trapped} at or above the second minimum"
                 print(f"  {PROBLEMS[key].name} / {arm}: {cell} ({spent:.0f} s)", file=sys.stderr, flush=True)
     return table
 
@@ -252,11 +254,12 @@ def _cell(regrets: list[float]) -> str:
 
 
 def _trapped(problem: Problem, regrets: list[float]) -> str:
-    """How many seeds ended no better than half way from the second minimum to the optimum."""
+    """How many seeds ended no better than half way from the second minimum to the optimum
+    (``k/n``), or "" for a problem without a known second minimum."""
     if problem.second is None:
         return ""
     line = (problem.second - problem.optimum) / 2
-    return f"; {sum(r >= line for r in regrets)}/{len(regrets)} at or above the second minimum (regret >= {line:.2g})"
+    return f"{sum(r >= line for r in regrets)}/{len(regrets)}"
 
 
 def print_table(table: dict[str, dict[str, list[float]]], seeds: int) -> None:
@@ -270,7 +273,7 @@ def print_table(table: dict[str, dict[str, list[float]]], seeds: int) -> None:
         print(f"| {problem.name}, {problem.budget} | " + " | ".join(cells) + " |")
     for key, row in table.items():
         if PROBLEMS[key].second is not None:
-            counts = ", ".join(f"{arm} {_trapped(PROBLEMS[key], v).split()[1]}" for arm, v in row.items())
+            counts = ", ".join(f"{arm} {_trapped(PROBLEMS[key], v)}" for arm, v in row.items())
             print(f"{PROBLEMS[key].name}, seeds at or above the second minimum: {counts}")
 
 

@@ -48,7 +48,7 @@ def test_search_quality_smoke() -> None:
     table = bench.quality(["branin"], ["random", "bayes"], seeds=2, jobs=1)
     assert np.median(table["branin"]["bayes"]) < 1e-2 * np.median(table["branin"]["random"])
     hartmann6 = bench.PROBLEMS["hartmann6"]  # its second minimum is 0.119 above the optimum
-    assert "1/3 at or above the second minimum" in bench._trapped(hartmann6, [0.119, 0.05, 1e-5])
+    assert bench._trapped(hartmann6, [0.119, 0.05, 1e-5]) == "1/3"
     assert bench._trapped(bench.PROBLEMS["branin"], [1.0]) == ""
     times = bench.suggest_cost(observations=40, measured=3)
     assert len(times) == 3 and all(t > 0 for t in times)
