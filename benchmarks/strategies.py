@@ -16,12 +16,15 @@ torch.multiprocessing (no Ray: the strategies alone).
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -42,20 +45,31 @@ def mlp(width: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*blocks)
 
 
-def _port() -> int:
+def _spawn(body: Callable[..., None], world: int, *args: Any) -> None:
+    """``body(rank, world, *args)`` in ``world`` processes joined in one gloo group."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    mp.spawn(_in_group, args=(world, port, body, args), nprocs=world, join=True)
+
+
+def _in_group(rank: int, world: int, port: int, body: Callable[..., None], args: tuple[Any, ...]) -> None:
+    torch.set_num_threads(1)
+    if world > 1:
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        body(rank, world, *args)
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+        gc.collect()  # the group dies now, not at exit (where a gloo thread freeing a tensor aborts)
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _memory_rank(rank: int, world: int, port: int, name: str, width: int, layers: int, out: str) -> None:
-    torch.set_num_threads(1)
-    if world > 1:
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+def _memory_rank(rank: int, world: int, name: str, width: int, layers: int, out: str) -> None:
     base = _peak_mb()
     trial = Trial("bench", 0, rank=rank, world_size=world, strategy=StrategyOptions(name))
     model = trial.prepare(mlp(width, layers))
@@ -64,8 +78,6 @@ def _memory_rank(rank: int, world: int, port: int, name: str, width: int, layers
     model(x).square().mean().backward()
     opt.step()
     Path(f"{out}.{rank}").write_text(f"{_peak_mb() - base:.0f}")
-    if world > 1:
-        dist.destroy_process_group()
 
 
 def memory(width: int, layers: int) -> None:
@@ -80,7 +92,7 @@ def memory(width: int, layers: int) -> None:
     for name, world in [("ddp", 1), ("ddp", 2), ("fsdp", 2)]:
         with tempfile.TemporaryDirectory() as tmp:
             out = f"{tmp}/peak"
-            mp.spawn(_memory_rank, args=(world, _port(), name, width, layers, out), nprocs=world, join=True)
+            _spawn(_memory_rank, world, name, width, layers, out)
             peaks = [float(Path(f"{out}.{r}").read_text()) for r in range(world)]
         peak = max(peaks)
         single = single or peak
@@ -88,9 +100,7 @@ def memory(width: int, layers: int) -> None:
         print(f"| {label} | {world} | {peak:.0f} | {peak / single:.2f} |", flush=True)
 
 
-def _pipeline_rank(rank: int, world: int, port: int, micro: int, width: int, layers: int, batch: int, out: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+def _pipeline_rank(rank: int, world: int, micro: int, width: int, layers: int, batch: int, out: str) -> None:
     options = StrategyOptions("pipeline", stages=world, microbatches=micro, schedule="gpipe")
     trial = Trial("bench", 0, rank=rank, world_size=world, strategy=options)
     model = trial.prepare(mlp(width, layers), loss_fn=lambda out, target: (out - target).square().mean())
@@ -105,7 +115,6 @@ def _pipeline_rank(rank: int, world: int, port: int, micro: int, width: int, lay
     dist.barrier()
     if rank == 0:
         Path(out).write_text(f"{(time.perf_counter() - start) / steps}")
-    dist.destroy_process_group()
 
 
 def bubble(width: int, layers: int, batch: int, stages: int = 2) -> None:
@@ -119,8 +128,7 @@ def bubble(width: int, layers: int, batch: int, stages: int = 2) -> None:
     for micro in (1, 4, 8):
         with tempfile.TemporaryDirectory() as tmp:
             out = f"{tmp}/t"
-            args = (stages, _port(), micro, width, layers, batch, out)
-            mp.spawn(_pipeline_rank, args=args, nprocs=stages, join=True)
+            _spawn(_pipeline_rank, stages, micro, width, layers, batch, out)
             seconds = float(Path(out).read_text())
         first = first or seconds
         measured = 1 - (first / stages) / seconds

@@ -4,8 +4,10 @@ FSDP over 2 ranks (each on half the batch) and a 2-stage pipeline (4 micro-batch
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,35 +39,47 @@ def single_step() -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
-def _rank(rank: int, world: int, port: int, options: StrategyOptions, out: str) -> None:
+def _in_group(rank: int, world: int, port: int, body: Callable[..., None], args: tuple[Any, ...]) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        trial = Trial("t", 0, rank=rank, world_size=world, strategy=options)
-        x, y = batch()
-        loss_fn = nn.functional.mse_loss
-        if options.name == "pipeline":
-            net = trial.prepare(model(), loss_fn=loss_fn)
-            opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-            net.step(x, y)
-        else:
-            net = trial.prepare(model())
-            opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-            half = slice(rank * len(x) // world, (rank + 1) * len(x) // world)  # what DistributedSampler gives
-            loss_fn(net(x[half]), y[half]).backward()
-        opt.step()
-        state = trial.state_dict(net, opt)
-        if rank == 0:
-            torch.save(state, out)
+        body(rank, world, *args)
     finally:
         dist.destroy_process_group()
+        # The model's reference cycles hold the group: freed at exit, a gloo thread would drop a
+        # tensor while the interpreter shuts down and abort the rank (SIGABRT, 1 run in 10 here).
+        gc.collect()
 
 
-def run_ranks(options: StrategyOptions, tmp_path: Path, world: int = 2) -> dict[str, Any]:
+def spawn(body: Callable[..., None], *args: Any, world: int = 2) -> None:
+    """``body(rank, world, *args)`` in ``world`` processes joined in one gloo group."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    mp.spawn(_in_group, args=(world, port, body, args), nprocs=world, join=True)
+
+
+def _step(rank: int, world: int, options: StrategyOptions, out: str) -> None:
+    trial = Trial("t", 0, rank=rank, world_size=world, strategy=options)
+    x, y = batch()
+    loss_fn = nn.functional.mse_loss
+    if options.name == "pipeline":
+        net = trial.prepare(model(), loss_fn=loss_fn)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        net.step(x, y)
+    else:
+        net = trial.prepare(model())
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        half = slice(rank * len(x) // world, (rank + 1) * len(x) // world)  # what DistributedSampler gives
+        loss_fn(net(x[half]), y[half]).backward()
+    opt.step()
+    state = trial.state_dict(net, opt)
+    if rank == 0:
+        torch.save(state, out)
+
+
+def run_ranks(options: StrategyOptions, tmp_path: Path) -> dict[str, Any]:
     out = str(tmp_path / f"{options.name}.pt")
-    mp.spawn(_rank, args=(world, port, options, out), nprocs=world, join=True)
+    spawn(_step, options, out)
     return torch.load(out, weights_only=False)  # type: ignore[no-any-return]
 
 
@@ -103,52 +117,45 @@ def test_a_sequential_is_split_where_its_parameters_balance() -> None:
         split_sequential(net, 2, [5])
 
 
-def _sharded_roundtrip(rank: int, world: int, port: int, folder: str, out: str) -> None:
+def _sharded_roundtrip(rank: int, world: int, folder: str, out: str) -> None:
     from tuner.storage import CheckpointStore
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        store = CheckpointStore(folder)
-        saved: list[dict[str, Any]] = []
-        trial = Trial(
-            "t",
-            0,
-            rank=rank,
-            world_size=world,
-            strategy=StrategyOptions("fsdp"),
-            store=store,
-            emit=saved.append if rank == 0 else None,
-        )
-        net = trial.prepare(model())
-        opt = torch.optim.Adam(net.parameters(), lr=0.1)
-        x, y = batch()
-        nn.functional.mse_loss(net(x), y).backward()
-        opt.step()
-        trial.report(1, loss=1.0, checkpoint={**trial.state_dict(net, opt), "epoch": 1})
-        record = trial.checkpoint()  # what a retry gets: where the shards are
-        fresh = Trial("t", 0, rank=rank, world_size=world, strategy=StrategyOptions("fsdp"), store=store)
-        again = fresh.prepare(model())
-        opt2 = torch.optim.Adam(again.parameters(), lr=0.1)
-        fresh.load_state_dict(again, opt2, record)
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    store = CheckpointStore(folder)
+    saved: list[dict[str, Any]] = []
+    trial = Trial(
+        "t",
+        0,
+        rank=rank,
+        world_size=world,
+        strategy=StrategyOptions("fsdp"),
+        store=store,
+        emit=saved.append if rank == 0 else None,
+    )
+    net = trial.prepare(model())
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    x, y = batch()
+    nn.functional.mse_loss(net(x), y).backward()
+    opt.step()
+    trial.report(1, loss=1.0, checkpoint={**trial.state_dict(net, opt), "epoch": 1})
+    record = trial.checkpoint()  # what a retry gets: where the shards are
+    fresh = Trial("t", 0, rank=rank, world_size=world, strategy=StrategyOptions("fsdp"), store=store)
+    again = fresh.prepare(model())
+    opt2 = torch.optim.Adam(again.parameters(), lr=0.1)
+    fresh.load_state_dict(again, opt2, record)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        full = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        before, after = get_model_state_dict(net, options=full), get_model_state_dict(again, options=full)
-        if rank == 0:
-            torch.save(
-                {"before": before, "after": after, "record": record, "shards": sorted(os.listdir(record["sharded"]))},
-                out,
-            )
-    finally:
-        dist.destroy_process_group()
+    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    before, after = get_model_state_dict(net, options=full), get_model_state_dict(again, options=full)
+    if rank == 0:
+        torch.save(
+            {"before": before, "after": after, "record": record, "shards": sorted(os.listdir(record["sharded"]))},
+            out,
+        )
 
 
 def test_fsdp_checkpoints_are_written_as_shards_and_read_back(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     out = str(tmp_path / "roundtrip.pt")
-    mp.spawn(_sharded_roundtrip, args=(2, port, str(tmp_path / "ckpt"), out), nprocs=2, join=True)
+    spawn(_sharded_roundtrip, str(tmp_path / "ckpt"), out)
     got = torch.load(out, weights_only=False)
     assert got["record"]["sharded"].endswith("t/step-00000001.dcp") and got["record"]["epoch"] == 1
     assert "__0_0.distcp" in got["shards"] and "__1_0.distcp" in got["shards"]  # one file per rank, no gather
@@ -156,28 +163,21 @@ def test_fsdp_checkpoints_are_written_as_shards_and_read_back(tmp_path: Path) ->
         torch.testing.assert_close(got["after"][name], value)
 
 
-def _predict(rank: int, world: int, port: int, schedule: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        options = StrategyOptions("pipeline", stages=2, microbatches=4, schedule=schedule)
-        trial = Trial("t", 0, rank=rank, world_size=world, strategy=options)
-        net = trial.prepare(model(), loss_fn=nn.functional.mse_loss)
-        got = net.predict(batch()[0])
-        if rank == world - 1:
-            torch.save(got, out)
-        else:
-            assert got is None
-    finally:
-        dist.destroy_process_group()
+def _predict(rank: int, world: int, schedule: str, out: str) -> None:
+    options = StrategyOptions("pipeline", stages=2, microbatches=4, schedule=schedule)
+    trial = Trial("t", 0, rank=rank, world_size=world, strategy=options)
+    net = trial.prepare(model(), loss_fn=nn.functional.mse_loss)
+    got = net.predict(batch()[0])
+    if rank == world - 1:
+        torch.save(got, out)
+    else:
+        assert got is None
 
 
 @pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
 def test_a_pipeline_predicts_what_the_whole_model_does(schedule: str, tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     out = str(tmp_path / "out.pt")
-    mp.spawn(_predict, args=(2, port, schedule, out), nprocs=2, join=True)
+    spawn(_predict, schedule, out)
     with torch.no_grad():
         expected = model()(batch()[0])
     torch.testing.assert_close(torch.load(out, weights_only=True), expected)
