@@ -45,8 +45,9 @@ def mlp(width: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*blocks)
 
 
-def _spawn(body: Callable[..., None], world: int, *args: Any) -> None:
-    """``body(rank, world, *args)`` in ``world`` processes joined in one gloo group."""
+def spawn(body: Callable[..., None], world: int, *args: Any) -> None:
+    """``body(rank, world, *args)`` in ``world`` processes joined in one gloo group, one thread
+    each (the strategy tests use it too)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -62,7 +63,9 @@ def _in_group(rank: int, world: int, port: int, body: Callable[..., None], args:
     finally:
         if world > 1:
             dist.destroy_process_group()
-        gc.collect()  # the group dies now, not at exit (where a gloo thread freeing a tensor aborts)
+        # The model's reference cycles hold the group: freed at exit, a gloo thread would drop a
+        # tensor while the interpreter shuts down and abort the rank (SIGABRT, 1 run in 10 here).
+        gc.collect()
 
 
 def _peak_mb() -> float:
@@ -92,7 +95,7 @@ def memory(width: int, layers: int) -> None:
     for name, world in [("ddp", 1), ("ddp", 2), ("fsdp", 2)]:
         with tempfile.TemporaryDirectory() as tmp:
             out = f"{tmp}/peak"
-            _spawn(_memory_rank, world, name, width, layers, out)
+            spawn(_memory_rank, world, name, width, layers, out)
             peaks = [float(Path(f"{out}.{r}").read_text()) for r in range(world)]
         peak = max(peaks)
         single = single or peak
@@ -128,7 +131,7 @@ def bubble(width: int, layers: int, batch: int, stages: int = 2) -> None:
     for micro in (1, 4, 8):
         with tempfile.TemporaryDirectory() as tmp:
             out = f"{tmp}/t"
-            _spawn(_pipeline_rank, stages, micro, width, layers, batch, out)
+            spawn(_pipeline_rank, stages, micro, width, layers, batch, out)
             seconds = float(Path(out).read_text())
         first = first or seconds
         measured = 1 - (first / stages) / seconds

@@ -4,19 +4,15 @@ FSDP over 2 ranks (each on half the batch) and a 2-stage pipeline (4 micro-batch
 
 from __future__ import annotations
 
-import gc
 import os
-import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
+from benchmarks.strategies import spawn
 from tuner.strategies import StrategyOptions
 from tuner.trial import Trial
 
@@ -37,25 +33,6 @@ def single_step() -> dict[str, torch.Tensor]:
     nn.functional.mse_loss(net(x), y).backward()
     opt.step()
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
-
-
-def _in_group(rank: int, world: int, port: int, body: Callable[..., None], args: tuple[Any, ...]) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        body(rank, world, *args)
-    finally:
-        dist.destroy_process_group()
-        # The model's reference cycles hold the group: freed at exit, a gloo thread would drop a
-        # tensor while the interpreter shuts down and abort the rank (SIGABRT, 1 run in 10 here).
-        gc.collect()
-
-
-def spawn(body: Callable[..., None], *args: Any, world: int = 2) -> None:
-    """``body(rank, world, *args)`` in ``world`` processes joined in one gloo group."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    mp.spawn(_in_group, args=(world, port, body, args), nprocs=world, join=True)
 
 
 def _step(rank: int, world: int, options: StrategyOptions, out: str) -> None:
@@ -79,7 +56,7 @@ def _step(rank: int, world: int, options: StrategyOptions, out: str) -> None:
 
 def run_ranks(options: StrategyOptions, tmp_path: Path) -> dict[str, Any]:
     out = str(tmp_path / f"{options.name}.pt")
-    spawn(_step, options, out)
+    spawn(_step, 2, options, out)
     return torch.load(out, weights_only=False)  # type: ignore[no-any-return]
 
 
@@ -155,7 +132,7 @@ def _sharded_roundtrip(rank: int, world: int, folder: str, out: str) -> None:
 
 def test_fsdp_checkpoints_are_written_as_shards_and_read_back(tmp_path: Path) -> None:
     out = str(tmp_path / "roundtrip.pt")
-    spawn(_sharded_roundtrip, str(tmp_path / "ckpt"), out)
+    spawn(_sharded_roundtrip, 2, str(tmp_path / "ckpt"), out)
     got = torch.load(out, weights_only=False)
     assert got["record"]["sharded"].endswith("t/step-00000001.dcp") and got["record"]["epoch"] == 1
     assert "__0_0.distcp" in got["shards"] and "__1_0.distcp" in got["shards"]  # one file per rank, no gather
@@ -177,7 +154,7 @@ def _predict(rank: int, world: int, schedule: str, out: str) -> None:
 @pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
 def test_a_pipeline_predicts_what_the_whole_model_does(schedule: str, tmp_path: Path) -> None:
     out = str(tmp_path / "out.pt")
-    spawn(_predict, schedule, out)
+    spawn(_predict, 2, schedule, out)
     with torch.no_grad():
         expected = model()(batch()[0])
     torch.testing.assert_close(torch.load(out, weights_only=True), expected)
