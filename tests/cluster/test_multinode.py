@@ -81,8 +81,7 @@ def test_a_lost_node_costs_no_trial(cluster: Cluster, tmp_path: Path) -> None:
     """Three nodes, 36 one-second trials three at a time; one node's raylet killed mid-study, then
     a new node joins. The study finishes every trial once, the lost ones retried from their
     checkpoint on a live node without counting against max_failures: 0."""
-    extra = cluster.start_node()
-    cluster.wait_for(3)
+    extra = cluster.join()
     space = write(tmp_path, "lossy", trials=36, seconds=1.0)
     proc = cluster.popen("run", str(space), "--address", cluster.address, cwd=tmp_path)
     journal = tmp_path / "results" / "lossy" / "journal.jsonl"
@@ -94,7 +93,7 @@ def test_a_lost_node_costs_no_trial(cluster: Cluster, tmp_path: Path) -> None:
     raylet.kill()  # by pid: the node is gone, its trial with it
     while time.monotonic() < deadline and '"cause": "node_lost"' not in journal.read_text():
         time.sleep(0.2)  # the loss noticed: a node joins while the study runs on two
-    newcomer = cluster.start_node()
+    newcomer = cluster.join()
     try:
         out, err = proc.communicate(timeout=180)
     finally:
@@ -138,9 +137,8 @@ def test_a_path_only_this_machine_has_is_refused_before_anything_runs(cluster: C
         pytest.skip("unshare (a mount namespace for a node) is not permitted here")
     local = tmp_path / "local"
     local.mkdir()
-    node = cluster.start_node(private=local)
+    node = cluster.join(private=local)
     try:
-        cluster.wait_for(3)
         space = write(tmp_path, "here", trials=2, seconds=0.1)
         done = cluster.cli("run", str(space), "--address", cluster.address, "--storage", str(local / "results"),
                            cwd=tmp_path)  # fmt: skip
