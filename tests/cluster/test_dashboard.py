@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import urllib.request
@@ -104,7 +103,7 @@ def dashboard_screenshot(cluster: Cluster, chromium: str, chromedriver: str, pat
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1500,900", f"--user-data-dir={tempfile.mkdtemp(prefix='chromium')}"):  # fmt: skip
+                 "--window-size=1500,900", f"--user-data-dir={path.parent / 'chromium'}"):  # fmt: skip
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(chromedriver), options=options)
     try:
