@@ -1,9 +1,10 @@
 """What the searchers find for a budget: simple regret on standard problems, over fixed seeds.
 
-    python benchmarks/search_quality.py                 # the README's table (16 seeds; ~40 min here)
+    python benchmarks/search_quality.py --seeds 8 --jobs 1   # the README's table (~35 min here; 16 seeds by default)
     python benchmarks/search_quality.py --seeds 10 --problems branin hartmann6
     python benchmarks/search_quality.py --cost          # seconds per bayes suggestion at 300 observations, 6-D
     python benchmarks/search_quality.py --batch         # bayes with 1, 2, 4, 8 pending trials
+    python benchmarks/search_quality.py --problems hartmann6 --budgets 80 120 200  # longer runs
 
 Arms: our searchers through the ``Searcher`` interface (``random``, ``bayes``, ``optuna`` with TPE
 and with its GP), and the libraries called directly as their documentation shows
@@ -214,28 +215,35 @@ def regret(problem: Problem, values: list[float]) -> float:
     return max(min(values) - problem.optimum, 0.0)
 
 
-def _one(job: tuple[str, str, int]) -> float:
-    key, arm, seed = job
-    problem = PROBLEMS[key]
-    return regret(problem, ARMS[arm](problem, seed, problem.budget))
+def _one(job: tuple[str, str, int, int]) -> list[float]:
+    key, arm, seed, budget = job
+    return ARMS[arm](PROBLEMS[key], seed, budget)
 
 
-def quality(problems: list[str], arms: list[str], seeds: int, jobs: int) -> dict[str, dict[str, list[float]]]:
-    """Regret per problem, arm and seed; runs in ``jobs`` processes of one BLAS thread each."""
+def quality(
+    problems: list[str], arms: list[str], seeds: int, jobs: int, budgets: list[int] | None = None
+) -> dict[tuple[str, int], dict[str, list[float]]]:
+    """Regret per (problem, budget), arm and seed; runs in ``jobs`` processes of one BLAS thread
+    each. The budget is each problem's own, or each of ``budgets``: one run per seed to the
+    largest, read at each (a run's first trials are what a shorter run would have done: no arm
+    is told its budget)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    table: dict[str, dict[str, list[float]]] = {}
+    table: dict[tuple[str, int], dict[str, list[float]]] = {}
     with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
         for key in problems:
-            table[key] = {}
+            problem = PROBLEMS[key]
+            wanted = sorted(budgets or [problem.budget])
             for arm in arms:
                 began = time.perf_counter()
-                table[key][arm] = list(pool.map(_one, [(key, arm, s) for s in range(seeds)]))
+                runs = list(pool.map(_one, [(key, arm, s, wanted[-1]) for s in range(seeds)]))
                 spent = time.perf_counter() - began
-                cell = _cell(table[key][arm])
-                if trapped := _trapped(PROBLEMS[key], table[key][arm]):
-                    cell += f"; {trapped} at or above the second minimum"
-                print(f"  {PROBLEMS[key].name} / {arm}: {cell} ({spent:.0f} s)", file=sys.stderr, flush=True)
+                for budget in wanted:
+                    regrets = table.setdefault((key, budget), {})[arm] = [regret(problem, v[:budget]) for v in runs]
+                    cell = _cell(regrets)
+                    if trapped := _trapped(problem, regrets):
+                        cell += f"; {trapped} at or above the second minimum"
+                    print(f"  {problem.name}, {budget} / {arm}: {cell} ({spent:.0f} s)", file=sys.stderr, flush=True)
     return table
 
 
@@ -262,19 +270,18 @@ def _trapped(problem: Problem, regrets: list[float]) -> str:
     return f"{sum(r >= line for r in regrets)}/{len(regrets)}"
 
 
-def print_table(table: dict[str, dict[str, list[float]]], seeds: int) -> None:
+def print_table(table: dict[tuple[str, int], dict[str, list[float]]], seeds: int) -> None:
     arms = list(next(iter(table.values())))
     print(f"\nmedian simple regret over {seeds} seeds [quartiles]; runs that stalled (regret over 10x the median)")
     print("| problem, budget | " + " | ".join(arms) + " |")
     print("|---|" + "---|" * len(arms))
-    for key, row in table.items():
-        problem = PROBLEMS[key]
+    for (key, budget), row in table.items():
         cells = [_cell(v) for v in row.values()]
-        print(f"| {problem.name}, {problem.budget} | " + " | ".join(cells) + " |")
-    for key, row in table.items():
+        print(f"| {PROBLEMS[key].name}, {budget} | " + " | ".join(cells) + " |")
+    for (key, budget), row in table.items():
         if PROBLEMS[key].second is not None:
             counts = ", ".join(f"{arm} {_trapped(PROBLEMS[key], v)}" for arm, v in row.items())
-            print(f"{PROBLEMS[key].name}, seeds at or above the second minimum: {counts}")
+            print(f"{PROBLEMS[key].name}, {budget}: seeds at or above the second minimum: {counts}")
 
 
 # -- cost, batches -------------------------------------------------------------------------------
@@ -377,6 +384,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--cost", action="store_true", help="only the cost of a suggestion")
     parser.add_argument("--batch", action="store_true", help="only bayes with 1, 2, 4, 8 pending trials")
+    parser.add_argument("--budgets", nargs="+", type=int, help="trials (default: each problem's own)")
     args = parser.parse_args()
     if args.cost:
         times = suggest_cost()
@@ -393,7 +401,7 @@ def main() -> None:
                     f"{np.median(regrets):.2g} (worst {max(regrets):.2g}), closest pair in flight {min(gaps):.3g}"
                 )
         return
-    print_table(quality(args.problems, args.arms, args.seeds, args.jobs), args.seeds)
+    print_table(quality(args.problems, args.arms, args.seeds, args.jobs, args.budgets), args.seeds)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ def test_a_study_that_prunes_keeps_trying_configurations_that_start_slow() -> No
 
 def test_search_quality_smoke() -> None:
     """The benchmark's arms run, and on Branin the GP is orders of magnitude ahead of random search."""
-    table = bench.quality(["branin"], ["random", "bayes"], seeds=2, jobs=1)
-    assert np.median(table["branin"]["bayes"]) < 1e-2 * np.median(table["branin"]["random"])
+    table = bench.quality(["branin"], ["random", "bayes"], seeds=2, jobs=1, budgets=[20, 50])
+    assert np.median(table["branin", 50]["bayes"]) < 1e-2 * np.median(table["branin", 50]["random"])
+    for arm, regrets in table["branin", 20].items():  # read from the same runs, 30 trials sooner
+        assert all(early >= late for early, late in zip(regrets, table["branin", 50][arm], strict=True))
     hartmann6 = bench.PROBLEMS["hartmann6"]  # its second minimum is 0.119 above the optimum
     assert bench._trapped(hartmann6, [0.119, 0.05, 1e-5]) == "1/3"
     assert bench._trapped(bench.PROBLEMS["branin"], [1.0]) == ""
