@@ -107,14 +107,11 @@ class Cluster:
         active = done.stdout.split("Active:")[1].split("Pending:")[0] if "Active:" in done.stdout else ""
         return {line.split("node_", 1)[1].strip() for line in active.splitlines() if "node_" in line}
 
-    def alive_nodes(self) -> int:
-        return len(self.alive())
-
     def join(self, cpus: int = 1, head: bool = False, private: Path | None = None, attempts: int = 3) -> Node:
         """A node that has joined (the head: that is up): started again (the failed one ended by
-        pid) when its ``ray start`` gives up, as it does when it cannot read its node's record from the GCS
-        within Ray's fixed 30 s (seen once in CI on this 2-core machine: that one call hit its
-        deadline while the head was still starting its dashboard)."""
+        pid) when its ``ray start`` gives up, as it does when it cannot read its node's record
+        from the GCS within Ray's fixed 30 s (seen once in CI on this 2-core machine: that one
+        call hit its deadline while the head was still starting its dashboard)."""
         for attempt in range(attempts):
             node = self.start_node(cpus, head=head, private=private)
             deadline = time.monotonic() + 90
@@ -129,7 +126,7 @@ class Cluster:
 
     def wait_for(self, count: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while self.alive_nodes() != count:
+        while len(self.alive()) != count:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the cluster never had {count} live nodes:\n{self.logs()}")
             time.sleep(0.5)
