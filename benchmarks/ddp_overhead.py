@@ -12,6 +12,7 @@ less one epoch), and the ratio.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -29,7 +30,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train.torch
     import torch
     from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
     from trainables.digits import load, mlp
 
@@ -44,7 +45,9 @@ def train_loop_per_worker(config: dict) -> None:
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(1, config["epochs"] + 1):
         if world > 1:
-            train.sampler.set_epoch(epoch)
+            sampler = train.sampler
+            assert isinstance(sampler, DistributedSampler)
+            sampler.set_epoch(epoch)
         model.train()
         for x, y in train:
             optimizer.zero_grad()
@@ -71,7 +74,9 @@ def train_driver_fn(config: dict) -> None:
         train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 1}),
         run_config=ray.train.RunConfig(
-            name=f"train-{trial_id}", storage_path=config["storage"], callbacks=[TuneReportCallback()]
+            name=f"train-{trial_id}",
+            storage_path=config["storage"],
+            callbacks=[TuneReportCallback()],  # type: ignore[list-item]
         ),
     )
     trainer.fit()
@@ -145,7 +150,7 @@ def main() -> None:
             num_cpus=3,  # Tune driver + 2 Train workers; tuner still fits 1 trial
             include_dashboard=False,
             _temp_dir=os.path.join(tmp, "ray"),
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
             log_to_driver=False,
             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}},
         )

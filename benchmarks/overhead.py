@@ -10,6 +10,7 @@ starts the study to its return (workers included), but not Ray's own start.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -83,7 +84,7 @@ def main() -> None:
             num_cpus=args.slots,
             include_dashboard=False,
             _temp_dir=os.path.join(tmp, "ray"),
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
             log_to_driver=False,
         )
         try:

@@ -291,8 +291,8 @@ def suggest_cost(observations: int = 300, measured: int = 40, seed: int = 0) -> 
     searcher = searchers.create("bayes", problem.space, seed, {}, run_cap=None)
     rng = np.random.default_rng(seed)
     for i in range(observations - measured):  # a history: random points, told
-        config = {f"x{j}": float(v) for j, v in enumerate(rng.random(6))}
-        searcher.tell(f"h{i}", config, Outcome(problem.fn(config), "complete", 1))
+        point: dict[str, Any] = {f"x{j}": float(v) for j, v in enumerate(rng.random(6))}
+        searcher.tell(f"h{i}", point, Outcome(problem.fn(point), "complete", 1))
     times = []
     for i in range(measured):
         began = time.perf_counter()
@@ -311,7 +311,8 @@ def batch_run(problem: Problem, seed: int, pending: int) -> tuple[float, float]:
     enc = Encoding(problem.space)
     searcher = searchers.create("bayes", problem.space, seed, {}, run_cap=problem.budget)
     flight: list[tuple[str, dict[str, Any]]] = []
-    values, closest, started = [], math.inf, 0
+    values: list[float] = []
+    closest, started = math.inf, 0
     while len(values) < problem.budget:
         while len(flight) < pending and started < problem.budget:
             config = searcher.suggest(f"t{started}")
