@@ -5,6 +5,7 @@
     python benchmarks/search_quality.py --cost          # seconds per bayes suggestion at 300 observations, 6-D
     python benchmarks/search_quality.py --batch         # bayes with 1, 2, 4, 8 pending trials
     python benchmarks/search_quality.py --problems hartmann6 --budgets 80 120 200  # longer runs
+    python benchmarks/search_quality.py --basins --seeds 64  # Hartmann6: caught runs by initial design
 
 Arms: our searchers through the ``Searcher`` interface (``random``, ``bayes``, ``optuna`` with TPE
 and with its GP), and the libraries called directly as their documentation shows
@@ -284,6 +285,57 @@ def print_table(table: dict[tuple[str, int], dict[str, list[float]]], seeds: int
             print(f"{PROBLEMS[key].name}, {budget}: seeds at or above the second minimum: {counts}")
 
 
+# -- which basin ---------------------------------------------------------------------------------
+def pulls(configs: list[dict[str, Any]]) -> tuple[float, float]:
+    """How strongly Hartmann6's two deepest bumps show in these trials: the largest value of each
+    bump's own term, ``alpha_k exp(-sum A_kj (x_j - P_kj)^2)``, over them. Bump 3 makes the global
+    minimum (-3.32), bump 4 the second (-3.20); away from a bump its term is near 0."""
+    x = np.array([[c[f"x{i}"] for i in range(6)] for c in configs])
+    terms = [_H_ALPHA[k] * np.exp(-(_H_A[k] * (x - _H_P[k]) ** 2).sum(1)) for k in (2, 3)]
+    return float(terms[0].max()), float(terms[1].max())
+
+
+def first_draws(arm: str, seed: int, n: int = 10) -> list[dict[str, Any]]:
+    """The configurations of an arm's first ``n`` Hartmann6 trials (its initial design: a shorter
+    run makes the same first trials)."""
+    problem = PROBLEMS["hartmann6"]
+    if arm == "bayes":
+        searcher = searchers.create("bayes", problem.space, seed, {}, run_cap=n)
+        configs = []
+        for i in range(n):
+            config = searcher.suggest(f"t{i}")
+            assert config is not None
+            searcher.tell(f"t{i}", config, Outcome(problem.fn(config), "complete", 1))
+            configs.append(config)
+        return configs
+    if arm == "Optuna GPSampler direct":
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=seed))
+        study.optimize(lambda t: problem.fn({k: t.suggest_float(k, 0.0, 1.0) for k in problem.parameters}), n_trials=n)
+        return [t.params for t in study.trials]
+    raise ValueError(f"no initial design known for {arm}")
+
+
+def basins(arms: list[str], seeds: int, jobs: int) -> None:
+    """Per arm, seeds counted by which bump their initial design came closer to (by the pull of
+    :func:`pulls`) and where the run ended (at or above the second minimum: caught)."""
+    problem = PROBLEMS["hartmann6"]
+    table = quality(["hartmann6"], arms, seeds, jobs)[("hartmann6", problem.budget)]
+    line = (problem.second - problem.optimum) / 2  # type: ignore[operator]
+    print(f"\nHartmann6, {problem.budget} trials, seeds 0..{seeds - 1}: where each run ended, by its first 10 trials")
+    print("| arm | design favours the global bump: caught | design favours the second bump: caught |")
+    print("|---|---|---|")
+    for arm in arms:
+        counts = {True: [0, 0], False: [0, 0]}
+        for seed, r in enumerate(table[arm]):
+            glob, second = pulls(first_draws(arm, seed))
+            counts[glob >= second][0] += r >= line
+            counts[glob >= second][1] += 1
+        print(f"| {arm} | {counts[True][0]} of {counts[True][1]} | {counts[False][0]} of {counts[False][1]} |")
+
+
 # -- cost, batches -------------------------------------------------------------------------------
 def suggest_cost(observations: int = 300, measured: int = 40, seed: int = 0) -> list[float]:
     """Seconds per ``bayes`` suggestion on Hartmann6 once ``observations`` are known."""
@@ -386,7 +438,11 @@ def main() -> None:
     parser.add_argument("--cost", action="store_true", help="only the cost of a suggestion")
     parser.add_argument("--batch", action="store_true", help="only bayes with 1, 2, 4, 8 pending trials")
     parser.add_argument("--budgets", nargs="+", type=int, help="trials (default: each problem's own)")
+    parser.add_argument("--basins", action="store_true", help="only Hartmann6: caught runs by initial design")
     args = parser.parse_args()
+    if args.basins:
+        basins([a for a in args.arms if a in ("bayes", "Optuna GPSampler direct")], args.seeds, args.jobs)
+        return
     if args.cost:
         times = suggest_cost()
         print(f"bayes, 300 observations, 6-D: median {np.median(times):.3f} s, p95 {np.percentile(times, 95):.3f} s")

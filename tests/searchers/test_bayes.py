@@ -52,5 +52,14 @@ def test_search_quality_smoke() -> None:
     hartmann6 = bench.PROBLEMS["hartmann6"]  # its second minimum is 0.119 above the optimum
     assert bench._trapped(hartmann6, [0.119, 0.05, 1e-5]) == "1/3"
     assert bench._trapped(bench.PROBLEMS["branin"], [1.0]) == ""
+    glob = dict(zip(hartmann6.parameters, [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573], strict=True))
+    second = dict(zip(hartmann6.parameters, [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381], strict=True))
+    assert hartmann6.fn(glob) < hartmann6.fn(second) < -3.1  # the two minima the pulls tell apart
+    g, s = bench.pulls([glob])
+    assert g > 2.5 > 0.1 > s
+    g, s = bench.pulls([second, {k: 0.0 for k in glob}])
+    assert s > 3.0 and g < 0.1
+    design = bench.first_draws("bayes", seed=0, n=10)
+    assert design == bench.first_draws("bayes", seed=0, n=10) and len({str(c) for c in design}) == 10
     times = bench.suggest_cost(observations=40, measured=3)
     assert len(times) == 3 and all(t > 0 for t in times)
