@@ -124,10 +124,13 @@ PROBLEMS = {
 
 # -- arms ----------------------------------------------------------------------------------------
 def ours(method: str, **options: Any) -> Callable[..., list[float]]:
-    """An arm of ours: ``run(problem, seed, budget, told=())`` gives the values of ``budget`` trials,
-    the searcher first told ``told`` (configuration, value) pairs (a warm start)."""
+    """An arm of ours: ``run(problem, seed, budget, told=(), configs=None)`` gives the values of
+    ``budget`` trials, the searcher first told ``told`` (configuration, value) pairs (a warm
+    start); each trial's configuration is appended to ``configs`` when given."""
 
-    def run(problem: Problem, seed: int, budget: int, told: Any = ()) -> list[float]:
+    def run(
+        problem: Problem, seed: int, budget: int, told: Any = (), configs: list[dict[str, Any]] | None = None
+    ) -> list[float]:
         searcher = searchers.create(method, problem.space, seed, dict(options), run_cap=budget)
         for i, (config, value) in enumerate(told):
             searcher.tell(f"w{i}", config, Outcome(value, "complete", 1))
@@ -139,6 +142,8 @@ def ours(method: str, **options: Any) -> Callable[..., list[float]]:
             value = problem.fn(config)
             searcher.tell(f"t{i}", config, Outcome(value, "complete", 1))
             values.append(value)
+            if configs is not None:
+                configs.append(config)
         return values
 
     return run
@@ -152,7 +157,9 @@ def _optuna_suggest(trial: Any, name: str, spec: dict[str, Any]) -> Any:
     return trial.suggest_float(name, spec["min"], spec["max"], log=spec.get("distribution") == "log_uniform_values")
 
 
-def optuna_gp_direct(problem: Problem, seed: int, budget: int) -> list[float]:
+def optuna_gp_direct(
+    problem: Problem, seed: int, budget: int, configs: list[dict[str, Any]] | None = None
+) -> list[float]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -161,6 +168,8 @@ def optuna_gp_direct(problem: Problem, seed: int, budget: int) -> list[float]:
     def objective(trial: Any) -> float:
         config = {name: _optuna_suggest(trial, name, spec) for name, spec in problem.parameters.items()}
         values.append(problem.fn(config))
+        if configs is not None:
+            configs.append(config)
         return values[-1]
 
     with warnings.catch_warnings():
@@ -262,13 +271,17 @@ def _cell(regrets: list[float]) -> str:
     return f"**{med:.2g}** [{q1:.2g}, {q3:.2g}] {stalled}/{len(regrets)}"
 
 
+def _caught(problem: Problem, regret: float) -> bool:
+    """Whether a run ended no better than half way from the second minimum to the optimum."""
+    return problem.second is not None and regret >= (problem.second - problem.optimum) / 2
+
+
 def _trapped(problem: Problem, regrets: list[float]) -> str:
-    """How many seeds ended no better than half way from the second minimum to the optimum
-    (``k/n``), or "" for a problem without a known second minimum."""
+    """How many seeds were caught by the second minimum (``k/n``), or "" for a problem without a
+    known second minimum."""
     if problem.second is None:
         return ""
-    line = (problem.second - problem.optimum) / 2
-    return f"{sum(r >= line for r in regrets)}/{len(regrets)}"
+    return f"{sum(_caught(problem, r) for r in regrets)}/{len(regrets)}"
 
 
 def print_table(table: dict[tuple[str, int], dict[str, list[float]]], seeds: int) -> None:
@@ -298,24 +311,12 @@ def pulls(configs: list[dict[str, Any]]) -> tuple[float, float]:
 def first_draws(arm: str, seed: int, n: int = 10) -> list[dict[str, Any]]:
     """The configurations of an arm's first ``n`` Hartmann6 trials (its initial design: a shorter
     run makes the same first trials)."""
-    problem = PROBLEMS["hartmann6"]
-    if arm == "bayes":
-        searcher = searchers.create("bayes", problem.space, seed, {}, run_cap=n)
-        configs = []
-        for i in range(n):
-            config = searcher.suggest(f"t{i}")
-            assert config is not None
-            searcher.tell(f"t{i}", config, Outcome(problem.fn(config), "complete", 1))
-            configs.append(config)
-        return configs
-    if arm == "Optuna GPSampler direct":
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=seed))
-        study.optimize(lambda t: problem.fn({k: t.suggest_float(k, 0.0, 1.0) for k in problem.parameters}), n_trials=n)
-        return [t.params for t in study.trials]
-    raise ValueError(f"no initial design known for {arm}")
+    recording = {"bayes": ours("bayes"), "Optuna GPSampler direct": optuna_gp_direct}
+    if arm not in recording:
+        raise ValueError(f"no initial design known for {arm}")
+    configs: list[dict[str, Any]] = []
+    recording[arm](PROBLEMS["hartmann6"], seed, n, configs=configs)
+    return configs
 
 
 def basins(arms: list[str], seeds: int, jobs: int) -> None:
@@ -323,7 +324,6 @@ def basins(arms: list[str], seeds: int, jobs: int) -> None:
     :func:`pulls`) and where the run ended (at or above the second minimum: caught)."""
     problem = PROBLEMS["hartmann6"]
     table = quality(["hartmann6"], arms, seeds, jobs)[("hartmann6", problem.budget)]
-    line = (problem.second - problem.optimum) / 2  # type: ignore[operator]
     print(f"\nHartmann6, {problem.budget} trials, seeds 0..{seeds - 1}: where each run ended, by its first 10 trials")
     print("| arm | design favours the global bump: caught | design favours the second bump: caught |")
     print("|---|---|---|")
@@ -331,7 +331,7 @@ def basins(arms: list[str], seeds: int, jobs: int) -> None:
         counts = {True: [0, 0], False: [0, 0]}
         for seed, r in enumerate(table[arm]):
             glob, second = pulls(first_draws(arm, seed))
-            counts[glob >= second][0] += r >= line
+            counts[glob >= second][0] += _caught(problem, r)
             counts[glob >= second][1] += 1
         print(f"| {arm} | {counts[True][0]} of {counts[True][1]} | {counts[False][0]} of {counts[False][1]} |")
 
