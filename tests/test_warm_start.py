@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import cli
 from tuner.config import load_study
 from tuner.errors import ConfigError
+from tuner.results._warm import read_warm_start
 from tuner.searchers import Outcome, create
 from tuner.space import parse_parameters
 
@@ -65,6 +66,14 @@ def test_a_study_warm_started_from_an_older_one(tmp_path: Path, ray_tmp: Path) -
     done = cli("run", "old.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
     assert done.returncode == 0, done.stderr
     before = pd.read_parquet(tmp_path / "results" / "old" / "trials.parquet")
+    history = pd.read_parquet(tmp_path / "results" / "old" / "history.parquet")
+    space = parse_parameters({k: SPACE[k] for k in ("lr", "layers")})[0]
+    warm = read_warm_start(tmp_path / "results" / "old", space, "loss")
+    curves = [curve for *_, curve in warm.observations]
+    assert len(curves) == 6 and all(curve is not None and len(curve) == 10 for curve in curves)  # steps 1 to 10
+    t1 = history[history["trial_id"] == "t0001"]
+    assert curves[0] == tuple(zip(t1["step"].astype(float), t1["loss"], strict=True))
+    assert curves[0][-1][1] == warm.observations[0][1]  # the curve ends at the value told
     narrower = float(before["params_lr"].median())  # half the old trials fall outside the new range
     new = textwrap.dedent(f"""
         name: new

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
 import tuner
 from tests.conftest import study
+from tuner import searchers
+from tuner.searchers import Outcome
+from tuner.searchers._random import RandomSearcher
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +50,42 @@ def test_toy_study_prunes_records_and_picks_a_finished_best(ray_local: None, in_
     again = tuner.run(study(TOY), quiet=True)
     assert again.folder == in_tmp / "results" / "toy-2"
     assert tuner.load_best(out.folder) == best
+
+
+class Recording(RandomSearcher):
+    """Random search that keeps every outcome it is told."""
+
+    told: ClassVar[list[tuple[str, Outcome]]] = []
+
+    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
+        Recording.told.append((trial_id, outcome))
+        super().tell(trial_id, config, outcome)
+
+
+def test_the_searcher_is_told_each_trials_learning_curve_live_and_on_resume(
+    ray_local: None, in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ASHA an ended trial's outcome carries its reports, minimised (a maximised metric
+    flipped), one per step; a resume replaying the journal tells the searcher the same."""
+    monkeypatch.setitem(searchers.SEARCHERS, "recording", f"{__name__}:Recording")
+    body = TOY.replace("method: random", "method: recording")
+    body = body.replace("{name: loss, goal: minimize}", "{name: score, goal: maximize}")
+    Path("toy.yaml").write_text(body)
+    Recording.told.clear()
+    out = tuner.run("toy.yaml", quiet=True)
+    live = {t: o for t, o in Recording.told if o.state != "running"}
+    history = tuner.load_history(out.folder)
+    assert len(live) == 10 and {o.state for o in live.values()} == {"complete", "pruned"}
+    for trial_id, o in live.items():
+        rows = history[history["trial_id"] == trial_id]
+        assert o.curve == tuple(zip(rows["step"], -rows["score"], strict=True))
+        assert o.curve[-1] == (o.step, o.value)
+    assert all(len(o.curve or ()) == 9 for o in live.values() if o.state == "complete")
+
+    Recording.told.clear()
+    Path("more.yaml").write_text(body.replace("run_cap: 10", "run_cap: 11"))
+    tuner.resume(out.folder, space="more.yaml", quiet=True)
+    assert {t: o for t, o in Recording.told if t in live and o.state != "running"} == live
 
 
 def test_same_seed_same_study(ray_local: None, in_tmp: Path) -> None:

@@ -89,6 +89,11 @@ class Pruner:
         result = {TIME_ATTR: step, self.metric: value}
         return bool(self._impl.on_trial_result(self._ctl, self._refs[trial_id], result) == TrialScheduler.STOP)
 
+    @property
+    def prunes(self) -> bool:
+        """Whether a scheduler may stop trials early (ASHA, the median rule)."""
+        return self._impl is not None
+
     def reached_budget(self, step: float) -> bool:
         return self.max_t is not None and step >= self.max_t
 

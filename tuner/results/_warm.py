@@ -4,6 +4,7 @@ Parameters are matched by name; a trial whose values fall outside the new space,
 parameter the new space needs, or that has a parameter the new space no longer has is skipped,
 with the reason. The value is the new study's metric as the old study recorded it (its last
 report), so the old study may have optimised another metric as long as it reported this one.
+Each observation carries the trial's learning curve of that metric (for a model of pruned trials).
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ from typing import Any
 
 import pandas as pd
 
-from tuner.results._store import TRIALS, missing, row_params
+from tuner.results._store import HISTORY, TRIALS, missing, row_params
 from tuner.space import Space
 
 USED = ("finished", "pruned", "stopped")  # a value the searcher can learn from
+Curve = tuple[tuple[float, float], ...]
 
 
 @dataclass
 class WarmStart:
     source: str
-    observations: list[tuple[dict[str, Any], float, str, float | None]] = field(default_factory=list)
+    # (params, value, state, step, curve: ((step, value), ...) or None)
+    observations: list[tuple[dict[str, Any], float, str, float | None, Curve | None]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # one reason per skipped trial
 
     def line(self) -> str:
@@ -39,6 +42,7 @@ def read_warm_start(folder: str | Path, space: Space, metric: str) -> WarmStart:
     recorded (not yet signed for the goal); state ``complete`` or ``pruned`` with its step."""
     path = Path(folder)
     trials = pd.read_parquet(path / TRIALS)
+    curves = _curves(path, metric)
     out = WarmStart(str(folder))
     column = f"metric_{metric}"
     searched = set(space.searchable)
@@ -66,5 +70,19 @@ def read_warm_start(folder: str | Path, space: Space, metric: str) -> WarmStart:
             continue
         state = "complete" if row["status"] == "finished" else "pruned"
         step = None if missing(row.get("step")) else float(row["step"])
-        out.observations.append((params, float(value), state, step))
+        out.observations.append((params, float(value), state, step, curves.get(row["trial_id"])))
     return out
+
+
+def _curves(path: Path, metric: str) -> dict[str, Curve]:
+    """Each trial's reports of ``metric``, in step order (none when the history lacks it)."""
+    if not (path / HISTORY).exists():
+        return {}
+    history = pd.read_parquet(path / HISTORY)
+    if metric not in history.columns:
+        return {}
+    history = history.dropna(subset=[metric]).sort_values(["trial_id", "step"])
+    return {
+        str(trial): tuple((float(s), float(v)) for s, v in zip(rows["step"], rows[metric], strict=True))
+        for trial, rows in history.groupby("trial_id")
+    }

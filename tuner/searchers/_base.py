@@ -32,12 +32,17 @@ class Outcome:
     ``state``: ``complete`` (trained to the full budget), ``pruned`` (stopped early by the
     scheduler at ``step``), ``failed``, ``infeasible`` (ran out of memory), or ``running``
     (the configuration is being evaluated; its result comes later).
+
+    ``curve``: when the study prunes, the trial's learning curve, ``(step, value)`` for each of
+    its reports (minimised, the last one is ``step``, ``value``), so that a model can compare a
+    pruned trial with the finished ones at the steps both reached.
     """
 
     value: float | None
     state: State
     step: float | None = None
     values: tuple[float, ...] | None = None  # several objectives, each minimised (value is the first)
+    curve: tuple[tuple[float, float], ...] | None = None
 
 
 class Searcher(abc.ABC):
