@@ -6,6 +6,7 @@
     python benchmarks/search_quality.py --batch         # bayes with 1, 2, 4, 8 pending trials
     python benchmarks/search_quality.py --problems hartmann6 --budgets 80 120 200  # longer runs
     python benchmarks/search_quality.py --basins --seeds 64  # Hartmann6: caught runs by initial design
+    python benchmarks/search_quality.py --pruning --seeds 16  # bayes under ASHA: what pruned trials tell it
 
 Arms: our searchers through the ``Searcher`` interface (``random``, ``bayes``, ``optuna`` with TPE
 and with its GP), and the libraries called directly as their documentation shows
@@ -26,7 +27,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -337,21 +338,40 @@ def basins(arms: list[str], seeds: int, jobs: int) -> None:
 
 
 # -- cost, batches -------------------------------------------------------------------------------
-def suggest_cost(observations: int = 300, measured: int = 40, seed: int = 0) -> list[float]:
-    """Seconds per ``bayes`` suggestion on Hartmann6 once ``observations`` are known."""
+def suggest_cost(observations: int = 300, measured: int = 40, seed: int = 0, asha: bool = False) -> list[float]:
+    """Seconds per ``bayes`` suggestion on Hartmann6 once ``observations`` trials are known;
+    ``asha``: trials pruned by ASHA and told with their curves (as :func:`pruned_regret`), so the
+    model also holds the rows of the rungs they passed."""
+    from tuner.config import Asha
+    from tuner.execution._schedulers import Pruner
+
     problem = PROBLEMS["hartmann6"]
     searcher = searchers.create("bayes", problem.space, seed, {}, run_cap=None)
+    pruner = Pruner(Asha(type="asha", max_t=27, grace_period=1, reduction_factor=3) if asha else None, "loss", False)
     rng = np.random.default_rng(seed)
+
+    def evaluate(trial_id: str, config: dict[str, Any]) -> None:
+        pruner.add(trial_id)
+        final, reports = problem.fn(config), []
+        for step in range(1, 28 if asha else 2):
+            value = final + 3.0 * math.exp(-(step - 1) / 4) if asha else final
+            reports.append((step, value))
+            done = step == (27 if asha else 1)
+            if done or pruner.should_stop(trial_id, step, value):
+                pruner.remove(trial_id, {"step": step, "loss": value})
+                kept = tuple(reports) if asha else None
+                searcher.tell(trial_id, config, Outcome(value, "complete" if done else "pruned", step, curve=kept))
+                return
+
     for i in range(observations - measured):  # a history: random points, told
-        point: dict[str, Any] = {f"x{j}": float(v) for j, v in enumerate(rng.random(6))}
-        searcher.tell(f"h{i}", point, Outcome(problem.fn(point), "complete", 1))
+        evaluate(f"h{i}", {f"x{j}": float(v) for j, v in enumerate(rng.random(6))})
     times = []
     for i in range(measured):
         began = time.perf_counter()
         config = searcher.suggest(f"t{i}")
         times.append(time.perf_counter() - began)
         assert config is not None
-        searcher.tell(f"t{i}", config, Outcome(problem.fn(config), "complete", 1))
+        evaluate(f"t{i}", config)
     return times
 
 
@@ -394,39 +414,80 @@ def late_bloomer_curve(config: dict[str, Any], step: int) -> float:
     return final + (2 + 1.5 * late) * math.exp(-(step - 1) / (1 + 5 * late))
 
 
-def asha_study(seed: int, trials: int = 40, fidelity: bool = True, brackets: int = 1) -> tuple[float, int, int]:
-    """``bayes`` under ASHA (max_t 27, grace 1, reduction factor 3), trials one at a time, on the
-    late-bloomer curve: the best final value among trials that reached 27, how many trials were
-    late bloomers (|x - 0.85| < 0.1), and how many of those reached 27. ``fidelity=False`` tells
-    the searcher a pruned trial's last value as if it were final (a searcher without a
-    multi-fidelity model)."""
+Told = Literal["curve", "last", "final"]
+
+
+def _under_asha(
+    space: Space, curve: Callable[[dict[str, Any], int], float], seed: int, trials: int, told: Told, brackets: int = 1
+) -> list[tuple[dict[str, Any], float | None]]:
+    """``bayes`` under ASHA (max_t 27, grace 1, reduction factor 3), trials one at a time: each
+    trial's configuration and its value at step 27 (``None`` if pruned). ``told``: what the
+    searcher hears of a pruned trial, its reports (``curve``, as a study tells it), its last
+    value at its last step only (``last``, before curves), or its last value as if final
+    (``final``, a searcher without a multi-fidelity model)."""
     from tuner.config import Asha
     from tuner.execution._schedulers import Pruner
 
-    space = parse_parameters(LATE)[0]
     searcher = searchers.create("bayes", space, seed, {}, run_cap=trials)
     asha = Asha(type="asha", max_t=27, grace_period=1, reduction_factor=3, brackets=brackets)
     pruner = Pruner(asha, "loss", False, seed=seed)
-    finals, late, late_done = [], 0, 0
+    out: list[tuple[dict[str, Any], float | None]] = []
     for i in range(trials):
         trial_id = f"t{i}"
         config = searcher.suggest(trial_id)
         assert config is not None
-        bloomer = abs(config["x"] - 0.85) < 0.1
-        late += bloomer
         pruner.add(trial_id)
+        reports: list[tuple[float, float]] = []
         for step in range(1, 28):
-            value = late_bloomer_curve(config, step)
+            value = curve(config, step)
+            reports.append((step, value))
             done = step == 27
             if done or pruner.should_stop(trial_id, step, value):
                 pruner.remove(trial_id, {"step": step, "loss": value})
-                state = "complete" if done or not fidelity else "pruned"
-                searcher.tell(trial_id, config, Outcome(value, state, step))  # type: ignore[arg-type]
-                if done:
-                    finals.append(value)
-                    late_done += bloomer
+                state = "complete" if done or told == "final" else "pruned"
+                kept = tuple(reports) if told == "curve" else None
+                searcher.tell(trial_id, config, Outcome(value, state, step, curve=kept))  # type: ignore[arg-type]
+                out.append((config, value if done else None))
                 break
-    return (min(finals) if finals else math.inf), late, late_done
+    return out
+
+
+def asha_study(seed: int, trials: int = 40, told: Told = "curve", brackets: int = 1) -> tuple[float, int, int]:
+    """The late-bloomer curve under ASHA: the best final value among trials that reached 27, how
+    many trials were late bloomers (|x - 0.85| < 0.1), and how many of those reached 27."""
+    runs = _under_asha(parse_parameters(LATE)[0], late_bloomer_curve, seed, trials, told, brackets)
+    finals = [v for _, v in runs if v is not None]
+    late = [v for c, v in runs if abs(c["x"] - 0.85) < 0.1]
+    return (min(finals) if finals else math.inf), len(late), sum(v is not None for v in late)
+
+
+def pruned_regret(problem: Problem, seed: int, trials: int, told: Told) -> tuple[float, int]:
+    """``problem`` under ASHA with learning curves that never cross (its value plus ``3
+    exp(-(step - 1) / 4)``), so every rung ranks configurations as the end does: the simple
+    regret among the trials that reached the end, and how many did."""
+
+    def curve(config: dict[str, Any], step: int) -> float:
+        return problem.fn(config) + 3.0 * math.exp(-(step - 1) / 4)
+
+    finals = [v for _, v in _under_asha(problem.space, curve, seed, trials, told) if v is not None]
+    return min(finals) - 3.0 * math.exp(-26 / 4) - problem.optimum, len(finals)
+
+
+def pruning(keys: list[str], seeds: int) -> None:
+    """What ``bayes`` finds under ASHA, by what it is told of pruned trials."""
+    for key in keys:
+        problem = PROBLEMS[key]
+        told: Told
+        for told in ("curve", "last", "final"):
+            runs = [pruned_regret(problem, seed, problem.budget, told) for seed in range(seeds)]
+            regrets = [r for r, _ in runs]
+            q1, q3 = np.percentile(regrets, [25, 75])
+            print(
+                f"{problem.name}, {problem.budget} trials under ASHA, told {told}: median regret "
+                f"{np.median(regrets):.2g} [{q1:.2g}, {q3:.2g}], worst {max(regrets):.2g}, "
+                f"trials to the end {np.median([n for _, n in runs]):.0f}",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -439,13 +500,21 @@ def main() -> None:
     parser.add_argument("--batch", action="store_true", help="only bayes with 1, 2, 4, 8 pending trials")
     parser.add_argument("--budgets", nargs="+", type=int, help="trials (default: each problem's own)")
     parser.add_argument("--basins", action="store_true", help="only Hartmann6: caught runs by initial design")
+    parser.add_argument("--pruning", action="store_true", help="only bayes under ASHA: what pruned trials tell it")
     args = parser.parse_args()
     if args.basins:
         basins([a for a in args.arms if a in ("bayes", "Optuna GPSampler direct")], args.seeds, args.jobs)
         return
+    if args.pruning:
+        pruning(args.problems, args.seeds)
+        return
     if args.cost:
-        times = suggest_cost()
-        print(f"bayes, 300 observations, 6-D: median {np.median(times):.3f} s, p95 {np.percentile(times, 95):.3f} s")
+        for asha in (False, True):
+            times = suggest_cost(asha=asha)
+            print(
+                f"bayes, 300 observations, 6-D{', under ASHA' if asha else ''}: median {np.median(times):.3f} s, "
+                f"p95 {np.percentile(times, 95):.3f} s"
+            )
         return
     if args.batch:
         for key in args.problems:

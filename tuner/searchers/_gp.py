@@ -11,9 +11,14 @@
 - Concurrent trials: each pending configuration is given the model's mean there, but never
   better than the best value seen (a "clipped kriging believer"), so the next proposal is not
   drawn to it and a batch of pending trials stays spread out.
-- Pruned trials: a fidelity input (how far the trial got, on a log scale) joins the model when a
-  study prunes, and proposals are made for the full budget. A configuration that starts slow and
-  ends best is judged by what trials like it did at the end, not by where pruned ones stopped.
+- Pruned trials: when a study prunes, a fidelity input (how far a row got, on a log scale) joins
+  the model and proposals are made for the full budget. A pruned trial gives its last value; a
+  finished one its final value and a row at each rung it passed (the steps where trials were
+  pruned, read from its learning curve); each rung's rows are shifted by how much worse the
+  finished trials were there than at the end. So trials are compared at equal steps, and a
+  pruned one is not mistaken for a good one that merely stopped early. A configuration that
+  starts slow and ends best is judged by what trials like it did at the end, not by where
+  pruned ones stopped.
 - Never a configuration twice; a proposal is a function of the history alone (seeded from the
   number of trials known), so a searcher rebuilt from a journal goes on as the original would.
 """
@@ -36,6 +41,7 @@ REFIT_FROM_DEFAULTS_BELOW = 30  # under this many observations, every fit starts
 ANCHOR_EVERY = 10  # past it, a fit from the defaults every 10 observations, warm starts between
 POWER = (0.0, 2.0)  # the range of the Yeo-Johnson power
 SPREAD = 1e-3  # the least distance (unit cube) between a proposal and a trial in flight
+RUNGS = 4  # at most this many early steps of each learning curve join the model
 
 
 class BayesOptions(SearcherOptions):
@@ -94,18 +100,36 @@ class GPSearcher(Searcher):
 
     def _data(self, ids: list[str], observed: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """Rows, transformed targets and categorical flags for these trials; with a last column
-        for how far each got (``(0, 1]``, log scale) when any of them was pruned."""
+        for how far each row got (``(0, 1]``, log scale) when any of them was pruned. Then every
+        finished trial also gives a row for each step at which some trial was pruned (the
+        scheduler's rungs), read from its learning curve: its early values are what tells a
+        configuration that is bad from one that is merely pruned. A row's value is shifted by its
+        rung's gap (:func:`_gaps`). (The pruned trials' own early reports add rows, and cost,
+        but not what they find.)"""
         enc = self.encoding
         x = enc.encode([self.known.configs[t] for t in ids])
-        y = _transform(np.array([observed[t] for t in ids]))
         outcomes = [self.known.outcomes[t] for t in ids]
+        values = [observed[t] for t in ids]
         if all(o.state != "pruned" for o in outcomes):
-            return x, y, enc.is_categorical, False
-        top = max([o.step for o in outcomes if o.step is not None] + [1.0])
-        fidelity = [
-            1.0 if o.state != "pruned" or o.step is None else math.log1p(o.step) / math.log1p(top) for o in outcomes
-        ]
-        return np.column_stack([x, fidelity]), y, np.append(enc.is_categorical, False), True
+            return x, _transform(np.array(values)), enc.is_categorical, False
+        top = math.log1p(max([o.step for o in outcomes if o.step is not None] + [1.0]))
+        rungs = _rungs([o.step for o in outcomes if o.state == "pruned" and o.step is not None])
+        rows = list(range(len(ids)))
+        steps = [o.step if o.state == "pruned" else None for o in outcomes]  # None: the full budget
+        for i, o in enumerate(outcomes):
+            if o.curve is None or o.state != "complete":
+                continue
+            curve = dict(o.curve)
+            for step in rungs:
+                if step < (o.step or 0) and math.isfinite(curve.get(step, math.nan)):
+                    rows.append(i)
+                    steps.append(step)
+                    values.append(curve[step])
+        gaps = _gaps(outcomes, {s for s in steps if s is not None})
+        y = np.array([v - (0.0 if s is None else gaps.get(s, 0.0)) for v, s in zip(values, steps, strict=True)])
+        fidelity = [1.0 if s is None else math.log1p(s) / top for s in steps]
+        x = np.column_stack([x[rows], fidelity])
+        return x, _transform(y), np.append(enc.is_categorical, False), True
 
     def _from_model(self, observed: dict[str, float], rng: np.random.Generator) -> dict[str, Any] | None:
         options = self.options
@@ -149,6 +173,28 @@ class GPSearcher(Searcher):
             extra = np.zeros(dim - len(hyper.log_ils))
             hyper = Hyper(np.append(hyper.log_ils, extra), hyper.log_scale, hyper.log_noise)
         return hyper
+
+
+def _gaps(outcomes: list[Outcome], steps: set[float]) -> dict[float, float]:
+    """How much worse a trial is at each of these steps than at the end, the median over the
+    finished trials whose curves say (at least two): subtracted, it puts every row on the final
+    scale and leaves the fidelity input only the differences in shape."""
+    finished = [(dict(o.curve), o.value) for o in outcomes if o.state == "complete" and o.curve and o.value is not None]
+    out = {}
+    for step in steps:
+        diffs = [curve[step] - final for curve, final in finished if math.isfinite(curve.get(step, math.nan))]
+        if len(diffs) >= 2:
+            out[step] = float(np.median(diffs))
+    return out
+
+
+def _rungs(pruned_at: list[float], most: int = RUNGS) -> list[float]:
+    """The steps at which trials were pruned (with ASHA, its rungs); at most ``most`` of them,
+    spread over the range, so that a rule that prunes at any step does not multiply the rows."""
+    steps = sorted(set(pruned_at))
+    if len(steps) <= most:
+        return steps
+    return [steps[round(i * (len(steps) - 1) / (most - 1))] for i in range(most)]
 
 
 def _transform(values: np.ndarray) -> np.ndarray:
