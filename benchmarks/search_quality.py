@@ -27,15 +27,18 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tuner import searchers
-from tuner.searchers import Outcome
+from tuner.searchers import Outcome, Searcher
 from tuner.space import Space, parse_parameters
+
+if TYPE_CHECKING:
+    from tuner.execution._schedulers import Pruner
 
 
 @dataclass(frozen=True)
@@ -342,26 +345,16 @@ def suggest_cost(observations: int = 300, measured: int = 40, seed: int = 0, ash
     """Seconds per ``bayes`` suggestion on Hartmann6 once ``observations`` trials are known;
     ``asha``: trials pruned by ASHA and told with their curves (as :func:`pruned_regret`), so the
     model also holds the rows of the rungs they passed."""
-    from tuner.config import Asha
-    from tuner.execution._schedulers import Pruner
-
     problem = PROBLEMS["hartmann6"]
     searcher = searchers.create("bayes", problem.space, seed, {}, run_cap=None)
-    pruner = Pruner(Asha(type="asha", max_t=27, grace_period=1, reduction_factor=3) if asha else None, "loss", False)
+    pruner = _asha(seed) if asha else None
     rng = np.random.default_rng(seed)
 
     def evaluate(trial_id: str, config: dict[str, Any]) -> None:
-        pruner.add(trial_id)
-        final, reports = problem.fn(config), []
-        for step in range(1, 28 if asha else 2):
-            value = final + 3.0 * math.exp(-(step - 1) / 4) if asha else final
-            reports.append((step, value))
-            done = step == (27 if asha else 1)
-            if done or pruner.should_stop(trial_id, step, value):
-                pruner.remove(trial_id, {"step": step, "loss": value})
-                kept = tuple(reports) if asha else None
-                searcher.tell(trial_id, config, Outcome(value, "complete" if done else "pruned", step, curve=kept))
-                return
+        if pruner is None:
+            searcher.tell(trial_id, config, Outcome(problem.fn(config), "complete", 1))
+        else:
+            _asha_trial(searcher, pruner, trial_id, config, lambda c, step: _parallel(problem.fn(c), step), "curve")
 
     for i in range(observations - measured):  # a history: random points, told
         evaluate(f"h{i}", {f"x{j}": float(v) for j, v in enumerate(rng.random(6))})
@@ -415,41 +408,59 @@ def late_bloomer_curve(config: dict[str, Any], step: int) -> float:
 
 
 Told = Literal["curve", "last", "final"]
+Curve = Callable[[dict[str, Any], int], float]  # a trial's report at a step
 
 
-def _under_asha(
-    space: Space, curve: Callable[[dict[str, Any], int], float], seed: int, trials: int, told: Told, brackets: int = 1
-) -> list[tuple[dict[str, Any], float | None]]:
-    """``bayes`` under ASHA (max_t 27, grace 1, reduction factor 3), trials one at a time: each
-    trial's configuration and its value at step 27 (``None`` if pruned). ``told``: what the
-    searcher hears of a pruned trial, its reports (``curve``, as a study tells it), its last
-    value at its last step only (``last``, before curves), or its last value as if final
-    (``final``, a searcher without a multi-fidelity model)."""
+def _asha(seed: int, brackets: int = 1) -> Pruner:
+    """ASHA as a study runs it (max_t 27, grace 1, reduction factor 3) on a metric ``loss``."""
     from tuner.config import Asha
     from tuner.execution._schedulers import Pruner
 
-    searcher = searchers.create("bayes", space, seed, {}, run_cap=trials)
     asha = Asha(type="asha", max_t=27, grace_period=1, reduction_factor=3, brackets=brackets)
-    pruner = Pruner(asha, "loss", False, seed=seed)
+    return Pruner(asha, "loss", False, seed)
+
+
+def _asha_trial(
+    searcher: Searcher, pruner: Pruner, trial_id: str, config: dict[str, Any], curve: Curve, told: Told
+) -> float | None:
+    """One trial reporting ``curve(config, step)`` for steps 1 to 27 until ``pruner`` stops it,
+    then told to ``searcher``: its value at 27, ``None`` if pruned. ``told``: what the searcher
+    hears of a pruned trial, its reports (``curve``, as a study tells it), its last value at its
+    last step only (``last``, before curves), or its last value as if final (``final``, a
+    searcher without a multi-fidelity model)."""
+    pruner.add(trial_id)
+    reports: list[tuple[float, float]] = []
+    for step in range(1, 28):
+        value = curve(config, step)
+        reports.append((step, value))
+        done = step == 27
+        if done or pruner.should_stop(trial_id, step, value):
+            pruner.remove(trial_id, {"step": step, "loss": value})
+            state = "complete" if done or told == "final" else "pruned"
+            kept = tuple(reports) if told == "curve" else None
+            searcher.tell(trial_id, config, Outcome(value, state, step, curve=kept))  # type: ignore[arg-type]
+            return value if done else None
+    return None
+
+
+def _under_asha(
+    space: Space, curve: Curve, seed: int, trials: int, told: Told, brackets: int = 1
+) -> list[tuple[dict[str, Any], float | None]]:
+    """``bayes`` under ASHA, trials one at a time: each trial's configuration and its value at
+    step 27 (``None`` if pruned)."""
+    searcher = searchers.create("bayes", space, seed, {}, run_cap=trials)
+    pruner = _asha(seed, brackets)
     out: list[tuple[dict[str, Any], float | None]] = []
     for i in range(trials):
-        trial_id = f"t{i}"
-        config = searcher.suggest(trial_id)
+        config = searcher.suggest(f"t{i}")
         assert config is not None
-        pruner.add(trial_id)
-        reports: list[tuple[float, float]] = []
-        for step in range(1, 28):
-            value = curve(config, step)
-            reports.append((step, value))
-            done = step == 27
-            if done or pruner.should_stop(trial_id, step, value):
-                pruner.remove(trial_id, {"step": step, "loss": value})
-                state = "complete" if done or told == "final" else "pruned"
-                kept = tuple(reports) if told == "curve" else None
-                searcher.tell(trial_id, config, Outcome(value, state, step, curve=kept))  # type: ignore[arg-type]
-                out.append((config, value if done else None))
-                break
+        out.append((config, _asha_trial(searcher, pruner, f"t{i}", config, curve, told)))
     return out
+
+
+def _parallel(final: float, step: float) -> float:
+    """A learning curve that never crosses another: ``final`` plus ``3 exp(-(step - 1) / 4)``."""
+    return final + 3.0 * math.exp(-(step - 1) / 4)
 
 
 def asha_study(seed: int, trials: int = 40, told: Told = "curve", brackets: int = 1) -> tuple[float, int, int]:
@@ -462,15 +473,12 @@ def asha_study(seed: int, trials: int = 40, told: Told = "curve", brackets: int 
 
 
 def pruned_regret(problem: Problem, seed: int, trials: int, told: Told) -> tuple[float, int]:
-    """``problem`` under ASHA with learning curves that never cross (its value plus ``3
-    exp(-(step - 1) / 4)``), so every rung ranks configurations as the end does: the simple
-    regret among the trials that reached the end, and how many did."""
-
-    def curve(config: dict[str, Any], step: int) -> float:
-        return problem.fn(config) + 3.0 * math.exp(-(step - 1) / 4)
-
-    finals = [v for _, v in _under_asha(problem.space, curve, seed, trials, told) if v is not None]
-    return min(finals) - 3.0 * math.exp(-26 / 4) - problem.optimum, len(finals)
+    """``problem`` under ASHA with learning curves that never cross (:func:`_parallel`), so
+    every rung ranks configurations as the end does: the simple regret among the trials that
+    reached the end, and how many did."""
+    runs = _under_asha(problem.space, lambda c, step: _parallel(problem.fn(c), step), seed, trials, told)
+    finals = [v for _, v in runs if v is not None]
+    return min(finals) - _parallel(problem.optimum, 27), len(finals)
 
 
 def pruning(keys: list[str], seeds: int) -> None:

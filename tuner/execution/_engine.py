@@ -163,7 +163,6 @@ class _Engine:
         self.exhausted = False
         self.stop_reason: str | None = None
         self.respawns = 0  # groups killed and started again (a dead, failed or hung rank)
-        self.curves: dict[str, dict[float, float]] = {}  # with a pruner: each open trial's minimised reports
         self.searcher_wait_s = 0.0  # slot time spent waiting for a suggestion
         self.elapsed_before = elapsed
         self.slots = 0
@@ -489,8 +488,6 @@ class _Engine:
             self.metrics.report(trial_id, value)
         if not math.isfinite(value):
             return "nan", f"{self.metric} is {value} at step {step}"
-        if self.pruner.prunes:
-            self.curves.setdefault(trial_id, {})[step] = self.sign * value
         if self.max_steps is not None and step >= self.max_steps:
             return "finished", None
         if self.pruner.should_stop(trial_id, step, value):
@@ -576,9 +573,6 @@ class _Engine:
     def _rewind(self, trial_id: str, step: float | None, error: str | None, cause: str | None = None) -> None:
         """The trial goes on from its checkpoint at ``step``: reports and checkpoints after it are forgotten."""
         self.recorder.rewind(trial_id, step, error, cause=cause)
-        curve = self.curves.get(trial_id, {})
-        for later in [s for s in curve if step is None or s > step]:
-            del curve[later]
         self.checkpoints.rewind(trial_id, step)
 
     def _finish(
@@ -614,8 +608,8 @@ class _Engine:
             found = [rec.metrics.get(name) for name, _ in self.study.objectives]
             if all(v is not None and math.isfinite(v) for v in found):
                 values = tuple((-v if up else v) for v, (_, up) in zip(found, self.study.objectives, strict=True))  # type: ignore[operator]
-        curve = tuple(sorted(self.curves.pop(trial_id, {}).items())) or None
-        outcome = Outcome(value, state, rec.step, values, curve)  # type: ignore[arg-type]
+        curve = tuple((s, self.sign * v) for s, v in self.recorder.curve(trial_id)) if self.pruner.prunes else None
+        outcome = Outcome(value, state, rec.step, values, curve or None)  # type: ignore[arg-type]
         self.searcher.tell(trial_id, self._searched(rec), outcome)
         self._check_goals(rec)
 

@@ -85,6 +85,7 @@ class Recorder:
         self.every = every
         self.trials: dict[str, TrialRecord] = {}
         self.history: list[dict[str, Any]] = []
+        self._curves: dict[str, list[tuple[float, float]]] = {}  # trial -> (step, metric) of its finite reports
         self._flushed = 0.0
         self._dirty = True
         self.journal = Journal(folder / "journal.jsonl")
@@ -113,12 +114,18 @@ class Recorder:
         value = metrics.get(self.metric)
         if value is not None:
             rec.value = value
+            if math.isfinite(value):
+                self._curves.setdefault(trial_id, []).append((step, value))
             if math.isfinite(value) and (
                 rec.best_value is None or (value > rec.best_value if self.maximize else value < rec.best_value)
             ):
                 rec.best_value = value
         self.history.append({"trial_id": trial_id, "step": step, "time_s": elapsed, **metrics})
         self._log({"e": "report", "trial": trial_id, "step": step, "time": elapsed, "metrics": metrics})
+
+    def curve(self, trial_id: str) -> tuple[tuple[float, float], ...]:
+        """A trial's learning curve: ``(step, metric)`` for each finite report, rewinds applied."""
+        return tuple(self._curves.get(trial_id, ()))
 
     def checkpoint(self, trial_id: str, step: float, path: str) -> None:
         self._log({"e": "ckpt", "trial": trial_id, "step": step, "path": path})
@@ -136,6 +143,7 @@ class Recorder:
         replaying, self.replaying = self.replaying, True
         own = [h for h in self.history if h["trial_id"] == trial_id and step is not None and h["step"] <= step]
         self.history = [h for h in self.history if h["trial_id"] != trial_id]
+        self._curves.pop(trial_id, None)
         rec = self.trials[trial_id]
         rec.iterations, rec.step, rec.value, rec.best_value, rec.metrics = 0, None, None, None, {}
         rec.first_report_s = rec.last_report_s = None

@@ -116,16 +116,15 @@ class GPSearcher(Searcher):
         rungs = _rungs([o.step for o in outcomes if o.state == "pruned" and o.step is not None])
         rows = list(range(len(ids)))
         steps = [o.step if o.state == "pruned" else None for o in outcomes]  # None: the full budget
-        for i, o in enumerate(outcomes):
-            if o.curve is None or o.state != "complete":
-                continue
-            curve = dict(o.curve)
+        finished = {i: dict(o.curve) for i, o in enumerate(outcomes) if o.state == "complete" and o.curve}
+        for i, curve in finished.items():
             for step in rungs:
-                if step < (o.step or 0) and math.isfinite(curve.get(step, math.nan)):
+                if step < (outcomes[i].step or 0) and math.isfinite(curve.get(step, math.nan)):
                     rows.append(i)
                     steps.append(step)
                     values.append(curve[step])
-        gaps = _gaps(outcomes, {s for s in steps if s is not None})
+        ends = [(curve, observed[ids[i]]) for i, curve in finished.items()]
+        gaps = _gaps(ends, {s for s in steps if s is not None})
         y = np.array([v - (0.0 if s is None else gaps.get(s, 0.0)) for v, s in zip(values, steps, strict=True)])
         fidelity = [1.0 if s is None else math.log1p(s) / top for s in steps]
         x = np.column_stack([x[rows], fidelity])
@@ -175,11 +174,10 @@ class GPSearcher(Searcher):
         return hyper
 
 
-def _gaps(outcomes: list[Outcome], steps: set[float]) -> dict[float, float]:
+def _gaps(finished: list[tuple[dict[float, float], float]], steps: set[float]) -> dict[float, float]:
     """How much worse a trial is at each of these steps than at the end, the median over the
-    finished trials whose curves say (at least two): subtracted, it puts every row on the final
-    scale and leaves the fidelity input only the differences in shape."""
-    finished = [(dict(o.curve), o.value) for o in outcomes if o.state == "complete" and o.curve and o.value is not None]
+    finished trials (curve, final value) whose curves say (at least two): subtracted, it puts
+    every row on the final scale and leaves the fidelity input only the differences in shape."""
     out = {}
     for step in steps:
         diffs = [curve[step] - final for curve, final in finished if math.isfinite(curve.get(step, math.nan))]
