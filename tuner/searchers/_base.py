@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.errors import Problem
 from tuner.space import Space, config_key
@@ -20,9 +20,9 @@ State = Literal["complete", "pruned", "failed", "infeasible", "running"]
 class SearcherOptions(BaseModel):
     """The ``searcher:`` block; each searcher extends it with its own options."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0)
 
 
 @dataclass(frozen=True)

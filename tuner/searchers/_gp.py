@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.optimize
 import scipy.stats
+from pydantic import Field
 
 from tuner.errors import Problem
 from tuner.gp import Acquisition, Encoding, Hyper, fit, propose
@@ -45,10 +46,13 @@ RUNGS = 4  # at most this many early steps of each learning curve join the model
 
 
 class BayesOptions(SearcherOptions):
-    init_points: int = 10
+    # the model proposes once this many trials have started and two have results
+    init_points: int = Field(default=10, ge=0)
     acquisition: Literal["ei", "ucb", "poi"] = "ei"
-    kappa: float = 2.576  # ucb: how many standard deviations of optimism
-    xi: float = 0.0  # ei, poi: the improvement that counts, in standard deviations of the values
+    # ucb: how many standard deviations of optimism
+    kappa: float = Field(default=2.576, ge=0)
+    # ei, poi: the improvement that counts, in standard deviations of the values
+    xi: float = Field(default=0.0, ge=0)
 
 
 class GPSearcher(Searcher):

@@ -6,6 +6,8 @@ import math
 import warnings
 from typing import Any, Literal
 
+from pydantic import Field
+
 from tuner.errors import Problem
 from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, unbounded
 from tuner.space import Categorical, Float, Int, Space, config_key
@@ -15,7 +17,7 @@ _PRIMITIVE = (str, int, float, bool, type(None))
 
 class OptunaOptions(SearcherOptions):
     sampler: Literal["tpe", "gp", "random", "nsga2"] = "tpe"
-    n_startup_trials: int = 10
+    n_startup_trials: int = Field(default=10, ge=0)
     multivariate: bool = True
 
 
