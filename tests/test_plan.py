@@ -24,6 +24,16 @@ def test_asha_rungs_and_compute(no_ray: None, capsys: pytest.CaptureFixture[str]
     assert "lr: log-uniform in [0.0001, 0.03]" in out
 
 
+def test_plan_says_when_the_model_would_never_propose(
+    no_ray: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (ROOT / "search_spaces" / "digits_mlp.yaml").read_text().replace("run_cap: 24", "run_cap: 6")
+    (tmp_path / "short.yaml").write_text(text)
+    assert main(["plan", str(tmp_path / "short.yaml")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"note: {tmp_path / 'short.yaml'}: bayes draws its first 6 trials at random")
+
+
 def test_grid_size_and_concurrency() -> None:
     study = load_study(ROOT / "search_spaces" / "toy_grid.yaml")
     plan = make_plan(study, places=8, where="a test cluster")

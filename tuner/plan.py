@@ -236,10 +236,11 @@ def _summary(trial: _Inspecting) -> dict[str, Any] | None:
 
 def describe(study: Study, plan: Plan) -> str:
     spec = study.spec
-    lines = [
+    lines = [f"note: {n}" for n in study.notices]
+    lines.append(
         f"study {study.name}: {spec.method} over {len(study.space.searchable)} parameter(s), "
         + ", ".join(f"{m.goal} {m.name}" for m in spec.objectives)
-    ]
+    )
     for name, p in study.space.params.items():
         lines.append(f"  {name}: {summary(p)}")
     trials = f"{plan.trials}" if plan.trials is not None else "until the time limit"

@@ -113,6 +113,28 @@ def test_random_without_run_cap_or_time_limit() -> None:
     assert found == ["run_cap: is required for method random (or set time_limit, or pass --run-cap N)"]
 
 
+def test_a_model_that_would_never_propose_is_announced() -> None:
+    """A run_cap no larger than the random start-up draws makes a model-based searcher random
+    search: said before the run (and in ``plan``), naming the option; the study still runs."""
+
+    def notices(extra: str) -> list[str]:
+        return [n.removeprefix("<string>: ") for n in load_study(text=study_text(extra)).notices]
+
+    (bayes,) = notices("method: bayes\nrun_cap: 10")
+    assert bayes.startswith("bayes draws its first 10 trials at random (searcher.init_points) and run_cap allows 10")
+    assert "set searcher: {init_points: N} below 10" in bayes
+    assert notices("method: bayes\nrun_cap: 11") == []
+    assert notices("method: bayes\nrun_cap: 6\nsearcher: {init_points: 5}") == []
+    (tpe,) = notices("method: optuna\nrun_cap: 4\nsearcher: {n_startup_trials: 4}")
+    assert "optuna (tpe)" in tpe and "searcher.n_startup_trials" in tpe
+    assert notices("method: optuna\nrun_cap: 4\nsearcher: {sampler: random}") == []
+    assert notices("method: random\nrun_cap: 2") == []
+    cells = "method: bayes\nrun_cap: 24\nparameters: {lr: {min: 0.1, max: 1.0}, opt: {values: [a, b, c], grid: true}}"
+    (per_cell,) = notices(cells)  # 8 trials in each of 3 cells, each cell its own model
+    assert "run_cap allows 8 per grid cell (24 over 3)" in per_cell
+    assert notices(cells.replace("run_cap: 24", "run_cap: 33")) == []
+
+
 def test_wandb_sweep_file_loads_with_trainable_flag() -> None:
     text = """
     program: train.py

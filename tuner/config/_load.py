@@ -120,6 +120,8 @@ def load_study(
     if problems:
         raise ConfigError(problems, source=source)
     assert spec is not None and spec.trainable is not None
+    if not spec.warm_starts:  # a warm start's trials count towards the start-up draws
+        notices += [f"{source}: {n}" for n in searchers.notices(spec.method, spec.searcher, space, spec.run_cap)]
     study_name = spec.name or (Path(path).stem if path is not None else "study")
     return Study(
         spec=spec,

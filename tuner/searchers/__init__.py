@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuner.errors import Problem
-from tuner.searchers._base import Outcome, Searcher, SearcherOptions
+from tuner.searchers._base import Outcome, Searcher, SearcherOptions, space_size
 from tuner.space import Space
 
 # name -> "module:Class"; a new searcher is one module plus one line here.
@@ -19,7 +19,7 @@ SEARCHERS: dict[str, str] = {
     "optuna": "tuner.searchers._optuna:OptunaSearcher",
 }
 
-__all__ = ["SEARCHERS", "Outcome", "Searcher", "SearcherOptions", "check", "create", "searcher_class"]
+__all__ = ["SEARCHERS", "Outcome", "Searcher", "SearcherOptions", "check", "create", "notices", "searcher_class"]
 
 
 def searcher_class(method: str) -> type[Searcher]:
@@ -63,6 +63,22 @@ def check(method: str, raw_options: dict[str, Any], space: Space, objectives: in
         problems += grid_cls.check_space(space.subspace(grid_axes))
         problems += cls.check_space(space.subspace([k for k in space.searchable if k not in grid_axes]))
     return problems
+
+
+def notices(method: str, raw_options: dict[str, Any], space: Space, run_cap: int | None) -> list[str]:
+    """What to tell the user before a run (options already checked): for now, a model-based
+    searcher whose ``run_cap`` (per grid cell, with grid axes) ends the study before its model
+    proposes anything."""
+    options, problems = _options(method, raw_options)
+    if options is None or problems or run_cap is None or not space.searchable or method == "grid":
+        return []
+    cells = 1
+    if space.grid_axes:
+        cells = space_size(space.subspace(list(space.grid_axes))) or 1
+        if set(space.grid_axes) == set(space.searchable):
+            return []  # nothing left for the method: the grid runs alone
+    per = f" per grid cell ({run_cap} over {cells})" if cells > 1 else ""
+    return searcher_class(method).notices(options, -(-run_cap // cells), per)
 
 
 def create(

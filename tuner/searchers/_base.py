@@ -81,11 +81,28 @@ class Searcher(abc.ABC):
         """The parameters this searcher cannot search, each with what to write instead."""
         return []
 
+    @classmethod
+    def notices(cls, options: SearcherOptions, trials: int, per: str = "") -> list[str]:
+        """What a user should hear before a run in which this searcher makes at most ``trials``
+        suggestions (``per``: " per grid cell", when there are several) with these options: not
+        errors, the study runs as written."""
+        return []
+
     @abc.abstractmethod
     def suggest(self, trial_id: str) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
     def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None: ...
+
+
+def start_up_only(method: str, option: str, first: int, trials: int, per: str = "") -> list[str]:
+    """The notice for a model-based searcher whose random start-up draws are all it will make."""
+    if trials > first:
+        return []
+    return [
+        f"{method} draws its first {first} trials at random (searcher.{option}) and run_cap allows {trials}{per}: "
+        f"its model never proposes one; set searcher: {{{option}: N}} below {trials}, or raise run_cap"
+    ]
 
 
 def space_size(space: Space) -> int | None:

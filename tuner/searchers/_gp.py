@@ -35,7 +35,7 @@ from pydantic import Field
 
 from tuner.errors import Problem
 from tuner.gp import Acquisition, Encoding, Hyper, fit, propose
-from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, unbounded
+from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, start_up_only, unbounded
 from tuner.space import Space
 
 REFIT_FROM_DEFAULTS_BELOW = 30  # under this many observations, every fit starts from the defaults
@@ -70,6 +70,11 @@ class GPSearcher(Searcher):
     @classmethod
     def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
         return unbounded(space, path, "bayes")
+
+    @classmethod
+    def notices(cls, options: SearcherOptions, trials: int, per: str = "") -> list[str]:
+        assert isinstance(options, BayesOptions)
+        return start_up_only("bayes", "init_points", options.init_points, trials, per)
 
     def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
         self.known.tell(trial_id, config, outcome)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from tuner.errors import Problem
-from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, unbounded
+from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, start_up_only, unbounded
 from tuner.space import Categorical, Float, Int, Space, config_key
 
 _PRIMITIVE = (str, int, float, bool, type(None))
@@ -83,6 +83,13 @@ class OptunaSearcher(Searcher):
     @classmethod
     def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
         return unbounded(space, path, "optuna")
+
+    @classmethod
+    def notices(cls, options: SearcherOptions, trials: int, per: str = "") -> list[str]:
+        assert isinstance(options, OptunaOptions)
+        if options.sampler not in ("tpe", "gp"):
+            return []
+        return start_up_only(f"optuna ({options.sampler})", "n_startup_trials", options.n_startup_trials, trials, per)
 
     def _decode(self, params: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
