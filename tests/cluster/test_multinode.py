@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -120,7 +121,7 @@ def test_a_driver_submitted_as_a_ray_job_runs_and_logs_its_progress(cluster: Clu
     storage = tmp_path / "out"
     done = subprocess.run(
         [RAY, "job", "submit", "--address", f"http://{cluster.dashboard}", "--working-dir", str(tmp_path), "--",
-         "python", "-m", "tuner", "run", "job.yaml", "--storage", str(storage)],
+         sys.executable, "-m", "tuner", "run", "job.yaml", "--storage", str(storage)],
         env={**cluster.driver_env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=240,
         check=False,
     )  # fmt: skip
