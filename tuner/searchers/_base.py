@@ -84,7 +84,7 @@ class Searcher(abc.ABC):
     @classmethod
     def notices(cls, options: SearcherOptions, trials: int, per: str = "") -> list[str]:
         """What a user should hear before a run in which this searcher makes at most ``trials``
-        suggestions (``per``: " per grid cell", when there are several) with these options: not
+        suggestions with these options (``per``: how the cap is shared out, with grid cells): not
         errors, the study runs as written."""
         return []
 
