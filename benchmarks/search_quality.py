@@ -398,14 +398,15 @@ def batch_run(problem: Problem, seed: int, pending: int) -> tuple[list[float], f
 def batch(problem: Problem, seeds: int) -> None:
     """Median regret with 1, 2, 4 and 8 trials in flight, and the budget at which one trial at a
     time does as well: what the trials in flight cost, in trials."""
-    sequential: list[list[float]] = []
+    reached: list[float] = []  # one at a time: the median regret by each trial
     for pending in (1, 2, 4, 8):
         runs = [batch_run(problem, s, pending) for s in range(seeds)]
-        sequential = sequential or [values for values, _ in runs]
+        if not reached:
+            budgets = range(1, problem.budget + 1)
+            reached = [float(np.median([regret(problem, v[:b]) for v, _ in runs])) for b in budgets]
         regrets = [regret(problem, values) for values, _ in runs]
         median = float(np.median(regrets))
-        curve = [np.median([regret(problem, v[:b]) for v in sequential]) for b in range(1, problem.budget + 1)]
-        budget = next((b for b, reached in enumerate(curve, 1) if reached <= median), None)
+        budget = next((b for b, r in enumerate(reached, 1) if r <= median), None)
         matched = f"one at a time does as well by trial {budget}" if budget else "better than one at a time"
         print(
             f"{problem.name}, {problem.budget} trials, {pending} pending: median regret {median:.2g} "

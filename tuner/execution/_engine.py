@@ -184,7 +184,7 @@ class _Engine:
         for k, folder in enumerate(self.study.spec.warm_starts):
             warm = read_warm_start(folder, self.study.space, self.metric)
             for i, (params, value, state, step, curve) in enumerate(warm.observations):
-                signed = None if curve is None else tuple((s, self.sign * v) for s, v in curve)
+                signed = None if curve is None else self._minimised_curve(curve)
                 self.searcher.tell(f"w{k}.{i:04d}", params, Outcome(self.sign * value, state, step, curve=signed))  # type: ignore[arg-type]
             self.say(warm.line())
 
@@ -477,6 +477,9 @@ class _Engine:
         value = metrics.get(self.metric)
         return None if value is None else self.sign * value
 
+    def _minimised_curve(self, curve: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        return tuple((step, self.sign * value) for step, value in curve)
+
     def _judge(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> tuple[Any, Any]:
         """Record a report and decide whether the trial ends here: ``(status, error)``."""
         if self.metric not in metrics:
@@ -608,7 +611,7 @@ class _Engine:
             found = [rec.metrics.get(name) for name, _ in self.study.objectives]
             if all(v is not None and math.isfinite(v) for v in found):
                 values = tuple((-v if up else v) for v, (_, up) in zip(found, self.study.objectives, strict=True))  # type: ignore[operator]
-        curve = tuple((s, self.sign * v) for s, v in self.recorder.curve(trial_id)) if self.pruner.prunes else None
+        curve = self._minimised_curve(self.recorder.curve(trial_id)) if self.pruner.prunes else None
         outcome = Outcome(value, state, rec.step, values, curve or None)  # type: ignore[arg-type]
         self.searcher.tell(trial_id, self._searched(rec), outcome)
         self._check_goals(rec)

@@ -69,8 +69,8 @@ def notices(method: str, raw_options: dict[str, Any], space: Space, run_cap: int
     """What to tell the user before a run (options already checked): for now, a model-based
     searcher whose ``run_cap`` (per grid cell, with grid axes) ends the study before its model
     proposes anything."""
-    options, problems = _options(method, raw_options)
-    if options is None or problems or run_cap is None or not space.searchable or method == "grid":
+    options, _ = _options(method, raw_options)
+    if options is None or run_cap is None or not space.searchable or method == "grid":
         return []
     cells = 1
     if space.grid_axes:
