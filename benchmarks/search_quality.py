@@ -1,6 +1,6 @@
 """What the searchers find for a budget: simple regret on standard problems, over fixed seeds.
 
-    python benchmarks/search_quality.py --seeds 8 --jobs 1   # the README's table (~50 min here; 16 seeds by default)
+    python benchmarks/search_quality.py --seeds 8 --jobs 2   # the README's table (~35 min here; 16 seeds by default)
     python benchmarks/search_quality.py --seeds 10 --problems branin hartmann6
     python benchmarks/search_quality.py --cost          # seconds per bayes suggestion at 300 observations, 6-D
     python benchmarks/search_quality.py --batch         # bayes with 1, 2, 4, 8 pending trials
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tuner import searchers
 from tuner.searchers import Outcome, Searcher
-from tuner.space import Space, parse_parameters
+from tuner.space import Categorical, Float, Int, Space, parse_parameters
 
 if TYPE_CHECKING:
     from tuner.execution._schedulers import Pruner
@@ -233,36 +233,31 @@ def botorch_direct(
     from torch.quasirandom import SobolEngine
 
     torch.set_num_threads(1)
-    specs = list(problem.parameters.items())
+    params: list[tuple[str, Categorical | Float | Int]] = []  # parsed as a study file's are
+    for name, param in problem.space.params.items():
+        assert isinstance(param, Categorical | Float | Int), param
+        params.append((name, param))
     lows, highs, cats = [], [], {}
-    for i, (_, spec) in enumerate(specs):
-        if "values" in spec:
+    for i, (_, param) in enumerate(params):
+        if isinstance(param, Categorical):
             lows.append(0.0)
-            highs.append(len(spec["values"]) - 1.0)
-            cats[i] = len(spec["values"])
-        elif spec.get("distribution") == "log_uniform_values":
-            lows.append(math.log(spec["min"]))
-            highs.append(math.log(spec["max"]))
+            highs.append(len(param.values) - 1.0)
+            cats[i] = len(param.values)
         else:
-            lows.append(float(spec["min"]))
-            highs.append(float(spec["max"]))
+            lows.append(math.log(param.low) if param.log else float(param.low))
+            highs.append(math.log(param.high) if param.log else float(param.high))
     bounds = torch.tensor([lows, highs], dtype=torch.double)
 
     def decode(x: Any) -> dict[str, Any]:
         config: dict[str, Any] = {}
-        for i, (name, spec) in enumerate(specs):
-            v = float(x[i])
-            if "values" in spec:
-                config[name] = spec["values"][round(v)]
-            elif spec.get("distribution") == "log_uniform_values":
-                config[name] = math.exp(v)
-            elif spec.get("distribution") == "int_uniform":
-                config[name] = round(v)
+        for i, (name, param) in enumerate(params):
+            if isinstance(param, Categorical):
+                config[name] = param.values[round(float(x[i]))]
             else:
-                config[name] = v
+                config[name] = param.decode(math.exp(x[i]) if param.log else float(x[i]))
         return config
 
-    d = len(specs)
+    d = len(params)
     start = SobolEngine(d, scramble=True, seed=seed).draw(min(max(5, 2 * d), budget), dtype=torch.double)
     scaled = bounds[0] + (bounds[1] - bounds[0]) * start
     for i, n in cats.items():
