@@ -39,7 +39,7 @@ from tuner.searchers import Outcome, Searcher
 from tuner.space import Categorical, Float, Int, Space, parse_parameters
 
 if TYPE_CHECKING:
-    from tuner.execution._schedulers import Pruner
+    from tuner.engine._schedulers import Pruner
 
 
 @dataclass(frozen=True)
@@ -545,7 +545,7 @@ Curve = Callable[[dict[str, Any], int], float]  # a trial's report at a step
 def _asha(seed: int, brackets: int = 1) -> Pruner:
     """ASHA as a study runs it (max_t 27, grace 1, reduction factor 3) on a metric ``loss``."""
     from tuner.config import Asha
-    from tuner.execution._schedulers import Pruner
+    from tuner.engine._schedulers import Pruner
 
     asha = Asha(type="asha", max_t=27, grace_period=1, reduction_factor=3, brackets=brackets)
     return Pruner(asha, "loss", False, seed)

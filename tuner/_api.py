@@ -22,7 +22,7 @@ from tuner.results._state import alive, read_state, unfinished
 from tuner.results._store import STUDY
 
 if TYPE_CHECKING:
-    from tuner.execution import Outcomes
+    from tuner.backends.ray import Outcomes
 
 BUDGET = ("run_cap", "time_limit", "max_concurrent", "stall_timeout")  # what a resume may change
 
@@ -156,9 +156,9 @@ def _execute(
     trial_seed: int | None = None,
     max_steps: int | None = None,
 ) -> Outcomes:
+    from tuner.backends.ray import connect, execute
+    from tuner.backends.ray._cluster import token_auth, token_hint
     from tuner.config._trainable import split
-    from tuner.execution import connect, execute
-    from tuner.execution._cluster import token_auth, token_hint
 
     ship = [split(study.trainable)[0], *study.allowed]
     conn = connect(address, ship=ship, num_cpus=num_cpus, dashboard=dashboard)

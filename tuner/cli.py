@@ -15,7 +15,7 @@ import yaml
 from tuner.errors import StudyFailed, UserError
 
 if TYPE_CHECKING:
-    from tuner.execution import Outcomes
+    from tuner.backends.ray import Outcomes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -232,7 +232,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     study = load_study(args.space, trainable=args.trainable, allow_modules=args.allow_module)
     res = study.spec.resources
     if args.address:
-        from tuner.execution import capacity, connect
+        from tuner.backends.ray import capacity, connect
 
         conn = connect(args.address)
         try:

@@ -74,7 +74,7 @@ def test_the_journal_survives_a_torn_last_line_and_keeps_nan(tmp_path: Path) -> 
 def test_usage_and_seconds_per_step_reach_the_results_and_the_live_view(tmp_path: Path) -> None:
     import io
 
-    from tuner.execution._usage import FIELDS, combine
+    from tuner.backends.ray._usage import FIELDS, combine
     from tuner.progress import Progress
     from tuner.results._recorder import USAGE
 

@@ -19,7 +19,7 @@ from tuner.results._store import BEST, HISTORY, STUDY, TRIALS, write_frame, writ
 
 STATUSES = ("running", "finished", "pruned", "errored", "nan", "oom", "stopped")
 FAILED = ("errored", "nan", "oom")
-# What each trial used (tuner.execution._usage): the largest rank's memory, all ranks' CPU seconds.
+# What each trial used (tuner.backends.ray._usage): the largest rank's memory, all ranks' CPU seconds.
 USAGE = ("peak_rss_mb", "cpu_s", "peak_gpu_mb", "peak_gpu_reserved_mb", "gpu_util")
 
 

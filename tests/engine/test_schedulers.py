@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tuner.config import Asha, Median
-from tuner.execution._schedulers import Pruner
+from tuner.engine._schedulers import Pruner
 
 
 def paper_rule(reports: list[tuple[str, int, float]], rungs: list[int], eta: float, maximize: bool) -> set[str]:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from tuner.backends.ray import _last_words
+from tuner.backends.ray._usage import Usage, cuda
 from tuner.diagnose import diagnose
 from tuner.errors import TrialPruned
-from tuner.execution import _last_words
-from tuner.execution._usage import Usage, cuda
 from tuner.storage import CheckpointStore
 from tuner.trial import Trial
 

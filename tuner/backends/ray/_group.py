@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from tuner.execution._worker import TrialTask, TrialWorker
+from tuner.backends.ray._worker import TrialTask, TrialWorker
 from tuner.trial import choose_backend
 
 
@@ -102,7 +102,7 @@ class WorkerGroup:
 
     def last_words(self, rank: int, node: str | None, timeout: float) -> str | None:
         """What rank ``rank``'s process, now dead, left on its node: its exit code or fatal signal
-        with its stack (see :mod:`tuner.execution._last_words`); ``None`` when nothing was left or
+        with its stack (see :mod:`tuner.backends.ray._last_words`); ``None`` when nothing was left or
         the node does not answer within ``timeout``. Call it before :meth:`rebuild`."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -147,7 +147,7 @@ _READER: Any = None
 def _read_last_words(ray: Any) -> Any:
     global _READER
     if _READER is None:
-        from tuner.execution import _last_words
+        from tuner.backends.ray import _last_words
 
         _READER = ray.remote(_last_words.read)
     return _READER

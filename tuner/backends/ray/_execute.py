@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner.backends.ray._cluster import capacity
+from tuner.backends.ray._engine import _Engine
 from tuner.config import Study
 from tuner.errors import UserError
-from tuner.execution._cluster import capacity
-from tuner.execution._engine import _Engine
 from tuner.results import TrialRecord
 from tuner.results._recorder import FAILED
 from tuner.results._state import write_state
@@ -49,7 +49,7 @@ def check_checkpoint_location(study: Study) -> None:
     from each node (a marker file), and refused if some node cannot see it."""
     import uuid
 
-    from tuner.execution._cluster import nodes_not_seeing
+    from tuner.backends.ray._cluster import nodes_not_seeing
     from tuner.storage import CheckpointStore, is_remote
 
     given = study.spec.checkpoints.path

@@ -2,7 +2,7 @@
 
 This is the one place where a trial starts (:meth:`_Engine._start`). The loop itself only
 reads trial events and keeps time: the searcher runs on a thread of its own and disk writes
-on another (:mod:`tuner.execution._offload`), so neither can delay a stop or a kill.
+on another (:mod:`tuner.engine._offload`), so neither can delay a stop or a kill.
 
 Every decision is journaled; :meth:`_Engine.replay` feeds a journal back through the same
 code paths (the searcher is told the recorded history), so a resumed study has the searcher,
@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from tuner import searchers
+from tuner.backends.ray import _last_words as last_words
+from tuner.backends.ray._cluster import ClusterView, path_entries, route_ray_messages
+from tuner.backends.ray._group import WorkerGroup
+from tuner.backends.ray._metrics import study_metrics
+from tuner.backends.ray._usage import combine
+from tuner.backends.ray._worker import TrialTask
 from tuner.config import Study
 from tuner.diagnose import LEAK_HINT, diagnose, leak_per_step
-from tuner.execution import _last_words as last_words
-from tuner.execution._checkpoints import Checkpoints
-from tuner.execution._cluster import ClusterView, path_entries, route_ray_messages
-from tuner.execution._group import WorkerGroup
-from tuner.execution._metrics import study_metrics
-from tuner.execution._offload import SearcherThread, Writer
-from tuner.execution._schedulers import Pruner
-from tuner.execution._usage import combine
-from tuner.execution._worker import TrialTask
+from tuner.engine._checkpoints import Checkpoints
+from tuner.engine._offload import SearcherThread, Writer
+from tuner.engine._schedulers import Pruner
 from tuner.progress import Progress
 from tuner.results import Recorder, TrialRecord
 from tuner.results._recorder import FAILED

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import study
-from tuner.execution._engine import _Engine, _root_cause
-from tuner.execution._offload import SearcherThread, Writer
+from tuner.backends.ray._engine import _Engine, _root_cause
+from tuner.engine._offload import SearcherThread, Writer
 from tuner.searchers import Outcome, create
 from tuner.space import parse_parameters
 

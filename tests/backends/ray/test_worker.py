@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tuner.execution import _worker
-from tuner.execution._worker import TrialTask, TrialWorker
+from tuner.backends.ray import _worker
+from tuner.backends.ray._worker import TrialTask, TrialWorker
 
 
 def events(task: TrialTask) -> list[dict[str, Any]]:

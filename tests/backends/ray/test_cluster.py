@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import ROOT, study
-from tuner.execution._cluster import shipped_modules
+from tuner.backends.ray._cluster import shipped_modules
 from tuner.plan import make_plan
 
 GRID = """
