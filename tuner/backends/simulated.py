@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, Any
 from tuner.engine._backend import Backend, End, Event, Launch, Report
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tuner.config import Study
+    from tuner.storage import CheckpointStore
 
 SCHEME = "sim://"
 DEFAULT_SECONDS = 1.0  # a step's simulated time when the trainable does not say
@@ -79,14 +82,15 @@ class SimulatedBackend(Backend):
         self._taken: list[str] = []  # trials whose report poll just returned: their next step is due
         self._epoch = time.time()
         self._real = time.perf_counter()
-        self.events = 0
-        self.steps = 0
+        self.events = 0  # reports and ends returned by poll
+        self.steps = 0  # trainable calls that returned a step
+        self.ended = 0
 
     # -- the Backend interface ------------------------------------------------------------
     def capacity(self) -> int:
         return self._limit * self._workers
 
-    def open(self, slots: int) -> None:
+    def open(self, slots: int, folder: Path | None = None, store: CheckpointStore | None = None) -> None:
         self._epoch, self._real = time.time(), time.perf_counter()
         self._grow(slots)
 
@@ -135,6 +139,7 @@ class SimulatedBackend(Backend):
                 if trial is None or trial.token != seq:
                     continue  # superseded: the trial was stopped or aborted after this was scheduled
                 if isinstance(event, End):
+                    self.ended += 1
                     del self._trials[event.trial_id]
                     self._idle[trial.slot] = None
                 else:
