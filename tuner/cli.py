@@ -15,7 +15,7 @@ import yaml
 from tuner.errors import StudyFailed, UserError
 
 if TYPE_CHECKING:
-    from tuner.backends.ray import Outcomes
+    from tuner.engine import Outcomes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
