@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import study
+from tuner.backends.simulated import SimulatedBackend
+from tuner.engine import Engine
+from tuner.engine._replay import replay
 
 BAYES = """
 name: replayed
