@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import study
 from tuner.backends.simulated import SimulatedBackend
+
+from tests.conftest import study
 from tuner.engine import Engine
 from tuner.engine._replay import replay
 
@@ -67,5 +68,3 @@ def test_a_replayed_searcher_proposes_what_the_uninterrupted_one_would(tmp_path:
     assert live.searcher.searcher.suggest("t0004") == again.searcher.searcher.suggest("t0004")
     live.writer.close()
     again.writer.close()
-
-

@@ -31,7 +31,7 @@ def replay(engine: Engine, events: list[dict[str, Any]]) -> list[str]:
                 recorder.start(record)
                 engine.searcher.tell(trial_id, params, Outcome(None, "running"))
             elif kind == "report" and trial_id not in decided:
-                status, error = engine.judge(trial_id, ev["step"], ev["time"], ev["metrics"])
+                status, error = engine.judge.report(trial_id, ev["step"], ev["time"], ev["metrics"])
                 if status is not None:
                     decided[trial_id] = (status, error)
             elif kind == "ckpt" and ev.get("path"):

@@ -53,9 +53,9 @@ def execute(
     if journal is None:
         engine.recorder.save_study({**study.raw, "name": study.name, "seed": seed})
     else:
-        engine.resumable = replay(engine, journal)
+        engine.attempts.resumable = replay(engine, journal)
         done = sum(1 for r in engine.recorder.trials.values() if r.status != "running")
-        say(f"resuming {study.name}: {done} trial(s) done, {len(engine.resumable)} to continue")
+        say(f"resuming {study.name}: {done} trial(s) done, {len(engine.attempts.resumable)} to continue")
     workers = study.spec.resources.workers
     shape = f"{workers} DDP workers" if workers > 1 else "1 process"
     say(f"running {study.name}: method {study.spec.method}, {slots} trial(s) at a time, {shape} each -> {folder}")
