@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="study name (overrides name; default: the file's stem)")
     run.add_argument("--storage", help="results folder (overrides storage; default: results)")
     run.add_argument("--seed", type=int, help="study seed (overrides seed)")
+    _backend_option(run)
 
     resume = sub.add_parser("resume", help="continue an interrupted run")
     resume.add_argument("results", help="the run's results folder")
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--smoke", action="store_true", help="also run one step of the first trial, here")
     plan.add_argument("--address", help="check the resources against this Ray cluster (default: this machine)")
     plan.add_argument("--allow-module", action="append", default=[], metavar="PREFIX")
+    _backend_option(plan)
 
     best = sub.add_parser("best", help="print the best configuration of a finished study")
     best.add_argument("results", help="the study's results folder")
@@ -101,6 +103,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backend_option(p: argparse.ArgumentParser) -> None:
+    from tuner.backends import NAMES
+
+    p.add_argument(
+        "--backend",
+        choices=NAMES,
+        help="where trials run (overrides backend): ray, or simulated (f(config, step) on a virtual clock)",
+    )
+
+
 def _ray_options(p: argparse.ArgumentParser) -> None:
     """Where a command that runs trials runs them, and how much it says."""
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded Ray)")
@@ -119,6 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_cap=args.run_cap,
         name=args.name,
         storage=args.storage,
+        backend=args.backend,
         allow_modules=args.allow_module,
     )
     out = tuner.run(
@@ -229,9 +242,15 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from tuner.config import load_study
     from tuner.plan import describe, local_capacity, make_plan, smoke
 
-    study = load_study(args.space, trainable=args.trainable, allow_modules=args.allow_module)
+    study = load_study(args.space, trainable=args.trainable, backend=args.backend, allow_modules=args.allow_module)
     res = study.spec.resources
-    if args.address:
+    if study.spec.backend == "simulated":
+        if args.smoke:
+            raise UserError("--smoke measures a (config, trial) training function; backend simulated has none")
+        from tuner.backends import create
+
+        places, where = create(study).capacity(), "the simulated backend (virtual time)"
+    elif args.address:
         from tuner.backends.ray import capacity, connect
 
         conn = connect(args.address)

@@ -74,6 +74,7 @@ def load_study(
     run_cap: int | None = None,
     name: str | None = None,
     storage: str | None = None,
+    backend: str | None = None,
     check_import: bool = True,
     allow_modules: Sequence[str] = (),
 ) -> Study:
@@ -85,7 +86,7 @@ def load_study(
     if isinstance(data.get("metric"), list) and data.get("early_terminate") and data["metric"]:
         first = data["metric"][0].get("name") if isinstance(data["metric"][0], dict) else None
         notices.append(f"{source}: several metrics: early_terminate prunes on the first, {first}, only")
-    overrides = {"trainable": trainable, "run_cap": run_cap, "name": name, "storage": storage}
+    overrides = {"trainable": trainable, "run_cap": run_cap, "name": name, "storage": storage, "backend": backend}
     data.update({k: v for k, v in overrides.items() if v is not None})
 
     problems: list[Problem] = []
@@ -105,7 +106,8 @@ def load_study(
             problems.append(Problem("trainable", "is required (in the YAML or as --trainable)"))
         elif check_import:
             for metric in spec.objectives:
-                problems += check_trainable(spec.trainable, metric.name, allowed_modules(allow_modules))
+                allowed = allowed_modules(allow_modules)
+                problems += check_trainable(spec.trainable, metric.name, allowed, spec.backend)
         if not space_problems:
             problems += _points(spec.points_to_evaluate, space)
         for i, folder in enumerate(spec.warm_starts):
@@ -122,6 +124,8 @@ def load_study(
     assert spec is not None and spec.trainable is not None
     if not spec.warm_starts:  # a warm start's trials count towards the start-up draws
         notices += [f"{source}: {n}" for n in searchers.notices(spec.method, spec.searcher, space, spec.run_cap)]
+    if spec.backend == "simulated" and "resources" in data:
+        notices.append(f"{source}: backend simulated: resources are not used (a trial is a function call)")
     study_name = spec.name or (Path(path).stem if path is not None else "study")
     return Study(
         spec=spec,

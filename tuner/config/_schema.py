@@ -185,6 +185,7 @@ class StudySpec(_Strict):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str | None = None
     trainable: str | None = None
+    backend: Literal["ray", "simulated"] = "ray"  # simulated: f(config, step) on a virtual clock, no Ray
     metric: Metric | list[Metric]  # several: a multi-objective study (see objectives)
     select: Select | None = None
     method: str
@@ -254,6 +255,17 @@ class StudySpec(_Strict):
             if name not in names:
                 raise ValueError(f"select: {name!r} is not one of the study's metrics ({', '.join(names)})")
         return self
+
+    @model_validator(mode="after")
+    def _step_budget(self) -> StudySpec:
+        """A simulated trial runs until the scheduler's budget: there must be one."""
+        et = self.early_terminate
+        need = "backend simulated needs the number of steps each trial runs"
+        if self.backend != "simulated" or (isinstance(self.scheduler, Asha) and self.scheduler.max_t is not None):
+            return self
+        if isinstance(et, Asha | Hyperband):
+            raise ValueError(f"early_terminate.{'max_t' if isinstance(et, Asha) else 'max_iter'}: {need}")
+        raise ValueError(f"early_terminate: {need} (type asha with max_t, or hyperband with max_iter)")
 
     @property
     def objectives(self) -> list[Metric]:

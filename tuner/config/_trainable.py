@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import textwrap
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,8 +58,11 @@ def import_trainable(dotted: str) -> Callable[..., Any]:
     return fn
 
 
-def check_trainable(dotted: str, metric: str, allowed: Sequence[str]) -> list[Problem]:
-    """Everything knowable about the trainable before a trial: trust, import, signature, metric."""
+def check_trainable(dotted: str, metric: str, allowed: Sequence[str], backend: str = "ray") -> list[Problem]:
+    """Everything knowable about the trainable before a trial: trust, import, signature, metric.
+
+    On the simulated backend the trainable is ``f(config, step) -> metrics``, not ``(config, trial)``.
+    """
     module_name, _ = split(dotted)
     if not is_allowed(module_name, allowed):
         return [
@@ -73,12 +77,15 @@ def check_trainable(dotted: str, metric: str, allowed: Sequence[str]) -> list[Pr
         fn = import_trainable(dotted)
     except Exception as exc:  # any import failure is the user's to fix
         return [Problem("trainable", f"cannot import {dotted!r}: {type(exc).__name__}: {exc}")]
+    second = "step" if backend == "simulated" else "trial"
     try:
         inspect.signature(fn).bind(object(), object())
     except TypeError:
-        return [Problem("trainable", f"{dotted!r} must take (config, trial)")]
+        return [Problem("trainable", f"{dotted!r} must take (config, {second})")]
     except ValueError:
         pass  # no signature to read: the first trial will tell
+    if backend == "simulated":
+        return _check_simulated(fn, dotted, metric)
     reported = reported_metrics(fn)
     if reported is not None and metric not in reported:
         return [
@@ -89,6 +96,41 @@ def check_trainable(dotted: str, metric: str, allowed: Sequence[str]) -> list[Pr
             )
         ]
     return []
+
+
+def _check_simulated(fn: Callable[..., Any], dotted: str, metric: str) -> list[Problem]:
+    if reported_metrics(fn) is not None:
+        return [
+            Problem(
+                "trainable",
+                f"{dotted} reports through trial.report: backend simulated calls f(config, step) "
+                "and records the metrics it returns",
+            )
+        ]
+    returned = returned_metrics(fn)
+    if returned is not None and metric not in returned:
+        return [Problem("metric.name", f"{metric!r} is never returned by {dotted} (it returns: {', '.join(returned)})")]
+    return []
+
+
+def returned_metrics(fn: Callable[..., Any]) -> list[str] | None:
+    """The keys of the dict literals ``fn`` returns (``seconds`` aside), when every return is one
+    with plain string keys; ``None`` when that cannot be known."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    names: dict[str, None] = {}
+    returns = [n for n in ast.walk(tree) if isinstance(n, ast.Return)]
+    for node in returns:
+        if not isinstance(node.value, ast.Dict):
+            return None
+        for key in node.value.keys:
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                return None
+            if key.value != "seconds":
+                names[key.value] = None
+    return list(names) or None
 
 
 def reported_metrics(fn: Callable[..., Any]) -> set[str] | None:

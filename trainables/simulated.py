@@ -1,0 +1,41 @@
+"""Learning curves for the simulated backend: ``f(config, step) -> metrics``, no training.
+
+Each returns the metrics a trial would report at ``step`` and ``seconds``, the time that step
+would have taken; the noise is seeded by the configuration and the step, so a configuration's
+curve is the same in every run.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import zlib
+from typing import Any
+
+BEST_LR = 3e-3
+
+
+def _noise(config: dict[str, Any], step: int, scale: float) -> float:
+    seed = zlib.crc32(repr(sorted(config.items())).encode()) * 1_000_003 + step
+    return random.Random(seed).gauss(0.0, scale)
+
+
+def curve(config: dict[str, Any], step: int) -> dict[str, float]:
+    """``loss = a + b * step**-c``: the floor ``a`` is lowest near lr 3e-3 and for wide models,
+    the rate ``c`` highest near it; a step's time grows with the width."""
+    lr, width = float(config["lr"]), float(config.get("width", 128))
+    off = math.log10(lr / BEST_LR)
+    a = 0.05 + 0.25 * off**2 + 4.0 / width
+    c = 0.2 + 0.6 * math.exp(-(off**2))
+    loss = a + 2.0 * step**-c + _noise(config, step, 0.01)
+    return {"loss": loss, "seconds": 0.5 + width / 128}
+
+
+def crossing(config: dict[str, Any], step: int) -> dict[str, float]:
+    """Curves that cross: a large learning rate learns fast and settles high, a small one learns
+    slowly and settles low, so the early leaders (whom ASHA keeps) are not the final ones."""
+    lr = float(config["lr"])
+    rate = min(1.0, 100 * lr)
+    floor = 0.05 + 2.0 * lr
+    loss = floor + (1.0 - floor) * math.exp(-rate * step) + _noise(config, step, 0.005)
+    return {"loss": loss, "seconds": 1.0}

@@ -1,0 +1,220 @@
+"""A backend on a virtual clock: trials are ``f(config, step) -> metrics`` and take no real time.
+
+Each step's metrics may carry ``seconds``, the simulated time that step took (1 s without it).
+Pending events sit in one heap ordered by ``(time, seq)``; :meth:`SimulatedBackend.poll` jumps
+the clock to the earliest and returns every event due then, so a study of hours runs in the
+time its driver needs to decide. A trial's next step is computed only once its report has been
+taken and the engine has not stopped it meanwhile, so a trial holds at most one pending event and
+nothing of a trial is kept after its :class:`End`.
+
+A checkpoint is saved at every step as ``sim://<trial>/<step>``; a launch given one continues
+after that step. Nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import numbers
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tuner.engine._backend import Backend, End, Event, Launch, Report
+
+if TYPE_CHECKING:
+    from tuner.config import Study
+
+SCHEME = "sim://"
+DEFAULT_SECONDS = 1.0  # a step's simulated time when the trainable does not say
+UNBOUNDED = 10**6  # slots when neither max_concurrent nor run_cap bounds the study
+
+Trainable = Callable[[dict[str, Any], int], Any]
+
+
+def checkpoint_path(trial_id: str, step: int) -> str:
+    return f"{SCHEME}{trial_id}/{step}"
+
+
+def checkpoint_step(path: str) -> int:
+    """The step a ``sim://<trial>/<step>`` checkpoint was saved at."""
+    if not path.startswith(SCHEME):
+        raise ValueError(f"not a simulated checkpoint: {path!r}")
+    return int(float(path.rpartition("/")[2]))
+
+
+@dataclass(slots=True)
+class _Trial:
+    launch: Launch
+    slot: int
+    step: int  # the last step computed
+    started: float  # when this attempt began, on the virtual clock
+    token: int = -1  # seq of its one pending event; -1: none pending (its report was taken)
+    ending: bool = False  # its End is pending: a stop changes nothing
+
+
+class SimulatedBackend(Backend):
+    """Runs ``study``'s trainable as ``f(config, step)`` on a virtual clock (see the module)."""
+
+    realtime = False
+
+    def __init__(self, study: Study, trainable: Trainable | None = None) -> None:
+        if trainable is None:
+            from tuner.config import import_trainable
+
+            trainable = import_trainable(study.trainable)
+        self._fn: Trainable = trainable
+        spec = study.spec
+        self._limit = spec.max_concurrent or spec.run_cap or UNBOUNDED
+        self._workers = spec.resources.workers  # capacity is counted in workers of the study's size
+        self._clock = 0.0
+        self._heap: list[tuple[float, int, Event]] = []
+        self._seq = itertools.count()
+        self._slots = 0
+        self._idle: dict[int, None] = {}  # an ordered set: free() lists slots in the order they freed
+        self._trials: dict[str, _Trial] = {}
+        self._taken: list[str] = []  # trials whose report poll just returned: their next step is due
+        self._epoch = time.time()
+        self._real = time.perf_counter()
+        self.events = 0
+        self.steps = 0
+
+    # -- the Backend interface ------------------------------------------------------------
+    def capacity(self) -> int:
+        return self._limit * self._workers
+
+    def open(self, slots: int) -> None:
+        self._epoch, self._real = time.time(), time.perf_counter()
+        self._grow(slots)
+
+    def watch(self, wanted: int) -> int:
+        self._grow(wanted)
+        return self._slots
+
+    def free(self) -> list[int]:
+        return list(self._idle)
+
+    def start(self, slot: int, launch: Launch) -> list[str]:
+        if slot not in self._idle:
+            raise ValueError(f"slot {slot} is not free")
+        if launch.trial_id in self._trials:
+            raise ValueError(f"trial {launch.trial_id} is already running")
+        del self._idle[slot]
+        step = 0 if launch.checkpoint is None else checkpoint_step(launch.checkpoint)
+        trial = self._trials[launch.trial_id] = _Trial(launch, slot, step, self._clock)
+        self._advance(trial)
+        return []
+
+    def stop(self, trial_id: str) -> None:
+        trial = self._trials.get(trial_id)
+        if trial is not None and not trial.ending:
+            self._end(trial, End(trial_id))
+
+    def abort(self, trial_id: str) -> list[str]:
+        trial = self._trials.pop(trial_id, None)
+        if trial is not None:  # its pending event, if any, is dropped when its time comes
+            self._idle[trial.slot] = None
+        return []
+
+    def poll(self, timeout: float) -> list[Event]:
+        """Every event due at the next event's time (the clock jumps there); never waits."""
+        taken, self._taken = self._taken, []
+        for trial_id in taken:
+            trial = self._trials.get(trial_id)
+            if trial is not None and trial.token == -1:  # not stopped since its report was taken
+                self._advance(trial)
+        out: list[Event] = []
+        while self._heap and not out:
+            due = self._heap[0][0]
+            while self._heap and self._heap[0][0] == due:
+                _, seq, event = heapq.heappop(self._heap)
+                trial = self._trials.get(event.trial_id)
+                if trial is None or trial.token != seq:
+                    continue  # superseded: the trial was stopped or aborted after this was scheduled
+                if isinstance(event, End):
+                    del self._trials[event.trial_id]
+                    self._idle[trial.slot] = None
+                else:
+                    trial.token = -1
+                    self._taken.append(event.trial_id)
+                out.append(event)
+            if out:
+                self._clock = max(self._clock, due)
+        self.events += len(out)
+        return out
+
+    def now(self) -> float:
+        return self._clock
+
+    def wall(self) -> float:
+        return self._epoch + self._clock
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "simulated_s": round(self._clock, 3),
+            "real_s": round(time.perf_counter() - self._real, 3),
+            "steps": self.steps,
+        }
+
+    def close(self) -> None:
+        self._heap.clear()
+        self._trials.clear()
+        self._taken.clear()
+        self._idle.clear()
+
+    # -- the trials -----------------------------------------------------------------------
+    def _grow(self, slots: int) -> None:
+        for slot in range(self._slots, slots):
+            self._idle[slot] = None
+        self._slots = max(self._slots, slots)
+
+    def _push(self, at: float, trial: _Trial, event: Event) -> None:
+        seq = next(self._seq)
+        trial.token = seq
+        heapq.heappush(self._heap, (at, seq, event))
+
+    def _end(self, trial: _Trial, event: End) -> None:
+        """``event`` now; whatever the trial had pending is superseded."""
+        trial.ending = True
+        self._push(self._clock, trial, event)
+
+    def _advance(self, trial: _Trial) -> None:
+        """Compute the trial's next step and schedule its report (or its end)."""
+        launch = trial.launch
+        if launch.max_steps is not None and trial.step >= launch.max_steps:
+            self._end(trial, End(launch.trial_id))
+            return
+        step = trial.step + 1
+        try:
+            out = self._fn(launch.config, step)
+            if out is None:  # the trainable's own end
+                self._end(trial, End(launch.trial_id))
+                return
+            seconds, metrics = _parse(out)
+        except Exception as exc:
+            text = traceback.format_exc()
+            line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            self._end(trial, End(launch.trial_id, error=line, traceback=text, oom=isinstance(exc, MemoryError)))
+            return
+        self.steps += 1
+        trial.step = step
+        at = self._clock + seconds
+        path = checkpoint_path(launch.trial_id, step)
+        self._push(at, trial, Report(launch.trial_id, step, at - trial.started, metrics, checkpoint=path))
+
+
+def _parse(out: Any) -> tuple[float, dict[str, float]]:
+    """``(seconds, metrics)`` of what a step returned; ``ValueError`` names what is wrong."""
+    if not isinstance(out, dict):
+        raise TypeError(f"a simulated trainable returns a dict of metrics, got {type(out).__name__}")
+    metrics = dict(out)
+    seconds = metrics.pop("seconds", DEFAULT_SECONDS)
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"metric {name!r} must be a number, got {value!r}")
+    return float(seconds), {k: float(v) for k, v in metrics.items()}
