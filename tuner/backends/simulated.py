@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, Any
 from tuner.engine._backend import Backend, End, Event, Launch, Report
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tuner.config import Study
+    from tuner.storage import CheckpointStore
 
 SCHEME = "sim://"
 DEFAULT_SECONDS = 1.0  # a step's simulated time when the trainable does not say
@@ -86,7 +89,7 @@ class SimulatedBackend(Backend):
     def capacity(self) -> int:
         return self._limit * self._workers
 
-    def open(self, slots: int) -> None:
+    def open(self, slots: int, folder: Path, store: CheckpointStore) -> None:
         self._epoch, self._real = time.time(), time.perf_counter()
         self._grow(slots)
 
@@ -94,8 +97,8 @@ class SimulatedBackend(Backend):
         self._grow(wanted)
         return self._slots
 
-    def free(self) -> list[int]:
-        return list(self._idle)
+    def free(self) -> int | None:
+        return next(iter(self._idle), None)
 
     def start(self, slot: int, launch: Launch) -> list[str]:
         if slot not in self._idle:

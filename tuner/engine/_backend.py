@@ -90,8 +90,8 @@ class Backend(ABC):
         return wanted
 
     @abstractmethod
-    def free(self) -> list[int]:
-        """The idle slots that can take a trial now."""
+    def free(self) -> int | None:
+        """An idle slot that can take a trial now (the one free longest), or ``None``."""
 
     @abstractmethod
     def start(self, slot: int, launch: Launch) -> list[str]:

@@ -173,8 +173,7 @@ class Engine:
         return (max if self.study.maximize else min)(finished) if finished else None
 
     def _take(self) -> int | None:
-        free = self.backend.free()
-        return None if not free else free[0]
+        return self.backend.free()
 
     def _watch(self) -> None:
         """Notice the cluster shrinking or growing: say so in one line, use new room, and stop

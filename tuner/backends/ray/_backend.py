@@ -113,10 +113,11 @@ class RayBackend(Backend):
             self._grow(wanted)
         return sum(self.view.placed(g.pg_id) is not None for g in self.groups)
 
-    def free(self) -> list[int]:
-        """Idle slots whose ranks are placed on live nodes."""
+    def free(self) -> int | None:
+        """An idle slot whose ranks are placed on live nodes."""
         self.view.refresh()
-        return [i for i, g in enumerate(self.groups) if i not in self.busy and self.view.placed(g.pg_id) is not None]
+        placed = (i for i, g in enumerate(self.groups) if i not in self.busy and self.view.placed(g.pg_id) is not None)
+        return next(placed, None)
 
     # -- trials ----------------------------------------------------------------------------
     def start(self, slot: int, launch: Launch) -> list[str]:
