@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +20,7 @@ from tuner.results._state import alive, read_state, unfinished
 from tuner.results._store import STUDY
 
 if TYPE_CHECKING:
-    from tuner.backends.ray import Outcomes
+    from tuner.engine import Outcomes
 
 BUDGET = ("run_cap", "time_limit", "max_concurrent", "stall_timeout")  # what a resume may change
 
@@ -156,21 +154,14 @@ def _execute(
     trial_seed: int | None = None,
     max_steps: int | None = None,
 ) -> Outcomes:
-    from tuner.backends.ray import connect, execute
-    from tuner.backends.ray._cluster import token_auth, token_hint
-    from tuner.config._trainable import split
+    from tuner.backends import session
+    from tuner.engine import execute
 
-    ship = [split(study.trainable)[0], *study.allowed]
-    conn = connect(address, ship=ship, num_cpus=num_cpus, dashboard=dashboard)
-    previous = _stop_on_sigterm()
-    try:
-        if conn.dashboard_url:
-            say(f"Ray dashboard: {conn.dashboard_url}")
-            if token_auth():
-                say(f"  it asks for the cluster's token: {token_hint()}")
+    with session(study, say, address=address, num_cpus=num_cpus, dashboard=dashboard) as backend:
         return execute(
             study,
             seed,
+            backend,
             folder_for,
             say,
             quiet=quiet,
@@ -179,23 +170,6 @@ def _execute(
             trial_seed=trial_seed,
             max_steps=max_steps,
         )
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        if conn.started_here:
-            conn.close()
-
-
-def _stop_on_sigterm() -> Any:
-    """SIGTERM (``ray job stop``, a pod being evicted) stops the run as Ctrl-C does: finished
-    trials kept, the resume command printed. Returns the handler it replaced."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def train(

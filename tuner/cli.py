@@ -15,7 +15,7 @@ import yaml
 from tuner.errors import StudyFailed, UserError
 
 if TYPE_CHECKING:
-    from tuner.backends.ray import Outcomes
+    from tuner.engine import Outcomes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -180,6 +180,12 @@ def _summary(out: Outcomes, metric: str | None = None, searched: list[str] | Non
             f"{100 * searcher['wait_fraction']:.1f}% of slot time spent waiting for one",
             file=sys.stderr,
         )
+    if out.summary.get("simulated_s") is not None:
+        print(
+            f"time: {out.summary['simulated_s']:.6g} s simulated in {out.summary['real_s']:.3g} s real "
+            f"({out.summary.get('steps', 0)} steps)",
+            file=sys.stderr,
+        )
     used = out.summary.get("resources") or {}
     if used.get("peak_rss_mb"):
         text = f"resources: {used['peak_rss_mb']:.0f} MB peak resident memory ({used['peak_rss_trial']})"
@@ -247,9 +253,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if study.spec.backend == "simulated":
         if args.smoke:
             raise UserError("--smoke measures a (config, trial) training function; backend simulated has none")
-        from tuner.backends import create
+        from tuner.backends.simulated import SimulatedBackend
 
-        places, where = create(study).capacity(), "the simulated backend (virtual time)"
+        places, where = SimulatedBackend(study).capacity(), "the simulated backend (virtual time)"
     elif args.address:
         from tuner.backends.ray import capacity, connect
 

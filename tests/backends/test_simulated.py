@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import study
-from tuner.backends import create
 from tuner.backends.simulated import SimulatedBackend, checkpoint_path
 from tuner.config import Study
 from tuner.engine._backend import End, Event, Launch, Report
@@ -49,6 +48,11 @@ def _timed(config: dict[str, Any], step: int) -> dict[str, float]:
     return {"loss": 1.0 / step, "seconds": config["s"]}
 
 
+def _idle(backend: SimulatedBackend) -> list[int]:
+    """Every free slot, the one free longest first (``free()`` gives the first)."""
+    return list(backend._idle)
+
+
 def _drain(backend: SimulatedBackend) -> list[tuple[float, Event]]:
     out = []
     while events := backend.poll(1.0):
@@ -71,7 +75,7 @@ def test_events_come_in_virtual_time_order_and_the_clock_jumps() -> None:
         (9.0, "slow", 3, 9.0),
         (9.0, "slow", "end", None),
     ]
-    assert backend.free() == [2, 3, 1, 0]
+    assert _idle(backend) == [2, 3, 1, 0] and backend.free() == 2  # the one free longest first
     assert backend.summary()["simulated_s"] == 9.0
     assert backend.wall() - time.time() == pytest.approx(9.0, abs=5.0)  # a virtual epoch: real start + virtual
 
@@ -100,7 +104,7 @@ def test_a_stopped_trial_ends_now_and_reports_no_more() -> None:
     assert backend.poll(1.0) == [End("a")] and backend.now() == 5.0
     assert backend.poll(1.0) == []
     assert calls == [1]  # the next step was never computed: the stop came first
-    assert 0 in backend.free()
+    assert 0 in _idle(backend)
 
 
 def test_a_stop_supersedes_a_pending_report() -> None:
@@ -165,7 +169,7 @@ def test_a_launch_with_a_checkpoint_continues_after_its_step() -> None:
     first = backend.poll(1.0)[0]
     assert isinstance(first, Report) and first.checkpoint == checkpoint_path("x", 1) == "sim://x/1"
     backend.abort("x")  # no End follows; the slot is free again
-    assert backend.poll(1.0) == [] and 0 in backend.free()
+    assert backend.poll(1.0) == [] and 0 in _idle(backend)
     backend.start(0, _launch("x", max_steps=7, checkpoint="sim://x/5"))
     events = [e for _, e in _drain(backend)]
     assert [(e.step, e.time, e.checkpoint) for e in events if isinstance(e, Report)] == [
@@ -186,10 +190,9 @@ def _drive(backend: SimulatedBackend, trials: int) -> int:
     """A minimal engine: a trial per free slot, stopped at a report of step 2 when its number is odd."""
     launched = done = 0
     while done < trials:
-        for slot in backend.free():
-            if launched < trials:
-                launched += 1
-                backend.start(slot, _launch(f"t{launched}", max_steps=4, n=launched))
+        while launched < trials and (slot := backend.free()) is not None:
+            launched += 1
+            backend.start(slot, _launch(f"t{launched}", max_steps=4, n=launched))
         for event in backend.poll(1.0):
             if isinstance(event, End):
                 done += 1
@@ -219,14 +222,14 @@ def test_memory_stays_flat_in_the_trials_seen() -> None:
     [({"max_concurrent": 7}, 7), ({}, 100), ({"resources": "{workers: 2}"}, 200)],
 )
 def test_capacity_is_the_study_limit_in_workers(extra: dict[str, Any], capacity: int) -> None:
-    backend = create(_study(**extra))
-    assert isinstance(backend, SimulatedBackend) and backend.capacity() == capacity
+    backend = SimulatedBackend(_study(**extra))
+    assert backend.capacity() == capacity
     backend.open(2)
-    assert backend.watch(5) == 5 and backend.free() == [0, 1, 2, 3, 4]
+    assert backend.watch(5) == 5 and _idle(backend) == [0, 1, 2, 3, 4]
 
 
 def test_the_shipped_curve_runs_to_its_budget() -> None:
-    backend = create(_study())
+    backend = SimulatedBackend(_study())
     backend.open(1)
     backend.start(0, _launch("x", max_steps=9, lr=3e-3, width=64))
     reports = [e for _, e in _drain(backend) if isinstance(e, Report)]

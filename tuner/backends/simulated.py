@@ -98,8 +98,8 @@ class SimulatedBackend(Backend):
         self._grow(wanted)
         return self._slots
 
-    def free(self) -> list[int]:
-        return list(self._idle)
+    def free(self) -> int | None:
+        return next(iter(self._idle), None)
 
     def start(self, slot: int, launch: Launch) -> list[str]:
         if slot not in self._idle:

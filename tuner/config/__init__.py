@@ -12,6 +12,7 @@ from tuner.config._schema import (
     parse_duration,
 )
 from tuner.config._trainable import allowed_modules, import_trainable, reported_metrics
+from tuner.config._trainable import split as split_trainable
 from tuner.config._yaml import parse_yaml, read_yaml
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "parse_yaml",
     "read_yaml",
     "reported_metrics",
+    "split_trainable",
 ]

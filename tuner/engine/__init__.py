@@ -1,1 +1,12 @@
-"""The study's decisions, as plain Python over plain data: no Ray is imported here."""
+"""The study's decisions, as plain Python over plain data: no Ray is imported here.
+
+The engine asks the searcher, judges each report (scheduler, budget, leaks), decides what a
+failure leads to, and records everything; a :class:`Backend` runs the trials it starts.
+"""
+
+from tuner.engine._admission import Admission, slots_for
+from tuner.engine._backend import Backend, End, Event, Launch, Report
+from tuner.engine._loop import Engine
+from tuner.engine._run import Outcomes, execute
+
+__all__ = ["Admission", "Backend", "End", "Engine", "Event", "Launch", "Outcomes", "Report", "execute", "slots_for"]

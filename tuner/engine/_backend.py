@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.storage import CheckpointStore
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class End:
     traceback: str | None = None  # the whole story, kept in the trial's log
     oom: bool = False  # out of memory (CUDA's error, or killed by the host's memory monitor)
     lost: bool = False  # its node left the cluster: not the trial's fault
+    cause: str | None = None  # known where the failure was seen (``stalled``); else diagnosed by the engine
+    hint: str | None = None
     usage: dict[str, float] = field(default_factory=dict)  # what its ranks used (peak_rss_mb, cpu_s, ...)
 
 
@@ -75,16 +81,17 @@ class Backend(ABC):
         """How many workers of the study's size the cluster can place now."""
 
     @abstractmethod
-    def open(self, slots: int) -> None:
-        """Make ``slots`` slots (their processes may still be starting when it returns)."""
+    def open(self, slots: int, folder: Path, store: CheckpointStore) -> None:
+        """Make ``slots`` slots (their processes may still be starting when it returns) for the
+        study whose results go to ``folder`` and whose checkpoints go to ``store``."""
 
     def watch(self, wanted: int) -> int:
         """Grow to ``wanted`` slots if there is room; returns how many slots can run a trial now."""
         return wanted
 
     @abstractmethod
-    def free(self) -> list[int]:
-        """The idle slots that can take a trial now."""
+    def free(self) -> int | None:
+        """An idle slot that can take a trial now (the one free longest), or ``None``."""
 
     @abstractmethod
     def start(self, slot: int, launch: Launch) -> list[str]:
