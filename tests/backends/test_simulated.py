@@ -6,15 +6,19 @@ import gc
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.conftest import study
+from tests.conftest import cli, study
 from tuner.backends.simulated import SimulatedBackend, checkpoint_path
 from tuner.config import Study
 from tuner.engine._backend import End, Event, Launch, Report
 from tuner.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SIMULATED = """
     trainable: trainables.simulated:curve
@@ -263,3 +267,39 @@ def test_backend_defaults_to_ray_and_a_simulated_study_notes_its_resources() -> 
     noted = _study(resources="{workers: 4}")
     assert any("resources are not used" in n for n in noted.notices)
     assert study(SIMULATED.replace("backend: simulated", ""), backend="simulated").spec.backend == "simulated"
+
+
+# -- end to end, through the command line -------------------------------------------------------------
+def test_a_simulated_study_of_2000_trials_runs_from_the_command_line(tmp_path: Path, ray_tmp: Path) -> None:
+    import pandas as pd
+
+    done = cli(
+        "run", str(ROOT / "search_spaces/simulated_asha.yaml"), "--progress", "off", cwd=tmp_path, ray_tmp=ray_tmp
+    )
+    assert done.returncode == 0, done.stderr
+    assert "s simulated in" in done.stderr
+    folder = tmp_path / "results" / "simulated_asha"
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert len(trials) == 2000 and set(trials["status"]) == {"finished", "pruned"}
+    assert set(trials.loc[trials["status"] == "finished", "step"]) == {27}
+    history = pd.read_parquet(folder / "history.parquet")
+    assert len(history) == trials["iterations"].sum()
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    assert best["step"] == 27 and best["checkpoint"] == f"sim://{best['trial_id']}/27"
+    assert best["metric"]["value"] == trials.loc[trials["status"] == "finished", "value"].min()
+    assert not any(ray_tmp.iterdir()), "a Ray was started"
+    report = cli("report", str(folder), cwd=tmp_path, ray_tmp=ray_tmp)
+    assert report.returncode == 0, report.stderr
+    assert (folder / "report.html").stat().st_size > 0
+
+
+def test_backend_on_the_command_line_overrides_the_file(tmp_path: Path, ray_tmp: Path) -> None:
+    text = (ROOT / "search_spaces/simulated_asha.yaml").read_text().replace("backend: simulated\n", "")
+    (tmp_path / "study.yaml").write_text(text)
+    args = ("study.yaml", "--run-cap", "30", "--progress", "off")
+    done = cli("run", *args, "--backend", "simulated", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load((tmp_path / "results/simulated_asha/study.yaml").read_text())["backend"] == "simulated"
+    assert not any(ray_tmp.iterdir())
+    wrong = cli("run", *args, "--backend", "slurm", cwd=tmp_path, ray_tmp=ray_tmp)
+    assert wrong.returncode == 2 and "invalid choice: 'slurm' (choose from 'ray', 'simulated')" in wrong.stderr
