@@ -215,8 +215,7 @@ def spawn(kind: str, trials: int, slots: int, timeout: float, profile: bool = Fa
         stdout, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.communicate()
-        stdout = ""
+        stdout, _ = proc.communicate()  # what it said before: its progress
     finally:
         _end_ray_processes(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
