@@ -146,8 +146,10 @@ class Known:
         config = self.space.active(config)
         old = self.configs.get(trial_id)
         if old is not None:
-            self.counts[config_key(old)] -= 1
-            self.counts += Counter()  # drop keys that reached zero
+            key = config_key(old)
+            self.counts[key] -= 1
+            if self.counts[key] <= 0:  # drop a key that reached zero (in O(1): this runs per trial)
+                del self.counts[key]
         self.configs[trial_id] = config
         self.counts[config_key(config)] += 1
         return config
