@@ -1,6 +1,6 @@
 """Asynchronous successive halving (ASHA), making the decisions Ray's ``ASHAScheduler`` makes.
 
-Ray 2.x's ``AsyncHyperBandScheduler`` (``ray/tune/schedulers/async_hyperband.py``) is the
+Ray 2.60's ``AsyncHyperBandScheduler`` (``ray/tune/schedulers/async_hyperband.py``) is the
 reference: the same rungs and brackets, the same bracket drawn for each trial from the same
 seed, the same cutoff (numpy's ``nanpercentile``, linear method, at the ``1 - 1/eta`` quantile
 of the scores recorded at a rung). Ray recomputes that percentile over every score of the rung

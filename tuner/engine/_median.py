@@ -1,6 +1,6 @@
 """The median stopping rule, making the decisions Ray's ``MedianStoppingRule`` makes.
 
-Ray 2.x's rule (``ray/tune/schedulers/median_stopping_rule.py``, hard stop, ``min_time_slice=0``,
+Ray 2.60's rule (``ray/tune/schedulers/median_stopping_rule.py``, hard stop, ``min_time_slice=0``,
 no trial ever paused) is the reference: a trial reporting at step ``t`` past the grace period
 stops if its best value so far is worse than the median, over the other trials whose latest
 result is at ``t`` or later, of their mean value over ``[grace_period, t]``. Ray recomputes
