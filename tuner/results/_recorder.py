@@ -88,6 +88,8 @@ class Recorder:
         self._curves: dict[str, list[tuple[float, float]]] = {}  # trial -> (step, metric) of its finite reports
         self._flushed = 0.0
         self._dirty = True
+        self._gap = every  # seconds between snapshots: grows with the cost of one (large studies)
+        self._counts = dict.fromkeys(STATUSES, 0)  # trials by status, kept as they change
         self.journal = Journal(folder / "journal.jsonl")
         self.replaying = False  # while ``resume`` replays the journal, nothing is written to it
 
@@ -101,6 +103,7 @@ class Recorder:
 
     def start(self, record: TrialRecord) -> None:
         self.trials[record.trial_id] = record
+        self._counts[record.status] += 1
         self._log({"e": "start", "trial": record.trial_id, "params": record.params, "seed": record.seed,
                    "t": record.started, "suggest_s": record.suggest_s})
 
@@ -158,6 +161,8 @@ class Recorder:
         """A trial's end; a failure gets a cause and a hint (the worker's, from the whole message,
         or else from ``error``)."""
         rec = self.trials[trial_id]
+        self._counts[rec.status] -= 1
+        self._counts[status] += 1
         rec.status, rec.error = status, error
         rec.ended = at or time.time()
         rec.stop_s = stop_s if stop_s is not None else rec.stop_s
@@ -178,10 +183,7 @@ class Recorder:
         self._log({"e": "leak", "trial": trial_id, "mb": mb_per_step})
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
-        for rec in self.trials.values():
-            out[rec.status] += 1
-        return out
+        return dict(self._counts)
 
     def _row(self, rec: TrialRecord) -> dict[str, Any]:
         return {
@@ -216,7 +218,7 @@ class Recorder:
         when nothing changed or the last snapshot is under ``every`` seconds old. Taking it is
         cheap; building the tables and writing them is the job's."""
         now = time.monotonic()
-        if not force and (not self._dirty or now - self._flushed < self.every):
+        if not force and (not self._dirty or now - self._flushed < self._gap):
             return None
         self._flushed, self._dirty = now, False
         rows = [self._row(rec) for rec in self.trials.values()]
@@ -228,6 +230,9 @@ class Recorder:
             write_frame(folder / TRIALS, _storable(_frame(rows, objectives)))
             write_frame(folder / HISTORY, pd.DataFrame(history, columns=None if history else
                                                        ["trial_id", "step", "time_s"]))
+            # A snapshot rewrites every row: with many trials, space them so that they take at
+            # most a tenth of the time (the journal holds every event meanwhile).
+            self._gap = max(self.every, 10 * (time.monotonic() - now))
 
         return write
 
