@@ -10,13 +10,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tuner import searchers
+from tuner.config._method import check_method, method_notices
 from tuner.config._schema import IGNORED_KEYS, StudySpec, pydantic_problems
 from tuner.config._trainable import allowed_modules, check_trainable
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
-from tuner.searchers._base import space_size
-from tuner.space import Space, parse_parameters
+from tuner.space import Space, parse_parameters, space_size
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def load_study(
 
     if spec is not None:
         if not space_problems:
-            problems += searchers.check(spec.method, spec.searcher, space, len(spec.objectives))
+            problems += check_method(spec.method, spec.searcher, space, len(spec.objectives))
         if spec.trainable is None:
             problems.append(Problem("trainable", "is required (in the YAML or as --trainable)"))
         elif check_import:
@@ -121,7 +120,7 @@ def load_study(
         raise ConfigError(problems, source=source)
     assert spec is not None and spec.trainable is not None
     if not spec.warm_starts:  # a warm start's trials count towards the start-up draws
-        notices += [f"{source}: {n}" for n in searchers.notices(spec.method, spec.searcher, space, spec.run_cap)]
+        notices += [f"{source}: {n}" for n in method_notices(spec.method, spec.searcher, space, spec.run_cap)]
     study_name = spec.name or (Path(path).stem if path is not None else "study")
     return Study(
         spec=spec,
