@@ -1,5 +1,6 @@
 """Reading study files: strict YAML, one schema, one frozen :class:`Study`."""
 
+from tuner.config._direction import better, minimised, sign
 from tuner.config._load import Study, load_study
 from tuner.config._schema import (
     Asha,
@@ -24,10 +25,13 @@ __all__ = [
     "Study",
     "StudySpec",
     "allowed_modules",
+    "better",
     "import_trainable",
     "load_study",
+    "minimised",
     "parse_duration",
     "parse_yaml",
     "read_yaml",
     "reported_metrics",
+    "sign",
 ]

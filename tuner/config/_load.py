@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from tuner.config._direction import better, minimised, sign
 from tuner.config._method import check_method, method_notices
 from tuner.config._schema import IGNORED_KEYS, StudySpec, pydantic_problems
-from tuner.config._trainable import allowed_modules, check_trainable
+from tuner.config._trainable import allowed_modules, check_trainable, split
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
 from tuner.space import Space, parse_parameters, space_size
@@ -43,6 +44,56 @@ class Study:
     def objectives(self) -> list[tuple[str, bool]]:
         """``(name, maximize)`` of every metric; one for most studies, several for a multi-objective one."""
         return [(m.name, m.goal == "maximize") for m in self.spec.objectives]
+
+    @property
+    def sign(self) -> float:
+        """What turns the metric into the value searchers minimise: ``-1`` for ``goal: maximize``."""
+        return sign(self.maximize)
+
+    def minimised(self, value: float) -> float:
+        return minimised(value, self.maximize)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether metric value ``a`` is strictly better than ``b``."""
+        return better(a, b, self.maximize)
+
+    @property
+    def modules(self) -> list[str]:
+        """What the workers import: the trainable's module and the modules trusted to run."""
+        return [split(self.trainable)[0], *self.allowed]
+
+    def derive(self, **changes: Any) -> Study:
+        """This study with some keys of its file replaced (``name=``, ``run_cap=``, ``method=``,
+        ``parameters=``...; ``None`` puts a key back to its default): the studies tuner makes from
+        one already validated (``train``'s, ``confirm``'s), not validated again. ``raw`` follows,
+        so the results folder records what ran."""
+        raw = dict(self.raw)
+        update: dict[str, Any] = {}
+        for key, value in changes.items():
+            field = StudySpec.model_fields.get(key)
+            if field is None:
+                raise TypeError(f"derive: {key!r} is not a key of a study file")
+            if value is None:
+                raw.pop(key, None)
+                update[key] = field.get_default(call_default_factory=True)
+            else:
+                raw[key] = value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else value
+                update[key] = value
+        space = self.space
+        if "parameters" in changes:
+            space, problems = parse_parameters(changes["parameters"])
+            if problems:
+                raise ConfigError(problems)
+        spec = self.spec.model_copy(update=update)
+        return Study(
+            spec=spec,
+            space=space,
+            name=spec.name or self.name,
+            trainable=spec.trainable or self.trainable,
+            source=self.source,
+            raw=raw,
+            allowed=self.allowed,
+        )
 
     @property
     def exhaustive(self) -> bool:
