@@ -323,21 +323,11 @@ def confirm(
     ]
     scheduler = study.spec.scheduler
     max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None  # the search's full budget
+    points = [dict(c["params"]) for _ in range(seeds) for c in chosen]  # seed by seed: all progress
     # one objective in the run itself (the others are still reported, and averaged), no select
-    again = study.derive(
-        **{
-            **_UNSEARCHED,
-            "name": "confirm",
-            "method": "random",
-            "run_cap": len(chosen) * seeds,
-            "final": True,
-            "metric": study.spec.primary.model_copy(update={"target": None}),
-            "select": None,
-            "points_to_evaluate": [
-                dict(c["params"]) for _ in range(seeds) for c in chosen
-            ],  # seed by seed: all progress
-        }
-    )
+    primary = study.spec.primary.model_copy(update={"target": None})
+    changes = {"run_cap": len(chosen) * seeds, "points_to_evaluate": points, "metric": primary, "select": None}
+    again = study.derive(**(_UNSEARCHED | changes), name="confirm", method="random", final=True)
     say(f"confirming {len(chosen)} configuration(s) of {study.name} with {seeds} fresh seed(s) each")
     seed = random.SystemRandom().randrange(2**31)
     outcome = _execute(
