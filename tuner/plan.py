@@ -62,7 +62,7 @@ def rungs(spec: Asha | Median | None, trials: int | None) -> list[Rung]:
 
 def local_capacity(cpus: float, gpus: float) -> int:
     """What an embedded Ray on this machine would hold (no Ray started)."""
-    from tuner.backends.ray._cluster import fits
+    from tuner.backends.ray import fits
 
     n_gpus = 0
     if gpus > 0:
@@ -149,7 +149,7 @@ class _Inspecting(Trial):
 
 
 def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
-    from tuner.backends.ray._usage import Usage, rss_mb
+    from tuner.backends.ray import Usage, rss_mb
     from tuner.diagnose import diagnose
     from tuner.space import nest
 

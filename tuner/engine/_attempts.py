@@ -13,7 +13,6 @@ from tuner.engine import _retries as retries
 from tuner.engine._backend import Backend, End, Event, Launch, Report
 from tuner.engine._checkpoints import Checkpoints
 from tuner.engine._closing import Closing
-from tuner.engine._direction import minimised
 from tuner.engine._judge import Judge
 from tuner.engine._offload import Writer
 from tuner.engine._stacks import innermost
@@ -107,7 +106,7 @@ class Attempts:
         if event.checkpoint is not None:  # journaled after its report, so that a replay knows its value
             value = event.metrics.get(self.metric)
             self.checkpoints.saved(
-                trial_id, step, event.checkpoint, None if value is None else minimised(self.study, value)
+                trial_id, step, event.checkpoint, None if value is None else self.study.minimised(value)
             )
         if status is None and event.rss_mb is not None:
             run.rss_mb.append(event.rss_mb)

@@ -8,10 +8,10 @@ from tuner.config import Study
 from tuner.engine import _goals as goals
 from tuner.engine._admission import Admission
 from tuner.engine._checkpoints import Checkpoints
-from tuner.engine._direction import minimised_curve, outcome
 from tuner.engine._judge import Judge
 from tuner.engine._offload import SearcherThread
 from tuner.engine._schedulers import Pruner
+from tuner.engine._told import minimised_curve, outcome
 from tuner.results import FAILED, Recorder, TrialRecord
 
 

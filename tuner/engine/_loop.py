@@ -19,11 +19,11 @@ from tuner.engine._attempts import Attempts, Running
 from tuner.engine._backend import Backend
 from tuner.engine._checkpoints import Checkpoints
 from tuner.engine._closing import Closing
-from tuner.engine._direction import minimised, minimised_curve
 from tuner.engine._judge import Judge
 from tuner.engine._offload import SearcherThread, Writer
 from tuner.engine._schedulers import Pruner
 from tuner.engine._timers import Timers
+from tuner.engine._told import minimised_curve
 from tuner.progress import Progress
 from tuner.results import Recorder, TrialRecord, read_warm_start, write_state
 from tuner.searchers import Outcome
@@ -125,7 +125,7 @@ class Engine:
             warm = read_warm_start(folder, self.study.space, self.metric)
             for i, (params, value, state, step, curve) in enumerate(warm.observations):
                 signed = None if curve is None else minimised_curve(self.study, curve)
-                told = Outcome(minimised(self.study, value), state, step, curve=signed)  # type: ignore[arg-type]
+                told = Outcome(self.study.minimised(value), state, step, curve=signed)  # type: ignore[arg-type]
                 self.searcher.tell(f"w{k}.{i:04d}", params, told)
             self.say(warm.line())
 
@@ -170,7 +170,7 @@ class Engine:
 
     def _best_finished(self) -> float | None:
         finished = [r.value for r in self.recorder.trials.values() if r.status == "finished" and r.value is not None]
-        return (max if self.study.maximize else min)(finished) if finished else None
+        return min(finished, key=self.study.minimised) if finished else None
 
     def _take(self) -> int | None:
         return self.backend.free()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tuner.engine._direction import minimised
 from tuner.searchers import Outcome
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ def replay(engine: Engine, events: list[dict[str, Any]]) -> list[str]:
                 rec = recorder.trials[trial_id]
                 value = rec.value if rec.step == ev["step"] else None
                 engine.checkpoints.saved(
-                    trial_id, ev["step"], ev["path"], None if value is None else minimised(study, value)
+                    trial_id, ev["step"], ev["path"], None if value is None else study.minimised(value)
                 )
             elif kind == "retry":
                 decided.pop(trial_id, None)

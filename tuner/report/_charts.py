@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tuner.config import minimised, sign
 from tuner.report._data import StudyData
 from tuner.space import Categorical
 
@@ -79,7 +80,8 @@ def history_chart(data: StudyData) -> Figure | None:
     finished = scored[scored["status"] == "finished"].sort_values("trial_id", key=lambda s: s.map(order))
     if not finished.empty:
         values = finished["value"].to_numpy()
-        best_so_far = np.maximum.accumulate(values) if data.maximize else np.minimum.accumulate(values)
+        s = sign(data.maximize)
+        best_so_far = s * np.minimum.accumulate(s * values)
         xs = finished["trial_id"].map(order).to_numpy()
         ax.step(
             np.append(xs, len(order)),
@@ -225,7 +227,7 @@ def parallel_chart(data: StudyData) -> Figure | None:
     cmap = plt.get_cmap("viridis" if data.maximize else "viridis_r")  # bright = better either way
     lo, hi, clipped = _robust_range(metric, data.maximize)
     norm = matplotlib.colors.Normalize(lo, hi, clip=True)
-    order = np.argsort(metric if data.maximize else -metric)  # best drawn last, on top
+    order = np.argsort(-minimised(metric, data.maximize))  # best drawn last, on top
     alpha = _alpha(len(scored), 0.8)
     for i in order:
         ax.plot(range(len(names)), matrix[i], color=cmap(norm(metric[i])), alpha=alpha, linewidth=1)
@@ -318,7 +320,7 @@ def survival_chart(data: StudyData) -> Figure | None:
 def pareto_chart(data: StudyData) -> Figure | None:
     """The first two objectives of a multi-objective study: every finished trial, the
     Pareto-optimal ones in vermillion joined by the front's steps, the dominated ones faded."""
-    from tuner.results._pareto import pareto_mask
+    from tuner.results import pareto_mask
 
     objectives = data.objectives
     if len(objectives) < 2:

@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 
+from tuner.config import minimised
+
 
 def best_row(trials: pd.DataFrame, maximize: bool) -> pd.Series | None:
     """The first of :func:`ranked`: ``None`` when no trial has a finite value."""
@@ -31,7 +33,7 @@ def ranked(trials: pd.DataFrame, maximize: bool, everyone: bool = False) -> pd.D
         pool = pd.concat([pool, ok[ok["status"].isin(["pruned", "stopped"])]])
     if pool.empty:
         return pool
-    score = -pool["value"] if maximize else pool["value"]
+    score = minimised(pool["value"], maximize)
     order = pd.DataFrame({
         "unfinished": pool["status"] != "finished",
         "step": -pool["step"].astype(float),

@@ -18,6 +18,7 @@ from typing import Any, cast
 import pandas as pd
 import yaml
 
+from tuner.config import minimised
 from tuner.results._best import ranked
 from tuner.results._pareto import pareto_mask, select
 from tuner.results._store import BEST, write_yaml
@@ -77,7 +78,7 @@ def summarise(
     if len(objectives) > 1:
         winner = _pareto_winner(scored, objectives, rule)
     else:
-        winner = (max if maximize else min)(scored, key=lambda r: r["mean"])
+        winner = min(scored, key=lambda r: minimised(r["mean"], maximize))
     first = rows[0]
     out = {
         "metric": metric,
@@ -152,7 +153,7 @@ def shown_metrics(summary: dict[str, Any], row: dict[str, Any]) -> dict[str, flo
     return {k: v for k, v in row["metrics"].items() if k in others or k.startswith("test_")}
 
 
-def describe(summary: dict[str, Any]) -> list[str]:
+def confirm_table(summary: dict[str, Any]) -> list[str]:
     """The table ``confirm`` prints: each configuration's mean and spread, the winner marked
     (with several objectives, ``P`` marks the configurations whose means are Pareto-optimal)."""
     lines = [f"{'':3}{'trial':8}{'search':>12}{'mean':>12}{'std':>10}  runs  params"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -12,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.errors import Problem
-from tuner.space import Space, config_key
+from tuner.space import Space, config_key, space_size
 
 State = Literal["complete", "pruned", "failed", "infeasible", "running"]
 
@@ -103,20 +102,6 @@ def start_up_only(method: str, option: str, first: int, trials: int, per: str = 
         f"{method} draws its first {first} trials at random (searcher.{option}) and run_cap allows {trials}{per}: "
         f"its model never proposes one; set searcher: {{{option}: N}} below {trials}, or raise run_cap"
     ]
-
-
-def space_size(space: Space) -> int | None:
-    """The number of distinct configurations of ``space``'s searchable parameters, exactly
-    (Python integers do not overflow), or ``None`` when one of them is continuous."""
-    sizes = [p.grid_values() for p in space.searchable.values()]
-    if any(v is None for v in sizes):
-        return None
-    product = math.prod(len(v) for v in sizes if v is not None)
-    if space.conditions and product <= 1_000_000:  # inactive parameters make cells alike
-        from tuner.space import iter_grid
-
-        return len({config_key(c) for c in iter_grid(space.subspace(list(space.searchable)))})
-    return product
 
 
 class Known:
