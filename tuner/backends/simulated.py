@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuner.engine._backend import Backend, End, Event, Launch, Report
+from tuner.engine import Backend, End, Event, Launch, Report
 
 if TYPE_CHECKING:
     from pathlib import Path
