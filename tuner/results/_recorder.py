@@ -232,7 +232,7 @@ class Recorder:
                                                        ["trial_id", "step", "time_s"]))
             # A snapshot rewrites every row: with many trials, space them so that they take at
             # most a tenth of the time (the journal holds every event meanwhile).
-            self._gap = max(self.every, 10 * (time.monotonic() - now))
+            self._gap = max(self.every, 10 * (time.monotonic() - now)) if self.every else 0.0
 
         return write
 
