@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tuner.status import FINISHED
+
 
 def pareto_mask(trials: pd.DataFrame, objectives: list[tuple[str, bool]]) -> pd.Series:
     """``True`` for the Pareto-optimal trials of ``trials`` (``metric_<name>`` columns)."""
@@ -20,7 +22,7 @@ def pareto_mask(trials: pd.DataFrame, objectives: list[tuple[str, bool]]) -> pd.
     columns = [f"metric_{name}" for name, _ in objectives]
     if trials.empty or any(c not in trials for c in columns):
         return mask
-    ok = trials["status"].eq("finished")
+    ok = trials["status"].eq(FINISHED)
     for c in columns:
         ok &= trials[c].map(lambda v: v is not None and isinstance(v, int | float) and math.isfinite(v))
     pool = trials[ok]
