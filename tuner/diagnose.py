@@ -321,7 +321,7 @@ def leak_per_step(rss_mb: list[float]) -> float | None:
       0.75: 8 MB on 8 of 10 steps). Half the median tolerates the page rounding of a real
       leak's steps. 0.5 MB a report is 50 MB per hundred reports, well above a clean loop's
       (a clean real loop's median step is 0.00 MB), and half the smallest real leak the
-      tests check (``total = total + loss``, 1.4 MB a report).
+      tests check (``total = total + loss``, about 1 MB a report).
     - It *keeps up*: the later half of the window grows at least half as fast as the earlier
       half, which a warm-up that slowly levels off does not; and memory still holds at least
       half of what it grew by (``LEAK_KEPT``), which a cache that fills and is emptied every
