@@ -297,7 +297,7 @@ LEAK_MIN_REPORTS = 8  # after the warm-up, how many reports any verdict needs
 LEAK_MIN_MB = 64.0  # a verdict on fewer than LEAK_LONG reports wants at least this much growth
 LEAK_LONG = 16  # past the warm-up, how many reports a small steady growth must last
 LEAK_MIN_RATE = 0.5  # MB a report (the median step) below which growth is never a leak
-LEAK_STEADY = 0.9  # the share of steps that must have grown by at least half the median step
+LEAK_STEADY = 0.9  # the share of steps that must have grown by a quarter of the median step or more (one may miss)
 LEAK_KEEPS_UP = 0.5  # the later half must grow at least this share as fast as the earlier half
 LEAK_KEPT = 0.5  # the share of what memory grew by that it must still hold
 LEAK_WINDOW = 32  # only the last reports are judged
@@ -313,15 +313,17 @@ def leak_per_step(rss_mb: list[float]) -> float | None:
     - ``LEAK_WINDOW``: the last 32 reports past the warm-up are judged, so that a leak that
       starts late is seen within about 30 reports (28 of 31 steps must grow) and a call costs
       the same late in a trial as early.
-    - Growth is *steady*: the median step is at least ``LEAK_MIN_RATE`` and at least
-      ``LEAK_STEADY`` of the steps grew by half of it or more. A kept tensor grows memory by
-      its size on every step; an allocator grows by a block (8 MB for a 2048x1024 float32
-      temporary) on some steps and then plateaus, and a cache grows and drops (a sawtooth):
-      their median step is 0, or their growing share under 0.9 (a clean loop was flagged at
-      0.75: 8 MB on 8 of 10 steps). Half the median tolerates the page rounding of a real
-      leak's steps. 0.5 MB a report is 50 MB per hundred reports, well above a clean loop's
-      (a clean real loop's median step is 0.00 MB), and half the smallest real leak the
-      tests check (``total = total + loss``, about 1 MB a report).
+    - Growth is *steady*: the median step is at least ``LEAK_MIN_RATE``, and at least
+      ``LEAK_STEADY`` of the steps (all but one, with fewer than 20) grew by a quarter of it or
+      more. A kept tensor grows memory by its size on every step; an allocator grows by a
+      block (8 MB for a 2048x1024 float32 temporary) on some steps and then plateaus, and a
+      cache grows and drops (a sawtooth): their median step is 0, or their growing share under
+      0.9 (a clean loop was flagged at 0.75: 8 MB on 8 of 10 steps). A quarter, and one miss:
+      a real leak's steps come in the allocator's granules (a Ray worker keeping 16 MB a step
+      measured 24, 24, 24, 0, 24, 8, 24, 16, 16, 24: median 24, all but the 0 above 6).
+      0.5 MB a report is 50 MB per hundred reports, far above a clean loop (the median step of
+      every clean real series the tests replay is 0.00 MB), and half the smallest real leak
+      they check (``total = total + loss`` on a validation set: about 1 MB a report).
     - It *keeps up*: the later half of the window grows at least half as fast as the earlier
       half, which a warm-up that slowly levels off does not; and memory still holds at least
       half of what it grew by (``LEAK_KEPT``), which a cache that fills and is emptied every
@@ -329,7 +331,8 @@ def leak_per_step(rss_mb: list[float]) -> float | None:
     - It *lasts*: ``LEAK_MIN_MB`` (64 MB) after ``LEAK_MIN_REPORTS`` (8) reports flags a
       large leak soon (16 MB a step by the 11th report); a small one must hold for
       ``LEAK_LONG`` (16) reports, longer than any run of growth in the clean real traces the
-      tests replay (3 reports), so that a short rise of a clean loop is never taken for one.
+      tests replay (4 reports: a Ray worker's warm-up of 16, 16, 8, 8 MB), so that a short
+      rise of a clean loop is never taken for one.
     """
     samples = rss_mb[LEAK_WARMUP:][-LEAK_WINDOW:]
     n = len(samples)
@@ -339,7 +342,7 @@ def leak_per_step(rss_mb: list[float]) -> float | None:
     rate = statistics.median(diffs)
     if rate < LEAK_MIN_RATE:
         return None
-    if sum(d >= rate / 2 for d in diffs) < LEAK_STEADY * len(diffs):
+    if sum(d < rate / 4 for d in diffs) > max(1.0, (1 - LEAK_STEADY) * len(diffs)):
         return None
     if samples[-1] - samples[0] < LEAK_MIN_MB and n < LEAK_LONG:
         return None
