@@ -12,6 +12,7 @@ from typing import Any
 from tuner.config import Asha, Median, Study, import_trainable
 from tuner.errors import ConfigError, Problem, TrialPruned
 from tuner.space import summary
+from tuner.status import ERRORED, OOM
 from tuner.trial import Trial
 
 
@@ -171,7 +172,7 @@ def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".strip()
         oom = isinstance(exc, MemoryError) or "out of memory" in error.lower()
-        found = diagnose("oom" if oom else "errored", error, flat)
+        found = diagnose(OOM if oom else ERRORED, error, flat)
         shown = ", ".join(f"{k}={v}" for k, v in flat.items())
         why = f"{found.cause}: {found.hint}" if found else error
         raise ConfigError(

@@ -28,6 +28,7 @@ from tuner.progress import Progress
 from tuner.results import Recorder, TrialRecord, read_warm_start, write_state
 from tuner.searchers import Outcome
 from tuner.space import flatten, nest
+from tuner.status import Cause, Status
 from tuner.storage import CheckpointStore
 
 CAPACITY_WAIT_S = 600.0  # with trials to run and no slot placed for this long, the study stops (resumable)
@@ -237,10 +238,10 @@ class Engine:
             self.attempts.stop_all("stopped at the time limit")
         self.attempts.check_stalls(now)
 
-    def finish(self, trial_id: str, status: str, error: str | None, **details: Any) -> None:
+    def finish(self, trial_id: str, status: Status, error: str | None, **details: Any) -> None:
         self.attempts.finish(trial_id, status, error, **details)
 
-    def rewind(self, trial_id: str, step: float | None, error: str | None, cause: str | None = None) -> None:
+    def rewind(self, trial_id: str, step: float | None, error: str | None, cause: Cause | None = None) -> None:
         self.closing.rewind(trial_id, step, error, cause)
 
     # -- the end ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from tuner.config import minimised, sign
 from tuner.report._data import StudyData
 from tuner.space import Categorical
+from tuner.status import FAILED, FINISHED, PRUNED, STOPPED
 
 # Okabe-Ito
 BLUE, ORANGE, VERMILLION, GREEN, SKY, PURPLE, GREY = (
@@ -32,7 +33,7 @@ BLUE, ORANGE, VERMILLION, GREEN, SKY, PURPLE, GREY = (
     "#CC79A7",
     "#999999",
 )
-STATUS_COLOURS = {"finished": BLUE, "pruned": GREY, "stopped": SKY}
+STATUS_COLOURS = {FINISHED: BLUE, PRUNED: GREY, STOPPED: SKY}
 
 
 def _alpha(n: int, base: float = 0.8, floor: float = 0.15) -> float:
@@ -77,7 +78,7 @@ def history_chart(data: StudyData) -> Figure | None:
                 label=f"{status} ({int(part.sum())})",
                 edgecolors="none",
             )
-    finished = scored[scored["status"] == "finished"].sort_values("trial_id", key=lambda s: s.map(order))
+    finished = scored[scored["status"] == FINISHED].sort_values("trial_id", key=lambda s: s.map(order))
     if not finished.empty:
         values = finished["value"].to_numpy()
         s = sign(data.maximize)
@@ -117,9 +118,9 @@ def curves_chart(data: StudyData) -> Figure | None:
     for trial_id, rows in h.groupby("trial_id", sort=False):
         if trial_id == best_id:
             continue
-        kind = status.get(trial_id, "finished")
-        colour = BLUE if kind == "finished" else GREY
-        alpha = _alpha(n, 0.7 if kind == "finished" else 0.35)
+        kind = status.get(trial_id, FINISHED)
+        colour = BLUE if kind == FINISHED else GREY
+        alpha = _alpha(n, 0.7 if kind == FINISHED else 0.35)
         ax.plot(rows["step"], rows[data.metric], color=colour, alpha=alpha, linewidth=0.9)
     values = h[data.metric].to_numpy(dtype=float)
     values = values[np.isfinite(values)]
@@ -127,7 +128,7 @@ def curves_chart(data: StudyData) -> Figure | None:
         lo, hi, _ = _robust_range(values, data.maximize)
         pad = (hi - lo) * 0.08 or 0.1
         ax.set_ylim(lo - pad, hi + pad)
-        if kind == "pruned" and len(rows):
+        if kind == PRUNED and len(rows):
             ax.plot(rows["step"].iloc[-1], rows[data.metric].iloc[-1], "x", color=GREY, alpha=alpha, markersize=4)
     if best_id is not None and best_id in set(h["trial_id"]):
         rows = h[h["trial_id"] == best_id]
@@ -251,7 +252,7 @@ def importance_values(data: StudyData) -> dict[str, float] | None:
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    finished = data.scored[data.scored["status"] == "finished"]
+    finished = data.scored[data.scored["status"] == FINISHED]
     names = [  # fANOVA wants every parameter in every trial: conditional ones are left out
         n
         for n in data.searched
@@ -330,7 +331,7 @@ def pareto_chart(data: StudyData) -> Figure | None:
     cols = [f"metric_{a}", f"metric_{b}"]
     if any(c not in trials for c in cols):
         return None
-    done = trials[(trials["status"] == "finished") & trials[cols[0]].notna() & trials[cols[1]].notna()]
+    done = trials[(trials["status"] == FINISHED) & trials[cols[0]].notna() & trials[cols[1]].notna()]
     if done.empty:
         return None
     front = pareto_mask(trials, objectives[:2]).reindex(done.index, fill_value=False)
@@ -374,7 +375,7 @@ def resources_chart(data: StudyData) -> Figure | None:
         return None
     best = (data.best or {}).get("trial_id")
     colours = [
-        VERMILLION if t == best else ORANGE if s in ("errored", "nan", "oom") else STATUS_COLOURS.get(s, BLUE)
+        VERMILLION if t == best else ORANGE if s in FAILED else STATUS_COLOURS.get(s, BLUE)
         for t, s in zip(trials["trial_id"], trials["status"], strict=True)
     ]
     leaks = trials["leak_suspected"].fillna(False).astype(bool) if "leak_suspected" in trials else None

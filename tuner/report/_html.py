@@ -15,6 +15,7 @@ import yaml
 from tuner.report._charts import CHARTS, ONLY_SEVERAL
 from tuner.report._data import StudyData, read
 from tuner.results import shown_metrics
+from tuner.status import FAILED
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
@@ -138,7 +139,7 @@ def _page(data: StudyData, charts: str) -> str:
         best_html = head + f"<pre>{e(yaml.safe_dump(best['config'], sort_keys=False))}</pre>"
     else:
         best_html = "<p class=note>No best trial: no trial produced a value.</p>"
-    failed = data.trials[data.trials["status"].isin(["errored", "nan", "oom"])]
+    failed = data.trials[data.trials["status"].isin(FAILED)]
     if failed.empty:
         errors = "<p class=note>No trial failed.</p>"
     else:

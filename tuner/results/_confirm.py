@@ -22,6 +22,7 @@ from tuner.config import minimised
 from tuner.results._best import ranked
 from tuner.results._pareto import pareto_mask, select
 from tuner.results._store import BEST, write_yaml
+from tuner.status import FINISHED
 
 CONFIRM = "confirm.yaml"
 
@@ -54,7 +55,7 @@ def summarise(
         mine = run[
             run.apply(lambda r, p=original["params"]: all(_same(r.get(f"params_{k}"), v) for k, v in p.items()), axis=1)
         ]
-        done = mine[mine["status"] == "finished"]
+        done = mine[mine["status"] == FINISHED]
         values = [float(v) for v in done["value"] if v is not None and math.isfinite(float(v))]
         extra = {
             str(c).removeprefix("metric_"): round(float(done[c].mean()), 6)
@@ -122,7 +123,7 @@ def _pareto_winner(scored: list[dict[str, Any]], objectives: list[tuple[str, boo
     """Flags each configuration whose means are Pareto-optimal (``pareto``) and returns the one
     ``select`` picks among them (by default the best mean on the first objective)."""
     means = pd.DataFrame([
-        {"status": "finished", **{f"metric_{name}": _mean_of(r, name, objectives[0][0]) for name, _ in objectives}}
+        {"status": FINISHED, **{f"metric_{name}": _mean_of(r, name, objectives[0][0]) for name, _ in objectives}}
         for r in scored
     ])
     front = pareto_mask(means, objectives)

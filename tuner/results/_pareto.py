@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tuner.config import minimised
+from tuner.status import FINISHED
 
 
 def pareto_mask(trials: pd.DataFrame, objectives: list[tuple[str, bool]]) -> pd.Series:
@@ -22,7 +23,7 @@ def pareto_mask(trials: pd.DataFrame, objectives: list[tuple[str, bool]]) -> pd.
     columns = [f"metric_{name}" for name, _ in objectives]
     if trials.empty or any(c not in trials for c in columns):
         return mask
-    ok = trials["status"].eq("finished")
+    ok = trials["status"].eq(FINISHED)
     for c in columns:
         ok &= trials[c].map(lambda v: v is not None and isinstance(v, int | float) and math.isfinite(v))
     pool = trials[ok]
