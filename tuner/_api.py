@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tuner.config import Study, load_study
 from tuner.errors import StudyFailed, UserError
 from tuner.results import alive, new_study_dir, read_journal, read_state, read_study, unfinished
+from tuner.status import FINISHED
 
 if TYPE_CHECKING:
     from tuner.engine import Outcomes
@@ -218,7 +219,7 @@ def train(
         max_steps=max_steps,
     )
     rec = outcome.best
-    if rec is None or rec.status != "finished":
+    if rec is None or rec.status != FINISHED:
         failed = outcome.failures[0].error if outcome.failures else "it did not finish"
         raise StudyFailed(f"training failed: {failed} (logs in {outcome.folder}/logs)")
     result: dict[str, Any] = {

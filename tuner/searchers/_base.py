@@ -5,15 +5,16 @@ from __future__ import annotations
 import abc
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.errors import Problem
 from tuner.space import Space, config_key, space_size
+from tuner.status import OutcomeState
 
-State = Literal["complete", "pruned", "failed", "infeasible", "running"]
+State = OutcomeState  # what a searcher is told of a trial (tuner.status.outcome_state)
 
 
 class SearcherOptions(BaseModel):
