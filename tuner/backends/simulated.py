@@ -63,6 +63,7 @@ class SimulatedBackend(Backend):
     """Runs ``study``'s trainable as ``f(config, step)`` on a virtual clock (see the module)."""
 
     realtime = False
+    writes_checkpoints = False
 
     def __init__(self, study: Study, trainable: Trainable | None = None) -> None:
         if trainable is None:

@@ -74,6 +74,8 @@ class Backend(ABC):
     #: False: time is simulated (:meth:`now` jumps to the next event), so the engine asks the
     #: searcher on its own thread of control rather than on a background thread.
     realtime: bool = True
+    #: False: the checkpoint paths in its reports name no files (the engine deletes none).
+    writes_checkpoints: bool = True
 
     def check(self, location: str) -> None:  # noqa: B027 - optional
         """Refuse (:class:`tuner.errors.UserError`) a checkpoint location this backend's nodes cannot share."""

@@ -36,7 +36,7 @@ WAIT_S = 0.1  # the loop's longest wait for an event: how late a timer can fire
 
 
 class Engine:
-    """One study on one backend: ``run(slots)``, then ``summary()`` and ``release()``."""
+    """One study on one backend: ``run(slots)``, then ``release()`` (:func:`tuner.engine.execute` does both)."""
 
     def __init__(
         self,
@@ -72,6 +72,7 @@ class Engine:
             keep_best=policy.keep_best,
             submit=self.writer.submit,
             journal=self.recorder.checkpoint,
+            files=backend.writes_checkpoints,
         )
         self.progress = Progress(
             self.recorder,
