@@ -10,19 +10,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from tuner.config import Study, load_study
 from tuner.errors import StudyFailed, UserError
-from tuner.results import new_study_dir
-from tuner.results._journal import read_journal
-from tuner.results._state import alive, read_state, unfinished
-from tuner.results._store import STUDY
+from tuner.results import alive, new_study_dir, read_journal, read_state, read_study, unfinished
+from tuner.status import FINISHED
 
 if TYPE_CHECKING:
     from tuner.engine import Outcomes
 
 BUDGET = ("run_cap", "time_limit", "max_concurrent", "stall_timeout")  # what a resume may change
+# What a final run (train, confirm) leaves out of the search it comes from: it runs its configurations once.
+_UNSEARCHED: dict[str, Any] = dict.fromkeys(
+    ("early_terminate", "run_cap", "time_limit", "searcher", "warm_start", "points_to_evaluate")
+)
 
 
 def _printer(quiet: bool) -> Callable[[str], None]:
@@ -97,25 +97,21 @@ def resume(
     """
     say = say or _printer(quiet)
     path = Path(folder).resolve()
-    if not (path / STUDY).exists():
-        raise UserError(f"{folder}: not a tuner results folder (no {STUDY})")
     state = read_state(path) or {}
     if state.get("state") == "running" and alive(state) and not force:
         raise UserError(f"{folder} is being run now (pid {state.get('pid')}); pass --force if it is not")
-    stored: dict[str, Any] = yaml.safe_load((path / STUDY).read_text(encoding="utf-8"))
-    seed = int(stored["seed"])
-    if trainable is not None:
-        stored["trainable"] = trainable
-    study = load_study(text=yaml.safe_dump(stored, sort_keys=False), name=stored["name"], allow_modules=allow_modules)
-    if space is not None:
+    study = read_study(path, trainable=trainable, allow_modules=allow_modules)
+    seed = study.spec.seed
+    assert seed is not None  # the run records the seed it drew
+    if space is not None:  # new input from the user: validated as any study file
         new = load_study(
             space,
-            name=stored["name"],
-            trainable=trainable or _unless_given(space, "trainable", stored.get("trainable")),
-            storage=_unless_given(space, "storage", stored.get("storage")),
+            name=study.name,
+            trainable=trainable or _unless_given(space, "trainable", study.raw.get("trainable")),
+            storage=_unless_given(space, "storage", study.raw.get("storage")),
             allow_modules=allow_modules,
         )
-        changed = _changes(stored, new.raw)
+        changed = _changes(study.raw, new.raw)
         if changed and not force:
             raise UserError(
                 f"{space}: differs from the run in {', '.join(changed)}; a resume may change only "
@@ -191,7 +187,7 @@ def train(
     import torch
 
     from tuner.config import Asha
-    from tuner.results._store import write_yaml
+    from tuner.results import write_yaml
 
     say = say or _printer(quiet)
     if not isinstance(study, Study):
@@ -201,11 +197,14 @@ def train(
     max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None  # the full budget of the search
     if epochs is not None:
         config["epochs"] = max_steps = epochs
-    raw = {k: v for k, v in study.raw.items() if k not in ("early_terminate", "run_cap", "time_limit", "searcher")}
-    raw.update(name="final", method="grid", parameters=_constants(config), max_concurrent=1, final=True)
-    for key in ("warm_start", "points_to_evaluate"):
-        raw.pop(key, None)
-    final = load_study(text=yaml.safe_dump(raw, sort_keys=False), check_import=False)
+    final = study.derive(
+        name="final",
+        method="grid",
+        parameters=_constants(config),
+        max_concurrent=1,
+        final=True,
+        **_UNSEARCHED,
+    )
     folder = Path(out).resolve()
     outcome = _execute(
         final,
@@ -220,7 +219,7 @@ def train(
         max_steps=max_steps,
     )
     rec = outcome.best
-    if rec is None or rec.status != "finished":
+    if rec is None or rec.status != FINISHED:
         failed = outcome.failures[0].error if outcome.failures else "it did not finish"
         raise StudyFailed(f"training failed: {failed} (logs in {outcome.folder}/logs)")
     result: dict[str, Any] = {
@@ -282,16 +281,11 @@ def confirm(
     first), every objective is averaged, and the winner is ``select``'s pick among the
     configurations whose means are Pareto-optimal."""
     from tuner.config import Asha
-    from tuner.results import load_results
-    from tuner.results._confirm import candidates, summarise
-    from tuner.results._store import row_params
+    from tuner.results import candidates, load_results, row_params, summarise
 
     say = say or _printer(quiet)
     path = Path(folder).resolve()
-    if not (path / STUDY).exists():
-        raise UserError(f"{folder}: not a tuner results folder (no {STUDY})")
-    stored: dict[str, Any] = yaml.safe_load((path / STUDY).read_text(encoding="utf-8"))
-    study = load_study(text=yaml.safe_dump(stored, sort_keys=False), name=stored["name"])
+    study = read_study(path)
     trials = load_results(path)
     best = candidates(trials, study.objectives, study.spec.select).head(top)
     if best.empty:
@@ -307,28 +301,12 @@ def confirm(
     ]
     scheduler = study.spec.scheduler
     max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None  # the search's full budget
+    points = [dict(c["params"]) for _ in range(seeds) for c in chosen]  # seed by seed: all progress
     # one objective in the run itself (the others are still reported, and averaged), no select
-    drop = (
-        "early_terminate",
-        "run_cap",
-        "time_limit",
-        "searcher",
-        "warm_start",
-        "points_to_evaluate",
-        "metric",
-        "select",
-    )
-    raw = {k: v for k, v in study.raw.items() if k not in drop}
-    raw.update(
-        name="confirm",
-        method="random",
-        run_cap=len(chosen) * seeds,
-        final=True,
-        metric={k: v for k, v in study.spec.primary.model_dump().items() if k != "target"},
-        points_to_evaluate=[dict(c["params"]) for _ in range(seeds) for c in chosen],  # seed by seed: all progress
-    )
-    again = load_study(text=yaml.safe_dump(raw, sort_keys=False), check_import=False)
-    say(f"confirming {len(chosen)} configuration(s) of {stored['name']} with {seeds} fresh seed(s) each")
+    primary = study.spec.primary.model_copy(update={"target": None})
+    changes = {"run_cap": len(chosen) * seeds, "points_to_evaluate": points, "metric": primary, "select": None}
+    again = study.derive(**(_UNSEARCHED | changes), name="confirm", method="random", final=True)
+    say(f"confirming {len(chosen)} configuration(s) of {study.name} with {seeds} fresh seed(s) each")
     seed = random.SystemRandom().randrange(2**31)
     outcome = _execute(
         again,

@@ -380,7 +380,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_confirm(args: argparse.Namespace) -> int:
     from tuner._api import confirm
-    from tuner.results._confirm import describe
+    from tuner.results import confirm_table
 
     if args.top < 1 or args.seeds < 1:
         raise UserError(f"--top and --seeds must be at least 1, got {args.top} and {args.seeds}")
@@ -400,7 +400,7 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{summary['metric']} over {summary['seeds']} seed(s) at the full budget (* the best mean):")
-    print("\n".join(describe(summary)))
+    print("\n".join(confirm_table(summary)))
     if summary["winner"] is None:
         raise StudyFailed("no configuration finished a confirmation run")
     if summary["changed"]:

@@ -12,6 +12,7 @@ from typing import Any
 from tuner.config import Asha, Median, Study, import_trainable
 from tuner.errors import ConfigError, Problem, TrialPruned
 from tuner.space import summary
+from tuner.status import ERRORED, OOM
 from tuner.trial import Trial
 
 
@@ -62,7 +63,7 @@ def rungs(spec: Asha | Median | None, trials: int | None) -> list[Rung]:
 
 def local_capacity(cpus: float, gpus: float) -> int:
     """What an embedded Ray on this machine would hold (no Ray started)."""
-    from tuner.backends.ray._cluster import fits
+    from tuner.backends.ray import fits
 
     n_gpus = 0
     if gpus > 0:
@@ -149,7 +150,7 @@ class _Inspecting(Trial):
 
 
 def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
-    from tuner.backends.ray._usage import Usage, rss_mb
+    from tuner.backends.ray import Usage, rss_mb
     from tuner.diagnose import diagnose
     from tuner.space import nest
 
@@ -171,7 +172,7 @@ def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".strip()
         oom = isinstance(exc, MemoryError) or "out of memory" in error.lower()
-        found = diagnose("oom" if oom else "errored", error, flat)
+        found = diagnose(OOM if oom else ERRORED, error, flat)
         shown = ", ".join(f"{k}={v}" for k, v in flat.items())
         why = f"{found.cause}: {found.hint}" if found else error
         raise ConfigError(

@@ -10,6 +10,7 @@ import time
 from typing import Any, TextIO
 
 from tuner.results import Recorder
+from tuner.status import FAILED
 
 
 class Progress:
@@ -51,7 +52,7 @@ class Progress:
         budget = f"{started} trials started" + (f" ({self.run_cap - started} left)" if self.run_cap else "")
         status = (
             f"running {c['running']}  finished {c['finished']}  pruned {c['pruned']}  "
-            f"failed {c['errored'] + c['nan'] + c['oom']}" + (f"  stopped {c['stopped']}" if c["stopped"] else "")
+            f"failed {sum(c[s] for s in FAILED)}" + (f"  stopped {c['stopped']}" if c["stopped"] else "")
         )
         out = [f"{clock}  |  {budget}  |  {status}"]
         running = [r for r in self.recorder.trials.values() if r.status == "running" and r.step is not None]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tuner.errors import TrialPruned
+from tuner.strategies import Strategy, StrategyOptions, create
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -45,7 +46,7 @@ class Trial:
         checkpoint: Any = None,
         accumulation: int = 1,
         final: bool = False,
-        strategy: Any = None,
+        strategy: StrategyOptions | None = None,
         store: Any = None,
     ) -> None:
         self.trial_id = trial_id
@@ -61,8 +62,8 @@ class Trial:
         # A final run (``train``, ``confirm``), never a search trial: the place to evaluate on a
         # held-out test split that the search must not see.
         self.final = final
-        self._options = strategy  # tuner.strategies.StrategyOptions; None: ddp
-        self._strategy: Any = None
+        self._options = strategy  # None: ddp
+        self._strategy: Strategy | None = None
         self.store = store  # the study's checkpoint store (tuner.storage.CheckpointStore), on every rank
         self._last_step: float | None = None
         self.reports: list[dict[str, Any]] = []  # kept when nothing consumes them (direct calls)
@@ -80,11 +81,9 @@ class Trial:
         return self.world_size > 1
 
     @property
-    def strategy(self) -> Any:
+    def strategy(self) -> Strategy:
         """How the model is spread over the ranks (``resources.strategy``): ddp, fsdp or pipeline."""
         if self._strategy is None:
-            from tuner.strategies import StrategyOptions, create
-
             self._strategy = create(self._options or StrategyOptions())
         return self._strategy
 

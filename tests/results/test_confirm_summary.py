@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tuner.config._schema import Select
-from tuner.results._confirm import candidates, describe, summarise
+from tuner.results import candidates, confirm_table, summarise
 
 OBJECTIVES = [("acc", True), ("size", False)]
 
@@ -63,7 +63,7 @@ def test_the_winner_is_the_pick_among_pareto_optimal_means(tmp_path: Path) -> No
     assert summary["winner"] == "t1" and summary["changed"] and summary["objectives"] == ["acc", "size"]
     assert summary["configs"][1]["metrics"]["size"] == 10.0
     assert yaml.safe_load((tmp_path / "best.yaml").read_text())["confirmed"]["trial_id"] == "t1"
-    table = describe(summary)
+    table = confirm_table(summary)
     assert table[2].startswith("*P t1") and "size=10" in table[2] and "test_acc=" in table[2]
     assert table[1].startswith("   t2")  # t2: neither the pick nor on the front
 

@@ -160,7 +160,7 @@ def test_told_trials_are_never_proposed_again(method: str) -> None:
 def test_a_space_larger_than_two_to_the_64_still_runs(method: str) -> None:
     """Eight integers in 1..256: 2**64 configurations (an int64 product overflows to 0)."""
     space, _ = parse_parameters({f"p{i}": {"min": 1, "max": 256} for i in range(8)})
-    from tuner.searchers._base import space_size
+    from tuner.space import space_size
 
     assert space_size(space) == 2**64
     configs = drive(make(method, space), 12, lambda c: sum((v - 100) ** 2 for v in c.values()))

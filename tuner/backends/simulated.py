@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuner.engine._backend import Backend, End, Event, Launch, Report
+from tuner.engine import Backend, End, Event, Launch, Report
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,6 +63,7 @@ class SimulatedBackend(Backend):
     """Runs ``study``'s trainable as ``f(config, step)`` on a virtual clock (see the module)."""
 
     realtime = False
+    writes_checkpoints = False
 
     def __init__(self, study: Study, trainable: Trainable | None = None) -> None:
         if trainable is None:

@@ -1,5 +1,6 @@
 """Reading study files: strict YAML, one schema, one frozen :class:`Study`."""
 
+from tuner.config._direction import better, minimised, sign
 from tuner.config._load import Study, load_study
 from tuner.config._schema import (
     Asha,
@@ -12,7 +13,6 @@ from tuner.config._schema import (
     parse_duration,
 )
 from tuner.config._trainable import allowed_modules, import_trainable, reported_metrics
-from tuner.config._trainable import split as split_trainable
 from tuner.config._yaml import parse_yaml, read_yaml
 
 __all__ = [
@@ -25,11 +25,13 @@ __all__ = [
     "Study",
     "StudySpec",
     "allowed_modules",
+    "better",
     "import_trainable",
     "load_study",
+    "minimised",
     "parse_duration",
     "parse_yaml",
     "read_yaml",
     "reported_metrics",
-    "split_trainable",
+    "sign",
 ]

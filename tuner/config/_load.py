@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from tuner import searchers
+from tuner.config._direction import better, minimised, sign
+from tuner.config._method import check_method, method_notices
 from tuner.config._schema import IGNORED_KEYS, StudySpec, pydantic_problems
-from tuner.config._trainable import allowed_modules, check_trainable
+from tuner.config._trainable import allowed_modules, check_trainable, split
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
-from tuner.searchers._base import space_size
-from tuner.space import Space, parse_parameters
+from tuner.space import Space, parse_parameters, space_size
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,56 @@ class Study:
     def objectives(self) -> list[tuple[str, bool]]:
         """``(name, maximize)`` of every metric; one for most studies, several for a multi-objective one."""
         return [(m.name, m.goal == "maximize") for m in self.spec.objectives]
+
+    @property
+    def sign(self) -> float:
+        """What turns the metric into the value searchers minimise: ``-1`` for ``goal: maximize``."""
+        return sign(self.maximize)
+
+    def minimised(self, value: float) -> float:
+        return minimised(value, self.maximize)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether metric value ``a`` is strictly better than ``b``."""
+        return better(a, b, self.maximize)
+
+    @property
+    def modules(self) -> list[str]:
+        """What the workers import: the trainable's module and the modules trusted to run."""
+        return [split(self.trainable)[0], *self.allowed]
+
+    def derive(self, **changes: Any) -> Study:
+        """This study with some keys of its file replaced (``name=``, ``run_cap=``, ``method=``,
+        ``parameters=``...; ``None`` puts a key back to its default): the studies tuner makes from
+        one already validated (``train``'s, ``confirm``'s), not validated again. ``raw`` follows,
+        so the results folder records what ran."""
+        raw = dict(self.raw)
+        update: dict[str, Any] = {}
+        for key, value in changes.items():
+            field = StudySpec.model_fields.get(key)
+            if field is None:
+                raise TypeError(f"derive: {key!r} is not a key of a study file")
+            if value is None:
+                raw.pop(key, None)
+                update[key] = field.get_default(call_default_factory=True)
+            else:
+                raw[key] = value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else value
+                update[key] = value
+        space = self.space
+        if "parameters" in changes:
+            space, problems = parse_parameters(changes["parameters"])
+            if problems:
+                raise ConfigError(problems)
+        spec = self.spec.model_copy(update=update)
+        return Study(
+            spec=spec,
+            space=space,
+            name=spec.name or self.name,
+            trainable=spec.trainable or self.trainable,
+            source=self.source,
+            raw=raw,
+            allowed=self.allowed,
+        )
 
     @property
     def exhaustive(self) -> bool:
@@ -101,7 +151,7 @@ def load_study(
 
     if spec is not None:
         if not space_problems:
-            problems += searchers.check(spec.method, spec.searcher, space, len(spec.objectives))
+            problems += check_method(spec.method, spec.searcher, space, len(spec.objectives))
         if spec.trainable is None:
             problems.append(Problem("trainable", "is required (in the YAML or as --trainable)"))
         elif check_import:
@@ -123,7 +173,7 @@ def load_study(
         raise ConfigError(problems, source=source)
     assert spec is not None and spec.trainable is not None
     if not spec.warm_starts:  # a warm start's trials count towards the start-up draws
-        notices += [f"{source}: {n}" for n in searchers.notices(spec.method, spec.searcher, space, spec.run_cap)]
+        notices += [f"{source}: {n}" for n in method_notices(spec.method, spec.searcher, space, spec.run_cap)]
     if spec.backend == "simulated" and "resources" in data:
         notices.append(f"{source}: backend simulated: resources are not used (a trial is a function call)")
     study_name = spec.name or (Path(path).stem if path is not None else "study")

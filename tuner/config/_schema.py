@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tuner.errors import Problem
+
+if TYPE_CHECKING:
+    from tuner.status import Action
 
 
 class _Strict(BaseModel):
@@ -296,12 +299,12 @@ class StudySpec(_Strict):
             raise ValueError("give on_oom or on_failure.oom, not both (they mean the same)")
         return self
 
-    def failure_action(self, cause: str | None) -> str:
-        """What to do with a trial that failed with ``cause``: one of tuner.diagnose.ACTIONS."""
-        from tuner.diagnose import default_action
+    def failure_action(self, cause: str | None) -> Action:
+        """What to do with a trial that failed with ``cause``: one of tuner.status.ACTIONS."""
+        from tuner.status import default_action
 
         cause = cause or "user_exception"
-        return self.on_failure.get(cause) or default_action(cause, self.on_oom)
+        return cast("Action | None", self.on_failure.get(cause)) or default_action(cause, self.on_oom)
 
     @field_validator("trainable")
     @classmethod

@@ -13,11 +13,11 @@ from tuner.engine import _retries as retries
 from tuner.engine._backend import Backend, End, Event, Launch, Report
 from tuner.engine._checkpoints import Checkpoints
 from tuner.engine._closing import Closing
-from tuner.engine._direction import minimised
 from tuner.engine._judge import Judge
 from tuner.engine._offload import Writer
 from tuner.engine._stacks import innermost
-from tuner.results import FAILED, Recorder, TrialRecord
+from tuner.results import Recorder, TrialRecord
+from tuner.status import FAILED, Status
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Running:
     slot: int
     launch: Launch
     failures: int = 0  # retries that counted against max_failures
-    decided: str | None = None  # the status the engine chose before the trial ended
+    decided: Status | None = None  # the status the engine chose before the trial ended
     error: str | None = None
     stop_sent: float | None = None
     last_seen: float = 0.0  # its start or its last report (the stall timer)
@@ -107,7 +107,7 @@ class Attempts:
         if event.checkpoint is not None:  # journaled after its report, so that a replay knows its value
             value = event.metrics.get(self.metric)
             self.checkpoints.saved(
-                trial_id, step, event.checkpoint, None if value is None else minimised(self.study, value)
+                trial_id, step, event.checkpoint, None if value is None else self.study.minimised(value)
             )
         if status is None and event.rss_mb is not None:
             run.rss_mb.append(event.rss_mb)
@@ -117,7 +117,7 @@ class Attempts:
         if status is not None:
             self._stop(run, status, error)
 
-    def _stop(self, run: Running, status: str, error: str | None = None) -> None:
+    def _stop(self, run: Running, status: Status, error: str | None = None) -> None:
         run.decided, run.error, run.stop_sent = status, error, self.backend.now()
         self.backend.stop(run.record.trial_id)
 
@@ -139,8 +139,10 @@ class Attempts:
         if retries.requeue(event.lost, run.decided is not None, rec.infra_retries):
             self._requeue(run, error)
             return
-        found = diagnose(status, error, rec.config)
-        cause = event.cause or (found.cause if found else None)
+        own = run.decided is None  # the trial's own end, not one the engine decided
+        detail, given = (event.traceback, event.cause) if own else (None, None)
+        found = diagnose(status, error, rec.config, detail, cause=given)  # the one diagnosis of this attempt
+        cause = found.cause if found else None
         if run.decided is None and status in FAILED:
             action = self.study.spec.failure_action(cause)
             again = retries.retry(status, action, run.failures, self.study.spec.max_failures, run.launch.accumulation)
@@ -151,7 +153,8 @@ class Attempts:
                 launch = self.launch(rec, path, again.accumulation)
                 self.start(Running(rec, run.slot, launch, failures=run.failures + again.counted))
                 return
-        self.finish(rec.trial_id, status, error, stop_s=stop_s, usage=event.usage, cause=event.cause, hint=event.hint)
+        hint = found.hint if found else None
+        self.finish(rec.trial_id, status, error, stop_s=stop_s, usage=event.usage, cause=cause, hint=hint)
         self.idle_since[run.slot] = self.backend.now()
 
     def _requeue(self, run: Running, error: str | None) -> None:
@@ -167,7 +170,7 @@ class Attempts:
         self.idle_since[run.slot] = self.backend.now()
         self.say(f"{trial_id}: its node was lost; it continues from step {step or 0} on a live node")
 
-    def finish(self, trial_id: str, status: str, error: str | None, **details: Any) -> None:
+    def finish(self, trial_id: str, status: Status, error: str | None, **details: Any) -> None:
         """Record a trial's end (live and in replay); ``on_failure: stop`` stops the trials still running."""
         details.setdefault("at", None)
         if details["at"] is None:
@@ -197,8 +200,6 @@ class Attempts:
             error=f"stalled: no report for {silent_s:.0f} s {after}; rank 0 was at {where}",
             traceback="\n\n".join(f"--- rank {rank} ---\n{text}" for rank, text in enumerate(stacks)) or None,
             cause="stalled",
-            hint=f"it stopped reporting (stall_timeout {self.study.spec.stall_timeout:g} s): a deadlock, a "
-            "blocking read, or a step longer than the timeout; the ranks' stacks are in its log",
         )
         self._on_end(run, event)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuner.status import Cause
+
 if TYPE_CHECKING:
     from tuner.storage import CheckpointStore
 
@@ -51,7 +53,7 @@ class End:
     traceback: str | None = None  # the whole story, kept in the trial's log
     oom: bool = False  # out of memory (CUDA's error, or killed by the host's memory monitor)
     lost: bool = False  # its node left the cluster: not the trial's fault
-    cause: str | None = None  # known where the failure was seen (``stalled``); else diagnosed by the engine
+    cause: Cause | None = None  # known where the failure was seen (``stalled``); else diagnosed by the engine
     hint: str | None = None
     usage: dict[str, float] = field(default_factory=dict)  # what its ranks used (peak_rss_mb, cpu_s, ...)
 
@@ -72,6 +74,8 @@ class Backend(ABC):
     #: False: time is simulated (:meth:`now` jumps to the next event), so the engine asks the
     #: searcher on its own thread of control rather than on a background thread.
     realtime: bool = True
+    #: False: the checkpoint paths in its reports name no files (the engine deletes none).
+    writes_checkpoints: bool = True
 
     def check(self, location: str) -> None:  # noqa: B027 - optional
         """Refuse (:class:`tuner.errors.UserError`) a checkpoint location this backend's nodes cannot share."""

@@ -32,6 +32,7 @@ class Checkpoints:
     keep_best: bool = True
     submit: Submit | None = None
     journal: Callable[[str, float, str], None] | None = None
+    files: bool = True  # whether the paths are files of ``store`` (a simulated backend's are not)
     _saved: dict[str, list[_Saved]] = field(default_factory=dict)
 
     def saved(self, trial_id: str, step: float, path: str, value: float | None) -> None:
@@ -52,7 +53,7 @@ class Checkpoints:
         finite = [s for s in entries if s.value is not None and math.isfinite(s.value)]
         if self.keep_best and finite:
             keep.add(id(min(finite, key=lambda s: s.value)))  # type: ignore[arg-type, return-value]
-        gone = [s for s in entries if id(s) not in keep]
+        gone = [s for s in entries if id(s) not in keep] if self.files else []
         self._saved[trial_id] = [s for s in entries if id(s) in keep]
         for s in gone:
             if self.submit is None:

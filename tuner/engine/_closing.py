@@ -8,11 +8,12 @@ from tuner.config import Study
 from tuner.engine import _goals as goals
 from tuner.engine._admission import Admission
 from tuner.engine._checkpoints import Checkpoints
-from tuner.engine._direction import minimised_curve, outcome
 from tuner.engine._judge import Judge
 from tuner.engine._offload import SearcherThread
 from tuner.engine._schedulers import Pruner
-from tuner.results import FAILED, Recorder, TrialRecord
+from tuner.engine._told import minimised_curve, outcome
+from tuner.results import Recorder, TrialRecord
+from tuner.status import FAILED, SCORED, Cause, Status
 
 
 class Closing:
@@ -31,17 +32,17 @@ class Closing:
         self.study, self.recorder, self.pruner, self.searcher = study, recorder, pruner, searcher
         self.checkpoints, self.admission, self.judge = checkpoints, admission, judge
 
-    def rewind(self, trial_id: str, step: float | None, error: str | None, cause: str | None = None) -> None:
+    def rewind(self, trial_id: str, step: float | None, error: str | None, cause: Cause | None = None) -> None:
         """The trial goes on from its checkpoint at ``step``: reports and checkpoints after it are forgotten."""
         self.recorder.rewind(trial_id, step, error, cause=cause)
         self.checkpoints.rewind(trial_id, step)
 
-    def finish(self, trial_id: str, status: str, error: str | None, **details: Any) -> str | None:
+    def finish(self, trial_id: str, status: Status, error: str | None, **details: Any) -> str | None:
         """Record the end of a trial and tell the scheduler and the searcher; returns what
         ``on_failure`` says for a failed one (``stop`` ends the study)."""
         self.recorder.end(trial_id, status, error, **details)
         rec = self.recorder.trials[trial_id]
-        last = {"step": rec.step, self.study.metric: rec.value} if status in ("finished", "pruned", "stopped") else None
+        last = {"step": rec.step, self.study.metric: rec.value} if status in SCORED else None
         self.pruner.remove(trial_id, last if rec.value is not None else None)
         action = rec.action = self.study.spec.failure_action(rec.cause) if status in FAILED else None
         if action == "stop" and not self.recorder.replaying:

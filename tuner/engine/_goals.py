@@ -12,7 +12,7 @@ def reached(study: Study, trial_id: str, status: str, value: float | None) -> st
     target = study.spec.primary.target
     if status != "finished" or value is None or target is None:
         return None
-    hit = value >= target if study.maximize else value <= target
+    hit = not study.better(target, value)  # as good as the target or better
     return f"{study.metric} reached its target {target} in {trial_id}" if hit else None
 
 

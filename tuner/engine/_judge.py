@@ -10,8 +10,9 @@ from tuner.config import Study
 from tuner.diagnose import LEAK_HINT, leak_per_step
 from tuner.engine._schedulers import Pruner
 from tuner.results import Recorder, TrialRecord
+from tuner.status import Status
 
-Verdict = tuple[str | None, str | None]  # (status the trial ends with, why); (None, None): it goes on
+Verdict = tuple[Status | None, str | None]  # (status the trial ends with, why); (None, None): it goes on
 
 
 class Judge:

@@ -19,15 +19,16 @@ from tuner.engine._attempts import Attempts, Running
 from tuner.engine._backend import Backend
 from tuner.engine._checkpoints import Checkpoints
 from tuner.engine._closing import Closing
-from tuner.engine._direction import minimised, minimised_curve
 from tuner.engine._judge import Judge
 from tuner.engine._offload import SearcherThread, Writer
 from tuner.engine._schedulers import Pruner
 from tuner.engine._timers import Timers
+from tuner.engine._told import minimised_curve
 from tuner.progress import Progress
 from tuner.results import Recorder, TrialRecord, read_warm_start, write_state
 from tuner.searchers import Outcome
 from tuner.space import flatten, nest
+from tuner.status import Cause, Status
 from tuner.storage import CheckpointStore
 
 CAPACITY_WAIT_S = 600.0  # with trials to run and no slot placed for this long, the study stops (resumable)
@@ -35,7 +36,7 @@ WAIT_S = 0.1  # the loop's longest wait for an event: how late a timer can fire
 
 
 class Engine:
-    """One study on one backend: ``run(slots)``, then ``summary()`` and ``release()``."""
+    """One study on one backend: ``run(slots)``, then ``release()`` (:func:`tuner.engine.execute` does both)."""
 
     def __init__(
         self,
@@ -71,6 +72,7 @@ class Engine:
             keep_best=policy.keep_best,
             submit=self.writer.submit,
             journal=self.recorder.checkpoint,
+            files=backend.writes_checkpoints,
         )
         self.progress = Progress(
             self.recorder,
@@ -125,7 +127,7 @@ class Engine:
             warm = read_warm_start(folder, self.study.space, self.metric)
             for i, (params, value, state, step, curve) in enumerate(warm.observations):
                 signed = None if curve is None else minimised_curve(self.study, curve)
-                told = Outcome(minimised(self.study, value), state, step, curve=signed)  # type: ignore[arg-type]
+                told = Outcome(self.study.minimised(value), state, step, curve=signed)  # type: ignore[arg-type]
                 self.searcher.tell(f"w{k}.{i:04d}", params, told)
             self.say(warm.line())
 
@@ -170,7 +172,7 @@ class Engine:
 
     def _best_finished(self) -> float | None:
         finished = [r.value for r in self.recorder.trials.values() if r.status == "finished" and r.value is not None]
-        return (max if self.study.maximize else min)(finished) if finished else None
+        return min(finished, key=self.study.minimised) if finished else None
 
     def _take(self) -> int | None:
         return self.backend.free()
@@ -237,10 +239,10 @@ class Engine:
             self.attempts.stop_all("stopped at the time limit")
         self.attempts.check_stalls(now)
 
-    def finish(self, trial_id: str, status: str, error: str | None, **details: Any) -> None:
+    def finish(self, trial_id: str, status: Status, error: str | None, **details: Any) -> None:
         self.attempts.finish(trial_id, status, error, **details)
 
-    def rewind(self, trial_id: str, step: float | None, error: str | None, cause: str | None = None) -> None:
+    def rewind(self, trial_id: str, step: float | None, error: str | None, cause: Cause | None = None) -> None:
         self.closing.rewind(trial_id, step, error, cause)
 
     # -- the end ---------------------------------------------------------------------------

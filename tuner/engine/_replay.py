@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tuner.engine._direction import minimised
+from tuner.diagnose import diagnose, journaled
 from tuner.searchers import Outcome
+from tuner.status import Status
 
 if TYPE_CHECKING:
     from tuner.engine._loop import Engine
@@ -19,7 +20,7 @@ def replay(engine: Engine, events: list[dict[str, Any]]) -> list[str]:
     again, so its rungs are where they were.
     """
     study, recorder = engine.study, engine.recorder
-    decided: dict[str, tuple[str, str | None]] = {}
+    decided: dict[str, tuple[Status, str | None]] = {}
     recorder.replaying = True
     try:
         for ev in events:
@@ -38,7 +39,7 @@ def replay(engine: Engine, events: list[dict[str, Any]]) -> list[str]:
                 rec = recorder.trials[trial_id]
                 value = rec.value if rec.step == ev["step"] else None
                 engine.checkpoints.saved(
-                    trial_id, ev["step"], ev["path"], None if value is None else minimised(study, value)
+                    trial_id, ev["step"], ev["path"], None if value is None else study.minimised(value)
                 )
             elif kind == "retry":
                 decided.pop(trial_id, None)
@@ -53,6 +54,7 @@ def replay(engine: Engine, events: list[dict[str, Any]]) -> list[str]:
                 recorder.trials[trial_id].nodes = list(ev.get("nodes") or [])
             elif kind == "end":
                 decided.pop(trial_id, None)
+                found = journaled(ev, recorder.trials[trial_id].config)  # an older journal's end: diagnosed now
                 engine.finish(
                     trial_id,
                     ev["status"],
@@ -60,12 +62,13 @@ def replay(engine: Engine, events: list[dict[str, Any]]) -> list[str]:
                     at=ev.get("t"),
                     stop_s=ev.get("stop_s"),
                     usage=ev.get("usage") or {"peak_gpu_mb": ev.get("peak_gpu_mb")},
-                    cause=ev.get("cause"),
-                    hint=ev.get("hint"),
+                    cause=found.cause if found else None,
+                    hint=found.hint if found else None,
                 )
     finally:
         recorder.replaying = False
     for trial_id, (status, error) in decided.items():  # decided, but the driver died before the end
-        engine.finish(trial_id, status, error)
+        found = diagnose(status, error, recorder.trials[trial_id].config)
+        engine.finish(trial_id, status, error, cause=found.cause if found else None, hint=found.hint if found else None)
     engine.admission.exhausted = False
     return [t for t, r in recorder.trials.items() if r.status == "running"]

@@ -1,107 +1,80 @@
-"""Ray's trial schedulers (ASHA, median stopping), driven directly by the engine.
+"""The study's scheduler, built from its spec, as the engine drives it.
 
-The engine is not Tune's controller, so Ray's schedulers get a minimal stand-in for the
-pieces they touch: a hashable trial with ``trial_id`` and a controller with no live trials
-(so the median rule never asks to pause). ASHA draws each trial's bracket from numpy's
-global generator; the pruner gives it a generator of its own, seeded by the study, for the
-length of that call.
+ASHA and the median rule make the decisions Ray's ``ASHAScheduler`` and ``MedianStoppingRule``
+make (see :mod:`tuner.engine._asha`, :mod:`tuner.engine._median`), without importing Ray.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from tuner.config import Asha, Median
+from tuner.engine._asha import BIG_BUDGET, AsyncSuccessiveHalving
+from tuner.engine._median import MedianStopping
+from tuner.engine._scheduler import NoScheduler, Scheduler
+
+__all__ = [
+    "BIG_BUDGET",
+    "TIME_ATTR",
+    "AsyncSuccessiveHalving",
+    "MedianStopping",
+    "NoScheduler",
+    "Pruner",
+    "Scheduler",
+    "scheduler_for",
+]
 
 TIME_ATTR = "step"
-_GLOBAL_NUMPY = threading.Lock()
-BIG_BUDGET = 10**9  # ASHA without max_t: rungs go on until the trainable returns
 
 
-@dataclass(frozen=True)
-class _TrialRef:
-    trial_id: str
-
-
-class _NoController:
-    def get_live_trials(self) -> list[Any]:
-        return []
+def scheduler_for(spec: Asha | Median | None, maximize: bool, seed: int = 0) -> Scheduler:
+    """The scheduler a study's ``scheduler`` block asks for; ``seed`` draws ASHA's brackets."""
+    if isinstance(spec, Asha):
+        return AsyncSuccessiveHalving(
+            max_t=spec.max_t,
+            grace_period=spec.grace_period,
+            reduction_factor=spec.reduction_factor,
+            brackets=spec.brackets,
+            maximize=maximize,
+            seed=seed,
+        )
+    if isinstance(spec, Median):
+        return MedianStopping(
+            grace_period=spec.grace_period, min_samples_required=spec.min_samples_required, maximize=maximize
+        )
+    return NoScheduler()
 
 
 class Pruner:
     """Decides after each report whether a trial goes on. ``None`` spec: never prunes."""
 
     def __init__(self, spec: Asha | Median | None, metric: str, maximize: bool, seed: int = 0) -> None:
-        self._refs: dict[str, _TrialRef] = {}
-        self._rng_state = np.random.RandomState(seed % 2**32).get_state()
-        self._ctl = _NoController()
-        self.max_t: int | None = None
-        self._impl: Any = None
-        mode = "max" if maximize else "min"
-        if isinstance(spec, Asha):
-            from ray.tune.schedulers import ASHAScheduler
-
-            self.max_t = spec.max_t
-            self._impl = ASHAScheduler(
-                time_attr=TIME_ATTR,
-                metric=metric,
-                mode=mode,
-                max_t=spec.max_t or BIG_BUDGET,
-                grace_period=spec.grace_period,
-                reduction_factor=spec.reduction_factor,
-                brackets=spec.brackets,
-            )
-        elif isinstance(spec, Median):
-            from ray.tune.schedulers import MedianStoppingRule
-
-            self._impl = MedianStoppingRule(
-                time_attr=TIME_ATTR,
-                metric=metric,
-                mode=mode,
-                grace_period=spec.grace_period,
-                min_samples_required=spec.min_samples_required,
-                min_time_slice=0,
-            )
         self.metric = metric
+        self.max_t: int | None = spec.max_t if isinstance(spec, Asha) else None
+        self.scheduler = scheduler_for(spec, maximize, seed)
+        self._live: set[str] = set()
 
     def add(self, trial_id: str) -> None:
-        self._refs[trial_id] = _TrialRef(trial_id)
-        if self._impl is None:
-            return
-        with _GLOBAL_NUMPY:  # our generator in numpy's global slot for this one call
-            outside = np.random.get_state()
-            np.random.set_state(self._rng_state)
-            try:
-                self._impl.on_trial_add(self._ctl, self._refs[trial_id])
-            finally:
-                self._rng_state = np.random.get_state()
-                np.random.set_state(outside)
+        self._live.add(trial_id)
+        self.scheduler.add(trial_id)
 
     def should_stop(self, trial_id: str, step: float, value: float) -> bool:
-        if self._impl is None:
-            return False
-        from ray.tune.schedulers import TrialScheduler
-
-        result = {TIME_ATTR: step, self.metric: value}
-        return bool(self._impl.on_trial_result(self._ctl, self._refs[trial_id], result) == TrialScheduler.STOP)
+        return self.scheduler.report(trial_id, step, value)
 
     @property
     def prunes(self) -> bool:
         """Whether a scheduler may stop trials early (ASHA, the median rule)."""
-        return self._impl is not None
+        return self.scheduler.prunes
 
     def reached_budget(self, step: float) -> bool:
         return self.max_t is not None and step >= self.max_t
 
     def remove(self, trial_id: str, last: dict[str, Any] | None) -> None:
-        ref = self._refs.pop(trial_id, None)
-        if self._impl is None or ref is None:
+        """A trial ended; ``last``: its last result (with ``step`` and the metric), if any."""
+        if trial_id not in self._live:
             return
-        if last is not None and self.metric in last:
-            self._impl.on_trial_complete(self._ctl, ref, last)
+        self._live.discard(trial_id)
+        if last is not None and TIME_ATTR in last and self.metric in last:
+            self.scheduler.end(trial_id, (last[TIME_ATTR], last[self.metric]))
         else:
-            self._impl.on_trial_remove(self._ctl, ref)
+            self.scheduler.end(trial_id, None)

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tuner.config import minimised, sign
 from tuner.report._data import StudyData
 from tuner.space import Categorical
+from tuner.status import FAILED, FINISHED, PRUNED, STOPPED
 
 # Okabe-Ito
 BLUE, ORANGE, VERMILLION, GREEN, SKY, PURPLE, GREY = (
@@ -31,7 +33,7 @@ BLUE, ORANGE, VERMILLION, GREEN, SKY, PURPLE, GREY = (
     "#CC79A7",
     "#999999",
 )
-STATUS_COLOURS = {"finished": BLUE, "pruned": GREY, "stopped": SKY}
+STATUS_COLOURS = {FINISHED: BLUE, PRUNED: GREY, STOPPED: SKY}
 
 
 def _alpha(n: int, base: float = 0.8, floor: float = 0.15) -> float:
@@ -76,10 +78,11 @@ def history_chart(data: StudyData) -> Figure | None:
                 label=f"{status} ({int(part.sum())})",
                 edgecolors="none",
             )
-    finished = scored[scored["status"] == "finished"].sort_values("trial_id", key=lambda s: s.map(order))
+    finished = scored[scored["status"] == FINISHED].sort_values("trial_id", key=lambda s: s.map(order))
     if not finished.empty:
         values = finished["value"].to_numpy()
-        best_so_far = np.maximum.accumulate(values) if data.maximize else np.minimum.accumulate(values)
+        s = sign(data.maximize)
+        best_so_far = s * np.minimum.accumulate(s * values)
         xs = finished["trial_id"].map(order).to_numpy()
         ax.step(
             np.append(xs, len(order)),
@@ -115,9 +118,9 @@ def curves_chart(data: StudyData) -> Figure | None:
     for trial_id, rows in h.groupby("trial_id", sort=False):
         if trial_id == best_id:
             continue
-        kind = status.get(trial_id, "finished")
-        colour = BLUE if kind == "finished" else GREY
-        alpha = _alpha(n, 0.7 if kind == "finished" else 0.35)
+        kind = status.get(trial_id, FINISHED)
+        colour = BLUE if kind == FINISHED else GREY
+        alpha = _alpha(n, 0.7 if kind == FINISHED else 0.35)
         ax.plot(rows["step"], rows[data.metric], color=colour, alpha=alpha, linewidth=0.9)
     values = h[data.metric].to_numpy(dtype=float)
     values = values[np.isfinite(values)]
@@ -125,7 +128,7 @@ def curves_chart(data: StudyData) -> Figure | None:
         lo, hi, _ = _robust_range(values, data.maximize)
         pad = (hi - lo) * 0.08 or 0.1
         ax.set_ylim(lo - pad, hi + pad)
-        if kind == "pruned" and len(rows):
+        if kind == PRUNED and len(rows):
             ax.plot(rows["step"].iloc[-1], rows[data.metric].iloc[-1], "x", color=GREY, alpha=alpha, markersize=4)
     if best_id is not None and best_id in set(h["trial_id"]):
         rows = h[h["trial_id"] == best_id]
@@ -225,7 +228,7 @@ def parallel_chart(data: StudyData) -> Figure | None:
     cmap = plt.get_cmap("viridis" if data.maximize else "viridis_r")  # bright = better either way
     lo, hi, clipped = _robust_range(metric, data.maximize)
     norm = matplotlib.colors.Normalize(lo, hi, clip=True)
-    order = np.argsort(metric if data.maximize else -metric)  # best drawn last, on top
+    order = np.argsort(-minimised(metric, data.maximize))  # best drawn last, on top
     alpha = _alpha(len(scored), 0.8)
     for i in order:
         ax.plot(range(len(names)), matrix[i], color=cmap(norm(metric[i])), alpha=alpha, linewidth=1)
@@ -249,7 +252,7 @@ def importance_values(data: StudyData) -> dict[str, float] | None:
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    finished = data.scored[data.scored["status"] == "finished"]
+    finished = data.scored[data.scored["status"] == FINISHED]
     names = [  # fANOVA wants every parameter in every trial: conditional ones are left out
         n
         for n in data.searched
@@ -318,7 +321,7 @@ def survival_chart(data: StudyData) -> Figure | None:
 def pareto_chart(data: StudyData) -> Figure | None:
     """The first two objectives of a multi-objective study: every finished trial, the
     Pareto-optimal ones in vermillion joined by the front's steps, the dominated ones faded."""
-    from tuner.results._pareto import pareto_mask
+    from tuner.results import pareto_mask
 
     objectives = data.objectives
     if len(objectives) < 2:
@@ -328,7 +331,7 @@ def pareto_chart(data: StudyData) -> Figure | None:
     cols = [f"metric_{a}", f"metric_{b}"]
     if any(c not in trials for c in cols):
         return None
-    done = trials[(trials["status"] == "finished") & trials[cols[0]].notna() & trials[cols[1]].notna()]
+    done = trials[(trials["status"] == FINISHED) & trials[cols[0]].notna() & trials[cols[1]].notna()]
     if done.empty:
         return None
     front = pareto_mask(trials, objectives[:2]).reindex(done.index, fill_value=False)
@@ -372,7 +375,7 @@ def resources_chart(data: StudyData) -> Figure | None:
         return None
     best = (data.best or {}).get("trial_id")
     colours = [
-        VERMILLION if t == best else ORANGE if s in ("errored", "nan", "oom") else STATUS_COLOURS.get(s, BLUE)
+        VERMILLION if t == best else ORANGE if s in FAILED else STATUS_COLOURS.get(s, BLUE)
         for t, s in zip(trials["trial_id"], trials["status"], strict=True)
     ]
     leaks = trials["leak_suspected"].fillna(False).astype(bool) if "leak_suspected" in trials else None

@@ -14,7 +14,8 @@ import yaml
 
 from tuner.report._charts import CHARTS, ONLY_SEVERAL
 from tuner.report._data import StudyData, read
-from tuner.results._confirm import shown_metrics
+from tuner.results import shown_metrics
+from tuner.status import FAILED
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
@@ -138,7 +139,7 @@ def _page(data: StudyData, charts: str) -> str:
         best_html = head + f"<pre>{e(yaml.safe_dump(best['config'], sort_keys=False))}</pre>"
     else:
         best_html = "<p class=note>No best trial: no trial produced a value.</p>"
-    failed = data.trials[data.trials["status"].isin(["errored", "nan", "oom"])]
+    failed = data.trials[data.trials["status"].isin(FAILED)]
     if failed.empty:
         errors = "<p class=note>No trial failed.</p>"
     else:
@@ -157,13 +158,13 @@ def _page(data: StudyData, charts: str) -> str:
             "<table><tr><th>cause</th><th>trial</th><th>status</th><th>error</th><th>what to change</th>"
             f"<th>log</th></tr>{rows}</table>"
         )
-    name = e(str(data.study.get("name", data.folder.name)))
+    name = e(data.study.name)
     resources = _resources(data)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tuner report: {name}</title><style>{STYLE}</style></head>
 <body>
 <h1>{name}</h1>
-<p class=sub>{e(data.study.get("method", ""))} search, {len(data.trials)} trials,
+<p class=sub>{e(data.study.spec.method)} search, {len(data.trials)} trials,
 {"maximize" if data.maximize else "minimize"} {e(data.metric)}</p>
 <h2>Trials by status</h2><table>{count_rows}</table>
 <h2>Best configuration</h2>{best_html}
@@ -171,6 +172,6 @@ def _page(data: StudyData, charts: str) -> str:
 {charts}
 <h2>Resources: the hungriest trials</h2>{resources}
 <h2>Errors</h2>{errors}
-<h2>Study</h2><pre>{e(yaml.safe_dump(data.study, sort_keys=False))}</pre>
+<h2>Study</h2><pre>{e(yaml.safe_dump(data.study.raw, sort_keys=False))}</pre>
 </body></html>
 """

@@ -1,22 +1,61 @@
 """Results on disk and the choice of the best trial; pure pandas, no Ray."""
 
-from tuner.results._best import best_row
+from tuner.results._best import best_row, ranked
+from tuner.results._confirm import CONFIRM, candidates, confirm_table, shown_metrics, summarise
+from tuner.results._journal import JOURNAL, read_journal
+from tuner.results._pareto import pareto_mask, select
 from tuner.results._recorder import FAILED, Recorder, TrialRecord
-from tuner.results._state import write_state
-from tuner.results._store import SUMMARY, load_best, load_history, load_results, new_study_dir, write_yaml
-from tuner.results._warm import read_warm_start
+from tuner.results._state import STATE, alive, read_state, unfinished, write_state
+from tuner.results._store import (
+    BEST,
+    HISTORY,
+    STUDY,
+    SUMMARY,
+    TRIALS,
+    load_best,
+    load_history,
+    load_results,
+    new_study_dir,
+    objectives,
+    row_params,
+    write_yaml,
+)
+from tuner.results._study import read_study
+from tuner.results._warm import WarmStart, read_warm_start
 
 __all__ = [
     "FAILED",
+    "BEST",
+    "CONFIRM",
+    "HISTORY",
+    "JOURNAL",
+    "STATE",
+    "STUDY",
     "SUMMARY",
+    "TRIALS",
     "Recorder",
     "TrialRecord",
+    "WarmStart",
+    "alive",
     "best_row",
+    "candidates",
+    "confirm_table",
     "load_best",
     "load_history",
     "load_results",
     "new_study_dir",
+    "objectives",
+    "pareto_mask",
+    "ranked",
+    "read_journal",
+    "read_state",
+    "read_study",
     "read_warm_start",
+    "row_params",
+    "select",
+    "shown_metrics",
+    "summarise",
+    "unfinished",
     "write_state",
     "write_yaml",
 ]

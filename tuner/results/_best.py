@@ -6,6 +6,9 @@ import math
 
 import pandas as pd
 
+from tuner.config import minimised
+from tuner.status import FINISHED, PRUNED, STOPPED
+
 
 def best_row(trials: pd.DataFrame, maximize: bool) -> pd.Series | None:
     """The first of :func:`ranked`: ``None`` when no trial has a finite value."""
@@ -26,18 +29,18 @@ def ranked(trials: pd.DataFrame, maximize: bool, everyone: bool = False) -> pd.D
     if trials.empty:
         return trials
     ok = trials[trials["value"].map(lambda v: v is not None and math.isfinite(v))]
-    pool = ok[ok["status"] == "finished"]
+    pool = ok[ok["status"] == FINISHED]
     if pool.empty or everyone:
-        pool = pd.concat([pool, ok[ok["status"].isin(["pruned", "stopped"])]])
+        pool = pd.concat([pool, ok[ok["status"].isin([PRUNED, STOPPED])]])
     if pool.empty:
         return pool
-    score = -pool["value"] if maximize else pool["value"]
+    score = minimised(pool["value"], maximize)
     order = pd.DataFrame({
-        "unfinished": pool["status"] != "finished",
+        "unfinished": pool["status"] != FINISHED,
         "step": -pool["step"].astype(float),
         "score": score,
         "pos": range(len(pool)),
     })
-    if (pool["status"] == "finished").all():
+    if (pool["status"] == FINISHED).all():
         order = order.drop(columns=["unfinished", "step"])
     return pool.loc[order.sort_values(list(order.columns), kind="stable").index]

@@ -18,9 +18,11 @@ from typing import Any, cast
 import pandas as pd
 import yaml
 
+from tuner.config import minimised
 from tuner.results._best import ranked
 from tuner.results._pareto import pareto_mask, select
 from tuner.results._store import BEST, write_yaml
+from tuner.status import FINISHED
 
 CONFIRM = "confirm.yaml"
 
@@ -53,7 +55,7 @@ def summarise(
         mine = run[
             run.apply(lambda r, p=original["params"]: all(_same(r.get(f"params_{k}"), v) for k, v in p.items()), axis=1)
         ]
-        done = mine[mine["status"] == "finished"]
+        done = mine[mine["status"] == FINISHED]
         values = [float(v) for v in done["value"] if v is not None and math.isfinite(float(v))]
         extra = {
             str(c).removeprefix("metric_"): round(float(done[c].mean()), 6)
@@ -77,7 +79,7 @@ def summarise(
     if len(objectives) > 1:
         winner = _pareto_winner(scored, objectives, rule)
     else:
-        winner = (max if maximize else min)(scored, key=lambda r: r["mean"])
+        winner = min(scored, key=lambda r: minimised(r["mean"], maximize))
     first = rows[0]
     out = {
         "metric": metric,
@@ -121,7 +123,7 @@ def _pareto_winner(scored: list[dict[str, Any]], objectives: list[tuple[str, boo
     """Flags each configuration whose means are Pareto-optimal (``pareto``) and returns the one
     ``select`` picks among them (by default the best mean on the first objective)."""
     means = pd.DataFrame([
-        {"status": "finished", **{f"metric_{name}": _mean_of(r, name, objectives[0][0]) for name, _ in objectives}}
+        {"status": FINISHED, **{f"metric_{name}": _mean_of(r, name, objectives[0][0]) for name, _ in objectives}}
         for r in scored
     ])
     front = pareto_mask(means, objectives)
@@ -152,7 +154,7 @@ def shown_metrics(summary: dict[str, Any], row: dict[str, Any]) -> dict[str, flo
     return {k: v for k, v in row["metrics"].items() if k in others or k.startswith("test_")}
 
 
-def describe(summary: dict[str, Any]) -> list[str]:
+def confirm_table(summary: dict[str, Any]) -> list[str]:
     """The table ``confirm`` prints: each configuration's mean and spread, the winner marked
     (with several objectives, ``P`` marks the configurations whose means are Pareto-optimal)."""
     lines = [f"{'':3}{'trial':8}{'search':>12}{'mean':>12}{'std':>10}  runs  params"]

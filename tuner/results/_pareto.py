@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tuner.config import minimised
+from tuner.status import FINISHED
+
 
 def pareto_mask(trials: pd.DataFrame, objectives: list[tuple[str, bool]]) -> pd.Series:
     """``True`` for the Pareto-optimal trials of ``trials`` (``metric_<name>`` columns)."""
@@ -20,15 +23,14 @@ def pareto_mask(trials: pd.DataFrame, objectives: list[tuple[str, bool]]) -> pd.
     columns = [f"metric_{name}" for name, _ in objectives]
     if trials.empty or any(c not in trials for c in columns):
         return mask
-    ok = trials["status"].eq("finished")
+    ok = trials["status"].eq(FINISHED)
     for c in columns:
         ok &= trials[c].map(lambda v: v is not None and isinstance(v, int | float) and math.isfinite(v))
     pool = trials[ok]
     if pool.empty:
         return mask
-    # minimised: a maximised objective's sign is flipped
     x = np.column_stack(
-        [(-1.0 if up else 1.0) * pool[c].to_numpy(dtype=float) for c, (_, up) in zip(columns, objectives, strict=True)]
+        [minimised(pool[c].to_numpy(dtype=float), up) for c, (_, up) in zip(columns, objectives, strict=True)]
     )
     no_worse = (x[:, None, :] <= x[None, :, :]).all(axis=2)  # [j, i]: j at least as good as i everywhere
     better = (x[:, None, :] < x[None, :, :]).any(axis=2)
@@ -52,11 +54,11 @@ def select(
         within = pd.Series(True, index=front.index)
         for name, bound in rule.limits.items():
             column = front[f"metric_{name}"].astype(float)
-            within &= column >= bound if goals[name] else column <= bound
+            within &= minimised(column, goals[name]) <= minimised(bound, goals[name])
         if within.any():
             pool = front[within]
         else:
             note = f"no Pareto-optimal trial meets the limits {rule.limits}: chosen among all of them"
     values = pool[f"metric_{metric}"].astype(float)
-    position = int(np.argmax(values.to_numpy()) if goals[metric] else np.argmin(values.to_numpy()))
+    position = int(np.argmin(minimised(values.to_numpy(), goals[metric])))
     return pool.iloc[position], note

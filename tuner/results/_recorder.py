@@ -11,14 +11,13 @@ from typing import Any
 
 import pandas as pd
 
-from tuner.diagnose import diagnose
 from tuner.results._best import best_row
 from tuner.results._journal import Journal
 from tuner.results._pareto import pareto_mask, select
 from tuner.results._store import BEST, HISTORY, STUDY, TRIALS, write_frame, write_yaml
+from tuner.status import FAILED as FAILED  # re-exported: the Ray engine imports it from here
+from tuner.status import RUNNING, STATUSES, Action, Cause, Status
 
-STATUSES = ("running", "finished", "pruned", "errored", "nan", "oom", "stopped")
-FAILED = ("errored", "nan", "oom")
 # What each trial used (tuner.backends.ray._usage): the largest rank's memory, all ranks' CPU seconds.
 USAGE = ("peak_rss_mb", "cpu_s", "peak_gpu_mb", "peak_gpu_reserved_mb", "gpu_util")
 
@@ -29,7 +28,7 @@ class TrialRecord:
     params: dict[str, Any]
     config: dict[str, Any]
     seed: int
-    status: str = "running"
+    status: Status = RUNNING
     value: float | None = None
     best_value: float | None = None
     step: float | None = None
@@ -46,9 +45,9 @@ class TrialRecord:
     suggest_s: float | None = None  # how long the searcher took to propose it
     infra_retries: int = 0  # of the attempts, those caused by a lost node (not the trial's fault)
     leak_mb_per_step: float | None = None  # resident memory growing steadily by this much a report
-    cause: str | None = None  # why it failed, one of tuner.diagnose.CAUSES
+    cause: Cause | None = None  # why it failed (tuner.diagnose)
     hint: str | None = None  # what to change
-    action: str | None = None  # what the study did about its failure (on_failure: retry, fail, ...)
+    action: Action | None = None  # what the study did about its failure (on_failure: retry, fail, ...)
     nodes: list[str] = field(default_factory=list)  # the Ray node of each rank, last attempt
 
     @property
@@ -88,6 +87,8 @@ class Recorder:
         self._curves: dict[str, list[tuple[float, float]]] = {}  # trial -> (step, metric) of its finite reports
         self._flushed = 0.0
         self._dirty = True
+        self._gap = every  # seconds between snapshots: grows with the cost of one (large studies)
+        self._counts: dict[str, int] = dict.fromkeys(STATUSES, 0)  # trials by status, kept as they change
         self.journal = Journal(folder / "journal.jsonl")
         self.replaying = False  # while ``resume`` replays the journal, nothing is written to it
 
@@ -101,6 +102,7 @@ class Recorder:
 
     def start(self, record: TrialRecord) -> None:
         self.trials[record.trial_id] = record
+        self._counts[record.status] += 1
         self._log({"e": "start", "trial": record.trial_id, "params": record.params, "seed": record.seed,
                    "t": record.started, "suggest_s": record.suggest_s})
 
@@ -135,7 +137,7 @@ class Recorder:
         self.trials[trial_id].nodes = list(nodes)
         self._log({"e": "placed", "trial": trial_id, "nodes": nodes})
 
-    def rewind(self, trial_id: str, step: float | None, error: str | None = None, cause: str | None = None) -> None:
+    def rewind(self, trial_id: str, step: float | None, error: str | None = None, cause: Cause | None = None) -> None:
         """Forget a trial's reports after ``step`` (all of them for ``None``): it resumes from there.
         ``cause``: ``node_lost`` for a retry the infrastructure caused."""
         event = {"e": "retry", "trial": trial_id, "step": step, "error": error}
@@ -152,24 +154,19 @@ class Recorder:
             self.report(trial_id, row["step"], row["time_s"], metrics)
         self.replaying = replaying
 
-    def end(self, trial_id: str, status: str, error: str | None = None, *, at: float | None = None,
-            stop_s: float | None = None, usage: dict[str, float] | None = None, cause: str | None = None,
+    def end(self, trial_id: str, status: Status, error: str | None = None, *, at: float | None = None,
+            stop_s: float | None = None, usage: dict[str, float] | None = None, cause: Cause | None = None,
             hint: str | None = None) -> None:
-        """A trial's end; a failure gets a cause and a hint (the worker's, from the whole message,
-        or else from ``error``)."""
+        """A trial's end, with the cause and hint of a failure as the engine diagnosed it."""
         rec = self.trials[trial_id]
+        self._counts[rec.status] -= 1
+        self._counts[status] += 1
         rec.status, rec.error = status, error
         rec.ended = at or time.time()
         rec.stop_s = stop_s if stop_s is not None else rec.stop_s
         # the ranks' own figures replace what the reports showed
         rec.usage = {**rec.usage, **{k: v for k, v in (usage or {}).items() if v is not None}}
-        found = diagnose(status, error, rec.config)
-        if found is None:
-            rec.cause = rec.hint = None
-        elif cause is not None and status == "errored":
-            rec.cause, rec.hint = cause, hint
-        else:
-            rec.cause, rec.hint = found.cause, found.hint
+        rec.cause, rec.hint = cause, hint
         self._log({"e": "end", "trial": trial_id, "status": status, "error": error, "t": rec.ended,
                    "stop_s": rec.stop_s, "usage": rec.usage, "cause": rec.cause, "hint": rec.hint})
 
@@ -178,10 +175,7 @@ class Recorder:
         self._log({"e": "leak", "trial": trial_id, "mb": mb_per_step})
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
-        for rec in self.trials.values():
-            out[rec.status] += 1
-        return out
+        return dict(self._counts)
 
     def _row(self, rec: TrialRecord) -> dict[str, Any]:
         return {
@@ -216,7 +210,7 @@ class Recorder:
         when nothing changed or the last snapshot is under ``every`` seconds old. Taking it is
         cheap; building the tables and writing them is the job's."""
         now = time.monotonic()
-        if not force and (not self._dirty or now - self._flushed < self.every):
+        if not force and (not self._dirty or now - self._flushed < self._gap):
             return None
         self._flushed, self._dirty = now, False
         rows = [self._row(rec) for rec in self.trials.values()]
@@ -228,6 +222,9 @@ class Recorder:
             write_frame(folder / TRIALS, _storable(_frame(rows, objectives)))
             write_frame(folder / HISTORY, pd.DataFrame(history, columns=None if history else
                                                        ["trial_id", "step", "time_s"]))
+            # A snapshot rewrites every row: with many trials, space them so that they take at
+            # most a tenth of the time (the journal holds every event meanwhile).
+            self._gap = max(self.every, 10 * (time.monotonic() - now)) if self.every else 0.0
 
         return write
 

@@ -18,8 +18,9 @@ import pandas as pd
 
 from tuner.results._store import HISTORY, TRIALS, missing, row_params
 from tuner.space import Space
+from tuner.status import SCORED, outcome_state
 
-USED = ("finished", "pruned", "stopped")  # a value the searcher can learn from
+USED = SCORED  # a value the searcher can learn from
 Curve = tuple[tuple[float, float], ...]
 
 
@@ -68,7 +69,7 @@ def read_warm_start(folder: str | Path, space: Space, metric: str) -> WarmStart:
         if needed:
             out.skipped.append(f"{row['trial_id']}: no value for {', '.join(needed)}")
             continue
-        state = "complete" if row["status"] == "finished" else "pruned"
+        state = outcome_state(row["status"], value=float(value))
         step = None if missing(row.get("step")) else float(row["step"])
         out.observations.append((params, float(value), state, step, curves.get(row["trial_id"])))
     return out

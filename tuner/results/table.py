@@ -11,6 +11,7 @@ import yaml
 
 from tuner.errors import UserError
 from tuner.results._store import STUDY, load_results, objectives
+from tuner.status import FAILED, FINISHED, PRUNED, STOPPED
 
 FIRST = ["trial_id", "status", "pruned_at", "value", "best_value", "iterations", "wall_s"]
 
@@ -22,7 +23,7 @@ def trials_table(folder: str | os.PathLike[str], sort: str | None = None, top: i
     study = yaml.safe_load((Path(folder) / STUDY).read_text(encoding="utf-8"))
     metric, maximize = objectives(study)[0]
     table = trials.copy()
-    table.insert(2, "pruned_at", table["step"].where(table["status"] == "pruned"))
+    table.insert(2, "pruned_at", table["step"].where(table["status"] == PRUNED))
     params = [str(c) for c in table if str(c).startswith("params_") and table[c].astype(str).nunique() > 1]
     metrics = [str(c) for c in table if str(c).startswith("metric_") and c != f"metric_{metric}"]
     table = table[[c for c in FIRST if c in table] + params + metrics + ["error"]]
@@ -55,7 +56,7 @@ def render(table: pd.DataFrame) -> None:
     columns = [c for c in table.columns if c != "error"]
     for col in columns:
         out.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(table[col]) else "left")
-    styles = {"finished": "", "pruned": "dim", "errored": "red", "nan": "red", "oom": "red", "stopped": "dim"}
+    styles: dict[str, str] = {FINISHED: "", PRUNED: "dim", STOPPED: "dim", **dict.fromkeys(FAILED, "red")}
     for _, row in table.iterrows():
         out.add_row(*(_cell(row[c]) for c in columns), style=styles.get(str(row["status"]), ""))
     console = Console()

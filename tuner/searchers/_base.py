@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import abc
-import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.errors import Problem
-from tuner.space import Space, config_key
+from tuner.space import Space, config_key, space_size
+from tuner.status import OutcomeState
 
-State = Literal["complete", "pruned", "failed", "infeasible", "running"]
+State = OutcomeState  # what a searcher is told of a trial (tuner.status.outcome_state)
 
 
 class SearcherOptions(BaseModel):
@@ -105,20 +105,6 @@ def start_up_only(method: str, option: str, first: int, trials: int, per: str = 
     ]
 
 
-def space_size(space: Space) -> int | None:
-    """The number of distinct configurations of ``space``'s searchable parameters, exactly
-    (Python integers do not overflow), or ``None`` when one of them is continuous."""
-    sizes = [p.grid_values() for p in space.searchable.values()]
-    if any(v is None for v in sizes):
-        return None
-    product = math.prod(len(v) for v in sizes if v is not None)
-    if space.conditions and product <= 1_000_000:  # inactive parameters make cells alike
-        from tuner.space import iter_grid
-
-        return len({config_key(c) for c in iter_grid(space.subspace(list(space.searchable)))})
-    return product
-
-
 class Known:
     """The trials a searcher knows of, by id: their configurations and, once ended, outcomes.
 
@@ -146,8 +132,10 @@ class Known:
         config = self.space.active(config)
         old = self.configs.get(trial_id)
         if old is not None:
-            self.counts[config_key(old)] -= 1
-            self.counts += Counter()  # drop keys that reached zero
+            key = config_key(old)
+            self.counts[key] -= 1
+            if self.counts[key] <= 0:  # drop a key that reached zero (in O(1): this runs per trial)
+                del self.counts[key]
         self.configs[trial_id] = config
         self.counts[config_key(config)] += 1
         return config

@@ -13,8 +13,7 @@ from collections import Counter
 from typing import Any
 
 from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions
-from tuner.space import Space, config_key
-from tuner.space._params import same
+from tuner.space import Space, config_key, same
 
 
 class Queued(Searcher):

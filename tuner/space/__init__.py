@@ -1,8 +1,8 @@
 """The search space, owned here and converted to each library by its searcher."""
 
-from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter, describe, summary
+from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter, describe, same, summary
 from tuner.space._parse import DISTRIBUTIONS, parse_parameters
-from tuner.space._space import Space, config_key, flatten, grid_product, iter_grid, nest
+from tuner.space._space import Space, config_key, flatten, grid_product, iter_grid, nest, space_size
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -20,5 +20,7 @@ __all__ = [
     "iter_grid",
     "nest",
     "parse_parameters",
+    "same",
+    "space_size",
     "summary",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,6 +142,18 @@ def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def space_size(space: Space) -> int | None:
+    """The number of distinct configurations of ``space``'s searchable parameters, exactly
+    (Python integers do not overflow), or ``None`` when one of them is continuous."""
+    sizes = [p.grid_values() for p in space.searchable.values()]
+    if any(v is None for v in sizes):
+        return None
+    product = math.prod(len(v) for v in sizes if v is not None)
+    if space.conditions and product <= 1_000_000:  # inactive parameters make cells alike
+        return len({config_key(c) for c in iter_grid(space.subspace(list(space.searchable)))})
+    return product
 
 
 def config_key(flat: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.strategies._base import Strategy, StrategyOptions
+from tuner.strategies._base import Ranks, Strategy, StrategyOptions
 
 STRATEGIES: dict[str, str] = {
     "ddp": "tuner.strategies._ddp:DDP",
@@ -19,7 +19,7 @@ STRATEGIES: dict[str, str] = {
     "pipeline": "tuner.strategies._pipeline:Pipeline",
 }
 
-__all__ = ["STRATEGIES", "Strategy", "StrategyOptions", "create"]
+__all__ = ["STRATEGIES", "Ranks", "Strategy", "StrategyOptions", "create"]
 
 
 def create(options: StrategyOptions) -> Strategy:

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from tuner.trial import Trial
+
+class Ranks(Protocol):
+    """What a strategy reads of the trial it serves (:class:`tuner.trial.Trial` is one): this
+    rank, how many there are, where it trains and where its checkpoints go."""
+
+    trial_id: str
+    rank: int
+    world_size: int
+    store: Any  # the study's tuner.storage.CheckpointStore, or None
+
+    @property
+    def device(self) -> Any: ...
+
+    @property
+    def distributed(self) -> bool: ...
+
+    def unwrap(self, model: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -32,27 +47,27 @@ class Strategy(abc.ABC):
         self.options = options
 
     @abc.abstractmethod
-    def prepare(self, model: Any, trial: Trial, **kwargs: Any) -> Any: ...
+    def prepare(self, model: Any, trial: Ranks, **kwargs: Any) -> Any: ...
 
-    def holds_metrics(self, trial: Trial) -> bool:
+    def holds_metrics(self, trial: Ranks) -> bool:
         return True
 
-    def replicas(self, trial: Trial) -> int:
+    def replicas(self, trial: Ranks) -> int:
         """How many ranks split the data: every rank, unless they split the model instead."""
         return trial.world_size
 
-    def state_dict(self, model: Any, optimizer: Any, trial: Trial) -> dict[str, Any]:
+    def state_dict(self, model: Any, optimizer: Any, trial: Ranks) -> dict[str, Any]:
         """The whole model's (and optimizer's) state; every rank calls it, rank 0's is saved."""
         state = {"model": trial.unwrap(model).state_dict()}
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()
         return state
 
-    def checkpoint(self, checkpoint: Any, step: float, trial: Trial) -> Any:
+    def checkpoint(self, checkpoint: Any, step: float, trial: Ranks) -> Any:
         """What ``report(step, checkpoint=...)`` keeps, on every rank (FSDP writes its shards here)."""
         return checkpoint
 
-    def load_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any], trial: Trial) -> None:
+    def load_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any], trial: Ranks) -> None:
         trial.unwrap(model).load_state_dict(state["model"])
         if optimizer is not None and "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])

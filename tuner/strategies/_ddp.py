@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.strategies._base import Strategy
-from tuner.trial import Trial
+from tuner.strategies._base import Ranks, Strategy
 
 
 class DDP(Strategy):
-    def prepare(self, model: Any, trial: Trial, **kwargs: Any) -> Any:
+    def prepare(self, model: Any, trial: Ranks, **kwargs: Any) -> Any:
         if kwargs:
             raise TypeError(f"trial.prepare: ddp takes no options, got {', '.join(kwargs)}")
         model = model.to(trial.device)

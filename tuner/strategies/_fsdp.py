@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tuner.strategies._base import Strategy
-from tuner.trial import Trial
+from tuner.strategies._base import Ranks, Strategy
 
 
 class FSDP(Strategy):
-    def prepare(self, model: Any, trial: Trial, blocks: Any = None, **kwargs: Any) -> Any:
+    def prepare(self, model: Any, trial: Ranks, blocks: Any = None, **kwargs: Any) -> Any:
         import torch
         from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
@@ -38,7 +37,7 @@ class FSDP(Strategy):
         fully_shard(model, **options)
         return model
 
-    def state_dict(self, model: Any, optimizer: Any, trial: Trial) -> dict[str, Any]:
+    def state_dict(self, model: Any, optimizer: Any, trial: Ranks) -> dict[str, Any]:
         """For a checkpoint: by default each rank's shards, written by every rank at ``report``
         with ``torch.distributed.checkpoint`` (no full model on any rank); with
         ``full_checkpoints`` (or a store that is not a filesystem) the full state, gathered on
@@ -55,7 +54,7 @@ class FSDP(Strategy):
         model_state, optimizer_state = get_state_dict(model, optimizer, options=options)
         return {"model": model_state, "optimizer": optimizer_state}
 
-    def checkpoint(self, checkpoint: Any, step: float, trial: Trial) -> Any:
+    def checkpoint(self, checkpoint: Any, step: float, trial: Ranks) -> Any:
         """At ``report``: every rank writes its shards beside the step's checkpoint record
         (``step-N.dcp/``), and the record holds where they are."""
         if not isinstance(checkpoint, dict) or SHARDED not in checkpoint:
@@ -70,7 +69,7 @@ class FSDP(Strategy):
         dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=folder)
         return {**checkpoint, "sharded": folder}
 
-    def load_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any], trial: Trial) -> None:
+    def load_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any], trial: Ranks) -> None:
         """Shards read back by every rank (``sharded``), or a full state sharded into the model."""
         if not trial.distributed:
             super().load_state_dict(model, optimizer, state, trial)

@@ -17,12 +17,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tuner.strategies._base import Strategy
-from tuner.trial import Trial
+from tuner.strategies._base import Ranks, Strategy
 
 
 class Pipeline(Strategy):
-    def prepare(self, model: Any, trial: Trial, loss_fn: Any = None, split: Any = None, **kwargs: Any) -> Any:
+    def prepare(self, model: Any, trial: Ranks, loss_fn: Any = None, split: Any = None, **kwargs: Any) -> Any:
         from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
         if kwargs:
@@ -42,18 +41,18 @@ class Pipeline(Strategy):
         schedule = schedule_cls(stage, self.options.microbatches, loss_fn=loss_fn)
         return Pipelined(module, schedule, trial.rank, stages, self.options.microbatches)
 
-    def holds_metrics(self, trial: Trial) -> bool:
+    def holds_metrics(self, trial: Ranks) -> bool:
         return trial.rank == trial.world_size - 1
 
-    def replicas(self, trial: Trial) -> int:
+    def replicas(self, trial: Ranks) -> int:
         return 1  # every stage reads the same batches: the first its inputs, the last its targets
 
-    def state_dict(self, model: Any, optimizer: Any, trial: Trial) -> dict[str, Any]:
+    def state_dict(self, model: Any, optimizer: Any, trial: Ranks) -> dict[str, Any]:
         if not trial.distributed:
             return super().state_dict(model, optimizer, trial)
         return self._joined(model, optimizer, trial)
 
-    def _joined(self, model: Any, optimizer: Any, trial: Trial) -> dict[str, Any]:
+    def _joined(self, model: Any, optimizer: Any, trial: Ranks) -> dict[str, Any]:
         """The stages' states joined into the whole model's (a Sequential's slices keep its layer
         names); the optimizer's, one per stage. Gathered on every rank (a collective)."""
         import torch.distributed as dist
@@ -69,7 +68,7 @@ class Pipeline(Strategy):
             state["optimizer_stages"] = [part["optimizer"] for part in every]
         return state
 
-    def load_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any], trial: Trial) -> None:
+    def load_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any], trial: Ranks) -> None:
         if "optimizer" in state:  # saved by one process
             super().load_state_dict(model, optimizer, state, trial)
             return

@@ -10,7 +10,7 @@ from typing import Any
 
 from tuner.backends.ray._backend import RayBackend
 from tuner.backends.ray._cluster import connect, token_auth, token_hint
-from tuner.config import Study, split_trainable
+from tuner.config import Study
 
 
 @contextlib.contextmanager
@@ -19,8 +19,7 @@ def ray_session(
 ) -> Iterator[RayBackend]:
     """A :class:`RayBackend` on the cluster at ``address`` (an embedded one by default). SIGTERM
     (``ray job stop``, a pod evicted) stops the run as Ctrl-C does while it runs."""
-    ship = [split_trainable(study.trainable)[0], *study.allowed]
-    conn = connect(address, ship=ship, num_cpus=num_cpus, dashboard=dashboard)
+    conn = connect(address, ship=study.modules, num_cpus=num_cpus, dashboard=dashboard)
     previous = _stop_on_sigterm()
     try:
         if conn.dashboard_url:

@@ -25,7 +25,6 @@ from typing import Any
 
 from tuner.backends.ray import _last_words
 from tuner.backends.ray._usage import Usage, cuda
-from tuner.diagnose import diagnose
 from tuner.errors import TrialPruned
 from tuner.storage import CheckpointStore
 from tuner.trial import Trial
@@ -199,13 +198,10 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
     except TrialPruned:
         put({"kind": "pruned"})
     except BaseException as exc:  # everything is reported, nothing lost
+        # the driver diagnoses it (tuner.diagnose), from the traceback: it holds the whole message
         event: dict[str, Any] = {"kind": "error", "error": _last_line(exc), "traceback": traceback.format_exc()}
         with contextlib.suppress(BaseException):  # the failure itself must reach the driver
             event.update(oom=_is_oom(exc))
-        with contextlib.suppress(BaseException):  # from the whole message, which the last line may lack
-            found = diagnose("errored", f"{type(exc).__name__}: {exc}", task.config)
-            if found is not None:
-                event.update(cause=found.cause, hint=found.hint)
         put(event)
     finally:
         if joined:

@@ -1,0 +1,46 @@
+"""Learning curves for engine tests on the simulated backend: ``f(config, step) -> metrics``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def falling(config: dict[str, Any], step: int) -> dict[str, float]:
+    """``loss = x + 1/step``: the smallest ``x`` is best at every step, so ASHA's choices are plain."""
+    return {"loss": config["x"] + 1.0 / step, "seconds": config.get("seconds", 1.0)}
+
+
+def breaks(config: dict[str, Any], step: int) -> dict[str, float]:
+    """Fails at step 3 when ``x`` is over 0.5 (every attempt: a deterministic bug)."""
+    if config["x"] > 0.5 and step == 3:
+        raise ValueError(f"bad x {config['x']}")
+    return falling(config, step)
+
+
+def oom(config: dict[str, Any], step: int) -> dict[str, float]:
+    """Runs out of CUDA memory at step 2 when ``x`` is over 0.5."""
+    if config["x"] > 0.5 and step == 2:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    return falling(config, step)
+
+
+def nan(config: dict[str, Any], step: int) -> dict[str, float]:
+    """``nan`` from step 2 when ``x`` is over 0.5."""
+    return {"loss": math.nan if config["x"] > 0.5 and step >= 2 else config["x"]}
+
+
+def wrong_metric(config: dict[str, Any], step: int) -> dict[str, float]:
+    return {"val_loss": config["x"]}
+
+
+def hangs(config: dict[str, Any], step: int) -> dict[str, float]:
+    """Step 2 of a trial with ``x`` over 0.5 takes an hour (a stalled trial)."""
+    return {"loss": config["x"], "seconds": 3600.0 if config["x"] > 0.5 and step == 2 else 1.0}
+
+
+def interrupted(config: dict[str, Any], step: int) -> dict[str, float]:
+    """Ctrl-C arrives while the trial with ``x`` in [0.45, 0.55] is at step 3."""
+    if 0.45 <= config["x"] <= 0.55 and step == 3:
+        raise KeyboardInterrupt
+    return falling(config, step)
