@@ -8,5 +8,22 @@ from tuner.engine._admission import Admission, slots_for
 from tuner.engine._backend import Backend, End, Event, Launch, Report
 from tuner.engine._loop import Engine
 from tuner.engine._run import Outcomes, execute
+from tuner.engine._schedulers import AsyncSuccessiveHalving, MedianStopping, NoScheduler, Pruner, Scheduler
 
-__all__ = ["Admission", "Backend", "End", "Engine", "Event", "Launch", "Outcomes", "Report", "execute", "slots_for"]
+__all__ = [
+    "Admission",
+    "AsyncSuccessiveHalving",
+    "Backend",
+    "End",
+    "Engine",
+    "Event",
+    "Launch",
+    "MedianStopping",
+    "NoScheduler",
+    "Outcomes",
+    "Pruner",
+    "Report",
+    "Scheduler",
+    "execute",
+    "slots_for",
+]
