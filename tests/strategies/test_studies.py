@@ -9,7 +9,7 @@ import pytest
 
 import tuner
 from tests.conftest import study
-from tests.execution.test_ddp import no_trial_workers_left
+from tests.backends.ray.test_ddp import no_trial_workers_left
 
 pytestmark = pytest.mark.slow
 
