@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import tuner
-from tests.conftest import study
 from tests.backends.ray.test_ddp import no_trial_workers_left
+from tests.conftest import study
 
 pytestmark = pytest.mark.slow
 
