@@ -103,6 +103,31 @@ def cli(*args: str, cwd: Path, ray_tmp: Path | None = None, timeout: float = 300
     )
 
 
+def cli_here(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m tuner ARGS`` run in this process, from ``cwd``: the same parser, verbs, output
+    and exit code as :func:`cli`, on the session's private Ray (the caller asks for ``ray_local``)
+    instead of an embedded Ray of its own, which costs 10-20 s a call on this 2-core machine.
+    The verbs' subprocess path (``__main__``, an embedded Ray, signals) keeps its own tests."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from tuner.cli import main
+
+    out, err, environ, here = io.StringIO(), io.StringIO(), dict(os.environ), Path.cwd()
+    os.chdir(cwd)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --help, a bad flag
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(environ)  # main sets TUNER_PROGRESS and the like for its process
+    return subprocess.CompletedProcess(["tuner", *args], code, out.getvalue(), err.getvalue())
+
+
 def study(body: str, **overrides: Any) -> Any:
     """A study from an indented YAML string (tests write them inline)."""
     import textwrap

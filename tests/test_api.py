@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import tuner
-from tests.conftest import ROOT, cli, study
+from tests.conftest import ROOT, cli_here, study
 from tuner._api import _runs_named
 
 BUDGETED = """
@@ -72,24 +72,24 @@ parameters:
 
 
 @pytest.mark.slow
-def test_a_sweep_file_run_with_flags_resumes_and_trains_with_the_same_flags(tmp_path: Path, ray_tmp: Path) -> None:
+def test_a_sweep_file_run_with_flags_resumes_and_trains_with_the_same_flags(ray_local: None, tmp_path: Path) -> None:
     shutil.copytree(ROOT / "trainables", tmp_path / "trainables")
     (tmp_path / "sweep.yaml").write_text(textwrap.dedent(SWEEP.format(n=2)))
     flags = ["--no-dashboard", "--num-cpus", "2"]
-    done = cli("run", "sweep.yaml", "--trainable", "trainables.toy:quadratic", "--storage", "out", *flags,
-               cwd=tmp_path, ray_tmp=ray_tmp)  # fmt: skip
+    done = cli_here("run", "sweep.yaml", "--trainable", "trainables.toy:quadratic", "--storage", "out", *flags,
+                    cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     (tmp_path / "more.yaml").write_text(textwrap.dedent(SWEEP.format(n=4)))
-    more = cli("resume", "out/sweep", "--space", "more.yaml", *flags, cwd=tmp_path, ray_tmp=ray_tmp)
+    more = cli_here("resume", "out/sweep", "--space", "more.yaml", *flags, cwd=tmp_path)
     assert more.returncode == 0, more.stderr  # neither the missing trainable nor --storage counts as a change
     assert len(pd.read_parquet(tmp_path / "out" / "sweep" / "trials.parquet")) == 4
 
-    missing = cli("train", "sweep.yaml", "--config", "out/sweep/best.yaml", cwd=tmp_path)
+    missing = cli_here("train", "sweep.yaml", "--config", "out/sweep/best.yaml", cwd=tmp_path)
     assert missing.returncode == 2 and "--trainable" in missing.stderr
-    trained = cli("train", "sweep.yaml", "--config", "out/sweep/best.yaml", "--trainable", "trainables.toy:quadratic",
-                  *flags, cwd=tmp_path, ray_tmp=ray_tmp)  # fmt: skip
+    trained = cli_here("train", "sweep.yaml", "--config", "out/sweep/best.yaml", "--trainable",
+                       "trainables.toy:quadratic", *flags, cwd=tmp_path)  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     metrics = yaml.safe_load((tmp_path / "out" / "sweep" / "final" / "metrics.yaml").read_text())
     assert metrics["step"] == 3
     for command in ("resume", "train"):
-        assert "--trainable" in cli(command, "--help", cwd=tmp_path).stdout
+        assert "--trainable" in cli_here(command, "--help", cwd=tmp_path).stdout

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import cli
+from tests.conftest import cli, cli_here
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +29,15 @@ parameters:
 """
 
 
-def test_confirm_retrains_the_top_trials_over_fresh_seeds(tmp_path: Path, ray_tmp: Path) -> None:
+def test_confirm_retrains_the_top_trials_over_fresh_seeds(ray_local: None, tmp_path: Path, ray_tmp: Path) -> None:
     (tmp_path / "small.yaml").write_text(textwrap.dedent(DIGITS))
-    done = cli("run", "small.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", "small.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "results" / "small"
     search = pd.read_parquet(folder / "trials.parquet")
     assert "metric_test_accuracy" not in search  # the search never sees the test split
 
-    done = cli(
+    done = cli(  # confirm as a user runs it: its own process, its own embedded Ray
         "confirm",
         "results/small",
         "--top",
@@ -63,7 +63,7 @@ def test_confirm_retrains_the_top_trials_over_fresh_seeds(tmp_path: Path, ray_tm
     assert best["confirmed"]["trial_id"] == summary["winner"] and best["confirmed"]["seeds"] == 3
     verdict = "stays the best" if not summary["changed"] else "confirmation changed the winner"
     assert verdict in done.stdout
-    report = cli("report", "results/small", cwd=tmp_path)
+    report = cli_here("report", "results/small", cwd=tmp_path)
     assert report.returncode == 0
     assert "Confirmed over 3 seeds" in (folder / "report.html").read_text()
 
@@ -85,16 +85,16 @@ parameters:
 """
 
 
-def test_confirm_with_two_objectives_averages_both_and_picks_among_the_front(tmp_path: Path, ray_tmp: Path) -> None:
+def test_confirm_with_two_objectives_averages_both_and_picks_among_the_front(ray_local: None, tmp_path: Path) -> None:
     (tmp_path / "two.yaml").write_text(textwrap.dedent(TWO))
-    done = cli("run", "two.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", "two.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "results" / "two"
     search = pd.read_parquet(folder / "trials.parquet")
     front = set(search.loc[search["pareto"], "trial_id"])
 
     args = ("confirm", "results/two", "--top", "2", "--seeds", "2", "--no-dashboard", "--num-cpus", "2")
-    done = cli(*args, cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "val_accuracy, params_k over 2 seed(s)" in done.stdout
     summary = yaml.safe_load((folder / "confirm.yaml").read_text())
@@ -108,6 +108,6 @@ def test_confirm_with_two_objectives_averages_both_and_picks_among_the_front(tmp
     small = [c for c in summary["configs"] if c["metrics"]["params_k"] <= 1 and c["pareto"]]
     assert winner["pareto"] and (not small or winner in small)
     assert best["confirmed"]["trial_id"] == summary["winner"]
-    report = cli("report", "results/two", cwd=tmp_path)
+    report = cli_here("report", "results/two", cwd=tmp_path)
     assert report.returncode == 0
     assert "the pick among the Pareto-optimal means" in (folder / "report.html").read_text()

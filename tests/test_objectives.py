@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import cli
+from tests.conftest import cli_here
 from tuner.config import load_study
 from tuner.errors import ConfigError
 from tuner.results._pareto import pareto_mask
@@ -66,7 +66,7 @@ def test_methods_that_cannot_are_refused_and_select_is_checked() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["optuna", "random"])
-def test_a_two_objective_study_end_to_end(method: str, tmp_path: Path, ray_tmp: Path) -> None:
+def test_a_two_objective_study_end_to_end(method: str, ray_local: None, tmp_path: Path) -> None:
     study = textwrap.dedent(f"""
         name: two
         trainable: trainables.toy:tradeoff
@@ -83,7 +83,7 @@ def test_a_two_objective_study_end_to_end(method: str, tmp_path: Path, ray_tmp: 
     if method == "optuna":
         study = study.replace("searcher: {}", "searcher: {sampler: tpe, n_startup_trials: 5}")
     (tmp_path / "two.yaml").write_text(study)
-    done = cli("run", "two.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", "two.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "several metrics: early_terminate prunes on the first, loss, only" in done.stderr
     assert "Pareto-optimal: " in done.stdout
@@ -99,16 +99,16 @@ def test_a_two_objective_study_end_to_end(method: str, tmp_path: Path, ray_tmp: 
         )
     best = yaml.safe_load((folder / "best.yaml").read_text())
     assert {p["trial_id"] for p in best["pareto"]} == set(front["trial_id"])
-    shown = cli("best", "results/two", "--format", "json", cwd=tmp_path)
+    shown = cli_here("best", "results/two", "--format", "json", cwd=tmp_path)
     assert shown.returncode == 0 and "Pareto-optimal trial(s) (minimize loss, minimize cost)" in shown.stderr
     assert {p["trial_id"] for p in json.loads(shown.stdout)} == set(front["trial_id"])
-    report = cli("report", "results/two", cwd=tmp_path)
+    report = cli_here("report", "results/two", cwd=tmp_path)
     assert report.returncode == 0 and (folder / "pareto.png").stat().st_size > 10_000
 
     # select: the lowest loss with a cost of at most 0.5 (width <= 32), every trial trained to its end
     picked = study.replace("name: two", "name: picked").replace("early_terminate", "# early_terminate")
     (tmp_path / "two.yaml").write_text(picked + "select: {metric: loss, limits: {cost: 0.5}}\n")
-    done = cli("run", "two.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", "two.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     picked = yaml.safe_load((tmp_path / "results" / "picked" / "best.yaml").read_text())
     assert picked["params"]["width"] <= 32 and picked["chosen_by"] == "select: best loss within {'cost': 0.5}"

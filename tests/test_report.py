@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import tuner
-from tests.conftest import cli
+from tests.conftest import cli, cli_here
 from tuner.config import load_study
 from tuner.report import CHARTS, write_report
 from tuner.report._charts import ONLY_SEVERAL
@@ -59,7 +59,7 @@ def test_charts_render_for_200_trials(ray_local: None, in_tmp: Path) -> None:
     assert all((out.folder / f"{key}.png").stat().st_size > 10_000 for key in CHARTS if key not in ONLY_SEVERAL)
 
 
-def test_results_export_report_and_train_reproduce_the_best(tmp_path: Path, ray_tmp: Path) -> None:
+def test_results_export_report_and_train_reproduce_the_best(ray_local: None, tmp_path: Path, ray_tmp: Path) -> None:
     space = tmp_path / "digits.yaml"
     space.write_text(
         textwrap.dedent("""
@@ -75,25 +75,25 @@ def test_results_export_report_and_train_reproduce_the_best(tmp_path: Path, ray_
           epochs: {value: 8}
     """)
     )
-    done = cli("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "results" / "digits"
 
-    table = cli("results", str(folder), "--top", "2", "--csv", "top.csv", cwd=tmp_path, ray_tmp=ray_tmp)
+    table = cli_here("results", str(folder), "--top", "2", "--csv", "top.csv", cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     exported = pd.read_csv(tmp_path / "top.csv")
     assert len(exported) == 2 and list(exported.columns[:4]) == ["trial_id", "status", "pruned_at", "val_accuracy"]
     assert exported["val_accuracy"].is_monotonic_decreasing  # maximize: best first
     assert exported["trial_id"][0] in table.stdout
-    parquet = cli("results", str(folder), "--sort", "lr:asc", "--parquet", "all.parquet", cwd=tmp_path, ray_tmp=ray_tmp)
+    parquet = cli_here("results", str(folder), "--sort", "lr:asc", "--parquet", "all.parquet", cwd=tmp_path)
     assert parquet.returncode == 0 and pd.read_parquet(tmp_path / "all.parquet")["lr"].is_monotonic_increasing
 
-    report = cli("report", str(folder), cwd=tmp_path, ray_tmp=ray_tmp)
+    report = cli_here("report", str(folder), cwd=tmp_path)
     assert report.returncode == 0 and (folder / "report.html").exists()
 
     best = yaml.safe_load((folder / "best.yaml").read_text())
     assert best["checkpoint"] and Path(best["checkpoint"]).exists()
-    trained = cli(
+    trained = cli(  # train as a user runs it: its own process, its own embedded Ray
         "train",
         str(space),
         "--config",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import cli_env, end_ray_processes
+from tests.conftest import cli_env, cli_here, end_ray_processes
 
 pytestmark = pytest.mark.slow
 
@@ -65,12 +65,14 @@ def _table(folder: Path) -> pd.DataFrame:
     return frame[cols].round(9).set_index("trial_id")
 
 
-def test_killed_again_and_again_then_resumed_matches_an_uninterrupted_run(tmp_path: Path, ray_tmp: Path) -> None:
+def test_killed_again_and_again_then_resumed_matches_an_uninterrupted_run(
+    ray_local: None, tmp_path: Path, ray_tmp: Path
+) -> None:
     (tmp_path / "slow.yaml").write_text(textwrap.dedent(SLOW))
     start = time.monotonic()
-    code, log = _finish(_cli(["run", "slow.yaml", "--name", "ref"], tmp_path, ray_tmp))
+    ref = cli_here("run", "slow.yaml", "--name", "ref", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     reference_s = time.monotonic() - start
-    assert code == 0, log
+    assert ref.returncode == 0, ref.stderr
     reference = _table(tmp_path / "results" / "ref")
 
     folder = tmp_path / "results" / "slow"
@@ -125,19 +127,20 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path: Path, ray_
     assert len(pd.read_parquet(tmp_path / "results" / "slow" / "trials.parquet")) == 16
 
 
-def test_resume_refuses_a_changed_study_but_takes_a_bigger_budget(tmp_path: Path, ray_tmp: Path) -> None:
+def test_resume_refuses_a_changed_study_but_takes_a_bigger_budget(ray_local: None, tmp_path: Path) -> None:
     (tmp_path / "slow.yaml").write_text(textwrap.dedent(SLOW).replace("run_cap: 16", "run_cap: 3"))
-    code, log = _finish(_cli(["run", "slow.yaml"], tmp_path, ray_tmp))
-    assert code == 0, log
+    flags = ["--no-dashboard", "--num-cpus", "2"]
+    done = cli_here("run", "slow.yaml", *flags, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
     changed = tmp_path / "changed.yaml"
     changed.write_text(
         textwrap.dedent(SLOW).replace("seed: 3", "seed: 3\nmax_failures: 2").replace("min: 1,", "min: 2,")
     )
-    code, log = _finish(_cli(["resume", "results/slow", "--space", "changed.yaml"], tmp_path, ray_tmp))
-    assert code == 2
-    assert "differs from the run in max_failures, parameters; a resume may change only run_cap" in log
+    done = cli_here("resume", "results/slow", "--space", "changed.yaml", *flags, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "differs from the run in max_failures, parameters; a resume may change only run_cap" in done.stderr
     (tmp_path / "more.yaml").write_text(textwrap.dedent(SLOW).replace("run_cap: 16", "run_cap: 5"))
-    code, log = _finish(_cli(["resume", "results/slow", "--space", "more.yaml"], tmp_path, ray_tmp))
-    assert code == 0, log
+    done = cli_here("resume", "results/slow", "--space", "more.yaml", *flags, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
     trials = pd.read_parquet(tmp_path / "results" / "slow" / "trials.parquet")
     assert list(trials["trial_id"]) == ["t0001", "t0002", "t0003", "t0004", "t0005"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import cli
+from tests.conftest import cli_here
 from tuner.config import load_study
 from tuner.errors import ConfigError
 from tuner.results._warm import read_warm_start
@@ -60,10 +60,10 @@ def test_points_and_warm_starts_are_checked_when_the_study_is_read(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_a_study_warm_started_from_an_older_one(tmp_path: Path, ray_tmp: Path) -> None:
+def test_a_study_warm_started_from_an_older_one(ray_local: None, tmp_path: Path) -> None:
     old = BASE.replace("run_cap: 4", "run_cap: 6\nseed: 1\nname: old\nmethod: random").replace("method: bayes\n", "")
     (tmp_path / "old.yaml").write_text(old)
-    done = cli("run", "old.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", "old.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     before = pd.read_parquet(tmp_path / "results" / "old" / "trials.parquet")
     history = pd.read_parquet(tmp_path / "results" / "old" / "history.parquet")
@@ -89,7 +89,7 @@ def test_a_study_warm_started_from_an_older_one(tmp_path: Path, ray_tmp: Path) -
           layers: {{min: 1, max: 5}}
     """)
     (tmp_path / "new.yaml").write_text(new)
-    done = cli("run", "new.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", "new.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     inside = int((before["params_lr"] <= narrower).sum())
     assert f"warm start: {inside} trial(s) from results/old, {6 - inside} skipped (t0" in done.stderr

@@ -175,9 +175,10 @@ class Cluster:
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
-    """A head and one worker node, one CPU each, token authentication on."""
+    """A head and one worker node, one CPU each, token authentication on: one for every test of
+    this folder (each leaves it with the two nodes it began with), ended after the last."""
     folder = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # short: Ray's socket paths must fit
     (folder / "token").write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}

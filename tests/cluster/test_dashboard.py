@@ -18,7 +18,15 @@ import pytest
 from tests.cluster.conftest import Cluster
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+# skipped before the cluster fixture would start a cluster for nothing
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None or CHROMEDRIVER is None,
+        reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+    ),
+]
 
 STUDY = """
 name: dash
@@ -52,9 +60,8 @@ def scrape(port: int) -> str:
 
 
 def test_the_study_in_the_dashboard_and_in_prometheus(cluster: Cluster, tmp_path: Path) -> None:
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    chromium, chromedriver = CHROMIUM, CHROMEDRIVER
+    assert chromium is not None and chromedriver is not None
     (tmp_path / "dash.yaml").write_text(textwrap.dedent(STUDY))
     proc = cluster.popen("run", "dash.yaml", "--address", cluster.address, cwd=tmp_path)
     try:

@@ -54,25 +54,38 @@ def _step(rank: int, world: int, options: StrategyOptions, out: str) -> None:
         torch.save(state, out)
 
 
-def run_ranks(options: StrategyOptions, tmp_path: Path) -> dict[str, Any]:
-    out = str(tmp_path / f"{options.name}.pt")
-    spawn(_step, 2, options, out)
-    return torch.load(out, weights_only=False)  # type: ignore[no-any-return]
+STRATEGIES = {
+    "fsdp": StrategyOptions("fsdp"),
+    "ddp": StrategyOptions("ddp"),
+    "pipeline-gpipe": StrategyOptions("pipeline", stages=2, microbatches=4, schedule="gpipe"),
+    "pipeline-1f1b": StrategyOptions("pipeline", stages=2, microbatches=4, schedule="1f1b"),
+}
+SCHEDULES = ("gpipe", "1f1b")
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        StrategyOptions("fsdp"),
-        StrategyOptions("ddp"),
-        StrategyOptions("pipeline", stages=2, microbatches=4, schedule="gpipe"),
-        StrategyOptions("pipeline", stages=2, microbatches=4, schedule="1f1b"),
-    ],
-    ids=["fsdp", "ddp", "pipeline-gpipe", "pipeline-1f1b"],
-)
-def test_one_step_matches_the_single_process_step(options: StrategyOptions, tmp_path: Path) -> None:
+def _every_job(rank: int, world: int, folder: str) -> None:
+    """What each test below needs from 2 ranks, one job after another in one gloo group: starting
+    two processes (torch imported in each) costs far more than any job."""
+    for key, options in STRATEGIES.items():
+        _step(rank, world, options, f"{folder}/step-{key}.pt")
+    _sharded_roundtrip(rank, world, f"{folder}/ckpt", f"{folder}/roundtrip.pt")
+    for schedule in SCHEDULES:
+        _predict(rank, world, schedule, f"{folder}/predict-{schedule}.pt")
+
+
+@pytest.fixture(scope="module")
+def ranks_ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder where the jobs of 2 ranks left their results."""
+    folder = tmp_path_factory.mktemp("ranks")
+    spawn(_every_job, 2, str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("key", list(STRATEGIES))
+def test_one_step_matches_the_single_process_step(key: str, ranks_ran: Path) -> None:
+    options = STRATEGIES[key]
     expected = single_step()
-    state = run_ranks(options, tmp_path)
+    state = torch.load(ranks_ran / f"step-{key}.pt", weights_only=False)
     got = state["model"]
     assert set(got) == set(expected)  # the whole model, gathered or joined, under the same names
     for name, value in expected.items():
@@ -130,10 +143,8 @@ def _sharded_roundtrip(rank: int, world: int, folder: str, out: str) -> None:
         )
 
 
-def test_fsdp_checkpoints_are_written_as_shards_and_read_back(tmp_path: Path) -> None:
-    out = str(tmp_path / "roundtrip.pt")
-    spawn(_sharded_roundtrip, 2, str(tmp_path / "ckpt"), out)
-    got = torch.load(out, weights_only=False)
+def test_fsdp_checkpoints_are_written_as_shards_and_read_back(ranks_ran: Path) -> None:
+    got = torch.load(ranks_ran / "roundtrip.pt", weights_only=False)
     assert got["record"]["sharded"].endswith("t/step-00000001.dcp") and got["record"]["epoch"] == 1
     assert "__0_0.distcp" in got["shards"] and "__1_0.distcp" in got["shards"]  # one file per rank, no gather
     for name, value in got["before"].items():
@@ -151,10 +162,8 @@ def _predict(rank: int, world: int, schedule: str, out: str) -> None:
         assert got is None
 
 
-@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
-def test_a_pipeline_predicts_what_the_whole_model_does(schedule: str, tmp_path: Path) -> None:
-    out = str(tmp_path / "out.pt")
-    spawn(_predict, 2, schedule, out)
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_a_pipeline_predicts_what_the_whole_model_does(schedule: str, ranks_ran: Path) -> None:
     with torch.no_grad():
         expected = model()(batch()[0])
-    torch.testing.assert_close(torch.load(out, weights_only=True), expected)
+    torch.testing.assert_close(torch.load(ranks_ran / f"predict-{schedule}.pt", weights_only=True), expected)
