@@ -44,3 +44,12 @@ def interrupted(config: dict[str, Any], step: int) -> dict[str, float]:
     if 0.45 <= config["x"] <= 0.55 and step == 3:
         raise KeyboardInterrupt
     return falling(config, step)
+
+
+def score(config: dict[str, Any], step: int) -> dict[str, float]:
+    """A maximised metric that rises with the step, best for ``x`` near 0.3."""
+    return {"score": 1.0 - abs(config["x"] - 0.3) - 1.0 / step}
+
+
+def always_fails(config: dict[str, Any], step: int) -> dict[str, float]:
+    raise RuntimeError("boom")

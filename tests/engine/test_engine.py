@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
+import yaml
 
 import tuner
 from tests.conftest import study
+from tuner import searchers
+from tuner.searchers import Outcome
+from tuner.searchers._random import RandomSearcher
 
 STUDY = """
 name: sim
@@ -154,3 +158,65 @@ def test_resume_after_an_interrupt_finishes_the_study_without_running_a_trial_tw
     starts = [e["trial"] for e in events if e["e"] == "start"]
     assert len(starts) == len(set(starts)) == 20  # no trial started twice
     assert {e["trial"] for e in events if e["e"] == "retry" and e["error"] == "resumed"} == started - ended
+
+
+class Recording(RandomSearcher):
+    """Random search that keeps every outcome it is told."""
+
+    told: ClassVar[list[tuple[str, Outcome]]] = []
+
+    def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
+        Recording.told.append((trial_id, outcome))
+        super().tell(trial_id, config, outcome)
+
+
+def test_the_searcher_is_told_each_trials_learning_curve_live_and_on_resume(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ASHA an ended trial's outcome carries its reports, minimised (a maximised metric
+    flipped), one per step; a resume replaying the journal tells the searcher the same."""
+    monkeypatch.setitem(searchers.SEARCHERS, "recording", f"{__name__}:Recording")
+    body = STUDY.format(fn="score", cap=10, slots=2, extra="", grace=1, seed=5, target="")
+    body = body.replace("method: random", "method: recording").replace(
+        "{name: loss, goal: minimize}", "{name: score, goal: maximize}"
+    )
+    Path("sim.yaml").write_text(body)
+    Recording.told.clear()
+    out = tuner.run(study(body, allow_modules=["tests"]), quiet=True)
+    live = {t: o for t, o in Recording.told if o.state != "running"}
+    history = tuner.load_history(out.folder)
+    assert len(live) == 10 and {o.state for o in live.values()} == {"complete", "pruned"}
+    for trial_id, o in live.items():
+        rows = history[history["trial_id"] == trial_id]
+        assert o.curve == tuple(zip(rows["step"], -rows["score"], strict=True))
+        assert o.curve[-1] == (o.step, o.value)
+    assert all(len(o.curve or ()) == 9 for o in live.values() if o.state == "complete")
+
+    Recording.told.clear()
+    Path("more.yaml").write_text(body.replace("run_cap: 10", "run_cap: 11"))
+    tuner.resume(out.folder, space="more.yaml", quiet=True, allow_modules=["tests"])
+    assert {t: o for t, o in Recording.told if t in live and o.state != "running"} == live
+
+
+def test_same_seed_same_study_past_the_searchers_random_start() -> None:
+    """Optuna's TPE past its random start: 4 random trials, then 6 from the model."""
+    extra = "searcher: {n_startup_trials: 4}"
+    body = STUDY.format(fn="falling", cap=10, slots=1, extra=extra, grace=1, seed=5, target="")
+    body = body.replace("method: random", "method: optuna")
+    a = tuner.load_results(tuner.run(study(body, name="a", allow_modules=["tests"]), quiet=True).folder)
+    b = tuner.load_results(tuner.run(study(body, name="b", allow_modules=["tests"]), quiet=True).folder)
+    assert list(a["params_x"]) == list(b["params_x"])
+
+
+def test_all_trials_failing_stops_early_without_best() -> None:
+    out = run("always_fails", cap=20, slots=2)
+    trials = tuner.load_results(out.folder)
+    assert set(trials["status"]) == {"errored"} and len(trials) < 20
+    assert out.best is None and not (out.folder / "best.yaml").exists()
+    summary = yaml.safe_load((out.folder / "summary.yaml").read_text())
+    assert out.stop_reason == summary["stop_reason"] == "the first 3 trials all failed"
+
+
+def test_the_furthest_stopped_trial_is_best_when_the_time_limit_stops_every_trial() -> None:
+    out = run(cap=4, slots=4, grace=9, extra="time_limit: 5")
+    trials = tuner.load_results(out.folder)
+    assert set(trials["status"]) == {"stopped"} and trials["step"].max() < 9
+    assert out.best is not None and out.best.status == "stopped"
