@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.conftest import cli
+from tests.conftest import cli_here
 from tuner.diagnose import diagnose, journaled
 from tuner.status import CAUSES
 
@@ -234,13 +234,13 @@ def test_the_recorder_records_the_diagnosis_it_is_given(tmp_path: Path) -> None:
     assert journaled(end) == diagnose("errored", "", cause="stalled").__class__("stalled", "h")
 
 
-def run_study(tmp_path: Path, ray_tmp: Path, text: str) -> tuple[pd.DataFrame, str]:
-    """``python -m tuner run`` on a study (its ``name:`` line names it): its trials, by the first
-    parameter, and what it printed at the end."""
+def run_study(tmp_path: Path, ray: None, text: str) -> tuple[pd.DataFrame, str]:
+    """``python -m tuner run`` on a study (its ``name:`` line names it), in this process on the
+    session's Ray (``ray_local``): its trials, by the first parameter, and what it printed."""
     study = textwrap.dedent(text)
     name = re.search(r"^name: (\S+)", study, re.MULTILINE).group(1)  # type: ignore[union-attr]
     (tmp_path / f"{name}.yaml").write_text(study)
-    done = cli("run", f"{name}.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", f"{name}.yaml", "--no-dashboard", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     trials = pd.read_parquet(tmp_path / "results" / name / "trials.parquet")
     first = next(c for c in trials.columns if c.startswith("params_"))
@@ -248,10 +248,10 @@ def run_study(tmp_path: Path, ray_tmp: Path, text: str) -> tuple[pd.DataFrame, s
 
 
 @pytest.mark.slow
-def test_a_run_groups_its_failures_by_cause_with_hints(tmp_path: Path, ray_tmp: Path) -> None:
+def test_a_run_groups_its_failures_by_cause_with_hints(tmp_path: Path, ray_local: None) -> None:
     trials, said = run_study(
         tmp_path,
-        ray_tmp,
+        ray_local,
         """
         name: faults
         trainable: trainables.toy:faulty
@@ -288,10 +288,10 @@ def test_a_run_groups_its_failures_by_cause_with_hints(tmp_path: Path, ray_tmp: 
 
 
 @pytest.mark.slow
-def test_a_trial_that_stops_reporting_is_stopped_as_stalled_with_its_stack(tmp_path: Path, ray_tmp: Path) -> None:
+def test_a_trial_that_stops_reporting_is_stopped_as_stalled_with_its_stack(tmp_path: Path, ray_local: None) -> None:
     trials, said = run_study(
         tmp_path,
-        ray_tmp,
+        ray_local,
         """
         name: hang
         trainable: trainables.toy:faulty
@@ -324,10 +324,10 @@ parameters:
 
 
 @pytest.mark.slow
-def test_a_leaking_trial_is_flagged_or_stopped_and_digits_is_not(tmp_path: Path, ray_tmp: Path) -> None:
+def test_a_leaking_trial_is_flagged_or_stopped_and_digits_is_not(tmp_path: Path, ray_local: None) -> None:
     def run(name: str, trainable: str, metric: str, on_leak: str, parameters: str) -> tuple[pd.DataFrame, str]:
         text = LEAKY.format(name=name, trainable=trainable, metric=metric, on_leak=on_leak, parameters=parameters)
-        return run_study(tmp_path, ray_tmp, text)
+        return run_study(tmp_path, ray_local, text)
 
     warned, said = run("warn", "trainables.toy:leaky", "loss", "warn", "  keep_graph: {values: [true, false]}")
     assert warned.loc[True, "leak_suspected"] and warned.loc[True, "leak_mb_per_step"] > 8
@@ -353,10 +353,10 @@ def test_a_leaking_trial_is_flagged_or_stopped_and_digits_is_not(tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_each_cause_gets_the_action_the_study_file_names(tmp_path: Path, ray_tmp: Path) -> None:
+def test_each_cause_gets_the_action_the_study_file_names(tmp_path: Path, ray_local: None) -> None:
     trials, said = run_study(
         tmp_path,
-        ray_tmp,
+        ray_local,
         """
         name: policy
         trainable: trainables.toy:faulty

@@ -20,7 +20,7 @@ metric: {{name: val_loss, goal: minimize}}
 method: grid
 max_failures: 1
 resources: {resources}
-early_terminate: {{type: asha, max_t: 6, grace_period: 2, reduction_factor: 2}}
+early_terminate: {{type: asha, max_t: 4, grace_period: 2, reduction_factor: 2}}
 parameters:
   die_at: {{values: [3, 0]}}  # the first trial (ASHA lets the first at a rung through) dies once at epoch 3
   fn: {{value: {fn}}}
@@ -28,7 +28,7 @@ parameters:
   checkpoint_every: {{value: 2}}
   hidden: {{value: 64}}
   layers: {{value: 2}}
-  epochs: {{value: 6}}
+  epochs: {{value: 4}}
 """
 
 

@@ -36,10 +36,10 @@ metric: {{name: loss, goal: minimize}}
 method: {method}
 max_concurrent: {slots}
 run_cap: 4
-early_terminate: {{type: asha, max_t: 6, grace_period: 1, reduction_factor: 2}}
+early_terminate: {{type: asha, max_t: 4, grace_period: 1, reduction_factor: 2}}
 parameters:
   offset: {{values: [2, 0, 5, 6]}}
-  steps: {{value: 6}}
+  steps: {{value: 4}}
   sleep: {{value: 0.1}}
 """
 
