@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tuner.backends.simulated import SimulatedBackend
-
 from tests.conftest import study
+from tuner.backends.simulated import SimulatedBackend
 from tuner.engine import Engine
 from tuner.engine._replay import replay
 
