@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -25,6 +24,3 @@ class Timers:
             return False
         self._last[name] = now
         return True
-
-    def reset(self, name: str) -> None:
-        self._last[name] = -math.inf

@@ -89,7 +89,7 @@ class RayBackend(Backend):
         return self.view.capacity(res.cpu, res.gpu)
 
     def check(self, location: str) -> None:
-        from tuner.backends.ray._execute import check_checkpoint_location
+        from tuner.backends.ray._shared_path import check_checkpoint_location
 
         check_checkpoint_location(self.study, location)
 
