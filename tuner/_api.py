@@ -150,22 +150,22 @@ def _execute(
     trial_seed: int | None = None,
     max_steps: int | None = None,
 ) -> Outcomes:
-    from tuner.backends import session
-    from tuner.engine import execute
+    from tuner.backends import run as run_on
 
-    with session(study, say, address=address, num_cpus=num_cpus, dashboard=dashboard) as backend:
-        return execute(
-            study,
-            seed,
-            backend,
-            folder_for,
-            say,
-            quiet=quiet,
-            journal=journal,
-            elapsed=elapsed,
-            trial_seed=trial_seed,
-            max_steps=max_steps,
-        )
+    return run_on(
+        study,
+        seed,
+        folder_for,
+        say,
+        address=address,
+        num_cpus=num_cpus,
+        dashboard=dashboard,
+        quiet=quiet,
+        journal=journal,
+        elapsed=elapsed,
+        trial_seed=trial_seed,
+        max_steps=max_steps,
+    )
 
 
 def train(

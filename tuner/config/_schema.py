@@ -188,7 +188,8 @@ class StudySpec(_Strict):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str | None = None
     trainable: str | None = None
-    backend: Literal["ray", "simulated"] = "ray"  # simulated: f(config, step) on a virtual clock, no Ray
+    # ray: tuner's engine on Ray; tune: Ray Tune's own Tuner; simulated: f(config, step) on a virtual clock, no Ray
+    backend: Literal["ray", "tune", "simulated"] = "ray"
     metric: Metric | list[Metric]  # several: a multi-objective study (see objectives)
     select: Select | None = None
     method: str
@@ -270,6 +271,15 @@ class StudySpec(_Strict):
             raise ValueError(f"early_terminate.{'max_t' if isinstance(et, Asha) else 'max_iter'}: {need}")
         raise ValueError(f"early_terminate: {need} (type asha with max_t, or hyperband with max_iter)")
 
+    @model_validator(mode="after")
+    def _tune_can(self) -> StudySpec:
+        """What Ray Tune cannot do is refused, never dropped: the first key it cannot honour."""
+        if self.backend != "tune":
+            return self
+        for key, why in _tune_cannot(self):
+            raise ValueError(f"{key}: backend tune {why}")
+        return self
+
     @property
     def objectives(self) -> list[Metric]:
         """Every metric the study optimises, the first also the one ASHA prunes on."""
@@ -317,6 +327,24 @@ class StudySpec(_Strict):
     def scheduler(self) -> Asha | Median | None:
         et = self.early_terminate
         return et.as_asha() if isinstance(et, Hyperband) else et
+
+
+def _tune_cannot(spec: StudySpec) -> list[tuple[str, str]]:
+    """``(key, why)`` for each key of ``spec`` that a study on Ray Tune's Tuner cannot honour."""
+    given = spec.model_fields_set
+    out = []
+    if isinstance(spec.metric, list) or spec.select is not None:
+        out.append(("metric", "optimises one metric (Tune's schedulers and searchers take one)"))
+    if "stall_timeout" in given and spec.stall_timeout:
+        out.append(("stall_timeout", "cannot stop a trial that stops reporting (leave it out, or use backend ray)"))
+    if spec.on_failure or "on_oom" in given:
+        key = "on_failure" if spec.on_failure else "on_oom"
+        out.append((key, "retries every failure alike, up to max_failures (Tune's FailureConfig); use backend ray"))
+    if spec.on_leak == "stop":
+        out.append(("on_leak", "does not watch a trial's memory; use backend ray"))
+    if "keep_best" in spec.checkpoints.model_fields_set and spec.checkpoints.keep_best:
+        out.append(("checkpoints.keep_best", "keeps each trial's last `keep` checkpoints only (Tune's num_to_keep)"))
+    return out
 
 
 # Keys of W&B sweep files that tuner reads and ignores (with a notice).

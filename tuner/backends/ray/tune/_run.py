@@ -1,0 +1,185 @@
+"""A study run by Ray Tune's ``Tuner``: the study's searcher as a Tune searcher, its scheduler as
+Ray's own, ``workers: N`` as a ``TorchTrainer`` inside each trial, and the same results folder
+the engine writes (journal, ``trials.parquet``, ``history.parquet``, ``best.yaml``)."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tuner.backends.ray._cluster import capacity, connect, path_entries
+from tuner.backends.ray.tune._callback import LIVE, Judge, Live, Recording, make_scheduler
+from tuner.backends.ray.tune._study_searcher import StudySearcher
+from tuner.backends.ray.tune._trainable import RESERVED, STATE, Job, trainable_for
+from tuner.config import Asha, Study, import_trainable
+from tuner.engine import Outcomes, slots_for
+from tuner.results import FAILED, SUMMARY, Recorder, TrialRecord, write_state, write_yaml
+from tuner.space import nest
+
+EXPERIMENT = "tune"  # the Tune experiment's folder, inside the study's results folder
+
+
+def style_of(dotted: str) -> str:
+    """``tune`` for a Ray Tune function trainable (one ``config`` argument), else ``tuner``."""
+    try:
+        params = inspect.signature(import_trainable(dotted)).parameters.values()
+    except (TypeError, ValueError):
+        return "tuner"
+    required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return "tune" if len(required) == 1 else "tuner"
+
+
+def run_on_tune(
+    study: Study,
+    seed: int,
+    folder_for: Callable[[], Path],
+    say: Callable[[str], None],
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    dashboard: bool | None = None,
+    quiet: bool = False,
+    journal: list[dict[str, Any]] | None = None,
+    elapsed: float = 0.0,
+    trial_seed: int | None = None,
+    max_steps: int | None = None,
+) -> Outcomes:
+    """Run ``study`` through ``tune.Tuner`` into ``folder_for()``; with ``journal``, continue it
+    through ``Tuner.restore``."""
+    spec, res = study.spec, study.spec.resources
+    conn = connect(address, ship=study.modules, num_cpus=num_cpus, dashboard=dashboard)
+    try:
+        slots = slots_for(study, capacity(res.cpu, res.gpu))  # before any file is written
+        folder = folder_for()
+        key = str(folder)
+        recorder = Recorder(folder, study.metric, study.maximize)
+        if journal is None:
+            recorder.save_study({**study.raw, "name": study.name, "seed": seed})
+        else:
+            reload(recorder, journal)
+        live = LIVE[key] = Live(study, recorder)
+        style = style_of(study.trainable)
+        time_attr = "step" if style == "tuner" else "training_iteration"
+        sched = spec.scheduler
+        job = Job(
+            trainable=study.trainable,
+            style=style,
+            entries=tuple(path_entries()),
+            max_steps=max_steps if max_steps is not None else (sched.max_t if isinstance(sched, Asha) else None),
+            gpus=res.gpu,
+            final=spec.final,
+            strategy=res.strategy_options() if res.workers > 1 else None,
+            store=spec.checkpoints.path or str(folder / "checkpoints"),
+        )
+        trainable = trainable_for(job, res.workers, res.cpu, res.gpu, str(folder / "train"))
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # Tune's state saved at every step: a kill loses little
+        tuner = _tuner(study, seed, folder, trainable, slots, time_attr, elapsed, trial_seed, quiet, journal)
+        workers = f"{res.workers} DDP workers (TorchTrainer)" if res.workers > 1 else "1 process"
+        say(f"running {study.name} on Ray Tune: method {spec.method}, {slots} trial(s) at a time, {workers} each -> {folder}")
+        write_state(folder, "running", elapsed)
+        began = time.monotonic()
+        try:
+            tuner.fit()
+        finally:
+            spent = elapsed + time.monotonic() - began
+            interrupted = any(r.status == "running" for r in recorder.trials.values())
+            summary = {"elapsed_s": round(spent, 3), "backend": "tune", "stop_reason": live.halt}
+            write_yaml(folder / SUMMARY, summary)
+            best = recorder.finish({"study": study.name, "study_seed": seed}, live.checkpoints.get)
+            recorder.journal.close()
+            write_state(folder, "interrupted" if interrupted else "done", spent)
+            LIVE.pop(key, None)
+    finally:
+        if conn.started_here:
+            conn.close()
+    failures = [r for r in recorder.trials.values() if r.status in FAILED]
+    checkpoint = _state_file(live.checkpoints.get(best.trial_id)) if best is not None else None
+    return Outcomes(
+        folder, best, recorder.counts(), failures, interrupted, live.halt, summary, checkpoint, str(folder)
+    )
+
+
+def _tuner(
+    study: Study,
+    seed: int,
+    folder: Path,
+    trainable: Any,
+    slots: int,
+    time_attr: str,
+    elapsed: float,
+    trial_seed: int | None,
+    quiet: bool,
+    journal: list[dict[str, Any]] | None,
+) -> Any:
+    from ray import tune
+
+    spec, key = study.spec, str(folder)
+    if journal is not None and (folder / EXPERIMENT).exists():
+        return tune.Tuner.restore(str(folder / EXPERIMENT), trainable=trainable, resume_unfinished=True)
+    searcher = StudySearcher(study, seed, key, time_attr, trial_seed)
+    budget = None if spec.time_limit is None else max(spec.time_limit - elapsed, 1.0)
+    return tune.Tuner(
+        trainable,
+        param_space={},
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=make_scheduler(study, time_attr, key),
+            num_samples=spec.run_cap or -1,
+            max_concurrent_trials=slots,
+            time_budget_s=budget,
+            reuse_actors=False,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT,
+            storage_path=str(folder),
+            callbacks=[Recording(key, time_attr)],
+            stop=Judge(key),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoints.keep),
+            verbose=0 if quiet else 1,
+        ),
+    )
+
+
+def trial_name(trial: Any) -> str:
+    """A Tune trial's name and folder: its tuner id (``t0001``)."""
+    return str(trial.config.get(RESERVED, {}).get("id", trial.trial_id))
+
+
+def _state_file(checkpoint: str | None) -> str | None:
+    """Where a tuner trial's state lies inside its Tune checkpoint (none for a Ray Tune trainable's)."""
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint) / STATE
+    return str(path) if path.exists() else None
+
+
+def reload(recorder: Recorder, events: list[dict[str, Any]]) -> None:
+    """The recorder as the journal leaves it: every trial, report, retry and end, nothing rewritten."""
+    recorder.replaying = True
+    try:
+        for ev in events:
+            kind, trial_id = ev.get("e"), ev.get("trial", "")
+            if kind == "start":
+                params = ev["params"]
+                recorder.start(TrialRecord(trial_id, params, nest(params), ev["seed"], started=ev["t"]))
+            elif trial_id not in recorder.trials:
+                continue
+            elif kind == "report":
+                recorder.report(trial_id, ev["step"], ev["time"], ev["metrics"])
+            elif kind == "retry":
+                recorder.rewind(trial_id, ev["step"], ev.get("error"), ev.get("cause"))
+                if ev.get("error") != "resumed":
+                    recorder.trials[trial_id].attempts += 1
+            elif kind == "end":
+                recorder.end(
+                    trial_id, ev["status"], ev.get("error"), at=ev.get("t"), cause=ev.get("cause"), hint=ev.get("hint")
+                )
+    finally:
+        recorder.replaying = False
