@@ -99,6 +99,18 @@ def _index(match: re.Match[str] | None, error: str, config: Mapping[str, Any]) -
     )
 
 
+def _not_reported(match: re.Match[str] | None, error: str, config: Mapping[str, Any]) -> str:
+    if "ray.tune.report" in error:  # a Ray Tune-style trainable (tuner.backends.ray's session says so)
+        return (
+            "a Ray Tune-style trainable (one config argument) must call ray.tune.report({<metric>: value}) "
+            "or ray.train.report(...) each iteration, with the metric the study names"
+        )
+    return (
+        "the trainable must call trial.report(step, <metric>=value) each step, with the metric the study "
+        "names (returning a dict does not report)"
+    )
+
+
 def _exit(match: re.Match[str] | None, error: str, config: Mapping[str, Any]) -> str:
     code = re.search(r"exit(?:ed)? (?:with )?(?:code|status)[ :]*(-?\d+)", error)
     signal = re.search(r"\b(SIG[A-Z]+)\b", error)
@@ -180,10 +192,7 @@ HINTS: dict[Cause, Hint] = {
     ),
     "node_lost": _fixed("its node left the cluster"),
     "leak": _leak,
-    "not_reported": _fixed(
-        "the trainable must call trial.report(step, <metric>=value) each step, with the metric the study "
-        "names (returning a dict does not report)"
-    ),
+    "not_reported": _not_reported,
     "process_exited": _exit,
     "stalled": _stalled,
     "nan": _fixed(
