@@ -6,6 +6,8 @@ records, checkpoint directories kept and handed back on a retry, ASHA on
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -175,6 +177,35 @@ def test_a_tune_trainable_that_never_reports_is_told_so(tmp_path: Path) -> None:
     assert end["kind"] == "error" and "returned without reporting" in end["error"]
     found = diagnose("errored", end["error"], {}, end["traceback"])
     assert found is not None and found.cause == "not_reported" and "ray.tune.report" in found.hint
+
+
+IMPORT_STYLES = """
+import sys, threading
+from tuner.backends.ray._worker import TrialTask, _train
+if sys.argv[1] == "late":  # the module binds Ray's own functions before anything is installed
+    import trainables.ray_tune_styles
+for name in ("tune_names", "train_names"):
+    events = []
+    task = TrialTask("t1", "trainables.ray_tune_styles:" + name, {"x": 2}, 0, None, 0.0)
+    _train(task, threading.Event(), events.append, events.append)
+    print(name, events)
+import trainables.ray_tune_styles as module
+print(all(hasattr(getattr(module, n), "__tuner_method__") for n in ("report", "train_report", "get_context")))
+"""
+
+
+@pytest.mark.parametrize("when", ["first", "late"])
+def test_names_bound_by_from_imports_answer_for_the_trial(when: str) -> None:
+    from tests.conftest import ROOT, cli_env
+
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_STYLES, when], cwd=ROOT, env=cli_env(None), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    tune, train, bound = done.stdout.splitlines()[-3:]
+    assert "'metrics': {'loss': 2.0, 'training_iteration': 1.0}" in tune and "{'kind': 'done'}" in tune
+    assert "'metrics': {'loss': 2.0, 'rank': 0.0, 'training_iteration': 1.0}" in train
+    assert bound == "True"
 
 
 def test_outside_a_trial_rays_functions_stay_rays() -> None:
