@@ -100,10 +100,11 @@ def _index(match: re.Match[str] | None, error: str, config: Mapping[str, Any]) -
 
 
 def _not_reported(match: re.Match[str] | None, error: str, config: Mapping[str, Any]) -> str:
-    if "ray.tune.report" in error:  # a Ray Tune-style trainable (tuner.backends.ray's session says so)
+    # a Ray Tune-style trainable: its session says so, or its reports hold Tune's training_iteration
+    if "ray.tune.report" in error or "training_iteration" in error:
         return (
             "a Ray Tune-style trainable (one config argument) must call ray.tune.report({<metric>: value}) "
-            "or ray.train.report(...) each iteration, with the metric the study names"
+            "or ray.train.report(...) each iteration, the metric the study names a number in that dict"
         )
     return (
         "the trainable must call trial.report(step, <metric>=value) each step, with the metric the study "

@@ -13,7 +13,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import torch
 
@@ -177,6 +176,9 @@ def test_a_tune_trainable_that_never_reports_is_told_so(tmp_path: Path) -> None:
     assert end["kind"] == "error" and "returned without reporting" in end["error"]
     found = diagnose("errored", end["error"], {}, end["traceback"])
     assert found is not None and found.cause == "not_reported" and "ray.tune.report" in found.hint
+    # the engine's verdict on reports without the study's metric: said in Ray Tune's terms too
+    missing = diagnose("errored", "metric 'acc' was not reported at step 1 (reported: loss, training_iteration)")
+    assert missing is not None and missing.cause == "not_reported" and "ray.tune.report" in missing.hint
 
 
 IMPORT_STYLES = """
@@ -261,10 +263,6 @@ def test_checkpoint_directories_in_an_object_store(tmp_path: Path, s3: str) -> N
 
 
 # -- studies on Ray -----------------------------------------------------------------------------
-def _history(folder: Path) -> pd.DataFrame:
-    return tuner.load_history(folder)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_rays_function_example_runs_under_asha_from_the_cli(ray_local: None, tmp_path: Path, backend: str) -> None:
@@ -291,7 +289,7 @@ def test_rays_function_example_runs_under_asha_from_the_cli(ray_local: None, tmp
     folder = tmp_path / "results" / "tune_example"
     trials = tuner.load_results(folder)
     assert len(trials) == 6 and set(trials["status"]) <= {"finished", "pruned"}
-    history = _history(folder)
+    history = tuner.load_history(folder)
     for trial_id, rows in history.groupby("trial_id"):
         status = trials.set_index("trial_id").loc[trial_id, "status"]
         steps = list(rows["step"])
@@ -330,7 +328,7 @@ def test_a_crashed_trial_resumes_from_its_checkpoint_iteration(ray_local: None, 
     trials = tuner.load_results(out.folder)
     assert list(trials["status"]) == ["finished"] and list(trials["attempts"]) == [1]  # one retry
     assert len(list(crashes.iterdir())) == 1  # it did crash once
-    history = _history(out.folder)
+    history = tuner.load_history(out.folder)
     # crashed at current_step 3 (iteration 4), after the checkpoint of iteration 3: the retry got
     # that checkpoint back and went on at iteration 4 with the example's step 3, not from 1 and 0
     assert list(history["step"]) == [1, 2, 3, 4, 5, 6]
@@ -360,7 +358,7 @@ def test_rays_torch_quickstart_runs_as_a_ddp_study(ray_local: None, in_tmp: Path
     out = tuner.run(study(body), quiet=True)
     trials = tuner.load_results(out.folder)
     assert len(trials) == 3 and set(trials["status"]) <= {"finished", "pruned"}
-    history = _history(out.folder)
+    history = tuner.load_history(out.folder)
     assert (history["epoch"] == history["step"] - 1).all()  # one report an epoch, epochs from 0
     checkpoint = Path(tuner.load_best(out.folder)["checkpoint"])
     state = torch.load(checkpoint / "model.pt", weights_only=True)  # both ranks wrote model.pt
@@ -400,6 +398,6 @@ def test_each_rank_is_told_its_place_as_under_a_torch_trainer(ray_local: None, i
             "batches": 2,
             "checkpoint": False,
         }
-    history = _history(out.folder)
+    history = tuner.load_history(out.folder)
     assert {"loss", "nested/value", "training_iteration"} <= set(history.columns)
     assert "note" not in history.columns  # not a number: not recorded
