@@ -230,9 +230,13 @@ def train(
         "folder": str(outcome.folder),
         "model": None,
     }
-    if outcome.checkpoint is not None:
-        from tuner.storage import CheckpointStore
+    from tuner.storage import CheckpointStore
 
+    if outcome.checkpoint is not None and CheckpointStore.is_directory(outcome.checkpoint):
+        # a Ray Tune-style trainable's checkpoint: its directory, as the trainable wrote it
+        store = CheckpointStore(outcome.checkpoint_location)
+        result["checkpoint"] = store.download(outcome.checkpoint, str(outcome.folder / "checkpoint"))
+    elif outcome.checkpoint is not None:
         state = CheckpointStore(outcome.checkpoint_location).load(outcome.checkpoint)[1]
         if isinstance(state, dict) and "sharded" in state:  # FSDP's shards: joined here, in one process
             state = _join_shards(state["sharded"], outcome.folder / "model.full.pt")

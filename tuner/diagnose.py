@@ -99,6 +99,19 @@ def _index(match: re.Match[str] | None, error: str, config: Mapping[str, Any]) -
     )
 
 
+def _not_reported(match: re.Match[str] | None, error: str, config: Mapping[str, Any]) -> str:
+    # a Ray Tune-style trainable: its session says so, or its reports hold Tune's training_iteration
+    if "ray.tune.report" in error or "training_iteration" in error:
+        return (
+            "a Ray Tune-style trainable (one config argument) must call ray.tune.report({<metric>: value}) "
+            "or ray.train.report(...) each iteration, the metric the study names a number in that dict"
+        )
+    return (
+        "the trainable must call trial.report(step, <metric>=value) each step, with the metric the study "
+        "names (returning a dict does not report)"
+    )
+
+
 def _exit(match: re.Match[str] | None, error: str, config: Mapping[str, Any]) -> str:
     code = re.search(r"exit(?:ed)? (?:with )?(?:code|status)[ :]*(-?\d+)", error)
     signal = re.search(r"\b(SIG[A-Z]+)\b", error)
@@ -180,10 +193,7 @@ HINTS: dict[Cause, Hint] = {
     ),
     "node_lost": _fixed("its node left the cluster"),
     "leak": _leak,
-    "not_reported": _fixed(
-        "the trainable must call trial.report(step, <metric>=value) each step, with the metric the study "
-        "names (returning a dict does not report)"
-    ),
+    "not_reported": _not_reported,
     "process_exited": _exit,
     "stalled": _stalled,
     "nan": _fixed(

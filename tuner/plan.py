@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner.config import Asha, Median, Study, import_trainable
+from tuner.config import Asha, Median, Study, import_trainable, trainable_style
 from tuner.errors import ConfigError, Problem, TrialPruned
 from tuner.space import summary
 from tuner.status import ERRORED, OOM
@@ -150,7 +150,7 @@ class _Inspecting(Trial):
 
 
 def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
-    from tuner.backends.ray import Usage, rss_mb
+    from tuner.backends.ray import Usage, rss_mb, run_tune_trainable
     from tuner.diagnose import diagnose
     from tuner.space import nest
 
@@ -168,7 +168,10 @@ def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         with contextlib.suppress(TrialPruned):
-            fn(nest(flat), trial)
+            if trainable_style(fn, study.spec.trainable_api) == "tune":
+                run_tune_trainable(fn, nest(flat), trial, first)
+            else:
+                fn(nest(flat), trial)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".strip()
         oom = isinstance(exc, MemoryError) or "out of memory" in error.lower()

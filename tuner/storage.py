@@ -1,7 +1,9 @@
 """Where a study's checkpoints live: a local path, a path every node shares, or an object store.
 
 Rank 0 of a trial writes its checkpoints here itself and the driver records only where, so a
-large model never passes through the driver. Locations are read through ``pyarrow.fs``: a path
+large model never passes through the driver. A checkpoint is a file of torch-serialised state
+(``trial.report(..., checkpoint=state)``) or a directory copied whole (a Ray Tune-style
+trainable's ``Checkpoint.from_directory(dir)``). Locations are read through ``pyarrow.fs``: a path
 (``/shared/ckpt``), ``file://...``, ``s3://bucket/prefix`` (with pyarrow's query options, e.g.
 ``?endpoint_override=http://127.0.0.1:9000`` for an S3-compatible server; credentials from the
 usual ``AWS_*`` variables), ``gs://`` and ``hdfs://`` as pyarrow supports them.
@@ -13,6 +15,7 @@ import contextlib
 import io
 import os
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,13 +38,17 @@ def is_remote(location: str) -> bool:
     return len(scheme) > 1 and scheme != "file"
 
 
+_DIRECTORY = re.compile(r"checkpoint_(\d+)$")
+
+
 def credentials() -> dict[str, str]:
     return {k: os.environ[k] for k in CREDENTIALS if k in os.environ}
 
 
 @dataclass
 class CheckpointStore:
-    """Save, load and delete checkpoints under ``location``: ``<trial>/step-<step>.pt``."""
+    """Save, load and delete checkpoints under ``location``: ``<trial>/step-<step>.pt`` for a
+    state, ``<trial>/checkpoint_<step>/`` for a directory."""
 
     location: str
     _fs: Any = field(default=None, repr=False)
@@ -78,6 +85,64 @@ class CheckpointStore:
         self._fs.move(partial, path)  # readers never see half a checkpoint
         return path
 
+    @property
+    def filesystem(self) -> Any:
+        """The ``pyarrow.fs`` filesystem the paths of this store are on."""
+        return self._fs
+
+    def folder(self, trial_id: str) -> str:
+        """Where the trial's checkpoints go."""
+        return posixpath.join(self._root, trial_id)
+
+    def directory(self, trial_id: str, step: int) -> str:
+        return posixpath.join(self._root, trial_id, f"checkpoint_{int(step):06d}")
+
+    @staticmethod
+    def is_directory(path: str) -> bool:
+        """Whether ``path`` names a directory checkpoint (told by its name, without a look)."""
+        return _DIRECTORY.search(path.rstrip("/")) is not None
+
+    @staticmethod
+    def step_of(path: str) -> int | None:
+        """The step a directory checkpoint was saved at; ``None`` for a state file."""
+        found = _DIRECTORY.search(path.rstrip("/"))
+        return None if found is None else int(found.group(1))
+
+    def save_directory(self, trial_id: str, step: int, source: str, filesystem: Any = None) -> str:
+        """Copy the directory ``source`` (on ``filesystem``, default the local one) into the store
+        and return where it is. Several ranks may copy into the same step's directory: their
+        files are merged."""
+        from pyarrow import fs
+
+        path = self.directory(trial_id, step)
+        self._fs.create_dir(path, recursive=True)
+        fs.copy_files(
+            str(source),
+            path,
+            source_filesystem=filesystem or fs.LocalFileSystem(),
+            destination_filesystem=self._fs,
+        )
+        return path
+
+    def drop_after(self, trial_id: str, step: int) -> None:
+        """Delete the trial's directory checkpoints past ``step``: an earlier attempt's, which the
+        trial, going on from ``step``, writes anew."""
+        from pyarrow import fs
+
+        selector = fs.FileSelector(self.folder(trial_id), allow_not_found=True)
+        for info in self._fs.get_file_info(selector):
+            saved = self.step_of(info.path)
+            if info.type == fs.FileType.Directory and saved is not None and saved > step:
+                self.delete(info.path)
+
+    def download(self, path: str, local: str) -> str:
+        """A directory checkpoint copied to the local directory ``local``."""
+        from pyarrow import fs
+
+        os.makedirs(local, exist_ok=True)
+        fs.copy_files(path, local, source_filesystem=self._fs, destination_filesystem=fs.LocalFileSystem())
+        return local
+
     def load(self, path: str) -> tuple[float, Any]:
         """``(step, state)``; tensors only (``weights_only``), onto the CPU."""
         import torch
@@ -91,7 +156,10 @@ class CheckpointStore:
         from pyarrow.lib import ArrowException
 
         with contextlib.suppress(FileNotFoundError, OSError, ArrowException):  # already gone: nothing to prune
-            self._fs.delete_file(path)
+            if self.is_directory(path):
+                self._fs.delete_dir(path)
+            else:
+                self._fs.delete_file(path)
 
     def uri(self, path: str) -> str:
         """``path`` as the user would open it (with its scheme, for an object store)."""

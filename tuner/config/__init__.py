@@ -12,7 +12,7 @@ from tuner.config._schema import (
     StudySpec,
     parse_duration,
 )
-from tuner.config._trainable import allowed_modules, import_trainable, reported_metrics
+from tuner.config._trainable import allowed_modules, import_trainable, reported_metrics, trainable_style
 from tuner.config._yaml import parse_yaml, read_yaml
 
 __all__ = [
@@ -34,4 +34,5 @@ __all__ = [
     "read_yaml",
     "reported_metrics",
     "sign",
+    "trainable_style",
 ]

@@ -157,7 +157,7 @@ def load_study(
         elif check_import:
             for metric in spec.objectives:
                 allowed = allowed_modules(allow_modules)
-                problems += check_trainable(spec.trainable, metric.name, allowed, spec.backend)
+                problems += check_trainable(spec.trainable, metric.name, allowed, spec.backend, spec.trainable_api)
         if not space_problems:
             problems += _points(spec.points_to_evaluate, space)
         for i, folder in enumerate(spec.warm_starts):

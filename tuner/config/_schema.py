@@ -188,6 +188,8 @@ class StudySpec(_Strict):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str | None = None
     trainable: str | None = None
+    # auto: told by the signature, one argument (config) or none for Ray Tune's API, (config, trial) for ours
+    trainable_api: Literal["auto", "tuner", "tune"] = "auto"
     # ray: tuner's engine on Ray; tune: Ray Tune's own Tuner; simulated: f(config, step) on a virtual clock, no Ray
     backend: Literal["ray", "tune", "simulated"] = "ray"
     metric: Metric | list[Metric]  # several: a multi-objective study (see objectives)

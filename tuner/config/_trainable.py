@@ -9,13 +9,15 @@ import inspect
 import sys
 import textwrap
 import tomllib
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tuner.errors import Problem
 
 DEFAULT_ALLOWED = ("trainables",)
+Style = Literal["tuner", "tune"]
 
 
 def split(dotted: str) -> tuple[str, str]:
@@ -58,10 +60,13 @@ def import_trainable(dotted: str) -> Callable[..., Any]:
     return fn
 
 
-def check_trainable(dotted: str, metric: str, allowed: Sequence[str], backend: str = "ray") -> list[Problem]:
+def check_trainable(
+    dotted: str, metric: str, allowed: Sequence[str], backend: str = "ray", api: str = "auto"
+) -> list[Problem]:
     """Everything knowable about the trainable before a trial: trust, import, signature, metric.
 
-    On the simulated backend the trainable is ``f(config, step) -> metrics``, not ``(config, trial)``.
+    On the simulated backend the trainable is ``f(config, step) -> metrics``, not ``(config, trial)``;
+    elsewhere ``api`` (``trainable_api``) says which of :func:`trainable_style` 's forms it has.
     """
     module_name, _ = split(dotted)
     if not is_allowed(module_name, allowed):
@@ -77,25 +82,85 @@ def check_trainable(dotted: str, metric: str, allowed: Sequence[str], backend: s
         fn = import_trainable(dotted)
     except Exception as exc:  # any import failure is the user's to fix
         return [Problem("trainable", f"cannot import {dotted!r}: {type(exc).__name__}: {exc}")]
-    second = "step" if backend == "simulated" else "trial"
-    try:
-        inspect.signature(fn).bind(object(), object())
-    except TypeError:
-        return [Problem("trainable", f"{dotted!r} must take (config, {second})")]
-    except ValueError:
-        pass  # no signature to read: the first trial will tell
     if backend == "simulated":
+        if api == "tune":
+            return [Problem("trainable_api", "tune: backend simulated calls f(config, step), not a Ray Tune trainable")]
+        try:
+            inspect.signature(fn).bind(object(), object())
+        except TypeError:
+            return [Problem("trainable", f"{dotted!r} must take (config, step)")]
+        except ValueError:
+            pass  # no signature to read: the first trial will tell
         return _check_simulated(fn, dotted, metric)
-    reported = reported_metrics(fn)
+    try:
+        style = trainable_style(fn, api)
+    except TypeError as exc:
+        return [Problem("trainable", f"{dotted!r} {exc}")]
+    reported = reported_metrics(fn, style)
+    if reported is not None and style == "tune":
+        reported.add("training_iteration")
     if reported is not None and metric not in reported:
+        calls = "tune.report" if style == "tune" else "trial.report"
         return [
             Problem(
                 "metric.name",
-                f"{metric!r} is never reported by {dotted} "
-                f"(its trial.report calls report: {', '.join(sorted(reported))})",
+                f"{metric!r} is never reported by {dotted} (its {calls} calls report: {', '.join(sorted(reported))})",
             )
         ]
     return []
+
+
+def trainable_style(fn: Callable[..., Any], api: str = "auto") -> Style:
+    """How ``fn`` is called: ``tuner``, as ``fn(config, trial)``; ``tune``, as Ray Tune's function
+    API (``fn(config)``, or ``fn()`` as a ``TorchTrainer`` 's ``train_loop_per_worker`` may be)
+    reporting through ``ray.tune.report`` or ``ray.train.report``.
+
+    ``api`` ``auto`` takes a function for ``tune`` when it has exactly one required positional
+    parameter (or no parameter at all) and its module uses Ray (holds ``ray``, ``tune``, ``train``
+    or one of their functions or classes); otherwise for ``tuner``. :class:`TypeError` when
+    ``fn`` cannot be called the way ``api`` says.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to read: the first trial will tell
+        return "tune" if api == "tune" else "tuner"
+    one = _tune_like(signature)
+    if api == "tune" or (api == "auto" and one and _uses_ray(fn)):
+        if not (_binds(signature, 1) or _binds(signature, 0)):
+            raise TypeError("must take (config) or nothing, as a Ray Tune trainable (trainable_api: tune)")
+        return "tune"
+    if not _binds(signature, 2):
+        if api == "auto" and one:
+            raise TypeError(
+                "must take (config, trial); it takes one argument, as a Ray Tune trainable does, but its "
+                "module uses neither ray.tune nor ray.train (say trainable_api: tune if it reports through them)"
+            )
+        raise TypeError("must take (config, trial)")
+    return "tuner"
+
+
+def _tune_like(signature: inspect.Signature) -> bool:
+    params = list(signature.parameters.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in params if p.kind in positional and p.default is p.empty]
+    return len(required) == 1 or not params
+
+
+def _binds(signature: inspect.Signature, count: int) -> bool:
+    try:
+        signature.bind(*([None] * count))
+    except TypeError:
+        return False
+    return True
+
+
+def _uses_ray(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` 's module holds Ray: a module of it, or a function or class from one."""
+    for value in getattr(fn, "__globals__", {}).values():
+        name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if isinstance(name, str) and (name == "ray" or name.startswith("ray.")):
+            return True
+    return False
 
 
 def _check_simulated(fn: Callable[..., Any], dotted: str, metric: str) -> list[Problem]:
@@ -133,11 +198,13 @@ def returned_metrics(fn: Callable[..., Any]) -> list[str] | None:
     return list(names) or None
 
 
-def reported_metrics(fn: Callable[..., Any]) -> set[str] | None:
-    """The metric names ``fn`` passes by keyword to ``.report(...)``, following the functions of
-    its own module that it calls.
+def reported_metrics(fn: Callable[..., Any], style: Style = "tuner") -> set[str] | None:
+    """The metric names ``fn`` reports, following the functions of its own module that it calls:
+    for ``tuner``, the keywords of its ``.report(step, ...)`` calls; for ``tune``, the keys of the
+    dict its ``report(metrics)`` calls pass (a dict literal, ``dict(...)``, or a name assigned one
+    in the same function).
 
-    ``None`` when that cannot be known: no source, no such call, or a ``**metrics`` call.
+    ``None`` when that cannot be known: no source, no such call, or metrics built otherwise.
     """
     module = inspect.getmodule(fn)
     try:
@@ -156,12 +223,60 @@ def reported_metrics(fn: Callable[..., Any]) -> set[str] | None:
         for node in ast.walk(functions[name]):
             if not isinstance(node, ast.Call):
                 continue
-            if isinstance(node.func, ast.Name):
-                todo.append(node.func.id)
-            elif isinstance(node.func, ast.Attribute) and node.func.attr == "report":
+            called = node.func.id if isinstance(node.func, ast.Name) else None
+            if called is not None and called in functions:
+                todo.append(called)
+            elif style == "tune" and (called == "report" or _attribute(node.func) == "report"):
+                keys = _dict_keys(_metrics_argument(node), functions[name])
+                if keys is None:
+                    return None
+                names.update(keys)
+            elif style == "tuner" and _attribute(node.func) == "report":
                 for kw in node.keywords:
                     if kw.arg is None:
                         return None
                     if kw.arg != "checkpoint":
                         names.add(kw.arg)
     return names or None
+
+
+def _attribute(func: ast.expr) -> str | None:
+    return func.attr if isinstance(func, ast.Attribute) else None
+
+
+def _metrics_argument(call: ast.Call) -> ast.expr | None:
+    if call.args:
+        return call.args[0]
+    return next((kw.value for kw in call.keywords if kw.arg == "metrics"), None)
+
+
+def _dict_keys(node: ast.expr | None, function: ast.FunctionDef) -> list[str] | None:
+    """The string keys of a dict literal or ``dict(k=...)``; for a name, of the dicts assigned to
+    it in ``function`` when nothing else is assigned to it or changes it there. ``None`` when a key
+    cannot be read."""
+    if not isinstance(node, ast.Name):
+        return _literal_keys(node)
+    found: list[str] = []
+    assigned = False
+    for n in ast.walk(function):
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in n.targets):
+            keys = _literal_keys(n.value)
+            if keys is None:
+                return None
+            found += keys
+            assigned = True
+        elif isinstance(n, ast.Subscript | ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == node.id:
+            return None  # metrics["acc"] = ..., metrics.update(...): keys added elsewhere
+        elif isinstance(n, ast.AugAssign | ast.AnnAssign | ast.NamedExpr) and getattr(n.target, "id", None) == node.id:
+            return None
+    return found if assigned else None
+
+
+def _literal_keys(node: ast.expr | None) -> list[str] | None:
+    if isinstance(node, ast.Dict):
+        keys = [k.value if isinstance(k, ast.Constant) and isinstance(k.value, str) else None for k in node.keys]
+        return None if None in keys else [str(k) for k in keys]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
+        names = [kw.arg for kw in node.keywords]
+        return None if None in names else [str(k) for k in names]
+    return None

@@ -135,6 +135,8 @@ class RayBackend(Backend):
             accumulation=launch.accumulation,
             final=launch.final,
             strategy=res.strategy_options(),
+            api=self.study.spec.trainable_api,
+            study=self.study.name,
         )
         nodes = self.view.placed(group.pg_id) or []
         if len(set(nodes)) > 1 and res.strategy == "pipeline" and slot not in self._split:

@@ -4,7 +4,8 @@ Reusing it across trials is what makes a short trial cheap: the interpreter, tor
 trainable's module are loaded once, and a DDP trial only forms a fresh process group. Each
 trial runs in a thread of the actor so that the driver can ask it to stop while it trains;
 events stream back as a Ray generator (rank 0 streams reports; every rank ends with one of
-``done``/``pruned``/``error``).
+``done``/``pruned``/``error``). A Ray Tune-style trainable (``train_fn(config)``) runs bound to a
+:class:`~tuner.backends.ray._tune_api.Session` that answers Ray's ``report`` and the like.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from tuner.backends.ray import _last_words
+from tuner.backends.ray import _last_words, _tune_api, _tune_hook
 from tuner.backends.ray._usage import Usage, cuda
+from tuner.config import trainable_style
 from tuner.errors import TrialPruned
 from tuner.storage import CheckpointStore
 from tuner.trial import Trial
@@ -40,6 +42,7 @@ def _import(trainable: str) -> Any:
     from tuner.config import import_trainable
 
     with _IMPORTS:
+        _tune_hook.install()  # before the trainable's module imports Ray Tune's functions
         return import_trainable(trainable)
 
 
@@ -62,6 +65,8 @@ class TrialTask:
     accumulation: int = 1  # gradient accumulation steps; doubled by each out-of-memory retry
     final: bool = False  # a final run (train, confirm): the trainable may report on its test split
     strategy: Any = None  # how the model is spread over the ranks (tuner.strategies.StrategyOptions)
+    api: str = "auto"  # the trainable's API (trainable_api): auto, tuner or tune
+    study: str = ""  # the study's name (a Ray Tune-style trainable's experiment name)
 
 
 class TrialWorker:
@@ -162,8 +167,9 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
     joined = False
     try:
         fn = _import(task.trainable)
+        tune = trainable_style(fn, task.api) == "tune"
         saved = None
-        if task.checkpoint is not None and task.store is not None:
+        if task.checkpoint is not None and task.store is not None and not task.store.is_directory(task.checkpoint):
             saved = task.store.load(task.checkpoint)[1]
         if task.world_size > 1:
             import torch.distributed as dist
@@ -178,6 +184,7 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
                 timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S),
             )
             joined = True
+        trial_emit = emit if task.rank == 0 else None
         trial = Trial(
             task.trial_id,
             task.seed,
@@ -185,7 +192,7 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             gpus=task.gpus,
             rank=task.rank,
             world_size=task.world_size,
-            emit=emit if task.rank == 0 else None,
+            emit=trial_emit,
             should_stop=stop.is_set,
             checkpoint=saved,
             accumulation=task.accumulation,
@@ -193,7 +200,11 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             strategy=task.strategy,
             store=task.store,
         )
-        fn(task.config, trial)
+        if tune:
+            session = _tune_api.Session(trial, trial_emit, stop.is_set, task.store, task.checkpoint, task.study)
+            _tune_api.run(fn, task.config, session)
+        else:
+            fn(task.config, trial)
         put({"kind": "done"})
     except TrialPruned:
         put({"kind": "pruned"})

@@ -1,0 +1,403 @@
+"""Trainables written for Ray Tune and Ray Train (copied from Ray's examples, in
+``trainables/ray_tune_examples.py``) run unchanged: how the style is told, what a report
+records, checkpoint directories kept and handed back on a retry, ASHA on
+``training_iteration``, and ``TorchTrainer``'s context and helpers under ``workers: 2``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import tuner
+from tests.backends.ray.test_object_store import s3  # noqa: F401 (a fixture)
+from tests.conftest import cli_here, study
+from tuner.config import import_trainable, reported_metrics, trainable_style
+from tuner.diagnose import diagnose
+from tuner.errors import ConfigError
+
+EXAMPLES = "trainables.ray_tune_examples"
+BACKENDS = ["ray"]  # the backends a Ray Tune-style trainable runs on
+
+
+# -- telling the style, before anything runs --------------------------------------------------
+@pytest.mark.parametrize(
+    ("dotted", "api", "expected"),
+    [
+        (f"{EXAMPLES}:train_func", "auto", "tune"),  # one argument, its module uses ray.tune
+        (f"{EXAMPLES}:train_loop_per_worker", "auto", "tune"),
+        ("trainables.toy:quadratic", "auto", "tuner"),
+        ("trainables.digits:mlp", "tune", "tune"),  # said in the YAML
+        ("trainables.toy:quadratic", "tuner", "tuner"),
+        ("trainables.digits:mlp", "auto", "must take (config, trial); it takes one argument"),  # no Ray in it
+        (f"{EXAMPLES}:train_func", "tuner", "must take (config, trial)"),
+        ("trainables.toy:quadratic", "tune", "must take (config) or nothing"),
+    ],
+)
+def test_the_style_is_told_by_the_signature_or_the_yaml(dotted: str, api: str, expected: str) -> None:
+    fn = import_trainable(dotted)
+    if expected in ("tune", "tuner"):
+        assert trainable_style(fn, api) == expected
+    else:
+        with pytest.raises(TypeError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            trainable_style(fn, api)
+
+
+def test_a_train_loop_without_config_is_ray_train_style() -> None:
+    import ray.train
+
+    namespace: dict[str, Any] = {"ray": ray}
+    exec("def loop():\n    ray.train.report({'loss': 1.0})\n", namespace)
+    assert trainable_style(namespace["loop"]) == "tune"
+
+
+def _literal(config):  # type: ignore[no-untyped-def]
+    from ray import tune
+
+    tune.report({"loss": 1.0, "acc": 0.5})
+
+
+def _named(config):  # type: ignore[no-untyped-def]
+    from ray.train import report
+
+    metrics = dict(loss=1.0)
+    report(metrics=metrics)
+
+
+def _mutated(config):  # type: ignore[no-untyped-def]
+    from ray import tune
+
+    metrics = {"loss": 1.0}
+    metrics["acc"] = 0.5
+    tune.report(metrics)
+
+
+def test_the_metric_names_of_tune_reports_are_read_from_the_source() -> None:
+    assert reported_metrics(import_trainable(f"{EXAMPLES}:train_func"), "tune") == {"iterations", "mean_loss"}
+    assert reported_metrics(import_trainable(f"{EXAMPLES}:train_loop_per_worker"), "tune") == {"loss", "epoch"}
+    assert reported_metrics(_literal, "tune") == {"loss", "acc"}
+    assert reported_metrics(_named, "tune") == {"loss"}
+    assert reported_metrics(_mutated, "tune") is None  # keys added elsewhere: not known
+
+
+def test_a_metric_a_tune_trainable_never_reports_is_refused_with_what_it_reports() -> None:
+    body = f"""
+    trainable: {EXAMPLES}:train_func
+    metric: {{name: accuracy, goal: maximize}}
+    method: random
+    run_cap: 2
+    parameters:
+      width: {{value: 10}}
+    """
+    with pytest.raises(ConfigError, match=r"its tune.report calls report: iterations, mean_loss, training_iteration"):
+        study(body)
+    study(body.replace("accuracy", "training_iteration"))  # Tune's own counter is a metric too
+
+
+def test_trainable_api_is_checked() -> None:
+    body = f"""
+    trainable: {EXAMPLES}:train_func
+    metric: {{name: mean_loss}}
+    method: random
+    run_cap: 2
+    parameters:
+      width: {{value: 10}}
+    """
+    with pytest.raises(ConfigError, match=r"trainable: .* must take \(config, trial\)"):
+        study(body + "trainable_api: tuner\n")
+    with pytest.raises(ConfigError, match=r"trainable_api: .*auto.*tuner.*tune"):
+        study(body + "trainable_api: ray\n")
+    with pytest.raises(ConfigError, match=r"trainable_api: tune: backend simulated calls f\(config, step\)"):
+        study(body + "trainable_api: tune\n    early_terminate: {type: asha, max_t: 3}\n", backend="simulated")
+
+
+# -- a rank's session, without Ray --------------------------------------------------------------
+def test_only_numbers_are_recorded() -> None:
+    from tuner.backends.ray._tune_api import numeric
+
+    reported = {
+        "loss": torch.tensor(0.5),
+        "n": 3,
+        "val": {"acc": 0.25, "name": "x"},
+        "note": "text",
+        "flag": True,
+        "none": None,
+        "many": torch.ones(3),
+    }
+    assert numeric(reported) == {"loss": 0.5, "n": 3.0, "val/acc": 0.25}
+
+
+def _run_rank(trainable: str, tmp_path: Path, checkpoint: str | None = None, stop_after: int = 3) -> list[Any]:
+    """One trial of ``trainable`` on this thread as a worker rank runs it (no Ray): its events."""
+    from tuner.backends.ray._worker import TrialTask, _train
+    from tuner.storage import CheckpointStore
+
+    store = CheckpointStore(str(tmp_path / "ckpt"))
+    task = TrialTask(
+        "t1", trainable, {"width": 10, "height": 20}, 0, None, 0.0, store=store, checkpoint=checkpoint, study="s"
+    )
+    stop, events = threading.Event(), []
+
+    def emit(record: dict[str, Any]) -> None:
+        events.append(record)
+        if sum("step" in e for e in events) >= stop_after:
+            stop.set()
+
+    _train(task, stop, emit, events.append)
+    return events
+
+
+def test_a_rank_reports_training_iterations_and_keeps_checkpoint_directories(tmp_path: Path) -> None:
+    events = _run_rank(f"{EXAMPLES}:train_func", tmp_path)
+    *reports, end = events
+    assert end == {"kind": "pruned"}  # told to stop after its third report, it ends at the next, as under ASHA
+    assert [r["step"] for r in reports] == [1, 2, 3, 4]
+    assert [r["metrics"]["training_iteration"] for r in reports] == [1.0, 2.0, 3.0, 4.0]
+    assert [r["metrics"]["iterations"] for r in reports] == [0.0, 1.0, 2.0, 3.0]
+    last = Path(reports[-1]["checkpoint_path"])
+    assert last.name == "checkpoint_000004"
+    assert json.loads((last / "checkpoint.json").read_text()) == {"step": 3}
+    # a retry from the checkpoint of iteration 1 goes on at 2; the first attempt's later ones are dropped
+    again = _run_rank(f"{EXAMPLES}:train_func", tmp_path, checkpoint=reports[0]["checkpoint_path"], stop_after=1)
+    assert [r["step"] for r in again[:-1]] == [2, 3]
+    assert [r["metrics"]["iterations"] for r in again[:-1]] == [1.0, 2.0]
+    assert sorted(p.name for p in last.parent.iterdir()) == [f"checkpoint_00000{i}" for i in (1, 2, 3)]
+
+
+def test_a_tune_trainable_that_never_reports_is_told_so(tmp_path: Path) -> None:
+    (end,) = _run_rank(f"{EXAMPLES}:never_reports", tmp_path)
+    assert end["kind"] == "error" and "returned without reporting" in end["error"]
+    found = diagnose("errored", end["error"], {}, end["traceback"])
+    assert found is not None and found.cause == "not_reported" and "ray.tune.report" in found.hint
+    # the engine's verdict on reports without the study's metric: said in Ray Tune's terms too
+    missing = diagnose("errored", "metric 'acc' was not reported at step 1 (reported: loss, training_iteration)")
+    assert missing is not None and missing.cause == "not_reported" and "ray.tune.report" in missing.hint
+
+
+IMPORT_STYLES = """
+import sys, threading
+from tuner.backends.ray._worker import TrialTask, _train
+if sys.argv[1] == "late":  # the module binds Ray's own functions before anything is installed
+    import trainables.ray_tune_styles
+for name in ("tune_names", "train_names"):
+    events = []
+    task = TrialTask("t1", "trainables.ray_tune_styles:" + name, {"x": 2}, 0, None, 0.0)
+    _train(task, threading.Event(), events.append, events.append)
+    print(name, events)
+import trainables.ray_tune_styles as module
+print(all(hasattr(getattr(module, n), "__tuner_method__") for n in ("report", "train_report", "get_context")))
+"""
+
+
+@pytest.mark.parametrize("when", ["first", "late"])
+def test_names_bound_by_from_imports_answer_for_the_trial(when: str) -> None:
+    from tests.conftest import ROOT, cli_env
+
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_STYLES, when], cwd=ROOT, env=cli_env(None), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    tune, train, bound = done.stdout.splitlines()[-3:]
+    assert "'metrics': {'loss': 2.0, 'training_iteration': 1.0}" in tune and "{'kind': 'done'}" in tune
+    assert "'metrics': {'loss': 2.0, 'rank': 0.0, 'training_iteration': 1.0}" in train
+    assert bound == "True"
+
+
+def test_outside_a_trial_rays_functions_stay_rays() -> None:
+    import ray.train
+    import ray.tune
+
+    from tuner.backends.ray import _tune_hook
+
+    _tune_hook.install()
+    assert hasattr(ray.tune.report, "__tuner_method__") and hasattr(ray.train.get_context, "__tuner_method__")
+    with pytest.raises(RuntimeError, match="cannot be used outside of a Ray Train training function"):
+        ray.train.get_context()  # Ray's own answer: no trial is bound to this thread
+
+
+def test_plans_smoke_step_runs_a_tune_trainable_to_its_first_report(in_tmp: Path) -> None:
+    from tuner.plan import smoke
+
+    body = f"""
+    trainable: {EXAMPLES}:train_func
+    metric: {{name: mean_loss}}
+    method: random
+    run_cap: 2
+    parameters:
+      width: {{value: 10}}
+      height: {{value: 20}}
+    """
+    assert smoke(study(body))["metrics"] == {"iterations": 0.0, "mean_loss": 12.0, "training_iteration": 1.0}
+
+
+@pytest.mark.slow
+def test_checkpoint_directories_in_an_object_store(tmp_path: Path, s3: str) -> None:  # noqa: F811
+    from ray.tune import Checkpoint
+
+    from tuner.storage import CheckpointStore
+
+    store = CheckpointStore(f"s3://studies/ckpt?endpoint_override={s3}&scheme=http")
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    (source / "state.json").write_text('{"step": 2}')
+    (source / "sub" / "more.txt").write_text("x")
+    paths = [store.save_directory("t1", step, str(source)) for step in (1, 2, 3)]
+    assert paths[1] == "studies/ckpt/t1/checkpoint_000002" and store.step_of(paths[1]) == 2
+    assert store.uri(paths[1]).startswith("s3://studies/ckpt/t1/checkpoint_000002")
+    with Checkpoint(path=paths[1], filesystem=store.filesystem).as_directory() as folder:  # what get_checkpoint gives
+        assert (Path(folder) / "state.json").read_text() == '{"step": 2}'
+        assert (Path(folder) / "sub" / "more.txt").read_text() == "x"
+    store.drop_after("t1", 2)
+    assert [store.exists(p) for p in paths] == [True, True, False]
+    store.delete(paths[0])
+    assert not store.exists(paths[0])
+    local = store.download(paths[1], str(tmp_path / "copy"))
+    assert (Path(local) / "sub" / "more.txt").read_text() == "x"
+
+
+# -- studies on Ray -----------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rays_function_example_runs_under_asha_from_the_cli(ray_local: None, tmp_path: Path, backend: str) -> None:
+    (tmp_path / "space.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            name: tune_example
+            trainable: {EXAMPLES}:train_func
+            backend: {backend}
+            metric: {{name: mean_loss, goal: minimize}}
+            method: random
+            seed: 3
+            run_cap: 6
+            max_concurrent: 2
+            early_terminate: {{type: asha, max_t: 8, grace_period: 2, reduction_factor: 2}}
+            parameters:
+              width: {{distribution: int_uniform, min: 10, max: 100}}
+              height: {{distribution: uniform, min: 10, max: 100}}
+            """
+        )
+    )
+    done = cli_here("run", "space.yaml", "--no-dashboard", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "results" / "tune_example"
+    trials = tuner.load_results(folder)
+    assert len(trials) == 6 and set(trials["status"]) <= {"finished", "pruned"}
+    history = tuner.load_history(folder)
+    for trial_id, rows in history.groupby("trial_id"):
+        status = trials.set_index("trial_id").loc[trial_id, "status"]
+        steps = list(rows["step"])
+        assert steps == list(range(1, len(steps) + 1))  # Tune's training_iteration is the step
+        assert list(rows["training_iteration"]) == steps
+        assert list(rows["iterations"]) == [s - 1 for s in steps]  # the example's own counter agrees
+        assert steps[-1] == 8 if status == "finished" else steps[-1] in (2, 4)  # ASHA's rungs
+    best = tuner.load_best(folder)
+    checkpoint = Path(best["checkpoint"])  # the best trial's last checkpoint directory
+    saved = json.loads((checkpoint / "checkpoint.json").read_text())
+    assert checkpoint.name == f"checkpoint_{best['step']:06d}" and saved == {"step": best["step"] - 1}
+    for trial_folder in (folder / "checkpoints").iterdir():
+        assert len(list(trial_folder.iterdir())) <= 2  # the last and the best; older ones deleted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_crashed_trial_resumes_from_its_checkpoint_iteration(ray_local: None, in_tmp: Path, backend: str) -> None:
+    crashes = in_tmp / "crashes"
+    crashes.mkdir()
+    body = f"""
+    name: crash_once
+    trainable: {EXAMPLES}:train_func_crashing_once
+    backend: {backend}
+    metric: {{name: mean_loss, goal: minimize}}
+    method: grid
+    max_failures: 1
+    early_terminate: {{type: asha, max_t: 6, grace_period: 6}}
+    parameters:
+      width: {{value: 20}}
+      height: {{value: 30}}
+      crash_at: {{value: 3}}
+      crash_dir: {{value: {crashes}}}
+    """
+    out = tuner.run(study(body), quiet=True)
+    trials = tuner.load_results(out.folder)
+    assert list(trials["status"]) == ["finished"] and list(trials["attempts"]) == [1]  # one retry
+    assert len(list(crashes.iterdir())) == 1  # it did crash once
+    history = tuner.load_history(out.folder)
+    # crashed at current_step 3 (iteration 4), after the checkpoint of iteration 3: the retry got
+    # that checkpoint back and went on at iteration 4 with the example's step 3, not from 1 and 0
+    assert list(history["step"]) == [1, 2, 3, 4, 5, 6]
+    assert list(history["iterations"]) == [0, 1, 2, 3, 4, 5]
+    assert "crashed once, mid-run, on purpose" in (out.folder / "logs" / "t0001.log").read_text()
+    final = tuner.train(study(body), {"width": 20, "height": 30, "crash_at": -1, "crash_dir": str(crashes)},
+                        out=in_tmp / "final", quiet=True)  # fmt: skip
+    assert json.loads((Path(final["checkpoint"]) / "checkpoint.json").read_text()) == {"step": 5}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rays_torch_quickstart_runs_as_a_ddp_study(ray_local: None, in_tmp: Path, backend: str) -> None:
+    body = f"""
+    name: quickstart
+    trainable: {EXAMPLES}:train_loop_per_worker
+    backend: {backend}
+    metric: {{name: loss, goal: minimize}}
+    method: random
+    seed: 0
+    run_cap: 3
+    resources: {{workers: 2}}
+    early_terminate: {{type: asha, max_t: 4, grace_period: 2, reduction_factor: 2}}
+    parameters:
+      lr: {{distribution: log_uniform_values, min: 1e-4, max: 1e-2}}
+    """
+    out = tuner.run(study(body), quiet=True)
+    trials = tuner.load_results(out.folder)
+    assert len(trials) == 3 and set(trials["status"]) <= {"finished", "pruned"}
+    history = tuner.load_history(out.folder)
+    assert (history["epoch"] == history["step"] - 1).all()  # one report an epoch, epochs from 0
+    checkpoint = Path(tuner.load_best(out.folder)["checkpoint"])
+    state = torch.load(checkpoint / "model.pt", weights_only=True)  # both ranks wrote model.pt
+    from trainables.ray_tune_examples import NeuralNetwork
+
+    NeuralNetwork().load_state_dict(state)
+
+
+@pytest.mark.slow
+def test_each_rank_is_told_its_place_as_under_a_torch_trainer(ray_local: None, in_tmp: Path) -> None:
+    body = f"""
+    name: probe
+    trainable: {EXAMPLES}:context_probe
+    metric: {{name: loss, goal: minimize}}
+    method: grid
+    resources: {{workers: 2}}
+    parameters:
+      x: {{value: 1}}
+    """
+    out = tuner.run(study(body), quiet=True)
+    assert list(tuner.load_results(out.folder)["status"]) == ["finished"]
+    folder = out.folder / "checkpoints" / "t0001"  # the trial's folder: tune.get_context().get_trial_dir()
+    seen = [json.loads((folder / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for rank, told in enumerate(seen):
+        assert told == {
+            "world_rank": rank,
+            "world_size": 2,
+            "local_rank": rank,
+            "local_world_size": 2,
+            "node_rank": 0,
+            "experiment": "probe",
+            "trial_id": "t0001",
+            "trial_name": "t0001",
+            "device": "cpu",
+            "ddp": "DistributedDataParallel",  # prepare_model wrapped it in our process group
+            "sampler": "DistributedSampler",  # prepare_data_loader sharded 8 samples over 2 ranks
+            "batches": 2,
+            "checkpoint": False,
+        }
+    history = tuner.load_history(out.folder)
+    assert {"loss", "nested/value", "training_iteration"} <= set(history.columns)
+    assert "note" not in history.columns  # not a number: not recorded
