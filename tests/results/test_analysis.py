@@ -375,3 +375,23 @@ def test_a_study_refuses_the_tune_flags(study_folder: Path, tmp_path: Path) -> N
 def test_a_folder_of_neither_kind_is_refused(tmp_path: Path) -> None:
     with pytest.raises(tuner.UserError, match=r"not a tuner results folder.*nor a Ray Tune experiment"):
         tuner.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("policy", "maximize", "kept"),
+    [
+        ({}, False, ["b", "d"]),  # the last, and the best
+        ({"keep": 2}, False, ["b", "c", "d"]),
+        ({"keep_best": False}, False, ["d"]),
+        ({}, True, ["a", "d"]),
+        ({"keep": 9}, False, ["a", "b", "c", "d"]),
+    ],
+)
+def test_an_object_stores_checkpoints_are_those_the_run_keeps(
+    policy: dict[str, Any], maximize: bool, kept: list[str]
+) -> None:
+    """An object store is not listed: the run's own rule says which of its checkpoints are left."""
+    from tuner.results._study_folder import _pruned
+
+    saved = [("a", {"loss": 0.5}), ("b", {"loss": 0.2}), ("c", {"loss": 0.2}), ("d", {"loss": math.nan})]
+    assert [path for path, _ in _pruned(saved, policy, "loss", maximize)] == kept

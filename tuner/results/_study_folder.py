@@ -48,7 +48,8 @@ def read_study_folder(folder: Path) -> tuple[list[TrialResult], str | None, str 
     study = yaml.safe_load((folder / STUDY).read_text(encoding="utf-8")) if (folder / STUDY).is_file() else None
     metric, maximize = objectives(study)[0] if study else (None, False)
     runs = _replay(folder)
-    location = ((study or {}).get("checkpoints") or {}).get("path") or str(folder / "checkpoints")
+    policy = (study or {}).get("checkpoints") or {}
+    location = policy.get("path") or str(folder / "checkpoints")
     records = []
     for _, row in trials.iterrows():
         trial_id = str(row["trial_id"])
@@ -57,8 +58,11 @@ def read_study_folder(folder: Path) -> tuple[list[TrialResult], str | None, str 
         history = pd.DataFrame(run.reports)
         if not history.empty:
             history = history[[*FIRST, *(c for c in history.columns if c not in FIRST)]]
-        kept = [(_shown(location, path), _at(run.reports, step)) for step, path in run.checkpoints]
-        kept = [(path, result) for path, result in kept if _present(path)]
+        saved = [(_shown(location, path), _at(run.reports, step)) for step, path in run.checkpoints]
+        if _remote(location) and (study or {}).get("backend") != "simulated":  # not listed here: by the rule
+            kept = _pruned(saved, policy, metric, maximize)
+        else:  # on this disk, those still there (a simulated run's are all there)
+            kept = [(path, result) for path, result in saved if _remote(path) or Path(path).exists()]
         records.append(
             TrialResult(
                 trial_id=trial_id,
@@ -108,20 +112,29 @@ def _at(reports: list[dict[str, Any]], step: Any) -> dict[str, Any]:
     return dict(same[-1]) if same else {"step": step}
 
 
+def _remote(location: str) -> bool:
+    scheme = urlsplit(location).scheme
+    return len(scheme) > 1 and scheme != "file"
+
+
 def _shown(location: str, path: str) -> str:
     """A checkpoint's path as the user opens it: with its scheme, in an object store."""
-    scheme = urlsplit(location).scheme
-    remote = len(scheme) > 1 and scheme != "file"
-    return f"{scheme}://{path}" if remote and "://" not in path else path
+    if _remote(location) and "://" not in path:
+        return f"{urlsplit(location).scheme}://{path}"
+    return path.removeprefix("file://")
 
 
-def _present(path: str) -> bool:
-    """Whether a checkpoint is still there (the run prunes all but the last and the best); one
-    elsewhere than on this machine's disk counts as there."""
-    scheme = urlsplit(path).scheme
-    if len(scheme) > 1 and scheme != "file":
-        return True
-    return Path(path.removeprefix("file://")).exists()
+def _pruned(
+    saved: list[tuple[str, dict[str, Any]]], policy: dict[str, Any], metric: str | None, maximize: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    """The checkpoints a run keeps of those it saved: the last ``keep`` and, with ``keep_best``,
+    the first at the trial's best value of the metric (tuner.engine's rule)."""
+    keep = {*range(max(0, len(saved) - int(policy.get("keep", 1))), len(saved))}
+    values = [(i, r.get(metric or "")) for i, (_, r) in enumerate(saved)]
+    finite = [(i, float(v)) for i, v in values if isinstance(v, int | float) and math.isfinite(v)]
+    if policy.get("keep_best", True) and finite:
+        keep.add(min(finite, key=lambda iv: -iv[1] if maximize else iv[1])[0])
+    return [c for i, c in enumerate(saved) if i in keep]
 
 
 def _nest(params: dict[str, Any]) -> dict[str, Any]:
