@@ -147,6 +147,24 @@ def test_best_trial_is_rays(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("scope", ["last", "all"])
+def test_best_result_is_the_result_grids(ours: tuner.Analysis, theirs: Any, metric: str, scope: str) -> None:
+    from ray.tune import ResultGrid
+
+    try:
+        expected = ResultGrid(theirs).get_best_result(metric, "max", scope)
+    except RuntimeError:  # no trial has the metric
+        with pytest.raises(ResultsError, match="No best trial found"):
+            ours.get_best_result(metric, "max", scope)
+        return
+    mine = ours.get_best_result(metric, "max", scope)
+    assert mine.path == expected.path and _same(mine.metrics, expected.metrics)
+    assert mine.checkpoint == (expected.checkpoint.path if expected.checkpoint else None)
+    pd.testing.assert_frame_equal(mine.metrics_dataframe, expected.metrics_dataframe)
+
+
+@pytest.mark.slow
 def test_scopes_disagree_in_this_experiment(ours: tuner.Analysis) -> None:
     """Otherwise the comparison above would prove little."""
     picks = {(s, m): ours.get_best_trial("loss", m, s) for s in SCOPES for m in ("min", "max")}

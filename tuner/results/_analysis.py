@@ -54,6 +54,10 @@ class TrialResult:
     def last_result(self) -> dict[str, Any]:
         return self.metrics
 
+    @property
+    def metrics_dataframe(self) -> pd.DataFrame:  # a Ray ``Result``'s name
+        return self.metric_history
+
     def __repr__(self) -> str:
         return f"TrialResult({self.trial_id}, {self.status}, config={self.config})"
 
@@ -139,6 +143,27 @@ class Analysis:
             logger.warning("Could not find best trial. Did you pass the correct `metric` parameter?")
             return None
         return self.trials[best]
+
+    def get_best_result(
+        self,
+        metric: str | None = None,
+        mode: str | None = None,
+        scope: str = "last",
+        filter_nan_and_inf: bool = True,
+    ) -> TrialResult:
+        """:meth:`get_best_trial` as Ray's ``ResultGrid.get_best_result`` asks it: an error
+        rather than ``None`` when no trial has the metric."""
+        if len(self.trials) != 1:
+            self._validate_metric(metric)
+            self._validate_mode(mode)
+        best = self.get_best_trial(metric, mode, scope, filter_nan_and_inf)
+        if best is None:
+            nan = ", or all its values are NaN (pass filter_nan_and_inf=False to count them)"
+            raise ResultsError(
+                f"No best trial found for the given metric: {metric or self.default_metric}. "
+                f"No trial has reported this metric{nan if filter_nan_and_inf else ''}."
+            )
+        return best
 
     def get_best_config(
         self, metric: str | None = None, mode: str | None = None, scope: str = "last"
