@@ -2,18 +2,22 @@
 
 from tuner._api import resume, run, train
 from tuner.config import Study, load_study
-from tuner.errors import ConfigError, StudyFailed, TrialPruned, TunerError, UserError
-from tuner.results import load_best, load_history, load_results
+from tuner.errors import ConfigError, ResultsError, StudyFailed, TrialPruned, TunerError, UserError
+from tuner.results import Analysis, TrialResult, load, load_best, load_history, load_results
 from tuner.trial import Trial
 
 __all__ = [
+    "Analysis",
     "ConfigError",
+    "ResultsError",
     "Study",
     "StudyFailed",
     "Trial",
     "TrialPruned",
+    "TrialResult",
     "TunerError",
     "UserError",
+    "load",
     "load_best",
     "load_history",
     "load_results",

@@ -70,11 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     _backend_option(plan)
 
     best = sub.add_parser("best", help="print the best configuration of a finished study")
-    best.add_argument("results", help="the study's results folder")
+    best.add_argument("results", help="the study's results folder, or a Ray Tune experiment folder")
     best.add_argument("--format", choices=["yaml", "json"], default="yaml")
 
     results = sub.add_parser("results", help="list a study's trials")
-    results.add_argument("results", help="the study's results folder")
+    results.add_argument("results", help="the study's results folder, or a Ray Tune experiment folder")
     results.add_argument("--top", type=int, help="only the N best trials")
     results.add_argument("--sort", help="column or metric to sort by (default: the study's metric, best first)")
     export = results.add_mutually_exclusive_group()
@@ -83,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     results.add_argument("--tensorboard", metavar="DIR", help="also write one TensorBoard run per trial into DIR")
 
     report = sub.add_parser("report", help="write report.html and the charts of a study")
-    report.add_argument("results", help="the study's results folder")
+    report.add_argument("results", help="the study's results folder, or a Ray Tune experiment folder")
+    for p in (best, results, report):
+        p.add_argument("--metric", metavar="NAME", help="a Ray Tune experiment's metric, where it recorded none")
+        p.add_argument("--mode", choices=["min", "max"], help="a Ray Tune experiment's mode, where it recorded none")
 
     train = sub.add_parser("train", help="train once with a configuration (e.g. the best), outside the search")
     train.add_argument("space", help="the study's YAML file")
@@ -274,8 +277,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
-    from tuner.results import load_best
+    from tuner.results import is_tune_folder, load_best
 
+    if args.metric or args.mode or is_tune_folder(args.results):
+        return _tune_best(args)
     best = load_best(args.results)
     confirmed = best.get("confirmed")
     if best.get("pareto") is not None and not str(best.get("chosen_by", "")).startswith("select"):
@@ -308,6 +313,23 @@ def _cmd_best(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tune_best(args: argparse.Namespace) -> int:
+    """The best trial of a Ray Tune experiment, by the rule ``best.yaml`` follows."""
+    from tuner.results import read_tables
+
+    tables = read_tables(args.results, args.metric, args.mode)
+    best = tables.best()
+    if best is None:
+        raise UserError(f"{args.results}: no trial reported a finite {tables.metric}")
+    print(
+        f"({best['trial_id']}, {best['status']} at training_iteration {best['step']}: "
+        f"{tables.metric}={best['metric']['value']:.6g})",
+        file=sys.stderr,
+    )
+    _print(best["config"], args.format)
+    return EXIT_OK
+
+
 def _print(data: Any, fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(data, indent=2))
@@ -325,7 +347,7 @@ def _merged(config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 def _cmd_results(args: argparse.Namespace) -> int:
     from tuner.results.table import render, trials_table
 
-    table = trials_table(args.results, sort=args.sort, top=args.top)
+    table = trials_table(args.results, sort=args.sort, top=args.top, metric=args.metric, mode=args.mode)
     if args.csv:
         table.to_csv(args.csv, index=False)
     if args.parquet:
@@ -334,17 +356,15 @@ def _cmd_results(args: argparse.Namespace) -> int:
     if args.tensorboard:
         from tuner.results.tensorboard import write_tensorboard
 
-        out = write_tensorboard(args.results, args.tensorboard)
+        out = write_tensorboard(args.results, args.tensorboard, args.metric, args.mode)
         print(f"tensorboard: {_shown(out)}   (tensorboard --logdir {_shown(out)})")
     return EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from tuner.report import write_report
-    from tuner.results import load_results
 
-    load_results(args.results)  # a clear error for a folder that is not a study's
-    print(f"report: {_shown(write_report(args.results))}")
+    print(f"report: {_shown(write_report(args.results, args.metric, args.mode))}")
     return EXIT_OK
 
 

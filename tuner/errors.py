@@ -46,6 +46,11 @@ class SearchSpaceError(ConfigError):
     """A parameter cannot be searched the way the chosen searcher would need."""
 
 
+class ResultsError(UserError, ValueError):
+    """A question results cannot answer as asked: no metric or mode where one is needed, a mode
+    or scope that does not exist. A ``ValueError`` too, as Ray's ``ExperimentAnalysis`` raises."""
+
+
 class StudyFailed(TunerError):
     """Every trial of a study failed; no best configuration exists."""
 

@@ -25,9 +25,10 @@ pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.85em}.note{color:#6
 """
 
 
-def write_report(folder: str | Path) -> Path:
-    """Draw every chart of the study in ``folder``; returns the path of ``report.html``."""
-    data = read(folder)
+def write_report(folder: str | Path, metric: str | None = None, mode: str | None = None) -> Path:
+    """Draw every chart of the study in ``folder`` (or of a Ray Tune experiment: ``metric`` and
+    ``mode`` where it recorded none); returns the path of ``report.html``."""
+    data = read(folder, metric, mode)
     out = data.folder
     sections = []
     for key, (title, draw) in CHARTS.items():

@@ -1,8 +1,10 @@
 """Results on disk and the choice of the best trial; pure pandas, no Ray."""
 
+from tuner.results._analysis import Analysis, TrialResult
 from tuner.results._best import best_row, ranked
 from tuner.results._confirm import CONFIRM, candidates, confirm_table, shown_metrics, summarise
 from tuner.results._journal import JOURNAL, read_journal
+from tuner.results._load import load
 from tuner.results._pareto import pareto_mask, select
 from tuner.results._recorder import FAILED, Recorder, TrialRecord
 from tuner.results._state import STATE, alive, read_state, unfinished, write_state
@@ -21,25 +23,32 @@ from tuner.results._store import (
     write_yaml,
 )
 from tuner.results._study import read_study
+from tuner.results._tables import Tables, read_tables
+from tuner.results._tune_folder import is_tune_folder
 from tuner.results._warm import WarmStart, read_warm_start
 
 __all__ = [
-    "FAILED",
     "BEST",
     "CONFIRM",
+    "FAILED",
     "HISTORY",
     "JOURNAL",
     "STATE",
     "STUDY",
     "SUMMARY",
     "TRIALS",
+    "Analysis",
     "Recorder",
+    "Tables",
     "TrialRecord",
+    "TrialResult",
     "WarmStart",
     "alive",
     "best_row",
     "candidates",
     "confirm_table",
+    "is_tune_folder",
+    "load",
     "load_best",
     "load_history",
     "load_results",
@@ -50,6 +59,7 @@ __all__ = [
     "read_journal",
     "read_state",
     "read_study",
+    "read_tables",
     "read_warm_start",
     "row_params",
     "select",

@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from tuner.errors import UserError
-from tuner.results._store import STUDY, load_results, objectives
+from tuner.results._tables import read_tables
 from tuner.status import FAILED, FINISHED, PRUNED, STOPPED
 
 FIRST = ["trial_id", "status", "pruned_at", "value", "best_value", "iterations", "wall_s"]
 
 
-def trials_table(folder: str | os.PathLike[str], sort: str | None = None, top: int | None = None) -> pd.DataFrame:
+def trials_table(
+    folder: str | os.PathLike[str],
+    sort: str | None = None,
+    top: int | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
+) -> pd.DataFrame:
     """One row per trial, best first by default. ``sort`` names a column, a parameter or a metric;
-    add ``:desc`` or ``:asc`` to choose the order (the study's metric sorts best first)."""
-    trials = load_results(folder)
-    study = yaml.safe_load((Path(folder) / STUDY).read_text(encoding="utf-8"))
-    metric, maximize = objectives(study)[0]
-    table = trials.copy()
+    add ``:desc`` or ``:asc`` to choose the order (the study's metric sorts best first). A Ray Tune
+    experiment's trials are read as :func:`read_tables` converts them (``metric`` and ``mode``
+    where it recorded none)."""
+    tables = read_tables(folder, metric, mode)
+    metric, maximize = tables.metric, tables.maximize
+    table = tables.trials.copy()
     table.insert(2, "pruned_at", table["step"].where(table["status"] == PRUNED))
     params = [str(c) for c in table if str(c).startswith("params_") and table[c].astype(str).nunique() > 1]
     metrics = [str(c) for c in table if str(c).startswith("metric_") and c != f"metric_{metric}"]
-    table = table[[c for c in FIRST if c in table] + params + metrics + ["error"]]
+    table = table[[c for c in FIRST if c in table] + params + metrics + (["error"] if "error" in table else [])]
     table = table.rename(columns={"value": metric, "best_value": f"best_{metric}"})
     table = table.rename(columns={c: str(c).removeprefix("params_") for c in params})
     table = table.rename(columns={c: str(c).removeprefix("metric_") for c in metrics})

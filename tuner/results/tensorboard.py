@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from tuner.results._store import load_history, load_results
+from tuner.results._tables import read_tables
 
 SKIP = {"trial_id", "step", "time_s"}
 
@@ -19,21 +19,22 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, int | float | bool | str) and not (isinstance(value, float) and math.isnan(value))
 
 
-def write_tensorboard(results: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """Write ``out/<trial_id>/`` for every trial of the study at ``results``; returns ``out``."""
+def write_tensorboard(
+    results: str | os.PathLike[str], out: str | os.PathLike[str], metric: str | None = None, mode: str | None = None
+) -> Path:
+    """Write ``out/<trial_id>/`` for every trial of the study at ``results`` (or of a Ray Tune
+    experiment, see :func:`~tuner.results.read_tables`); returns ``out``."""
     from tensorboardX import SummaryWriter
     from tensorboardX.summary import hparams
 
-    trials = load_results(results)
-    history = load_history(results)
+    tables = read_tables(results, metric, mode)
+    trials, history = tables.trials, tables.history
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     metrics = [c for c in history.columns if c not in SKIP]
     for _, trial in trials.iterrows():
         trial_id = str(trial["trial_id"])
-        params = {
-            str(k).removeprefix("params_"): trial[k] for k in trials.columns if str(k).startswith("params_")
-        }
+        params = {str(k).removeprefix("params_"): trial[k] for k in trials.columns if str(k).startswith("params_")}
         params = {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items() if _scalar(v)}
         params["status"] = str(trial["status"])
         finals = {

@@ -1,0 +1,299 @@
+"""What ``tuner.load`` returns: a study's or a Ray Tune experiment's trials, asked the way Ray
+Tune's ``ExperimentAnalysis`` is asked (``get_best_trial``, ``get_best_config``,
+``get_best_checkpoint``, ``dataframe``) and answering as it does.
+
+Every answer follows Ray 2.60's rules: the scopes ``all``, ``last``, ``avg``, ``last-5-avg`` and
+``last-10-avg`` over each trial's recorded figures, NaN and infinite scores left out unless
+asked, ties to the earlier trial, ``None`` (and a logged warning) when no trial has the metric,
+and the same errors for a missing metric or mode or an unknown scope. Unlike tuner's own best
+(``best.yaml``), nothing here prefers trials that ran to the full budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from tuner.errors import ResultsError
+from tuner.results._scopes import MODES, SCOPES, best_of, flat, lookup
+
+logger = logging.getLogger(__name__)
+DEFAULT_METRIC = "_metric"  # Ray's name for the metric when only a mode was given
+TRAINING_ITERATION = "training_iteration"
+
+
+@dataclass(repr=False)
+class TrialResult:
+    """One trial as :class:`Analysis` returns it.
+
+    ``metrics`` is the last result it reported (Ray's ``last_result``, also under that name),
+    ``metric_history`` every result as a DataFrame, ``checkpoint`` its latest checkpoint (a
+    path, ``None`` without one), ``status`` as its run recorded it (Ray's ``TERMINATED`` or
+    ``ERROR``; tuner's ``finished``, ``pruned``, ...), ``path`` its folder (a Tune trial's own;
+    a tuner study's results folder). ``metric_analysis`` holds each metric's figures by scope,
+    ``checkpoints`` the kept checkpoints with the result each was reported with.
+    """
+
+    trial_id: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    metric_history: pd.DataFrame
+    checkpoint: str | None
+    status: str
+    path: str
+    metric_analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checkpoints: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def last_result(self) -> dict[str, Any]:
+        return self.metrics
+
+    @property
+    def metrics_dataframe(self) -> pd.DataFrame:  # a Ray ``Result``'s name
+        return self.metric_history
+
+    def __repr__(self) -> str:
+        return f"TrialResult({self.trial_id}, {self.status}, config={self.config})"
+
+
+class Analysis:
+    """The trials of one run, with Ray Tune's ``ExperimentAnalysis`` methods.
+
+    ``default_metric`` and ``default_mode`` (``min`` or ``max``) are what a method uses when it
+    is given none: a tuner study's metric and goal, a Tune experiment's ``TuneConfig``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        trials: list[TrialResult],
+        default_metric: str | None = None,
+        default_mode: str | None = None,
+    ) -> None:
+        if default_mode and default_mode not in MODES:
+            raise ResultsError("`default_mode` has to be None or one of [min, max]")
+        self.experiment_path = str(path)
+        self.trials = list(trials)
+        self.default_metric = default_metric or (DEFAULT_METRIC if default_mode else None)
+        self.default_mode = default_mode
+
+    def __repr__(self) -> str:
+        return (
+            f"Analysis({self.experiment_path!r}, {len(self.trials)} trials, "
+            f"metric={self.default_metric!r}, mode={self.default_mode!r})"
+        )
+
+    # -- the trials -------------------------------------------------------------------------
+
+    @property
+    def trial_dataframes(self) -> dict[str, pd.DataFrame]:
+        """Each trial's results, by trial id."""
+        return {t.trial_id: t.metric_history for t in self.trials}
+
+    @property
+    def results(self) -> dict[str, dict[str, Any]]:
+        """Each trial's last result, by trial id."""
+        return {t.trial_id: t.metrics for t in self.trials}
+
+    def get_all_configs(self, prefix: bool = False) -> dict[str, dict[str, Any]]:
+        """Each trial's configuration, by trial id; ``prefix``: flat, keys ``config/<name>``."""
+        return {t.trial_id: flat({"config": t.config}) if prefix else t.config for t in self.trials}
+
+    def _trial(self, trial: TrialResult | str) -> TrialResult:
+        if isinstance(trial, TrialResult):
+            return trial
+        for t in self.trials:
+            if t.trial_id == trial:
+                return t
+        raise ResultsError(f"no trial {trial!r} in {self.experiment_path}")
+
+    # -- the best ---------------------------------------------------------------------------
+
+    def get_best_trial(
+        self,
+        metric: str | None = None,
+        mode: str | None = None,
+        scope: str = "last",
+        filter_nan_and_inf: bool = True,
+    ) -> TrialResult | None:
+        """The best trial on ``metric`` (``mode`` ``min`` or ``max``) under ``scope``: ``last``
+        compares each trial's last value, ``avg`` the mean of all its values, ``last-5-avg`` and
+        ``last-10-avg`` the mean of its last 5 or 10, ``all`` its best value (its min or max by
+        ``mode``). With ``filter_nan_and_inf``, a NaN or infinite score never wins. Ties go to
+        the earlier trial; ``None`` when no trial has the metric. A run of one trial returns
+        that trial whatever is asked, as Ray does."""
+        if len(self.trials) == 1:
+            return self.trials[0]
+        metric = self._validate_metric(metric)
+        mode = self._validate_mode(mode)
+        if scope not in SCOPES:
+            raise ResultsError(
+                f"attempting to get best trial for metric {metric} for scope {scope} not in "
+                '["all", "last", "avg", "last-5-avg", "last-10-avg"]. If you didn\'t pass a `metric` '
+                "when the run started, you have to pass one when fetching the best trial."
+            )
+        best = best_of([t.metric_analysis for t in self.trials], metric, mode, scope, filter_nan_and_inf)
+        if best is None:
+            logger.warning("Could not find best trial. Did you pass the correct `metric` parameter?")
+            return None
+        return self.trials[best]
+
+    def get_best_result(
+        self,
+        metric: str | None = None,
+        mode: str | None = None,
+        scope: str = "last",
+        filter_nan_and_inf: bool = True,
+    ) -> TrialResult:
+        """:meth:`get_best_trial` as Ray's ``ResultGrid.get_best_result`` asks it: an error
+        rather than ``None`` when no trial has the metric."""
+        if len(self.trials) != 1:
+            self._validate_metric(metric)
+            self._validate_mode(mode)
+        best = self.get_best_trial(metric, mode, scope, filter_nan_and_inf)
+        if best is None:
+            nan = ", or all its values are NaN (pass filter_nan_and_inf=False to count them)"
+            raise ResultsError(
+                f"No best trial found for the given metric: {metric or self.default_metric}. "
+                f"No trial has reported this metric{nan if filter_nan_and_inf else ''}."
+            )
+        return best
+
+    def get_best_config(
+        self, metric: str | None = None, mode: str | None = None, scope: str = "last"
+    ) -> dict[str, Any] | None:
+        """The configuration of :meth:`get_best_trial`'s trial, ``None`` when there is none."""
+        best = self.get_best_trial(metric, mode, scope)
+        return best.config if best else None
+
+    def get_best_checkpoint(
+        self, trial: TrialResult | str, metric: str | None = None, mode: str | None = None
+    ) -> str | None:
+        """The path of the trial's kept checkpoint whose result was best on ``metric`` (default:
+        the default metric, else ``training_iteration``), NaN left out; ``None`` without one."""
+        metric = metric or self.default_metric or TRAINING_ITERATION
+        mode = self._validate_mode(mode)
+        record = self._trial(trial)
+        scored = []
+        for path, result in record.checkpoints:
+            try:
+                scored.append((path, lookup(metric, result)))
+            except (KeyError, IndexError, ValueError):
+                raise ResultsError(f"{metric}: not in the result of checkpoint {path}") from None
+        scored = [(p, v) for p, v in scored if not (isinstance(v, float) and math.isnan(v))]
+        if not scored:
+            logger.error(f"No checkpoints have been found for trial {record.trial_id}.")
+            return None
+        factor = -1 if mode == "min" else 1
+        return max(scored, key=lambda pv: factor * pv[1])[0]
+
+    def get_last_checkpoint(
+        self, trial: TrialResult | str | None = None, metric: str = TRAINING_ITERATION, mode: str = "max"
+    ) -> str | None:
+        """The trial's checkpoint of the highest ``training_iteration`` (without ``trial``, of the
+        best trial on ``metric`` and ``mode``)."""
+        found = trial or self.get_best_trial(metric, mode)
+        return None if found is None else self.get_best_checkpoint(found, TRAINING_ITERATION, "max")
+
+    # -- tables -----------------------------------------------------------------------------
+
+    def dataframe(self, metric: str | None = None, mode: str | None = None) -> pd.DataFrame:
+        """One row per trial that reported: its last result, or with ``metric`` and ``mode`` the
+        result where ``metric`` was lowest (``min``) or highest (``max``), and its configuration
+        as ``config/<name>`` columns. The defaults are not used here, as in Ray."""
+        if mode and mode not in MODES:
+            raise ResultsError("If set, `mode` has to be one of [min, max]")
+        if mode and not metric:
+            raise ResultsError("If a `mode` is passed, you'll also have to pass a `metric`!")
+        rows: dict[str, dict[str, Any]] = {}
+        for trial in self.trials:
+            df = trial.metric_history
+            if df.empty:
+                continue
+            idx: Any = -1
+            if metric in df and mode == "max":
+                idx = df[metric].idxmax()
+            elif metric in df and mode == "min":
+                idx = df[metric].idxmin()
+            try:
+                rows[trial.trial_id] = df.iloc[idx].to_dict()
+            except TypeError:  # idx is NaN
+                logger.warning(f"Warning: Non-numerical value(s) encountered for {trial.trial_id}")
+        for trial_id, config in self.get_all_configs(prefix=True).items():
+            if trial_id in rows:
+                rows[trial_id].update(config)
+                rows[trial_id].update(logdir=trial_id)
+        return pd.DataFrame(list(rows.values()))
+
+    def get_dataframe(self, filter_metric: str | None = None, filter_mode: str | None = None) -> pd.DataFrame:
+        """:meth:`dataframe` under Ray's ``ResultGrid`` names."""
+        return self.dataframe(metric=filter_metric, mode=filter_mode)
+
+    # -- with the default metric and mode ---------------------------------------------------
+
+    def _defaults(self, what: str) -> None:
+        if not self.default_metric or not self.default_mode:
+            raise ResultsError(
+                f"To fetch the `{what}`, the run must have a metric and mode (a Tune experiment's "
+                "TuneConfig); otherwise pass `metric` and `mode` to get_best_trial and the like"
+            )
+
+    @property
+    def best_trial(self) -> TrialResult | None:
+        self._defaults("best_trial")
+        return self.get_best_trial(self.default_metric, self.default_mode)
+
+    @property
+    def best_config(self) -> dict[str, Any] | None:
+        self._defaults("best_config")
+        return self.get_best_config(self.default_metric, self.default_mode)
+
+    @property
+    def best_checkpoint(self) -> str | None:
+        self._defaults("best_checkpoint")
+        best = self.best_trial
+        if not best:
+            raise ResultsError(
+                f"No best trial found. Please check if you specified the correct default metric "
+                f"({self.default_metric}) and mode ({self.default_mode})."
+            )
+        return self.get_best_checkpoint(best, self.default_metric, self.default_mode)
+
+    @property
+    def best_dataframe(self) -> pd.DataFrame:
+        self._defaults("best_dataframe")
+        best = self.best_trial
+        if best is None:
+            raise ResultsError(f"no trial reported {self.default_metric}")
+        return best.metric_history
+
+    @property
+    def best_result(self) -> dict[str, Any]:
+        self._defaults("best_result")
+        best = self.best_trial
+        if best is None:
+            raise ResultsError(f"no trial reported {self.default_metric}")
+        return best.metrics
+
+    def _validate_metric(self, metric: str | None) -> str:
+        if not metric and not self.default_metric:
+            raise ResultsError(
+                "No `metric` has been passed and `default_metric` has not been set. "
+                "Please specify the `metric` parameter."
+            )
+        return metric or self.default_metric  # type: ignore[return-value]
+
+    def _validate_mode(self, mode: str | None) -> str:
+        if not mode and not self.default_mode:
+            raise ResultsError(
+                "No `mode` has been passed and `default_mode` has not been set. Please specify the `mode` parameter."
+            )
+        if mode and mode not in MODES:
+            raise ResultsError("If set, `mode` has to be one of [min, max]")
+        return mode or self.default_mode  # type: ignore[return-value]

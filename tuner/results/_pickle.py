@@ -1,0 +1,71 @@
+"""The data inside a pickle, read without importing or running anything it names.
+
+A Ray Tune folder keeps some of its settings (the ``TuneConfig`` in ``tuner.pkl``, the
+``CheckpointConfig`` in the experiment state) as pickles of Ray's classes. Loading them for
+real would import Ray and run whatever the pickle names; here every class or function a
+pickle names becomes a :class:`Stub` that only records its arguments and state, so the plain
+values (strings, numbers, dicts) can be read back safely.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+
+class Stub:
+    """Stands for an object of the class ``Stub.name``: the arguments it was made with and the
+    state it was given (usually a dict of its attributes)."""
+
+    name = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self.state: Any = None
+        self.items: list[Any] = []  # what a list-like object was extended with
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:  # a dict-like object's items
+        self.items.append((key, value))
+
+    def append(self, value: Any) -> None:
+        self.items.append(value)
+
+    def extend(self, values: Any) -> None:
+        self.items.extend(values)
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+    def attrs(self) -> dict[str, Any]:
+        """The object's attributes as it was pickled (``{}`` when its state was not a dict)."""
+        state = self.state
+        if isinstance(state, tuple) and state and isinstance(state[0], dict):  # (dict, slots)
+            state = state[0]
+        return state if isinstance(state, dict) else {}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> type[Stub]:
+        return type(name, (Stub,), {"name": f"{module}.{name}"})
+
+    def persistent_load(self, pid: Any) -> Any:
+        return None
+
+
+def read_pickle(data: bytes) -> Any:
+    """The pickled value with every object of a class replaced by a :class:`Stub`; ``None``
+    when ``data`` is not a pickle this can read."""
+    try:
+        return _Unpickler(io.BytesIO(data)).load()
+    except Exception:  # a format this reader does not follow: the caller does without
+        return None
+
+
+def attrs(value: Any) -> dict[str, Any]:
+    """A stub's attributes, ``{}`` for anything else."""
+    return value.attrs() if isinstance(value, Stub) else {}

@@ -1,0 +1,141 @@
+"""A tuner results folder as :class:`TrialResult` records, whichever backend wrote it.
+
+The trials and their order come from ``trials.parquet``; each trial's reports and checkpoints
+from the journal, replayed as the run kept them (a retry forgets what came after the step it
+resumed from), since it tells a metric reported as NaN from one not reported at all;
+``history.parquet`` stands in for a folder without a journal. A trial's ``training_iteration``
+is the number of its report (1, 2, ...), as Ray Tune counts results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+import yaml
+
+from tuner.results._analysis import TrialResult
+from tuner.results._journal import read_journal
+from tuner.results._scopes import metric_analysis
+from tuner.results._store import STUDY, load_history, load_results, missing, objectives, row_params
+from tuner.space import nest
+
+FIRST = ["trial_id", "training_iteration", "step", "time_s"]
+
+
+@dataclass
+class _Run:
+    params: dict[str, Any] | None = None
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[tuple[Any, str]] = field(default_factory=list)  # (step, path)
+
+    def report(self, trial_id: str, step: Any, time_s: Any, metrics: dict[str, Any]) -> None:
+        n = len(self.reports) + 1
+        self.reports.append({"trial_id": trial_id, "training_iteration": n, "step": step, "time_s": time_s, **metrics})
+
+    def rewind(self, step: Any) -> None:
+        self.reports = [r for r in self.reports if step is not None and r["step"] <= step]
+        self.checkpoints = [c for c in self.checkpoints if step is not None and c[0] <= step]
+
+
+def read_study_folder(folder: Path) -> tuple[list[TrialResult], str | None, str | None]:
+    """``(trials, metric, mode)``: the study's (first) metric and ``min`` or ``max``."""
+    trials = load_results(folder)
+    study = yaml.safe_load((folder / STUDY).read_text(encoding="utf-8")) if (folder / STUDY).is_file() else None
+    metric, maximize = objectives(study)[0] if study else (None, False)
+    runs = _replay(folder)
+    policy = (study or {}).get("checkpoints") or {}
+    location = policy.get("path") or str(folder / "checkpoints")
+    records = []
+    for _, row in trials.iterrows():
+        trial_id = str(row["trial_id"])
+        run = runs.get(trial_id, _Run())
+        params = run.params if run.params is not None else row_params(row)
+        history = pd.DataFrame(run.reports)
+        if not history.empty:
+            history = history[[*FIRST, *(c for c in history.columns if c not in FIRST)]]
+        saved = [(_shown(location, path), _at(run.reports, step)) for step, path in run.checkpoints]
+        if _remote(location) and (study or {}).get("backend") != "simulated":  # not listed here: by the rule
+            kept = _pruned(saved, policy, metric, maximize)
+        else:  # on this disk, those still there (a simulated run's are all there)
+            kept = [(path, result) for path, result in saved if _remote(path) or Path(path).exists()]
+        records.append(
+            TrialResult(
+                trial_id=trial_id,
+                config=_nest(params),
+                metrics=dict(run.reports[-1]) if run.reports else {},
+                metric_history=history,
+                checkpoint=kept[-1][0] if kept else None,
+                status=str(row["status"]),
+                path=str(folder),
+                metric_analysis=metric_analysis(run.reports),
+                checkpoints=kept,
+                error=None if missing(row.get("error")) else str(row.get("error")),
+            )
+        )
+    return records, metric, None if metric is None else "max" if maximize else "min"
+
+
+def _replay(folder: Path) -> dict[str, _Run]:
+    runs: dict[str, _Run] = {}
+    for ev in read_journal(folder):
+        kind, trial_id = ev.get("e"), str(ev.get("trial", ""))
+        run = runs.setdefault(trial_id, _Run())
+        if kind == "start":
+            run.params = dict(ev.get("params") or {})
+        elif kind == "report":
+            run.report(trial_id, ev.get("step"), ev.get("time"), dict(ev.get("metrics") or {}))
+        elif kind == "ckpt" and ev.get("path"):
+            run.checkpoints.append((ev.get("step"), str(ev["path"])))
+        elif kind == "retry":
+            run.rewind(ev.get("step"))
+    if not any(run.reports for run in runs.values()):
+        _from_history(folder, runs)
+    return runs
+
+
+def _from_history(folder: Path, runs: dict[str, _Run]) -> None:
+    """Reports from ``history.parquet``: an empty cell there is taken as not reported."""
+    for row in load_history(folder).to_dict("records"):
+        trial_id = str(row.pop("trial_id"))
+        metrics = {str(k): v for k, v in row.items() if k not in ("step", "time_s") and not missing(v)}
+        runs.setdefault(trial_id, _Run()).report(trial_id, row.get("step"), row.get("time_s"), metrics)
+
+
+def _at(reports: list[dict[str, Any]], step: Any) -> dict[str, Any]:
+    """The report a checkpoint was saved with: the trial's last one at ``step``."""
+    same = [r for r in reports if r["step"] == step]
+    return dict(same[-1]) if same else {"step": step}
+
+
+def _remote(location: str) -> bool:
+    scheme = urlsplit(location).scheme
+    return len(scheme) > 1 and scheme != "file"
+
+
+def _shown(location: str, path: str) -> str:
+    """A checkpoint's path as the user opens it: with its scheme, in an object store."""
+    if _remote(location) and "://" not in path:
+        return f"{urlsplit(location).scheme}://{path}"
+    return path.removeprefix("file://")
+
+
+def _pruned(
+    saved: list[tuple[str, dict[str, Any]]], policy: dict[str, Any], metric: str | None, maximize: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    """The checkpoints a run keeps of those it saved: the last ``keep`` and, with ``keep_best``,
+    the first at the trial's best value of the metric (tuner.engine's rule)."""
+    keep = {*range(max(0, len(saved) - int(policy.get("keep", 1))), len(saved))}
+    values = [(i, r.get(metric or "")) for i, (_, r) in enumerate(saved)]
+    finite = [(i, float(v)) for i, v in values if isinstance(v, int | float) and math.isfinite(v)]
+    if policy.get("keep_best", True) and finite:
+        keep.add(min(finite, key=lambda iv: -iv[1] if maximize else iv[1])[0])
+    return [c for i, c in enumerate(saved) if i in keep]
+
+
+def _nest(params: dict[str, Any]) -> dict[str, Any]:
+    return nest({k: v for k, v in params.items() if not (isinstance(v, float) and math.isnan(v))})
