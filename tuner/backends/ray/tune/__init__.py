@@ -3,6 +3,6 @@ trials as Tune trials, and a Tune callback writing the same results a run of the
 
 from __future__ import annotations
 
-from tuner.backends.ray.tune._run import run_on_tune, style_of
+from tuner.backends.ray.tune._run import run_on_tune
 
-__all__ = ["run_on_tune", "style_of"]
+__all__ = ["run_on_tune"]

@@ -74,11 +74,11 @@ def ours(trial: Any) -> str:
     return str(trial.config[RESERVED]["id"])
 
 
-def metrics_of(result: dict[str, Any]) -> dict[str, float]:
-    """The numbers a trial reported (Tune's own keys and anything not a number left out)."""
+def metrics_of(result: dict[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, float]:
+    """The numbers a trial reported (Tune's own keys but ``keep`` and anything not a number left out)."""
     out = {}
     for key, value in result.items():
-        if key in AUTO or key == RESERVED or isinstance(value, bool):
+        if (key in AUTO and key not in keep) or key == RESERVED or isinstance(value, bool):
             continue
         if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
             value = value.item()
@@ -245,7 +245,8 @@ class Recording(Callback):
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
         rec = self._record(trial)
         step = result.get(self.time_attr, result.get("training_iteration"))
-        metrics = metrics_of(result)
+        # a Ray Tune trainable's step is its training_iteration: kept, as the default engine keeps it
+        metrics = metrics_of(result, frozenset({self.time_attr}) if self.time_attr == "training_iteration" else frozenset())
         if step is None or not metrics:
             return
         self.live.recorder.report(rec.trial_id, float(step), float(result.get("time_total_s") or 0.0), metrics)

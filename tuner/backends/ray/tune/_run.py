@@ -4,33 +4,22 @@ the engine writes (journal, ``trials.parquet``, ``history.parquet``, ``best.yaml
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuner.backends.ray._cluster import capacity, connect, path_entries
+from tuner.backends.ray import capacity, connect, path_entries
 from tuner.backends.ray.tune._callback import LIVE, Judge, Live, Recording, make_scheduler
 from tuner.backends.ray.tune._study_searcher import StudySearcher
-from tuner.backends.ray.tune._trainable import RESERVED, STATE, Job, trainable_for
-from tuner.config import Asha, Study, import_trainable
+from tuner.backends.ray.tune._trainable import POINTER, RESERVED, STATE, Job, trainable_for
+from tuner.config import Asha, Study, import_trainable, trainable_style
 from tuner.engine import Outcomes, slots_for
 from tuner.results import FAILED, SUMMARY, Recorder, TrialRecord, write_state, write_yaml
 from tuner.space import nest
 
 EXPERIMENT = "tune"  # the Tune experiment's folder, inside the study's results folder
-
-
-def style_of(dotted: str) -> str:
-    """``tune`` for a Ray Tune function trainable (one ``config`` argument), else ``tuner``."""
-    try:
-        params = inspect.signature(import_trainable(dotted)).parameters.values()
-    except (TypeError, ValueError):
-        return "tuner"
-    required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return "tune" if len(required) == 1 else "tuner"
 
 
 def run_on_tune(
@@ -62,12 +51,13 @@ def run_on_tune(
         else:
             reload(recorder, journal)
         live = LIVE[key] = Live(study, recorder)
-        style = style_of(study.trainable)
+        style = trainable_style(import_trainable(study.trainable), spec.trainable_api)
         time_attr = "step" if style == "tuner" else "training_iteration"
         sched = spec.scheduler
         job = Job(
             trainable=study.trainable,
-            style=style,
+            api=style,
+            study=study.name,
             entries=tuple(path_entries()),
             max_steps=max_steps if max_steps is not None else (sched.max_t if isinstance(sched, Asha) else None),
             gpus=res.gpu,
@@ -75,10 +65,10 @@ def run_on_tune(
             strategy=res.strategy_options() if res.workers > 1 else None,
             store=spec.checkpoints.path or str(folder / "checkpoints"),
         )
-        trainable = trainable_for(job, res.workers, res.cpu, res.gpu, str(folder / "train"))
+        trainable = trainable_for(job, res.workers, res.cpu, res.gpu)
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # Tune's state saved at every step: a kill loses little
         tuner = _tuner(study, seed, folder, trainable, slots, time_attr, elapsed, trial_seed, quiet, journal)
-        workers = f"{res.workers} DDP workers (TorchTrainer)" if res.workers > 1 else "1 process"
+        workers = f"{res.workers} DDP workers" if res.workers > 1 else "1 process"
         say(f"running {study.name} on Ray Tune: method {spec.method}, {slots} trial(s) at a time, {workers} each -> {folder}")
         write_state(folder, "running", elapsed)
         began = time.monotonic()
@@ -98,9 +88,8 @@ def run_on_tune(
             conn.close()
     failures = [r for r in recorder.trials.values() if r.status in FAILED]
     checkpoint = _state_file(live.checkpoints.get(best.trial_id)) if best is not None else None
-    return Outcomes(
-        folder, best, recorder.counts(), failures, interrupted, live.halt, summary, checkpoint, str(folder)
-    )
+    location = spec.checkpoints.path or str(folder / "checkpoints")
+    return Outcomes(folder, best, recorder.counts(), failures, interrupted, live.halt, summary, checkpoint, location)
 
 
 def _tuner(
@@ -143,6 +132,7 @@ def _tuner(
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoints.keep),
             verbose=0 if quiet else 1,
+            log_to_file=("stdout.log", "stderr.log"),  # each trial's output, in its folder under tune/
         ),
     )
 
@@ -153,11 +143,15 @@ def trial_name(trial: Any) -> str:
 
 
 def _state_file(checkpoint: str | None) -> str | None:
-    """Where a tuner trial's state lies inside its Tune checkpoint (none for a Ray Tune trainable's)."""
+    """A trial's last checkpoint as ``train`` reads it: the state file inside a tuner trial's Tune
+    checkpoint, the path in the store a group trial's points at, or a Ray Tune trainable's directory."""
     if checkpoint is None:
         return None
-    path = Path(checkpoint) / STATE
-    return str(path) if path.exists() else None
+    for name, found in ((STATE, lambda p: str(p)), (POINTER, lambda p: p.read_text().strip())):
+        path = Path(checkpoint) / name
+        if path.exists():
+            return found(path)
+    return checkpoint
 
 
 def reload(recorder: Recorder, events: list[dict[str, Any]]) -> None:

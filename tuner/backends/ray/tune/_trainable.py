@@ -1,15 +1,18 @@
 """The study's trainable as a Ray Tune trainable.
 
-Both styles run: tuner's ``train(config, trial)`` gets a :class:`tuner.trial.Trial` whose
-reports go to ``tune.report`` (one process) or ``ray.train.report`` (each rank of a
-``TorchTrainer``, for ``workers: N``); a Ray Tune ``train_fn(config)`` runs as it is. Each Tune
-trial's config carries its tuner id and seed under :data:`RESERVED`, taken out before the
-trainable sees the config.
+On one process, tuner's ``train(config, trial)`` gets a :class:`tuner.trial.Trial` whose reports
+go to ``tune.report``, and a Ray Tune ``train_fn(config)`` runs as it is, in Tune's own session.
+With ``workers: N`` the Tune trial drives a worker group of the Ray backend (N rank actors in a
+placement group, a process group formed in a fraction of a second), which runs either style and
+streams rank 0's reports back to Tune; the group is owned by the trial, so Tune stopping the
+trial ends its ranks too. Each Tune trial's config carries its tuner id and seed under
+:data:`RESERVED`, taken out before the trainable sees the config.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import tempfile
 from collections.abc import Callable
@@ -21,6 +24,7 @@ from tuner.trial import Trial
 
 RESERVED = "_tuner"  # {"id": "t0001", "seed": 123} in each Tune trial's config
 STATE = "state.pt"  # a tuner trial's checkpoint inside a Tune checkpoint directory
+POINTER = "tuner_checkpoint.txt"  # or, for a group trial, where its checkpoint lies in the study's store
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,8 @@ class Job:
     """What every trial of the study runs: sent to Tune's actors (and Train's workers) by value."""
 
     trainable: str
-    style: str  # "tuner": train(config, trial); "tune": train_fn(config)
+    api: str  # trainable_api: auto, tuner or tune
+    study: str  # the study's name
     entries: tuple[str, ...]  # the driver's import path, so the trainable's module imports there too
     max_steps: int | None
     gpus: float
@@ -37,15 +42,15 @@ class Job:
     store: str | None  # the checkpoint store's location (FSDP writes its shards there)
 
 
-def trainable_for(job: Job, workers: int, cpus: float, gpus: float, storage: str) -> Any:
+def trainable_for(job: Job, workers: int, cpus: float, gpus: float) -> Any:
     """What ``tune.Tuner`` runs: a function trainable with the study's resources per trial."""
     from ray import tune
 
     if workers == 1:
         return tune.with_resources(functools.partial(_single, job=job), {"cpu": cpus, "gpu": gpus})
-    # the trial itself only drives a TorchTrainer, whose workers hold the resources
-    driver = functools.partial(_driver, job=job, workers=workers, cpus=cpus, gpus=gpus, storage=storage)
-    return tune.with_resources(driver, {"cpu": 0, "memory": 1})  # Tune wants a bundle; Train holds the CPUs
+    # the trial itself only drives its ranks, which hold the resources (Tune wants a bundle: 1 byte)
+    driver = functools.partial(_group, job=job, workers=workers, cpus=cpus, gpus=gpus)
+    return tune.with_resources(driver, {"cpu": 0, "memory": 1})
 
 
 def _import(job: Job) -> Callable[..., Any]:
@@ -66,10 +71,12 @@ def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 def _single(config: dict[str, Any], job: Job) -> None:
     from ray import tune
 
+    from tuner.config import trainable_style
+
     fn = _import(job)
     config, meta = _split(config)
-    if job.style == "tune":
-        fn(config)
+    if trainable_style(fn, job.api) == "tune":  # Ray Tune's own session answers its calls
+        fn(config) if inspect.signature(fn).parameters else fn()
         return
     trial = _TuneTrial(
         meta["id"],
@@ -86,49 +93,70 @@ def _single(config: dict[str, Any], job: Job) -> None:
     _run(fn, config, trial)
 
 
-def _driver(config: dict[str, Any], job: Job, workers: int, cpus: float, gpus: float, storage: str) -> None:
-    """One trial of ``workers`` ranks: a ``TorchTrainer`` inside the Tune trial, its reports passed
-    on to Tune. A retried trial's Train run has the same name, so Train hands its ranks the last
-    checkpoint."""
+def _group(config: dict[str, Any], job: Job, workers: int, cpus: float, gpus: float) -> None:
+    """One trial on ``workers`` ranks of a worker group this Tune trial owns; rank 0's reports go
+    to ``tune.report`` with, for a checkpoint, a Tune checkpoint pointing at it in the study's store."""
+    import ray
     from ray import tune
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from tuner.backends.ray import TrialTask, WorkerGroup
+    from tuner.storage import CheckpointStore
 
     config, meta = _split(config)
-    loop = functools.partial(_rank, job=job, meta=meta) if job.style == "tuner" else _import(job)
-    resources = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
-    trainer = TorchTrainer(
-        loop,
-        train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0, resources_per_worker=resources),
-        run_config=RunConfig(
-            name=f"train-{tune.get_context().get_trial_id()}", storage_path=storage, callbacks=[TuneReportCallback()]
-        ),
-    )
-    trainer.fit()
-
-
-def _rank(config: dict[str, Any], job: Job, meta: dict[str, Any]) -> None:
-    import ray.train
-
-    fn = _import(job)
-    context = ray.train.get_context()
-    trial = _TuneTrial(
-        meta["id"],
-        meta["seed"],
-        send=ray.train.report,
-        make=ray.train.Checkpoint.from_directory,
+    group = WorkerGroup(workers, cpus, gpus, list(job.entries), job.trainable, name=f"tuner:{job.study}:{meta['id']}")
+    task = TrialTask(
+        trial_id=meta["id"],
+        trainable=job.trainable,
+        config=config,
+        seed=meta["seed"],
         max_steps=job.max_steps,
-        gpus=job.gpus,
-        rank=context.get_world_rank(),
-        world_size=context.get_world_size(),
-        checkpoint=_restored(ray.train.get_checkpoint()),
+        gpus=gpus,
+        store=None if job.store is None else CheckpointStore(job.store),
+        checkpoint=_pointer(tune.get_checkpoint()),
         final=job.final,
         strategy=job.strategy,
-        store=_store(job),
+        api=job.api,
+        study=job.study,
     )
-    _run(fn, config, trial)
+    try:
+        streams = group.launch(task)
+        for ref in streams[0]:
+            event = ray.get(ref)
+            if event["kind"] == "report":
+                _relay(tune, event)
+            elif event["kind"] == "error":
+                raise TrialFailed(event.get("traceback") or event.get("error") or "the trial failed")
+        for stream in streams[1:]:  # every rank's end: an error on another rank fails the trial too
+            for ref in stream:
+                event = ray.get(ref)
+                if event["kind"] == "error":
+                    raise TrialFailed(event.get("traceback") or event.get("error") or "the trial failed")
+    finally:
+        group.close()
+
+
+class TrialFailed(RuntimeError):
+    """A rank's exception, with its traceback as the message (what tuner's diagnosis reads)."""
+
+
+def _relay(tune: Any, event: dict[str, Any]) -> None:
+    out = {**event["metrics"], "step": event["step"]}
+    path = event.get("checkpoint_path")
+    if path is None:
+        tune.report(out)
+        return
+    with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as folder:
+        (Path(folder) / POINTER).write_text(str(path))
+        tune.report({**out, "checkpoint_path": str(path)}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _pointer(checkpoint: Any) -> str | None:
+    """The path in the study's store that a group trial's Tune checkpoint points at."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        path = Path(folder) / POINTER
+        return path.read_text().strip() if path.exists() else None
 
 
 def _run(fn: Callable[..., Any], config: dict[str, Any], trial: Trial) -> None:
