@@ -3,4 +3,8 @@ trials as Tune trials, and a Tune callback writing the same results a run of the
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from tuner.backends.ray.tune._domains import convert_param_space
+from tuner.backends.ray.tune._param_space import ParamSpaceSearcher
+from tuner.backends.ray.tune._searcher import TuneSearcher
+
+__all__: list[str] = ["ParamSpaceSearcher", "TuneSearcher", "convert_param_space"]
