@@ -7,6 +7,8 @@ import math
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,11 +19,22 @@ import pytest
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from tests.conftest import ROOT
 from tuner import searchers
 from tuner.backends.ray.tune import TuneSearcher, convert_param_space
 from tuner.errors import ConfigError, UserError
 from tuner.integrations.ray_tune import Searcher
 from tuner.space import Categorical, Constant, Float, Int, Normal, nest, parse_parameters
+
+
+def test_the_integration_imports_ray_only_when_its_searcher_is_used() -> None:
+    code = (
+        "import sys, tuner.integrations.ray_tune as m; assert 'ray' not in sys.modules; "
+        "assert m.Searcher.__name__ == 'ParamSpaceSearcher' and 'ray' in sys.modules"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=120)
+
 
 # -- Tune's domains --------------------------------------------------------------------------
 
@@ -190,6 +203,19 @@ def test_outcomes_are_told_minimised_pruned_before_max_step_with_curves() -> Non
         params = inner.known.configs[searcher.trial_ids()[trial]]
         assert config == {"epochs": 4, **nest(space.complete(params))}
         assert ("x" in config) == (config["kind"] == "a")
+
+
+def test_several_objectives_are_told_each_minimised_and_a_report_without_the_metric_keeps_the_last() -> None:
+    space, _ = parse_parameters({"x": {"min": 0.0, "max": 1.0}})
+    inner = searchers.create("random", space, 0, {}, None, objectives=2)
+    objectives = [("acc", "max"), ("size", "min")]
+    searcher = TuneSearcher(inner, space, metric="acc", mode="max", objectives=objectives)
+    searcher.suggest("A")
+    searcher.on_trial_result("A", {"acc": 0.5, "size": 3, "training_iteration": 1})
+    searcher.on_trial_result("A", {"other": 1.0, "training_iteration": 2})
+    searcher.on_trial_complete("A", {"other": 1.0, "training_iteration": 2})
+    (told,) = inner.known.outcomes.values()
+    assert (told.state, told.value, told.values, told.step) == ("complete", -0.5, (-0.5, 3.0), 2)
 
 
 def test_without_max_step_every_trial_that_reports_is_complete_and_curves_are_not_kept() -> None:

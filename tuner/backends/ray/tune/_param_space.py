@@ -51,6 +51,7 @@ class ParamSpaceSearcher(TuneSearcher):
         self.seed = secrets.randbelow(2**31) if seed is None else seed
         self.points = [dict(p) for p in points_to_evaluate or []]
         self.max_step, self.step_key = max_t, time_attr
+        self.objectives: list[tuple[str, Mode]] = []  # one metric
         self.run_cap: int | None = None
         self._inner: searchers.Searcher | None = None  # type: ignore[assignment]
         self.space: Space | None = None  # type: ignore[assignment]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ class Live:
 
     step: float | None = None
     value: float | None = None
+    values: tuple[float, ...] | None = None  # every objective's, minimised, when there are several
     curve: list[tuple[float, float]] = field(default_factory=list)
     reports: int = 0
     ended: bool = False
@@ -44,7 +46,9 @@ class TuneSearcher(RaySearcher):
     the searcher is told an :class:`Outcome`: its last value of ``metric`` (minimised: negated
     for ``mode="max"``), ``failed`` on an error or without a finite value, ``complete`` when it
     reached ``max_step`` (its last ``step_key``), ended on its own, or when ``max_step`` is not
-    given, else ``pruned`` at its last step; with ``max_step`` also its learning curve.
+    given, else ``pruned`` at its last step; with ``max_step`` also its learning curve. With
+    ``objectives`` (``(metric, mode)`` of each of several, ``metric`` first) each one's last value
+    too, as the engine tells a multi-objective searcher.
 
     ``save``/``restore`` keep the history told (configurations, outcomes, trials in flight): a
     restored searcher is a fresh copy of the one given, told that history again, so that it
@@ -61,9 +65,11 @@ class TuneSearcher(RaySearcher):
         max_step: float | None = None,
         step_key: str = "training_iteration",
         constants: dict[str, Any] | None = None,
+        objectives: Sequence[tuple[str, Mode]] = (),
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.max_step, self.step_key = max_step, step_key
+        self.objectives = list(objectives) if len(objectives) > 1 else []
         self._reset()
         self._bind(searcher, space, constants or {})
 
@@ -128,22 +134,25 @@ class TuneSearcher(RaySearcher):
             return Outcome(None, "failed", live.step)
         full = self.max_step is None or live.ended or (live.step is not None and live.step >= self.max_step)
         curve = tuple(live.curve) if self.max_step is not None and live.curve else None
-        return Outcome(live.value, "complete" if full else "pruned", live.step, curve=curve)
+        return Outcome(live.value, "complete" if full else "pruned", live.step, live.values, curve)
 
     def _read(self, live: Live, result: dict[str, Any]) -> None:
-        """A report: its step (``step_key``, else the count of reports) and value, if finite."""
+        """A report: its step (``step_key``, else the count of reports) and value (``None`` when not
+        finite; a report without the metric leaves the last one)."""
         live.reports += 1
         step = result.get(self.step_key, live.reports)
         if not isinstance(step, int | float) or isinstance(step, bool):
             step = live.reports
         if live.step is not None and step <= live.step:  # restarted (a retry from its checkpoint)
             live.curve = [(s, v) for s, v in live.curve if s < step]
-        value = result.get(self.metric)
-        finite = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         live.step = step
-        live.value = minimised(float(value), self.mode == "max") if finite else None  # type: ignore[arg-type]
+        if self.metric not in result:
+            return
+        live.value = _minimised(result[self.metric], self.mode)
         if live.value is not None:
             live.curve.append((float(step), live.value))
+        found = [_minimised(result.get(name), mode) for name, mode in self.objectives]
+        live.values = tuple(found) if found and None not in found else None  # type: ignore[arg-type]
 
     def _searcher(self) -> searchers.Searcher:
         return self._inner
@@ -174,6 +183,13 @@ class TuneSearcher(RaySearcher):
         self._events = list(state["events"])
         self._ids = dict(state["ids"])
         self._live = {k: copy.deepcopy(v) for k, v in state["live"].items()}
+
+
+def _minimised(value: Any, mode: str) -> float | None:
+    """A reported value as searchers see it (lower is better), or ``None`` when it is not a finite number."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return minimised(float(value), mode == "max")
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
