@@ -49,6 +49,15 @@ class GridSearcher(Searcher):
     def tell(self, trial_id: str, config: dict[str, Any], outcome: Outcome) -> None:
         self.known.tell(trial_id, config, outcome)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (or a pickle: Ray Tune pickles its searcher) enumerates the cells again from the
+        first, skipping those known, as a searcher rebuilt from its tells does."""
+        return {**self.__dict__, "_cells": None, "_passed": Counter()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cells = _cells(self.space)
+
 
 def _cells(space: Space) -> Iterator[dict[str, Any]]:
     return iter_grid(space.subspace(list(space.searchable)))
