@@ -36,7 +36,8 @@ def run(
     if study.spec.backend == "tune":
         from tuner.backends.ray.tune import run_on_tune
 
-        return run_on_tune(study, seed, folder_for, say, address=address, num_cpus=num_cpus, dashboard=dashboard, **options)
+        where: dict[str, Any] = {"address": address, "num_cpus": num_cpus, "dashboard": dashboard}
+        return run_on_tune(study, seed, folder_for, say, **where, **options)
     from tuner.engine import execute
 
     with session(study, say, address=address, num_cpus=num_cpus, dashboard=dashboard) as backend:

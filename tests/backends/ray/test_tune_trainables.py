@@ -24,7 +24,7 @@ from tuner.diagnose import diagnose
 from tuner.errors import ConfigError
 
 EXAMPLES = "trainables.ray_tune_examples"
-BACKENDS = ["ray"]  # the backends a Ray Tune-style trainable runs on
+BACKENDS = ["ray", "tune"]  # the backends a Ray Tune-style trainable runs on
 
 
 # -- telling the style, before anything runs --------------------------------------------------
@@ -300,7 +300,13 @@ def test_rays_function_example_runs_under_asha_from_the_cli(ray_local: None, tmp
     best = tuner.load_best(folder)
     checkpoint = Path(best["checkpoint"])  # the best trial's last checkpoint directory
     saved = json.loads((checkpoint / "checkpoint.json").read_text())
-    assert checkpoint.name == f"checkpoint_{best['step']:06d}" and saved == {"step": best["step"] - 1}
+    assert saved == {"step": best["step"] - 1}
+    if backend == "tune":  # Tune keeps them in each trial's folder, the last `keep` (1)
+        assert checkpoint.parent == folder / "tune" / best["trial_id"]
+        for trial_id in trials["trial_id"]:
+            assert len(list((folder / "tune" / trial_id).glob("checkpoint_*"))) == 1
+        return
+    assert checkpoint.name == f"checkpoint_{best['step']:06d}"
     for trial_folder in (folder / "checkpoints").iterdir():
         assert len(list(trial_folder.iterdir())) <= 2  # the last and the best; older ones deleted
 
@@ -333,7 +339,8 @@ def test_a_crashed_trial_resumes_from_its_checkpoint_iteration(ray_local: None, 
     # that checkpoint back and went on at iteration 4 with the example's step 3, not from 1 and 0
     assert list(history["step"]) == [1, 2, 3, 4, 5, 6]
     assert list(history["iterations"]) == [0, 1, 2, 3, 4, 5]
-    assert "crashed once, mid-run, on purpose" in (out.folder / "logs" / "t0001.log").read_text()
+    log = out.folder / ("tune/t0001/error.txt" if backend == "tune" else "logs/t0001.log")  # where each keeps it
+    assert "crashed once, mid-run, on purpose" in log.read_text()
     final = tuner.train(study(body), {"width": 20, "height": 30, "crash_at": -1, "crash_dir": str(crashes)},
                         out=in_tmp / "final", quiet=True)  # fmt: skip
     assert json.loads((Path(final["checkpoint"]) / "checkpoint.json").read_text()) == {"step": 5}

@@ -18,12 +18,12 @@ from typing import Any
 from ray.tune import Callback, Stopper
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule, TrialScheduler
 
-from tuner.backends.ray.tune._trainable import RESERVED
+from tuner.backends.ray.tune._trainable import POINTER, RESERVED
 from tuner.config import Asha, Median, Study
 from tuner.diagnose import diagnose
 from tuner.results import Recorder, TrialRecord
 from tuner.space import flatten
-from tuner.status import ERRORED, FINISHED, NAN, PRUNED, STOPPED
+from tuner.status import ERRORED, FINISHED, NAN, PRUNED, STOPPED, Status
 
 # What Tune adds to every result: kept out of a trial's metrics.
 AUTO = frozenset(
@@ -64,6 +64,8 @@ class Live:
     failed: int = 0
     halt: str | None = None  # why the study stopped starting trials
     checkpoints: dict[str, str] = field(default_factory=dict)  # tuner id -> its last checkpoint
+    max_steps: float | None = None  # a trial's budget (the scheduler's max_t, or train's epochs)
+    time_attr: str = "step"
 
 
 LIVE: dict[str, Live] = {}  # by results folder
@@ -138,15 +140,16 @@ class _Asha(ASHAScheduler):
                 ev = json.loads(line)
             except ValueError:
                 continue  # a line cut by a kill
-            proxy = SimpleNamespace(trial_id=ev.get("trial"))
+            proxy: Any = SimpleNamespace(trial_id=ev.get("trial"))
+            nobody: Any = None  # no controller: nothing is started or stopped, the rungs only fill
             if ev.get("e") == "start" and proxy.trial_id not in self._trial_info:
-                super().on_trial_add(None, proxy)
+                super().on_trial_add(nobody, proxy)
             elif ev.get("e") == "report" and proxy.trial_id in self._trial_info:
                 value = ev["metrics"].get(self._metric)
                 if value is not None:
-                    super().on_trial_result(None, proxy, {self._time_attr: ev["step"], self._metric: value})
+                    super().on_trial_result(nobody, proxy, {self._time_attr: ev["step"], self._metric: value})
             elif ev.get("e") == "end" and proxy.trial_id in self._trial_info:
-                super().on_trial_remove(None, proxy)
+                super().on_trial_remove(nobody, proxy)
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         proxy = self._proxy(trial)
@@ -188,14 +191,18 @@ class _Median(MedianStoppingRule):
 
 
 class Judge(Stopper):
-    """Stops what tuner stops and Tune would not: a trial whose metric is NaN or infinite, and the
-    whole study past ``max_failed_trials`` failed trials."""
+    """Stops what tuner stops and Tune would not: a trial at its budget without a scheduler to stop
+    it, a trial whose metric is NaN or infinite, and the whole study past ``max_failed_trials``
+    failed trials."""
 
     def __init__(self, key: str) -> None:
         self.key = key
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         live = LIVE[self.key]
+        step = result.get(live.time_attr)
+        if live.max_steps is not None and isinstance(step, numbers.Real) and float(step) >= live.max_steps:
+            return True  # its whole budget: it ends finished
         value = result.get(live.study.metric)
         if isinstance(value, numbers.Real) and not math.isfinite(float(value)):
             config = result.get("config") or {}
@@ -242,21 +249,25 @@ class Recording(Callback):
         if rec.iterations:  # continued by Tuner.restore from its last checkpoint
             self.live.recorder.rewind(rec.trial_id, _restored_step(trial, rec), "resumed")
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         rec = self._record(trial)
         step = result.get(self.time_attr, result.get("training_iteration"))
         # a Ray Tune trainable's step is its training_iteration: kept, as the default engine keeps it
-        metrics = metrics_of(result, frozenset({self.time_attr}) if self.time_attr == "training_iteration" else frozenset())
+        keep = frozenset({self.time_attr}) if self.time_attr == "training_iteration" else frozenset()
+        metrics = metrics_of(result, keep)
         if step is None or not metrics:
             return
-        self.live.recorder.report(rec.trial_id, float(step), float(result.get("time_total_s") or 0.0), metrics)
-        path = result.get("checkpoint_path")  # a TorchTrainer's checkpoint, passed on by its callback
+        self.live.recorder.report(rec.trial_id, step, float(result.get("time_total_s") or 0.0), metrics)
+        path = result.get("checkpoint_path")  # a group trial's checkpoint, in the study's store
         if isinstance(path, str):
-            self._checkpoint(rec.trial_id, float(step), path)
+            self._checkpoint(rec.trial_id, step, path)
 
     def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
         rec = self._record(trial)
-        self._checkpoint(rec.trial_id, rec.step or 0.0, checkpoint.path)
+        if not (Path(checkpoint.path) / POINTER).exists():  # a group trial's: recorded where it points
+            self._checkpoint(rec.trial_id, rec.step or 0.0, checkpoint.path)
 
     def _checkpoint(self, trial_id: str, step: float, path: str) -> None:
         self.live.checkpoints[trial_id] = path
@@ -269,7 +280,7 @@ class Recording(Callback):
             found = diagnose(NAN, error, rec.config)
             live.recorder.end(rec.trial_id, NAN, error, cause=found.cause if found else None)
             return
-        status = PRUNED if rec.trial_id in live.pruned else FINISHED
+        status: Status = PRUNED if rec.trial_id in live.pruned else FINISHED
         if live.halt is not None and status == FINISHED and not _reached_end(live, rec):
             status = STOPPED
         live.recorder.end(rec.trial_id, status)

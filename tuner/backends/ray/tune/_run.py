@@ -50,16 +50,17 @@ def run_on_tune(
             recorder.save_study({**study.raw, "name": study.name, "seed": seed})
         else:
             reload(recorder, journal)
-        live = LIVE[key] = Live(study, recorder)
         style = trainable_style(import_trainable(study.trainable), spec.trainable_api)
         time_attr = "step" if style == "tuner" else "training_iteration"
         sched = spec.scheduler
+        budget = max_steps if max_steps is not None else (sched.max_t if isinstance(sched, Asha) else None)
+        live = LIVE[key] = Live(study, recorder, max_steps=budget, time_attr=time_attr)
         job = Job(
             trainable=study.trainable,
             api=style,
             study=study.name,
             entries=tuple(path_entries()),
-            max_steps=max_steps if max_steps is not None else (sched.max_t if isinstance(sched, Asha) else None),
+            max_steps=budget,
             gpus=res.gpu,
             final=spec.final,
             strategy=res.strategy_options() if res.workers > 1 else None,
@@ -69,7 +70,8 @@ def run_on_tune(
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # Tune's state saved at every step: a kill loses little
         tuner = _tuner(study, seed, folder, trainable, slots, time_attr, elapsed, trial_seed, quiet, journal)
         workers = f"{res.workers} DDP workers" if res.workers > 1 else "1 process"
-        say(f"running {study.name} on Ray Tune: method {spec.method}, {slots} trial(s) at a time, {workers} each -> {folder}")
+        shape = f"method {spec.method}, {slots} trial(s) at a time, {workers} each"
+        say(f"running {study.name} on Ray Tune: {shape} -> {folder}")
         write_state(folder, "running", elapsed)
         began = time.monotonic()
         try:

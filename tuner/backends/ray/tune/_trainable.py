@@ -11,6 +11,7 @@ trial ends its ranks too. Each Tune trial's config carries its tuner id and seed
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
@@ -162,10 +163,8 @@ def _pointer(checkpoint: Any) -> str | None:
 def _run(fn: Callable[..., Any], config: dict[str, Any], trial: Trial) -> None:
     from tuner.errors import TrialPruned
 
-    try:
+    with contextlib.suppress(TrialPruned):  # never raised here (Tune ends a stopped trial itself)
         fn(config, trial)
-    except TrialPruned:  # never raised here (Tune ends a stopped trial itself), but harmless
-        pass
 
 
 def _store(job: Job) -> Any:
@@ -203,7 +202,7 @@ class _TuneTrial(Trial):
     def report(self, step: float, *, checkpoint: Any = None, **metrics: Any) -> None:
         self._kept = None
         super().report(step, checkpoint=checkpoint, **metrics)
-        record = self._kept or {"metrics": {}}
+        record: dict[str, Any] = self._kept or {"metrics": {}}
         out = {**record["metrics"], "step": step}
         state = record.get("checkpoint")
         if state is None:
