@@ -43,7 +43,14 @@ def test_candidates_put_the_front_first_with_the_selected_trial_leading() -> Non
 
 def _reruns(results: dict[int, list[tuple[float, float]]]) -> pd.DataFrame:
     return pd.DataFrame([
-        {"status": "finished", "value": a, "metric_acc": a, "metric_size": z, "params_w": w, "metric_test_acc": a - 0.01}
+        {
+            "status": "finished",
+            "value": a,
+            "metric_acc": a,
+            "metric_size": z,
+            "params_w": w,
+            "metric_test_acc": a - 0.01,
+        }
         for w, runs in results.items()
         for a, z in runs
     ])  # fmt: skip

@@ -35,12 +35,14 @@ def ranked(trials: pd.DataFrame, maximize: bool, everyone: bool = False) -> pd.D
     if pool.empty:
         return pool
     score = minimised(pool["value"], maximize)
-    order = pd.DataFrame({
-        "unfinished": pool["status"] != FINISHED,
-        "step": -pool["step"].astype(float),
-        "score": score,
-        "pos": range(len(pool)),
-    })
+    order = pd.DataFrame(
+        {
+            "unfinished": pool["status"] != FINISHED,
+            "step": -pool["step"].astype(float),
+            "score": score,
+            "pos": range(len(pool)),
+        }
+    )
     if (pool["status"] == FINISHED).all():
         order = order.drop(columns=["unfinished", "step"])
     return pool.loc[order.sort_values(list(order.columns), kind="stable").index]

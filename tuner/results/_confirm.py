@@ -62,17 +62,19 @@ def summarise(
             for c in done.columns
             if str(c).startswith("metric_") and str(c) != f"metric_{metric}" and done[c].notna().any()
         }
-        rows.append({
-            "trial_id": original["trial_id"],
-            "params": original["params"],
-            "search_value": original["value"],
-            "values": values,
-            "mean": statistics.fmean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0 if values else None,
-            "runs": len(mine),
-            "failed": int(len(mine) - len(done)),
-            "metrics": extra,
-        })
+        rows.append(
+            {
+                "trial_id": original["trial_id"],
+                "params": original["params"],
+                "search_value": original["value"],
+                "values": values,
+                "mean": statistics.fmean(values) if values else None,
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0 if values else None,
+                "runs": len(mine),
+                "failed": int(len(mine) - len(done)),
+                "metrics": extra,
+            }
+        )
     scored = [r for r in rows if r["mean"] is not None]
     if not scored:
         return {"metric": metric, "seeds": seeds, "configs": rows, "winner": None}
@@ -119,13 +121,17 @@ def summarise(
     return out
 
 
-def _pareto_winner(scored: list[dict[str, Any]], objectives: list[tuple[str, bool]], rule: Any | None) -> dict[str, Any]:
+def _pareto_winner(
+    scored: list[dict[str, Any]], objectives: list[tuple[str, bool]], rule: Any | None
+) -> dict[str, Any]:
     """Flags each configuration whose means are Pareto-optimal (``pareto``) and returns the one
     ``select`` picks among them (by default the best mean on the first objective)."""
-    means = pd.DataFrame([
-        {"status": FINISHED, **{f"metric_{name}": _mean_of(r, name, objectives[0][0]) for name, _ in objectives}}
-        for r in scored
-    ])
+    means = pd.DataFrame(
+        [
+            {"status": FINISHED, **{f"metric_{name}": _mean_of(r, name, objectives[0][0]) for name, _ in objectives}}
+            for r in scored
+        ]
+    )
     front = pareto_mask(means, objectives)
     for r, on in zip(scored, front, strict=True):
         r["pareto"] = bool(on)

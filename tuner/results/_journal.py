@@ -8,6 +8,7 @@ line is skipped on reading).
 from __future__ import annotations
 
 import json
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -35,10 +36,8 @@ class Journal:
         with self._lock:
             fd = None if self._file is None else self._file.fileno()
         if fd is not None:
-            try:
+            with contextlib.suppress(OSError):  # closed meanwhile: close() synced it
                 os.fsync(fd)
-            except OSError:  # closed meanwhile: close() synced it
-                pass
 
     def close(self) -> None:
         with self._lock:

@@ -103,8 +103,16 @@ class Recorder:
     def start(self, record: TrialRecord) -> None:
         self.trials[record.trial_id] = record
         self._counts[record.status] += 1
-        self._log({"e": "start", "trial": record.trial_id, "params": record.params, "seed": record.seed,
-                   "t": record.started, "suggest_s": record.suggest_s})
+        self._log(
+            {
+                "e": "start",
+                "trial": record.trial_id,
+                "params": record.params,
+                "seed": record.seed,
+                "t": record.started,
+                "suggest_s": record.suggest_s,
+            }
+        )
 
     def report(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> None:
         rec = self.trials[trial_id]
@@ -154,9 +162,18 @@ class Recorder:
             self.report(trial_id, row["step"], row["time_s"], metrics)
         self.replaying = replaying
 
-    def end(self, trial_id: str, status: Status, error: str | None = None, *, at: float | None = None,
-            stop_s: float | None = None, usage: dict[str, float] | None = None, cause: Cause | None = None,
-            hint: str | None = None) -> None:
+    def end(
+        self,
+        trial_id: str,
+        status: Status,
+        error: str | None = None,
+        *,
+        at: float | None = None,
+        stop_s: float | None = None,
+        usage: dict[str, float] | None = None,
+        cause: Cause | None = None,
+        hint: str | None = None,
+    ) -> None:
         """A trial's end, with the cause and hint of a failure as the engine diagnosed it."""
         rec = self.trials[trial_id]
         self._counts[rec.status] -= 1
@@ -167,8 +184,19 @@ class Recorder:
         # the ranks' own figures replace what the reports showed
         rec.usage = {**rec.usage, **{k: v for k, v in (usage or {}).items() if v is not None}}
         rec.cause, rec.hint = cause, hint
-        self._log({"e": "end", "trial": trial_id, "status": status, "error": error, "t": rec.ended,
-                   "stop_s": rec.stop_s, "usage": rec.usage, "cause": rec.cause, "hint": rec.hint})
+        self._log(
+            {
+                "e": "end",
+                "trial": trial_id,
+                "status": status,
+                "error": error,
+                "t": rec.ended,
+                "stop_s": rec.stop_s,
+                "usage": rec.usage,
+                "cause": rec.cause,
+                "hint": rec.hint,
+            }
+        )
 
     def leak(self, trial_id: str, mb_per_step: float) -> None:
         self.trials[trial_id].leak_mb_per_step = mb_per_step
@@ -179,14 +207,27 @@ class Recorder:
 
     def _row(self, rec: TrialRecord) -> dict[str, Any]:
         return {
-            "trial_id": rec.trial_id, "status": rec.status, "value": rec.value,
-            "best_value": rec.best_value, "step": rec.step, "iterations": rec.iterations,
-            "wall_s": round(rec.wall_s, 3), "seed": rec.seed, "attempts": rec.attempts, "stop_s": rec.stop_s,
+            "trial_id": rec.trial_id,
+            "status": rec.status,
+            "value": rec.value,
+            "best_value": rec.best_value,
+            "step": rec.step,
+            "iterations": rec.iterations,
+            "wall_s": round(rec.wall_s, 3),
+            "seed": rec.seed,
+            "attempts": rec.attempts,
+            "stop_s": rec.stop_s,
             **{name: rec.usage.get(name) for name in USAGE},
-            "s_per_step": None if rec.s_per_step is None else round(rec.s_per_step, 4), "suggest_s": rec.suggest_s, "infra_retries": rec.infra_retries,
-            "nodes": ",".join(dict.fromkeys(rec.nodes)), "error": rec.error, "cause": rec.cause, "hint": rec.hint,
+            "s_per_step": None if rec.s_per_step is None else round(rec.s_per_step, 4),
+            "suggest_s": rec.suggest_s,
+            "infra_retries": rec.infra_retries,
+            "nodes": ",".join(dict.fromkeys(rec.nodes)),
+            "error": rec.error,
+            "cause": rec.cause,
+            "hint": rec.hint,
             "on_failure": rec.action,
-            "leak_suspected": rec.leak_mb_per_step is not None, "leak_mb_per_step": rec.leak_mb_per_step,
+            "leak_suspected": rec.leak_mb_per_step is not None,
+            "leak_mb_per_step": rec.leak_mb_per_step,
             **{f"params_{k}": v for k, v in rec.params.items()},
             **{f"metric_{k}": v for k, v in rec.metrics.items()},
         }
@@ -220,8 +261,9 @@ class Recorder:
         def write() -> None:
             journal.sync()
             write_frame(folder / TRIALS, _storable(_frame(rows, objectives)))
-            write_frame(folder / HISTORY, pd.DataFrame(history, columns=None if history else
-                                                       ["trial_id", "step", "time_s"]))
+            write_frame(
+                folder / HISTORY, pd.DataFrame(history, columns=None if history else ["trial_id", "step", "time_s"])
+            )
             # A snapshot rewrites every row: with many trials, space them so that they take at
             # most a tenth of the time (the journal holds every event meanwhile).
             self._gap = max(self.every, 10 * (time.monotonic() - now)) if self.every else 0.0
@@ -244,18 +286,24 @@ class Recorder:
         if best is not None:
             ckpt = checkpoint_of(best.trial_id) if checkpoint_of else None
             study_info = {**study_info, "checkpoint": str(ckpt) if ckpt else None}
-            write_yaml(self.folder / BEST, {
-                "trial_id": best.trial_id,
-                "metric": {"name": self.metric, "goal": "maximize" if self.maximize else "minimize",
-                           "value": best.value},
-                "params": best.params,
-                "config": best.config,
-                "seed": best.seed,
-                "status": best.status,
-                "step": best.step,
-                **self._pareto(),
-                **study_info,
-            })
+            write_yaml(
+                self.folder / BEST,
+                {
+                    "trial_id": best.trial_id,
+                    "metric": {
+                        "name": self.metric,
+                        "goal": "maximize" if self.maximize else "minimize",
+                        "value": best.value,
+                    },
+                    "params": best.params,
+                    "config": best.config,
+                    "seed": best.seed,
+                    "status": best.status,
+                    "step": best.step,
+                    **self._pareto(),
+                    **study_info,
+                },
+            )
         return best
 
     def _pareto(self) -> dict[str, Any]:

@@ -15,8 +15,13 @@ STATE = "state.json"
 
 
 def write_state(folder: Path, state: str, elapsed: float) -> None:
-    data = {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "elapsed_s": round(elapsed, 3),
-            "updated": time.time()}
+    data = {
+        "state": state,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "elapsed_s": round(elapsed, 3),
+        "updated": time.time(),
+    }
     atomic_write(folder / STATE, lambda p: p.write_text(json.dumps(data), encoding="utf-8"))
 
 

@@ -61,7 +61,9 @@ def read_warm_start(folder: str | Path, space: Space, metric: str) -> WarmStart:
             continue
         params = {k: v for k, v in params.items() if k in searched}
         wrong = space.problems(params)
-        needed = [k for k in space.active({**params, **{n: None for n in searched if n not in params}}) if k not in params]
+        needed = [
+            k for k in space.active({**params, **{n: None for n in searched if n not in params}}) if k not in params
+        ]
         if wrong:
             name, why = next(iter(wrong.items()))
             out.skipped.append(f"{row['trial_id']}: {name}={params.get(name)!r} {why}")
