@@ -7,8 +7,8 @@ line is skipped on reading).
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
 import os
 import threading
 from pathlib import Path
