@@ -5,6 +5,7 @@ the engine writes (journal, ``trials.parquet``, ``history.parquet``, ``best.yaml
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,8 +110,11 @@ def _tuner(
     from ray import tune
 
     spec, key = study.spec, str(folder)
-    if journal is not None and (folder / EXPERIMENT).exists():
-        return tune.Tuner.restore(str(folder / EXPERIMENT), trainable=trainable, resume_unfinished=True)
+    experiment = folder / EXPERIMENT
+    if journal is not None and any(experiment.glob("experiment_state-*.json")):
+        return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True)
+    if experiment.exists():  # killed before Tune saved any state: nothing of Tune's to restore
+        shutil.rmtree(experiment)
     searcher = StudySearcher(study, seed, key, time_attr, trial_seed)
     budget = None if spec.time_limit is None else max(spec.time_limit - elapsed, 1.0)
     return tune.Tuner(
@@ -122,7 +126,7 @@ def _tuner(
             num_samples=spec.run_cap or -1,
             max_concurrent_trials=slots,
             time_budget_s=budget,
-            reuse_actors=False,
+            reuse_actors=True,  # a trial costs ~0.5 s of Tune instead of ~2 s
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),

@@ -1,0 +1,135 @@
+"""``backend: tune``: the same study run by Ray Tune's own ``Tuner``, into the same results folder."""
+
+from __future__ import annotations
+
+import random
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import tuner
+from tests.conftest import cli_here, end_ray_processes, study
+from tests.test_resume import SLOW, _cli, _finish, _table
+from tuner.errors import ConfigError
+
+TOY = """
+name: toy_tune
+trainable: trainables.toy:quadratic
+backend: tune
+metric: {name: loss, goal: minimize}
+method: bayes
+seed: 3
+run_cap: 8
+max_concurrent: 2
+searcher: {init_points: 3}
+early_terminate: {type: asha, max_t: 9, grace_period: 1, reduction_factor: 3}
+parameters:
+  lr: {distribution: log_uniform_values, min: 1e-4, max: 1e-1}
+  layers: {distribution: int_uniform, min: 1, max: 6}
+  act: {values: [relu, tanh]}
+  steps: {value: 9}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("stall_timeout: 60", "stall_timeout: backend tune cannot stop a trial that stops reporting"),
+        ("on_failure: {user_exception: fail}", "on_failure: backend tune retries every failure alike"),
+        ("on_oom: halve_batch", "on_oom: backend tune retries every failure alike"),
+        ("on_leak: stop", "on_leak: backend tune does not watch a trial's memory"),
+        ("checkpoints: {keep_best: true}", "checkpoints.keep_best: backend tune keeps each trial's last"),
+        (
+            "metric: [{name: loss, goal: minimize}, {name: score, goal: maximize}]",
+            "metric: backend tune optimises one metric",
+        ),
+    ],
+)
+def test_what_tune_cannot_do_is_refused_naming_the_key(extra: str, message: str) -> None:
+    body = TOY if not extra.startswith("metric:") else TOY.replace("metric: {name: loss, goal: minimize}\n", "")
+    with pytest.raises(ConfigError, match=message):
+        study(body + extra + "\n")
+
+
+def test_the_cli_refuses_it_with_exit_2_and_writes_nothing(in_tmp: Path) -> None:
+    (in_tmp / "space.yaml").write_text(TOY + "stall_timeout: 60\n")
+    done = cli_here("run", "space.yaml", "--no-dashboard", cwd=in_tmp)
+    assert done.returncode == 2
+    assert "stall_timeout: backend tune cannot stop a trial" in done.stderr
+    assert not (in_tmp / "results").exists()
+
+
+@pytest.mark.slow
+def test_a_study_on_ray_tune_writes_what_the_engine_writes(ray_local: None, in_tmp: Path) -> None:
+    (in_tmp / "space.yaml").write_text(TOY)
+    done = cli_here("run", "space.yaml", "--no-dashboard", cwd=in_tmp)
+    assert done.returncode == 0, done.stderr
+    folder = in_tmp / "results" / "toy_tune"
+    for name in ("study.yaml", "journal.jsonl", "trials.parquet", "history.parquet", "best.yaml", "summary.yaml"):
+        assert (folder / name).exists(), name
+    trials = tuner.load_results(folder).set_index("trial_id")
+    assert list(trials.index.sort_values()) == [f"t{i:04d}" for i in range(1, 9)]
+    assert set(trials["status"]) == {"finished", "pruned"}
+    # Ray's ASHA on the trainable's own step: pruned at a rung (1, 3), finished at max_t
+    assert set(trials.loc[trials["status"] == "pruned", "step"]) <= {1, 3}
+    assert set(trials.loc[trials["status"] == "finished", "step"]) == {9}
+    history = tuner.load_history(folder)
+    for trial_id, rows in history.groupby("trial_id"):
+        assert list(rows["step"]) == list(range(1, int(trials.loc[trial_id, "step"]) + 1))
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    finished = trials[trials["status"] == "finished"]
+    assert best["trial_id"] == finished["value"].idxmin() and best["status"] == "finished"
+    assert sorted(p.name for p in (folder / "tune").glob("t0*")) == sorted(trials.index)  # Tune's trials, our ids
+    for verb in ("best", "results", "report"):
+        assert cli_here(verb, str(folder), cwd=in_tmp).returncode == 0, verb
+    assert tuner.load(folder).get_best_trial(scope="last").trial_id in set(trials.index)
+
+
+@pytest.mark.slow
+def test_workers_run_as_a_worker_group_inside_each_tune_trial(ray_local: None, in_tmp: Path) -> None:
+    body = TOY.replace("run_cap: 8", "run_cap: 2").replace("max_concurrent: 2", "max_concurrent: 1")
+    out = tuner.run(study(body + "resources: {workers: 2}\n"), quiet=True)
+    trials = tuner.load_results(out.folder)
+    assert len(trials) == 2 and set(trials["status"]) <= {"finished", "pruned"}
+    assert out.best is not None and out.best.status == "finished" and out.best.step == 9
+
+
+@pytest.mark.slow
+def test_killed_again_and_again_then_resumed_through_tuner_restore(
+    ray_local: None, tmp_path: Path, ray_tmp: Path
+) -> None:
+    """As tests/test_resume.py's test for the engine: three SIGKILLs, each followed by ``resume``
+    (``Tuner.restore``); nothing finished is lost, the ids run on, and the study ends as an
+    uninterrupted one does."""
+    text = SLOW.replace("name: slow", "name: slow\nbackend: tune").replace("run_cap: 16", "run_cap: 8")
+    (tmp_path / "slow.yaml").write_text(textwrap.dedent(text))
+    ref = cli_here("run", "slow.yaml", "--name", "ref", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    reference = _table(tmp_path / "results" / "ref")
+
+    folder = tmp_path / "results" / "slow"
+    rng = random.Random(11)
+    ended: dict[str, tuple[str, float]] = {}
+    proc = _cli(["run", "slow.yaml"], tmp_path, ray_tmp)
+    for _ in range(3):
+        time.sleep(rng.uniform(8.0, 12.0))
+        proc.kill()
+        proc.wait()
+        end_ray_processes(ray_tmp)
+        if (folder / "trials.parquet").exists():
+            now = _table(folder)
+            for trial_id, row in now[now["status"] != "running"].iterrows():
+                assert ended.setdefault(str(trial_id), (row["status"], row["value"])) == (row["status"], row["value"])
+        started = (folder / "study.yaml").exists()
+        proc = _cli(["resume", str(folder)] if started else ["run", "slow.yaml"], tmp_path, ray_tmp)
+    code, log = _finish(proc)
+    assert code == 0, log
+    final = _table(folder)
+    assert list(final.index) == [f"t{i:04d}" for i in range(1, 9)]
+    for trial_id, (status, value) in ended.items():
+        assert (final.loc[trial_id, "status"], final.loc[trial_id, "value"]) == (status, value)
+    pd.testing.assert_frame_equal(final, reference)
