@@ -112,7 +112,8 @@ def _backend_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         choices=NAMES,
-        help="where trials run (overrides backend): ray, or simulated (f(config, step) on a virtual clock)",
+        help="where trials run (overrides backend): ray (tuner's engine), tune (Ray Tune's Tuner), "
+        "or simulated (f(config, step) on a virtual clock)",
     )
 
 
