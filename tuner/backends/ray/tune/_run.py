@@ -4,6 +4,9 @@ the engine writes (journal, ``trials.parquet``, ``history.parquet``, ``best.yaml
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import shutil
 import time
@@ -75,9 +78,15 @@ def run_on_tune(
         say(f"running {study.name} on Ray Tune: {shape} -> {folder}")
         write_state(folder, "running", elapsed)
         began = time.monotonic()
+        chatty = logging.getLogger("ray.tune")
+        level = chatty.level
+        if quiet:
+            chatty.setLevel(logging.WARNING)  # Tune's "View detailed results here" and the like
         try:
-            tuner.fit()
+            with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+                tuner.fit()  # Tune prints where its results are even at verbose 0
         finally:
+            chatty.setLevel(level)
             spent = elapsed + time.monotonic() - began
             interrupted = any(r.status == "running" for r in recorder.trials.values())
             summary = {"elapsed_s": round(spent, 3), "backend": "tune", "stop_reason": live.halt}
