@@ -108,7 +108,7 @@ def main() -> None:
             ray.shutdown()
     print(f"{'study':22} {'backend':8} {'trials':>6} {'wall s':>8} {'efficiency':>10} {'best':>10}")
     walls: dict[str, dict[str, float]] = {}
-    for label, backend, trials, wall, ideal, best, ended in rows:
+    for label, backend, _trials, wall, ideal, best, ended in rows:
         eff = f"{ideal / wall:.3f}" if ideal else "-"
         value = "-" if best is None else f"{best:.4g}"
         print(f"{label:22} {backend:8} {ended:>6} {wall:8.2f} {eff:>10} {value:>10}")
