@@ -17,7 +17,6 @@ from tuner.report import CHARTS, write_report
 from tuner.report._charts import ONLY_SEVERAL
 
 PNG = b"\x89PNG\r\n\x1a\n"
-pytestmark = pytest.mark.slow
 
 TOY = """
 name: toy
@@ -34,6 +33,7 @@ parameters:
 """
 
 
+@pytest.mark.slow
 def test_every_chart_is_drawn_and_embedded(ray_local: None, in_tmp: Path) -> None:
     out = tuner.run(load_study(text=textwrap.dedent(TOY.format(n=16))), quiet=True)
     page = write_report(out.folder).read_text()
@@ -77,6 +77,7 @@ def test_charts_render_for_200_trials(no_ray: None, in_tmp: Path) -> None:
     assert all((out.folder / f"{key}.png").stat().st_size > 10_000 for key in CHARTS if key not in ONLY_SEVERAL)
 
 
+@pytest.mark.slow
 def test_results_export_report_and_train_reproduce_the_best(ray_local: None, tmp_path: Path) -> None:
     space = tmp_path / "digits.yaml"
     space.write_text(
