@@ -1,4 +1,5 @@
-"""The CLI as a user meets it: a subprocess, its exit code, its output, its files."""
+"""The CLI as a user meets it: a subprocess, its exit code, its output, its files (a failing run
+through the same ``main`` in this process, on the session's Ray: tests/conftest.py ``cli_here``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, cli_here
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -90,7 +91,7 @@ def test_user_errors_exit_2(tmp_path: Path, args: list[str], match: str) -> None
 
 
 @pytest.mark.slow
-def test_every_trial_failing_exits_1_without_best(tmp_path: Path, ray_tmp: Path) -> None:
+def test_every_trial_failing_exits_1_without_best(ray_local: None, tmp_path: Path) -> None:
     space = write(
         tmp_path,
         "fail.yaml",
@@ -102,7 +103,7 @@ def test_every_trial_failing_exits_1_without_best(tmp_path: Path, ray_tmp: Path)
           mode: {values: [raise, nan]}
     """,
     )
-    done = cli("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", str(space), "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert done.returncode == 1
     assert "RuntimeError: boom" in done.stderr and "nan" in done.stderr
     assert "no trial produced a value for loss" in done.stderr

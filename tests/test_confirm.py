@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import cli, cli_here
+from tests.conftest import cli_here
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ parameters:
 """
 
 
-def test_confirm_retrains_the_top_trials_over_fresh_seeds(ray_local: None, tmp_path: Path, ray_tmp: Path) -> None:
+def test_confirm_retrains_the_top_trials_over_fresh_seeds(ray_local: None, tmp_path: Path) -> None:
     (tmp_path / "small.yaml").write_text(textwrap.dedent(DIGITS))
     done = cli_here("run", "small.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -37,19 +37,8 @@ def test_confirm_retrains_the_top_trials_over_fresh_seeds(ray_local: None, tmp_p
     search = pd.read_parquet(folder / "trials.parquet")
     assert "metric_test_accuracy" not in search  # the search never sees the test split
 
-    done = cli(  # confirm as a user runs it: its own process, its own embedded Ray
-        "confirm",
-        "results/small",
-        "--top",
-        "2",
-        "--seeds",
-        "3",
-        "--no-dashboard",
-        "--num-cpus",
-        "2",
-        cwd=tmp_path,
-        ray_tmp=ray_tmp,
-    )
+    args = ("confirm", "results/small", "--top", "2", "--seeds", "3", "--no-dashboard", "--num-cpus", "2")
+    done = cli_here(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "val_accuracy over 3 seed(s) at the full budget" in done.stdout
     runs = pd.read_parquet(folder / "confirm" / "trials.parquet")

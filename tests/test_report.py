@@ -11,13 +11,12 @@ import pytest
 import yaml
 
 import tuner
-from tests.conftest import cli, cli_here
+from tests.conftest import cli_here
 from tuner.config import load_study
 from tuner.report import CHARTS, write_report
 from tuner.report._charts import ONLY_SEVERAL
 
 PNG = b"\x89PNG\r\n\x1a\n"
-pytestmark = pytest.mark.slow
 
 TOY = """
 name: toy
@@ -34,6 +33,7 @@ parameters:
 """
 
 
+@pytest.mark.slow
 def test_every_chart_is_drawn_and_embedded(ray_local: None, in_tmp: Path) -> None:
     out = tuner.run(load_study(text=textwrap.dedent(TOY.format(n=16))), quiet=True)
     page = write_report(out.folder).read_text()
@@ -53,13 +53,32 @@ def test_every_chart_is_drawn_and_embedded(ray_local: None, in_tmp: Path) -> Non
     assert panel.count("<tr>") == 1 + 15  # the header and the 15 trials that used the most memory
 
 
-def test_charts_render_for_200_trials(ray_local: None, in_tmp: Path) -> None:
-    out = tuner.run(load_study(text=textwrap.dedent(TOY.format(n=200))), quiet=True)
+SIMULATED = """
+name: many
+trainable: tests.engine.curves:breaks
+backend: simulated
+metric: {name: loss, goal: minimize}
+method: random
+seed: 1
+run_cap: 200
+max_concurrent: 8
+early_terminate: {type: asha, max_t: 3, grace_period: 1, reduction_factor: 2}
+parameters:
+  x: {min: 0.0, max: 1.0}
+  other: {values: [a, b, c]}
+"""
+
+
+def test_charts_render_for_200_trials(no_ray: None, in_tmp: Path) -> None:
+    """200 trials (pruned, finished, and failed at step 3 when x > 0.5) on the simulated backend."""
+    out = tuner.run(load_study(text=SIMULATED, allow_modules=["tests"]), quiet=True)
+    assert len(tuner.load_results(out.folder)) == 200 and out.counts["errored"] > 0
     write_report(out.folder)
     assert all((out.folder / f"{key}.png").stat().st_size > 10_000 for key in CHARTS if key not in ONLY_SEVERAL)
 
 
-def test_results_export_report_and_train_reproduce_the_best(ray_local: None, tmp_path: Path, ray_tmp: Path) -> None:
+@pytest.mark.slow
+def test_results_export_report_and_train_reproduce_the_best(ray_local: None, tmp_path: Path) -> None:
     space = tmp_path / "digits.yaml"
     space.write_text(
         textwrap.dedent("""
@@ -93,17 +112,8 @@ def test_results_export_report_and_train_reproduce_the_best(ray_local: None, tmp
 
     best = yaml.safe_load((folder / "best.yaml").read_text())
     assert best["checkpoint"] and Path(best["checkpoint"]).exists()
-    trained = cli(  # train as a user runs it: its own process, its own embedded Ray
-        "train",
-        str(space),
-        "--config",
-        str(folder / "best.yaml"),
-        "--no-dashboard",
-        "--num-cpus",
-        "2",
-        cwd=tmp_path,
-        ray_tmp=ray_tmp,
-    )
+    args = ("train", str(space), "--config", str(folder / "best.yaml"), "--no-dashboard", "--num-cpus", "2")
+    trained = cli_here(*args, cwd=tmp_path)  # a new worker group: nothing carried over from the search
     assert trained.returncode == 0, trained.stderr
     final = yaml.safe_load((folder / "final" / "metrics.yaml").read_text())
     assert abs(final["metrics"]["val_accuracy"] - best["metric"]["value"]) < 0.01

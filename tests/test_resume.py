@@ -1,4 +1,5 @@
-"""Resume as Ray tests its own restore: a driver killed at random moments, again and again."""
+"""Resume as Ray tests its own restore: a driver stopped by Ctrl-C, then killed at random moments,
+again and again."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import cli_env, cli_here, end_ray_processes
+import tuner
+from tests.conftest import cli_env, cli_here, end_ray_processes, study
 
 pytestmark = pytest.mark.slow
 
@@ -59,56 +62,23 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str
 
 def _table(folder: Path) -> pd.DataFrame:
     cols = ["trial_id", "status", "value", "step", "params_lr", "params_layers", "params_act"]
-    frame = pd.read_parquet(folder / "trials.parquet")
-    if frame.empty:  # killed before the first trial started (a loaded machine): no params columns yet
-        return frame.reindex(columns=cols).set_index("trial_id")
-    return frame[cols].round(9).set_index("trial_id")
+    return pd.read_parquet(folder / "trials.parquet")[cols].round(9).set_index("trial_id")
 
 
-def test_killed_again_and_again_then_resumed_matches_an_uninterrupted_run(
-    ray_local: None, tmp_path: Path, ray_tmp: Path
-) -> None:
-    (tmp_path / "slow.yaml").write_text(textwrap.dedent(SLOW))
-    start = time.monotonic()
-    ref = cli_here("run", "slow.yaml", "--name", "ref", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
-    reference_s = time.monotonic() - start
-    assert ref.returncode == 0, ref.stderr
-    reference = _table(tmp_path / "results" / "ref")
+def _check_ended(folder: Path, ended: dict[str, tuple]) -> None:
+    """Every trial that had ended is still there, unchanged (``ended`` keeps what was seen)."""
+    now = _table(folder)
+    done = now[now["status"] != "running"]
+    for trial_id, row in done.iterrows():
+        assert ended.setdefault(str(trial_id), (row["status"], row["value"])) == (row["status"], row["value"])
+    assert set(ended) <= set(done.index)  # nothing finished is lost, progress never goes back
 
+
+def _interrupted_again_and_again(tmp_path: Path, ray_tmp: Path) -> Path:
+    """``run`` stopped by Ctrl-C, then resumed and SIGKILLed three times, then resumed to its end."""
     folder = tmp_path / "results" / "slow"
-    rng = random.Random(11)
-    ended: dict[str, tuple] = {}  # trial -> (status, value) once ended: never changes again
-    start = time.monotonic()
     proc = _cli(["run", "slow.yaml"], tmp_path, ray_tmp)
-    for _ in range(3):
-        time.sleep(rng.uniform(4.0, 7.0))
-        proc.kill()  # SIGKILL: no handler runs
-        proc.wait()
-        end_ray_processes(ray_tmp)
-        if (folder / "trials.parquet").exists():
-            now = _table(folder)
-            done = now[now["status"] != "running"]
-            for trial_id, row in done.iterrows():
-                assert ended.setdefault(str(trial_id), (row["status"], row["value"])) == (row["status"], row["value"])
-            assert set(ended) <= set(done.index)  # nothing finished is lost, progress never goes back
-        started = (folder / "study.yaml").exists()  # a kill before the run began leaves nothing to resume
-        proc = _cli(["resume", str(folder)] if started else ["run", "slow.yaml"], tmp_path, ray_tmp)
-    code, log = _finish(proc)
-    total_s = time.monotonic() - start
-    assert code == 0, log
-
-    final = _table(folder)
-    assert list(final.index) == [f"t{i:04d}" for i in range(1, 17)]  # unique ids, none skipped or repeated
-    pd.testing.assert_frame_equal(final, reference)  # same trials, same pruning, same best
-    best = json.loads(json.dumps(__import__("yaml").safe_load((folder / "best.yaml").read_text())))
-    assert best["trial_id"] == reference[reference["status"] == "finished"]["value"].idxmin()
-    print(f"uninterrupted {reference_s:.1f} s, killed 3 times and resumed {total_s:.1f} s")
-
-
-def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path: Path, ray_tmp: Path) -> None:
-    (tmp_path / "slow.yaml").write_text(textwrap.dedent(SLOW))
-    proc = _cli(["run", "slow.yaml"], tmp_path, ray_tmp)
-    journal = tmp_path / "results" / "slow" / "journal.jsonl"
+    journal = folder / "journal.jsonl"
     deadline = time.monotonic() + 120
     while not (journal.exists() and journal.read_text().count('"e": "end"') >= 2) and time.monotonic() < deadline:
         time.sleep(0.2)  # interrupt mid-run, once trials are ending
@@ -116,15 +86,43 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path: Path, ray_
     code, log = _finish(proc, timeout=60)
     assert code == 130, log
     assert "continue with: python -m tuner resume results/slow" in log
-    assert json.loads((tmp_path / "results" / "slow" / "state.json").read_text())["state"] == "interrupted"
-
-    again = _cli(["run", "slow.yaml"], tmp_path, ray_tmp)
-    code, log = _finish(again)
+    assert json.loads((folder / "state.json").read_text())["state"] == "interrupted"
+    code, log = _finish(_cli(["run", "slow.yaml"], tmp_path, ray_tmp))
     assert code == 2 and "holds an unfinished run; continue it with: python -m tuner resume" in log
 
-    code, log = _finish(_cli(["resume", "results/slow"], tmp_path, ray_tmp))
+    rng = random.Random(11)
+    ended: dict[str, tuple] = {}  # trial -> (status, value) once ended: never changes again
+    _check_ended(folder, ended)
+    assert len(ended) >= 2  # the trials that had ended before Ctrl-C
+    for _ in range(3):
+        proc = _cli(["resume", str(folder)], tmp_path, ray_tmp)
+        time.sleep(rng.uniform(4.0, 7.0))
+        proc.kill()  # SIGKILL: no handler runs
+        proc.wait()
+        end_ray_processes(ray_tmp)
+        _check_ended(folder, ended)
+    code, log = _finish(_cli(["resume", str(folder)], tmp_path, ray_tmp))
     assert code == 0, log
-    assert len(pd.read_parquet(tmp_path / "results" / "slow" / "trials.parquet")) == 16
+    return folder
+
+
+def test_stopped_by_ctrl_c_then_killed_again_and_again_then_resumed_matches_an_uninterrupted_run(
+    ray_local: None, tmp_path: Path, ray_tmp: Path
+) -> None:
+    """Ctrl-C mid-run stops cleanly and prints the resume command; ``run`` again is refused; the
+    resumed run is then SIGKILLed three times at random moments, each time resumed again. The
+    end is the uninterrupted run's table, and no trial that had ended ever changes."""
+    (tmp_path / "slow.yaml").write_text(textwrap.dedent(SLOW))
+    with ThreadPoolExecutor(1) as pool:  # the uninterrupted run, meanwhile, on the session's Ray
+        uninterrupted = pool.submit(tuner.run, study(SLOW, name="ref", storage=str(tmp_path / "results")), quiet=True)
+        folder = _interrupted_again_and_again(tmp_path, ray_tmp)
+        reference = _table(uninterrupted.result().folder)
+
+    final = _table(folder)
+    assert list(final.index) == [f"t{i:04d}" for i in range(1, 17)]  # unique ids, none skipped or repeated
+    pd.testing.assert_frame_equal(final, reference)  # same trials, same pruning, same best
+    best = json.loads(json.dumps(__import__("yaml").safe_load((folder / "best.yaml").read_text())))
+    assert best["trial_id"] == reference[reference["status"] == "finished"]["value"].idxmin()
 
 
 def test_resume_refuses_a_changed_study_but_takes_a_bigger_budget(ray_local: None, tmp_path: Path) -> None:

@@ -28,8 +28,12 @@ import pytest
 from tests.conftest import ROOT
 
 RAY = str(Path(sys.executable).with_name("ray"))
-# Missed heartbeats mark a node dead in ~3 s instead of Ray's default ~15 s, to keep tests short.
-FAST_DEATH = '{"health_check_period_ms": 1000, "health_check_failure_threshold": 3, "health_check_timeout_ms": 1000}'
+# To keep tests short: missed heartbeats mark a node dead in ~3 s instead of Ray's default ~15 s,
+# and metrics reach the Prometheus endpoint every 2 s instead of every 10 s.
+SYSTEM_CONFIG = (
+    '{"health_check_period_ms": 1000, "health_check_failure_threshold": 3, "health_check_timeout_ms": 1000,'
+    ' "metrics_report_interval_ms": 2000}'
+)
 
 
 def free_port() -> int:
@@ -74,6 +78,9 @@ class Cluster:
     metrics_port: int
     env: dict[str, str]
     nodes: list[Node] = field(default_factory=list)
+    # A folder the worker node has an empty one of its own at (what a path local to this machine
+    # is to other machines); None where a mount namespace is not permitted.
+    local: Path | None = None
 
     def start_node(self, cpus: int = 1, head: bool = False, private: Path | None = None) -> Node:
         """A node; with ``private``, that folder is an empty one of its own on this node (a mount
@@ -88,7 +95,7 @@ class Cluster:
             args += ["--head", "--port", port, "--temp-dir", str(self.folder / "ray")]
             args += ["--dashboard-port", self.dashboard.rsplit(":", 1)[1], "--dashboard-host", "127.0.0.1"]
             args += ["--include-dashboard", "true", "--ray-client-server-port", str(free_port())]
-            args += ["--system-config", FAST_DEATH]
+            args += ["--system-config", SYSTEM_CONFIG]
         else:
             args += ["--address", self.address]
         if private is not None:
@@ -175,10 +182,20 @@ class Cluster:
         )
 
 
+def private_folder(path: Path) -> Path | None:
+    """``path``, made, when a node can have an empty folder of its own there (a mount namespace
+    with a tmpfs, as :meth:`Cluster.start_node` makes); else ``None``."""
+    path.mkdir()
+    command = f"mount -t tmpfs tmpfs {shlex.quote(str(path))}"
+    probe = ["unshare", "--mount", "--propagation", "private", "sh", "-c", command]
+    return path if subprocess.run(probe, capture_output=True, check=False).returncode == 0 else None
+
+
 @pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
-    """A head and one worker node, one CPU each, token authentication on: one for every test of
-    this folder (each leaves it with the two nodes it began with), ended after the last."""
+    """A head and one worker node, one CPU each, token authentication on, the worker with a
+    folder of its own at ``Cluster.local``: one for every test of this folder (each leaves it with
+    the two nodes it began with), ended after the last."""
     folder = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # short: Ray's socket paths must fit
     (folder / "token").write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
@@ -191,7 +208,8 @@ def cluster() -> Iterator[Cluster]:
     made = Cluster(folder, f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}", free_port(), env)
     try:
         made.join(head=True)
-        made.join()
+        made.local = private_folder(folder / "local")
+        made.join(private=made.local)
         yield made
     finally:
         for node in reversed(made.nodes):

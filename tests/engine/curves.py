@@ -53,3 +53,11 @@ def score(config: dict[str, Any], step: int) -> dict[str, float]:
 
 def always_fails(config: dict[str, Any], step: int) -> dict[str, float]:
     raise RuntimeError("boom")
+
+
+def conditional(config: dict[str, Any], step: int) -> dict[str, float]:
+    """A curve over ``act``, ``lr`` and ``layers``, where ``layers`` must be given exactly when
+    ``act`` is relu (a conditional parameter): any other configuration fails the trial."""
+    if ("layers" in config) != (config["act"] == "relu"):
+        raise ValueError(f"layers must be given exactly when act is relu, got {config}")
+    return {"loss": config["lr"] + 0.1 * config.get("layers", 3) + 1.0 / step}

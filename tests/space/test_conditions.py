@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import cli
+from tests.conftest import cli_here
 from tuner.searchers import Outcome, create
 from tuner.space import parse_parameters
 
@@ -94,26 +94,28 @@ def test_each_method_proposes_only_active_parameters(method: str) -> None:
         assert all(("momentum" in t.params) == (t.params["optimizer"] != "adam") for t in trials)
 
 
-@pytest.mark.slow
-def test_a_conditional_study_runs_end_to_end(tmp_path: Path, ray_tmp: Path) -> None:
+def test_a_conditional_study_runs_end_to_end(no_ray: None, tmp_path: Path) -> None:
+    """Through the command line on the simulated backend: the trainable gets ``layers`` exactly
+    when ``act`` is relu (it fails the trial otherwise), the table leaves it empty for tanh."""
     (tmp_path / "cond.yaml").write_text(
         textwrap.dedent("""
         name: cond
-        trainable: trainables.toy:quadratic
+        trainable: tests.engine.curves:conditional
+        backend: simulated
         metric: {name: loss, goal: minimize}
         method: grid
+        early_terminate: {type: asha, max_t: 2, grace_period: 2}
         parameters:
           act: {values: [relu, tanh]}
           layers: {values: [2, 4], when: {act: relu}}
           lr: {values: [0.01]}
-          steps: {value: 2}
         """)
     )
-    done = cli("run", "cond.yaml", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path, ray_tmp=ray_tmp)
+    done = cli_here("run", "cond.yaml", "--allow-module", "tests", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     trials = pd.read_parquet(tmp_path / "results" / "cond" / "trials.parquet")
-    assert len(trials) == 3  # relu x 2 layers, tanh once
+    assert len(trials) == 3 and set(trials["status"]) == {"finished"}  # relu x 2 layers, tanh once
     tanh = trials[trials["params_act"] == "tanh"]
     assert len(tanh) == 1 and pd.isna(tanh["params_layers"].iloc[0])
-    report = cli("report", "results/cond", cwd=tmp_path)
+    report = cli_here("report", "results/cond", cwd=tmp_path)
     assert report.returncode == 0, report.stderr

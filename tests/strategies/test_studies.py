@@ -22,7 +22,7 @@ max_failures: 1
 resources: {resources}
 early_terminate: {{type: asha, max_t: 4, grace_period: 2, reduction_factor: 2}}
 parameters:
-  die_at: {{values: [3, 0]}}  # the first trial (ASHA lets the first at a rung through) dies once at epoch 3
+  die_at: {{value: 3}}  # the first trial (ASHA lets the first at a rung through) dies once at epoch 3
   fn: {{value: {fn}}}
   lr: {{values: [0.01, 0.0001]}}  # the second trial, far worse at epoch 2, is pruned before it could die
   checkpoint_every: {{value: 2}}
@@ -45,8 +45,8 @@ def test_a_strategy_study_prunes_retries_and_leaves_no_rank(
     out = tuner.run(study(STUDY.format(name=name, fn=fn, resources=resources)), quiet=True)
     trials = tuner.load_results(out.folder)
     history = tuner.load_history(out.folder)
-    assert len(trials) == 4 and set(trials["status"]) <= {"finished", "pruned"}, trials[["status", "error"]]
-    assert "pruned" in set(trials["status"])  # ASHA stopped some at a rung
+    # ASHA stopped the second at its rung
+    assert trials["status"].tolist() == ["finished", "pruned"], trials[["status", "error"]]
     first = trials.iloc[0]
     assert first["params_die_at"] == 3 and first["attempts"] == 1  # rank 1 exited at epoch 3: retried ...
     steps = list(history.loc[history["trial_id"] == first["trial_id"], "step"])

@@ -58,22 +58,16 @@ def test_metrics_are_averaged_over_ranks(ray_local: None, in_tmp: Path) -> None:
     assert no_trial_workers_left()
 
 
-@pytest.mark.parametrize("how", ["exit", "raise"])
-def test_a_failing_rank_fails_the_trial_cleanly_and_the_next_trial_runs(
-    ray_local: None, in_tmp: Path, how: str
-) -> None:
-    body = RANKS + f"  die_rank: {{values: [1, -1]}}\n  die_at: {{value: 2}}\n  how: {{value: {how}}}\n"
+def test_a_failing_rank_fails_the_trial_cleanly_and_the_next_trial_runs(ray_local: None, in_tmp: Path) -> None:
+    """Rank 1 exits (``os._exit``) in one trial and raises in another: each fails with that rank's
+    own error, its group killed at once (no collective timeout), and the next trial runs."""
+    body = RANKS + "  how: {values: [exit, raise]}\n  die_rank: {values: [1, -1]}\n  die_at: {value: 2}\n"
     out = tuner.run(study(body), quiet=True)
-    assert out.summary["respawns"] == 1  # the failed trial's group, killed at once (no collective timeout)
-    trials = tuner.load_results(out.folder).set_index("params_die_rank")
-    assert trials.loc[1, "status"] == "errored"
-    expected = (
-        "rank 1 process exited with code 1 (os._exit at toy.py:"
-        if how == "exit"
-        else "RuntimeError: rank 1 failed on purpose"
-    )
-    assert expected in trials.loc[1, "error"]
-    assert trials.loc[-1, "status"] == "finished"
+    assert out.summary["respawns"] == 2  # each failed trial's group, and only those
+    trials = tuner.load_results(out.folder).set_index(["params_how", "params_die_rank"])
+    assert list(trials["status"]) == ["errored", "finished", "errored", "finished"]  # grid order: dies, then not
+    assert "rank 1 process exited with code 1 (os._exit at toy.py:" in trials.loc[("exit", 1), "error"]
+    assert "RuntimeError: rank 1 failed on purpose" in trials.loc[("raise", 1), "error"]
     assert no_trial_workers_left()
 
 
