@@ -247,7 +247,7 @@ def test_the_shipped_curve_runs_to_its_budget() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"backend": "slurm"}, "backend: Input should be 'ray' or 'simulated'"),
+        ({"backend": "slurm"}, "backend: Input should be 'ray', 'tune' or 'simulated'"),
         ({"early_terminate": "{type: median}"}, "early_terminate: backend simulated needs the number of steps"),
         ({"early_terminate": "{type: asha}"}, "early_terminate.max_t: backend simulated needs the number of steps"),
         ({"early_terminate": "{type: hyperband}"}, "early_terminate.max_iter: backend simulated needs"),
@@ -302,4 +302,4 @@ def test_backend_on_the_command_line_overrides_the_file(tmp_path: Path, ray_tmp:
     assert yaml.safe_load((tmp_path / "results/simulated_asha/study.yaml").read_text())["backend"] == "simulated"
     assert not any(ray_tmp.iterdir())
     wrong = cli("run", *args, "--backend", "slurm", cwd=tmp_path, ray_tmp=ray_tmp)
-    assert wrong.returncode == 2 and "invalid choice: 'slurm' (choose from 'ray', 'simulated')" in wrong.stderr
+    assert wrong.returncode == 2 and "invalid choice: 'slurm' (choose from 'ray', 'tune', 'simulated')" in wrong.stderr

@@ -120,7 +120,7 @@ def test_killed_again_and_again_then_resumed_through_tuner_restore(
         proc.kill()
         proc.wait()
         end_ray_processes(ray_tmp)
-        if (folder / "trials.parquet").exists():
+        if (folder / "trials.parquet").exists() and len(pd.read_parquet(folder / "trials.parquet")):
             now = _table(folder)
             for trial_id, row in now[now["status"] != "running"].iterrows():
                 assert ended.setdefault(str(trial_id), (row["status"], row["value"])) == (row["status"], row["value"])
