@@ -6,7 +6,6 @@ for what tuner stops that Tune does not (a NaN metric, too many failed trials, a
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import time
@@ -18,10 +17,11 @@ from typing import Any
 from ray.tune import Callback, Stopper
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule, TrialScheduler
 
+from tuner.backends.ray import numeric
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED
 from tuner.config import Asha, Median, Study
 from tuner.diagnose import diagnose
-from tuner.results import Recorder, TrialRecord
+from tuner.results import Recorder, TrialRecord, read_journal
 from tuner.space import flatten
 from tuner.status import ERRORED, FINISHED, NAN, PRUNED, STOPPED, Status
 
@@ -53,7 +53,7 @@ AUTO = frozenset(
 
 
 @dataclass
-class Live:
+class TuneStudy:
     """What this process knows of a study running on Tune. Never pickled: Tune pickles its callbacks,
     scheduler and stopper with the Tuner (for ``Tuner.restore``), so they hold only the key."""
 
@@ -68,7 +68,7 @@ class Live:
     time_attr: str = "step"
 
 
-LIVE: dict[str, Live] = {}  # by results folder
+LIVE: dict[str, TuneStudy] = {}  # by results folder
 
 
 def ours(trial: Any) -> str:
@@ -77,16 +77,9 @@ def ours(trial: Any) -> str:
 
 
 def metrics_of(result: dict[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, float]:
-    """The numbers a trial reported (Tune's own keys but ``keep`` and anything not a number left out)."""
-    out = {}
-    for key, value in result.items():
-        if (key in AUTO and key not in keep) or key == RESERVED or isinstance(value, bool):
-            continue
-        if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
-            value = value.item()
-        if isinstance(value, numbers.Real):
-            out[key] = float(value)
-    return out
+    """The numbers a trial reported, named as the default backend names them (nested dicts as
+    ``outer/inner``); Tune's own keys but ``keep``, and anything not a number, left out."""
+    return numeric({k: v for k, v in result.items() if k != RESERVED and (k not in AUTO or k in keep)})
 
 
 def make_scheduler(study: Study, time_attr: str, key: str) -> TrialScheduler | None:
@@ -132,16 +125,9 @@ class _Asha(ASHAScheduler):
         return SimpleNamespace(trial_id=ours(trial))
 
     def _replay(self) -> None:
-        path = Path(self.key) / "journal.jsonl"
-        if not path.exists():
-            return
-        for line in path.read_text().splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a kill
+        nobody: Any = None  # no controller: nothing is started or stopped, the rungs only fill
+        for ev in read_journal(Path(self.key)):
             proxy: Any = SimpleNamespace(trial_id=ev.get("trial"))
-            nobody: Any = None  # no controller: nothing is started or stopped, the rungs only fill
             if ev.get("e") == "start" and proxy.trial_id not in self._trial_info:
                 super().on_trial_add(nobody, proxy)
             elif ev.get("e") == "report" and proxy.trial_id in self._trial_info:
@@ -226,7 +212,7 @@ class Recording(Callback):
         self.key, self.time_attr = key, time_attr
 
     @property
-    def live(self) -> Live:
+    def live(self) -> TuneStudy:
         return LIVE[self.key]
 
     def _record(self, trial: Any) -> TrialRecord:
@@ -307,7 +293,7 @@ class Recording(Callback):
             snapshot()
 
 
-def _reached_end(live: Live, rec: TrialRecord) -> bool:
+def _reached_end(live: TuneStudy, rec: TrialRecord) -> bool:
     sched = live.study.spec.scheduler
     max_t = getattr(sched, "max_t", None)
     return max_t is None or (rec.step is not None and rec.step >= max_t)

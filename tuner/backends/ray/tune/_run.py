@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.backends.ray import capacity, connect, path_entries
-from tuner.backends.ray.tune._callback import LIVE, Judge, Live, Recording, make_scheduler
+from tuner.backends.ray.tune._callback import LIVE, Judge, Recording, TuneStudy, make_scheduler
 from tuner.backends.ray.tune._study_searcher import StudySearcher
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED, STATE, Job, trainable_for
 from tuner.config import Asha, Study, import_trainable, trainable_style
@@ -58,7 +58,7 @@ def run_on_tune(
         time_attr = "step" if style == "tuner" else "training_iteration"
         sched = spec.scheduler
         budget = max_steps if max_steps is not None else (sched.max_t if isinstance(sched, Asha) else None)
-        live = LIVE[key] = Live(study, recorder, max_steps=budget, time_attr=time_attr)
+        live = LIVE[key] = TuneStudy(study, recorder, max_steps=budget, time_attr=time_attr)
         job = Job(
             trainable=study.trainable,
             api=style,

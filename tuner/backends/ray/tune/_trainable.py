@@ -11,7 +11,6 @@ trial ends its ranks too. Each Tune trial's config carries its tuner id and seed
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import sys
@@ -91,7 +90,7 @@ def _single(config: dict[str, Any], job: Job) -> None:
         strategy=job.strategy,
         store=_store(job),
     )
-    _run(fn, config, trial)
+    fn(config, trial)  # Tune ends a stopped trial itself: its reports never raise TrialPruned
 
 
 def _group(config: dict[str, Any], job: Job, workers: int, cpus: float, gpus: float) -> None:
@@ -158,13 +157,6 @@ def _pointer(checkpoint: Any) -> str | None:
     with checkpoint.as_directory() as folder:
         path = Path(folder) / POINTER
         return path.read_text().strip() if path.exists() else None
-
-
-def _run(fn: Callable[..., Any], config: dict[str, Any], trial: Trial) -> None:
-    from tuner.errors import TrialPruned
-
-    with contextlib.suppress(TrialPruned):  # never raised here (Tune ends a stopped trial itself)
-        fn(config, trial)
 
 
 def _store(job: Job) -> Any:
