@@ -66,6 +66,7 @@ class TuneStudy:
     checkpoints: dict[str, str] = field(default_factory=dict)  # tuner id -> its last checkpoint
     max_steps: float | None = None  # a trial's budget (the scheduler's max_t, or train's epochs)
     time_attr: str = "step"
+    deadline: float | None = None  # time.monotonic() at which time_limit is reached
 
 
 LIVE: dict[str, TuneStudy] = {}  # by results folder
@@ -201,6 +202,8 @@ class Judge(Stopper):
         limit = live.study.spec.max_failed_trials
         if limit is not None and live.failed > limit and live.halt is None:
             live.halt = f"more than max_failed_trials ({limit}) trials failed"
+        if live.deadline is not None and time.monotonic() >= live.deadline and live.halt is None:
+            live.halt = "time_limit reached"
         return live.halt is not None
 
 
@@ -286,6 +289,18 @@ class Recording(Callback):
         self.live.recorder.end(
             rec.trial_id, ERRORED, error, cause=found.cause if found else None, hint=found.hint if found else None
         )
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        """Tune stops the running trials of a halted study without telling its callbacks: they
+        end stopped, as the engine ends them (an interrupted study leaves them running)."""
+        live = self.live
+        if live.halt is None:
+            return
+        why = "stopped at the time limit" if live.halt == "time_limit reached" else f"stopped: {live.halt}"
+        for trial in trials:
+            rec = live.recorder.trials.get(ours(trial))
+            if rec is not None and rec.status == "running":
+                live.recorder.end(rec.trial_id, STOPPED, why)
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         snapshot = self.live.recorder.snapshot()

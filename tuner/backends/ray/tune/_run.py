@@ -59,6 +59,8 @@ def run_on_tune(
         sched = spec.scheduler
         budget = max_steps if max_steps is not None else (sched.max_t if isinstance(sched, Asha) else None)
         live = LIVE[key] = TuneStudy(study, recorder, max_steps=budget, time_attr=time_attr)
+        if spec.time_limit is not None:  # the time left, counted here: Tune would restore the first budget
+            live.deadline = time.monotonic() + max(spec.time_limit - elapsed, 1.0)
         job = Job(
             trainable=study.trainable,
             api=style,
@@ -72,7 +74,7 @@ def run_on_tune(
         )
         trainable = trainable_for(job, res.workers, res.cpu, res.gpu)
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # Tune's state saved at every step: a kill loses little
-        tuner = _tuner(study, seed, folder, trainable, slots, time_attr, elapsed, trial_seed, quiet, journal)
+        tuner = _tuner(study, seed, folder, trainable, slots, time_attr, trial_seed, quiet, journal)
         workers = f"{res.workers} DDP workers" if res.workers > 1 else "1 process"
         shape = f"method {spec.method}, {slots} trial(s) at a time, {workers} each"
         say(f"running {study.name} on Ray Tune: {shape} -> {folder}")
@@ -111,7 +113,6 @@ def _tuner(
     trainable: Any,
     slots: int,
     time_attr: str,
-    elapsed: float,
     trial_seed: int | None,
     quiet: bool,
     journal: list[dict[str, Any]] | None,
@@ -125,7 +126,6 @@ def _tuner(
     if experiment.exists():  # killed before Tune saved any state: nothing of Tune's to restore
         shutil.rmtree(experiment)
     searcher = StudySearcher(study, seed, key, time_attr, trial_seed)
-    budget = None if spec.time_limit is None else max(spec.time_limit - elapsed, 1.0)
     return tune.Tuner(
         trainable,
         param_space={},
@@ -134,7 +134,6 @@ def _tuner(
             scheduler=make_scheduler(study, time_attr, key),
             num_samples=spec.run_cap or -1,
             max_concurrent_trials=slots,
-            time_budget_s=budget,
             reuse_actors=True,  # a trial costs ~0.5 s of Tune instead of ~2 s
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
