@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from tuner.config._direction import better, minimised, sign
 from tuner.config._method import check_method, method_notices
-from tuner.config._schema import IGNORED_KEYS, StudySpec, pydantic_problems
+from tuner.config._schema import IGNORED_KEYS, Metric, StudySpec, pydantic_problems
 from tuner.config._trainable import allowed_modules, check_trainable, split
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
@@ -103,7 +103,7 @@ class Study:
 
     def trial_count(self) -> int | None:
         """Trials the study starts at most: ``run_cap``, capped by the grid's size when exhaustive
-        (counted exactly, never enumerated); ``None`` when only ``time_limit`` ends it."""
+        (counted exactly, never enumerated); ``None`` when only a stop ends it (Ctrl-C, ``time_limit``...)."""
         if not self.exhaustive:
             return self.spec.run_cap
         size = space_size(self.space.subspace(list(self.space.searchable))) or 1
@@ -125,6 +125,8 @@ def load_study(
     name: str | None = None,
     storage: str | None = None,
     backend: str | None = None,
+    time_limit: str | None = None,
+    max_concurrent: int | None = None,
     check_import: bool = True,
     allow_modules: Sequence[str] = (),
 ) -> Study:
@@ -137,6 +139,7 @@ def load_study(
         first = data["metric"][0].get("name") if isinstance(data["metric"][0], dict) else None
         notices.append(f"{source}: several metrics: early_terminate prunes on the first, {first}, only")
     overrides = {"trainable": trainable, "run_cap": run_cap, "name": name, "storage": storage, "backend": backend}
+    overrides |= {"time_limit": time_limit, "max_concurrent": max_concurrent}
     data.update({k: v for k, v in overrides.items() if v is not None})
 
     problems: list[Problem] = []
@@ -164,16 +167,14 @@ def load_study(
             where = "warm_start" if isinstance(spec.warm_start, str) else f"warm_start[{i}]"
             if not (Path(folder) / "trials.parquet").is_file():
                 problems.append(Problem(where, f"no study results at {folder!r} (a results/<name> folder)"))
-        finite = spec.method == "grid" or not space.searchable or set(space.searchable) == set(space.grid_axes)
-        if spec.run_cap is None and spec.time_limit is None and not finite:
-            problems.append(
-                Problem("run_cap", f"is required for method {spec.method} (or set time_limit, or pass --run-cap N)")
-            )
+        problems += _endless(spec, space)
     if problems:
         raise ConfigError(problems, source=source)
     assert spec is not None and spec.trainable is not None
     if not spec.warm_starts:  # a warm start's trials count towards the start-up draws
         notices += [f"{source}: {n}" for n in method_notices(spec.method, spec.searcher, space, spec.run_cap)]
+    if _uncapped(spec, space):
+        notices.append(f"{source}: {until_stopped(spec)}")
     if spec.backend == "simulated" and "resources" in data:
         notices.append(f"{source}: backend simulated: resources are not used (a trial is a function call)")
     study_name = spec.name or (Path(path).stem if path is not None else "study")
@@ -187,6 +188,32 @@ def load_study(
         notices=tuple(notices),
         allowed=allowed_modules(allow_modules),
     )
+
+
+def _uncapped(spec: StudySpec, space: Space) -> bool:
+    """Whether nothing but a stop ends the study: no ``run_cap`` and a space it does not enumerate."""
+    finite = spec.method == "grid" or not space.searchable or set(space.searchable) == set(space.grid_axes)
+    return spec.run_cap is None and not finite
+
+
+def until_stopped(spec: StudySpec) -> str:
+    """What ends a study with no ``run_cap`` (as W&B runs a sweep without one: until it is stopped)."""
+    ends = ["Ctrl-C", *(["time_limit"] if spec.time_limit is not None else [])]
+    ends += ["metric.target"] if isinstance(spec.metric, Metric) and spec.metric.target is not None else []
+    return f"no run_cap: the study runs until stopped ({', '.join(ends)}; or the searcher running out)"
+
+
+def _endless(spec: StudySpec, space: Space) -> list[Problem]:
+    """On a virtual clock nobody presses Ctrl-C: an uncapped simulated study needs an end and a width."""
+    if spec.backend != "simulated" or not _uncapped(spec, space) or (spec.time_limit and spec.max_concurrent):
+        return []
+    return [
+        Problem(
+            "run_cap",
+            "backend simulated needs run_cap, or time_limit and max_concurrent: on its virtual clock "
+            "an uncapped study would never end",
+        )
+    ]
 
 
 def _points(points: list[dict[str, Any]], space: Space) -> list[Problem]:
