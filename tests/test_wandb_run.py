@@ -161,3 +161,57 @@ def test_ctrl_c_ends_an_uncapped_study_keeping_its_trials_and_resume_continues_i
     assert len(again) == len(trials) + 2 and (again["status"] == "finished").all()
     kept = ended.set_index("trial_id")
     pd.testing.assert_series_equal(again.loc[kept.index, "value"], kept["value"])
+
+
+GRID = """
+name: nometric
+trainable: trainables.toy:quadratic
+method: grid
+parameters:
+  lr: {values: [0.001, 0.01]}
+  layers: {values: [2, 3]}
+  steps: {value: 2}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "rule"),
+    [
+        ("method: bayes\n", "method bayes"),
+        ("method: optuna\n", "method optuna"),
+        ("early_terminate: {type: asha, max_t: 2}\n", "early_terminate"),
+    ],
+)
+def test_what_ranks_or_prunes_trials_needs_a_metric(extra: str, rule: str) -> None:
+    text = GRID.replace("method: grid\n", "") + ("method: grid\n" if "method" not in extra else "") + extra
+    assert _problems(text) == [f"metric: is required for {rule} (as in W&B: only grid and random run without one)"]
+
+
+@pytest.mark.slow
+def test_a_grid_study_without_a_metric_end_to_end(ray_local: None, in_tmp: Path) -> None:
+    (in_tmp / "nometric.yaml").write_text(textwrap.dedent(GRID))
+    flags = ["--no-dashboard", "--quiet"]
+    done = cli_here("plan", "nometric.yaml", cwd=in_tmp)
+    assert done.returncode == 0 and "no metric: every reported metric recorded, none ranked" in done.stdout
+    done = cli_here("run", "nometric.yaml", *flags, cwd=in_tmp)
+    assert done.returncode == 0, done.stderr
+    assert "the study has no metric, so no trial is ranked and there is no best" in done.stdout
+    folder = in_tmp / "results" / "nometric"
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert len(trials) == 4 and (trials["status"] == "finished").all()
+    assert trials[["metric_loss", "metric_score"]].notna().all().all()
+    history = pd.read_parquet(folder / "history.parquet")
+    assert len(history) == 8 and {"loss", "score"} <= set(history.columns)
+    assert not (folder / "best.yaml").exists()
+
+    done = cli_here("results", "results/nometric", cwd=in_tmp)
+    assert done.returncode == 0, done.stderr
+    assert "loss" in done.stdout and "score" in done.stdout and "t0004" in done.stdout
+    for verb in ("best", "report", "confirm"):
+        done = cli_here(verb, "results/nometric", cwd=in_tmp)
+        assert done.returncode == 2, (verb, done.stderr)
+        (line,) = done.stderr.splitlines()
+        assert "the study has no metric, so no trial is ranked and there is no best" in line
+
+    loaded = tuner.load(str(folder))
+    assert len(loaded.trials) == 4

@@ -186,6 +186,8 @@ def _summary(out: Outcomes, metric: str | None = None, searched: list[str] | Non
     (a resumed run), they are read from ``best.yaml``."""
     folder = _shown(out.folder)
     stored = _stored_best(out.folder) if out.best is not None else {}  # read once, for all below
+    from tuner.results import NO_METRIC
+
     metric = metric or stored.get("metric", {}).get("name", "the metric")
     searched = searched if searched is not None else list(stored.get("params", {}))
     counts = ", ".join(f"{n} {k}" for k, n in out.counts.items() if n)
@@ -223,6 +225,10 @@ def _summary(out: Outcomes, metric: str | None = None, searched: list[str] | Non
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if out.best is None and out.summary.get("best") == NO_METRIC:
+        print(f"{NO_METRIC}; every metric the trials reported is in {folder}/trials.parquet and history.parquet")
+        print(f"results: {folder}   (python -m tuner results {folder})")
+        return EXIT_OK
     if out.best is None:
         raise StudyFailed(
             f"no trial produced a value for {metric}; nothing written to best.yaml (logs in {folder}/logs)"

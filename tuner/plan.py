@@ -191,7 +191,7 @@ def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
     if not seen:
         raise ConfigError([Problem("trainable", f"{study.trainable} returned without calling trial.report")])
     metrics = seen[0]["metrics"]
-    if study.metric not in metrics:
+    if study.metric is not None and study.metric not in metrics:
         raise ConfigError(
             [
                 Problem(
@@ -243,7 +243,10 @@ def describe(study: Study, plan: Plan) -> str:
     lines = [f"note: {n}" for n in study.notices]
     lines.append(
         f"study {study.name}: {spec.method} over {len(study.space.searchable)} parameter(s), "
-        + ", ".join(f"{m.goal} {m.name}" for m in spec.objectives)
+        + (
+            ", ".join(f"{m.goal} {m.name}" for m in spec.objectives)
+            or "no metric: every reported metric recorded, none ranked"
+        )
     )
     for name, p in study.space.params.items():
         lines.append(f"  {name}: {summary(p)}")

@@ -33,12 +33,16 @@ class Study:
     allowed: tuple[str, ...] = ()  # module prefixes trusted to run (the trainable's among them)
 
     @property
-    def metric(self) -> str:
-        return self.spec.primary.name
+    def metric(self) -> str | None:
+        """The metric the study ranks trials by; ``None`` for a study with no ``metric`` (grid or
+        random: every reported metric is recorded, no trial is best)."""
+        primary = self.spec.primary
+        return None if primary is None else primary.name
 
     @property
     def maximize(self) -> bool:
-        return self.spec.primary.goal == "maximize"
+        primary = self.spec.primary
+        return primary is not None and primary.goal == "maximize"
 
     @property
     def objectives(self) -> list[tuple[str, bool]]:
@@ -158,9 +162,10 @@ def load_study(
         if spec.trainable is None:
             problems.append(Problem("trainable", "is required (in the YAML or as --trainable)"))
         elif check_import:
-            for metric in spec.objectives:
+            names: list[str | None] = [m.name for m in spec.objectives]
+            for name in names or [None]:  # no metric: the trainable alone
                 allowed = allowed_modules(allow_modules)
-                problems += check_trainable(spec.trainable, metric.name, allowed, spec.backend, spec.trainable_api)
+                problems += check_trainable(spec.trainable, name, allowed, spec.backend, spec.trainable_api)
         if not space_problems:
             problems += _points(spec.points_to_evaluate, space)
         for i, folder in enumerate(spec.warm_starts):
@@ -168,6 +173,7 @@ def load_study(
             if not (Path(folder) / "trials.parquet").is_file():
                 problems.append(Problem(where, f"no study results at {folder!r} (a results/<name> folder)"))
         problems += _endless(spec, space)
+        problems += _needs_metric(spec)
     if problems:
         raise ConfigError(problems, source=source)
     assert spec is not None and spec.trainable is not None
@@ -214,6 +220,17 @@ def _endless(spec: StudySpec, space: Space) -> list[Problem]:
             "an uncapped study would never end",
         )
     ]
+
+
+def _needs_metric(spec: StudySpec) -> list[Problem]:
+    """Without ``metric`` (as W&B allows for grid and random), what ranks or prunes trials is refused."""
+    if spec.metric is not None:
+        return []
+    rule = "is required for {} (as in W&B: only grid and random run without one)"
+    needs = [(spec.method not in ("grid", "random"), f"method {spec.method}")]
+    needs += [(spec.early_terminate is not None, "early_terminate"), (spec.select is not None, "select")]
+    needs += [(bool(spec.warm_starts), "warm_start")]
+    return [Problem("metric", rule.format(what)) for need, what in needs if need][:1]
 
 
 def _points(points: list[dict[str, Any]], space: Space) -> list[Problem]:

@@ -137,6 +137,7 @@ class Engine:
         """Tell the searcher the trials of the studies ``warm_start`` names (before any of its own,
         on every start, so a resumed study's searcher knows them too)."""
         for k, folder in enumerate(self.study.spec.warm_starts):
+            assert self.metric is not None  # a warm start needs a metric (load_study)
             warm = read_warm_start(folder, self.study.space, self.metric)
             for i, (params, value, state, step, curve) in enumerate(warm.observations):
                 signed = None if curve is None else minimised_curve(self.study, curve)

@@ -12,7 +12,7 @@ from tuner.engine._admission import slots_for
 from tuner.engine._backend import Backend
 from tuner.engine._loop import Engine
 from tuner.engine._replay import replay
-from tuner.results import FAILED, SUMMARY, TrialRecord, write_state, write_yaml
+from tuner.results import FAILED, NO_METRIC, SUMMARY, TrialRecord, write_state, write_yaml
 
 
 @dataclass
@@ -108,6 +108,7 @@ def summarise(engine: Engine) -> dict[str, Any]:
         "respawns": 0,
         "infra_retries": sum(r.infra_retries for r in recs),
         "stop_reason": engine.end_reason,
+        **({"best": NO_METRIC} if engine.metric is None else {}),
         "searcher": {
             "suggestions": len(times),
             "suggest_s_median": round(float(np.median(times)), 4) if times else None,
