@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner.config import Study, load_study
 from tuner.errors import StudyFailed, UserError
-from tuner.results import alive, new_study_dir, read_journal, read_state, read_study, unfinished
+from tuner.results import NO_METRIC, alive, new_study_dir, read_journal, read_state, read_study, unfinished
 from tuner.status import FINISHED
 
 if TYPE_CHECKING:
@@ -290,6 +290,8 @@ def confirm(
     say = say or _printer(quiet)
     path = Path(folder).resolve()
     study = read_study(path)
+    if study.metric is None:
+        raise UserError(f"{folder}: confirm compares trials on the study's metric; {NO_METRIC}")
     trials = load_results(path)
     best = candidates(trials, study.objectives, study.spec.select).head(top)
     if best.empty:
@@ -307,6 +309,7 @@ def confirm(
     max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None  # the search's full budget
     points = [dict(c["params"]) for _ in range(seeds) for c in chosen]  # seed by seed: all progress
     # one objective in the run itself (the others are still reported, and averaged), no select
+    assert study.spec.primary is not None  # a study with no metric has no candidates
     primary = study.spec.primary.model_copy(update={"target": None})
     changes = {"run_cap": len(chosen) * seeds, "points_to_evaluate": points, "metric": primary, "select": None}
     again = study.derive(**(_UNSEARCHED | changes), name="confirm", method="random", final=True)

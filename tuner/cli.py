@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -27,12 +28,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a study from its YAML file")
     run.add_argument("space", help="the study's YAML file")
-    run.add_argument("--trainable", help="dotted path of the training function (overrides the YAML)")
-    run.add_argument("--run-cap", type=int, help="number of trials (overrides run_cap)")
-    run.add_argument("--name", help="study name (overrides name; default: the file's stem)")
-    run.add_argument("--storage", help="results folder (overrides storage; default: results)")
-    run.add_argument("--seed", type=int, help="study seed (overrides seed)")
-    _backend_option(run)
+    _study_options(run)
 
     resume = sub.add_parser("resume", help="continue an interrupted run")
     resume.add_argument("results", help="the run's results folder")
@@ -63,11 +59,10 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="check a study and show what it will run, without running it")
     plan.add_argument("space", help="the study's YAML file")
-    plan.add_argument("--trainable", help="dotted path of the training function (overrides the YAML)")
+    _study_options(plan)
     plan.add_argument("--smoke", action="store_true", help="also run one step of the first trial, here")
     plan.add_argument("--address", help="check the resources against this Ray cluster (default: this machine)")
     plan.add_argument("--allow-module", action="append", default=[], metavar="PREFIX")
-    _backend_option(plan)
 
     best = sub.add_parser("best", help="print the best configuration of a finished study")
     best.add_argument("results", help="the study's results folder, or a Ray Tune experiment folder")
@@ -106,6 +101,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _study_options(p: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``plan`` may override in the study file."""
+    p.add_argument("--trainable", help="dotted path of the training function (overrides the YAML)")
+    p.add_argument("--run-cap", type=int, help="number of trials (overrides run_cap)")
+    p.add_argument("--time-limit", metavar="DURATION", help="wall-clock budget: 90s, 15m, 2h (overrides time_limit)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once, at most (overrides max_concurrent)")
+    p.add_argument("--name", help="study name (overrides name; default: the file's stem)")
+    p.add_argument("--storage", help="results folder (overrides storage; default: results)")
+    p.add_argument("--seed", type=int, help="study seed (overrides seed)")
+    _backend_option(p)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The study file with the command line's overrides."""
+    from tuner.config import load_study
+
+    return load_study(
+        args.space,
+        trainable=args.trainable,
+        run_cap=args.run_cap,
+        time_limit=args.time_limit,
+        max_concurrent=args.max_concurrent,
+        name=args.name,
+        storage=args.storage,
+        backend=args.backend,
+        allow_modules=args.allow_module,
+    )
+
+
 def _backend_option(p: argparse.ArgumentParser) -> None:
     from tuner.backends import NAMES
 
@@ -127,17 +151,8 @@ def _ray_options(p: argparse.ArgumentParser) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import tuner
-    from tuner.config import load_study
 
-    study = load_study(
-        args.space,
-        trainable=args.trainable,
-        run_cap=args.run_cap,
-        name=args.name,
-        storage=args.storage,
-        backend=args.backend,
-        allow_modules=args.allow_module,
-    )
+    study = _load(args)
     out = tuner.run(
         study,
         address=args.address,
@@ -171,6 +186,8 @@ def _summary(out: Outcomes, metric: str | None = None, searched: list[str] | Non
     (a resumed run), they are read from ``best.yaml``."""
     folder = _shown(out.folder)
     stored = _stored_best(out.folder) if out.best is not None else {}  # read once, for all below
+    from tuner.results import NO_METRIC
+
     metric = metric or stored.get("metric", {}).get("name", "the metric")
     searched = searched if searched is not None else list(stored.get("params", {}))
     counts = ", ".join(f"{n} {k}" for k, n in out.counts.items() if n)
@@ -200,19 +217,32 @@ def _summary(out: Outcomes, metric: str | None = None, searched: list[str] | Non
         print(f"{text}, {used['cpu_s']:g} CPU-s in all", file=sys.stderr)
     _failures_by_cause(out, folder)
     if out.interrupted:
-        print(f"interrupted; continue with: python -m tuner resume {folder}", file=sys.stderr)
+        if out.best is not None:
+            _best_line(out.best, metric, searched, " (so far)")
+        ended = sum(n for k, n in out.counts.items() if k != "running")
+        print(
+            f"interrupted: {ended} ended trial(s) kept in {folder}; continue with: python -m tuner resume {folder}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
+    if out.best is None and out.summary.get("best") == NO_METRIC:
+        print(f"{NO_METRIC}; every metric the trials reported is in {folder}/trials.parquet and history.parquet")
+        print(f"results: {folder}   (python -m tuner results {folder})")
+        return EXIT_OK
     if out.best is None:
         raise StudyFailed(
             f"no trial produced a value for {metric}; nothing written to best.yaml (logs in {folder}/logs)"
         )
-    best = out.best
-    shown = "  ".join(f"{k}={v}" for k, v in best.params.items() if k in searched)
-    print(f"best {best.trial_id}: {metric}={best.value:.6g}  {shown}")
+    _best_line(out.best, metric, searched)
     if stored.get("pareto") is not None:
         print(f"Pareto-optimal: {len(stored['pareto'])} trial(s), best chosen by {stored['chosen_by']}")
     print(f"results: {folder}   (python -m tuner best {folder})")
     return EXIT_OK
+
+
+def _best_line(best: Any, metric: str, searched: list[str], note: str = "") -> None:
+    shown = "  ".join(f"{k}={v}" for k, v in best.params.items() if k in searched)
+    print(f"best {best.trial_id}{note}: {metric}={best.value:.6g}  {shown}")
 
 
 def _stored_best(folder: Path) -> dict[str, Any]:
@@ -249,10 +279,11 @@ def _shown(path: Path) -> str:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from tuner.config import load_study
     from tuner.plan import describe, local_capacity, make_plan, smoke
 
-    study = load_study(args.space, trainable=args.trainable, backend=args.backend, allow_modules=args.allow_module)
+    study = _load(args)
+    if args.seed is not None:  # the smoke trial's configuration is the searcher's first with this seed
+        study = dataclasses.replace(study, spec=study.spec.model_copy(update={"seed": args.seed}))
     res = study.spec.resources
     if study.spec.backend == "simulated":
         if args.smoke:

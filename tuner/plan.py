@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner.config import Asha, Median, Study, import_trainable, trainable_style
+from tuner.config import Asha, Median, Study, import_trainable, trainable_style, until_stopped
 from tuner.errors import ConfigError, Problem, TrialPruned
 from tuner.space import summary
 from tuner.status import ERRORED, OOM
@@ -24,7 +24,7 @@ class Rung:
 
 @dataclass
 class Plan:
-    trials: int | None  # None: until the time limit
+    trials: int | None  # None: until stopped (no run_cap)
     slots: int
     where: str
     rungs: list[Rung] = field(default_factory=list)
@@ -191,7 +191,7 @@ def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
     if not seen:
         raise ConfigError([Problem("trainable", f"{study.trainable} returned without calling trial.report")])
     metrics = seen[0]["metrics"]
-    if study.metric not in metrics:
+    if study.metric is not None and study.metric not in metrics:
         raise ConfigError(
             [
                 Problem(
@@ -243,11 +243,14 @@ def describe(study: Study, plan: Plan) -> str:
     lines = [f"note: {n}" for n in study.notices]
     lines.append(
         f"study {study.name}: {spec.method} over {len(study.space.searchable)} parameter(s), "
-        + ", ".join(f"{m.goal} {m.name}" for m in spec.objectives)
+        + (
+            ", ".join(f"{m.goal} {m.name}" for m in spec.objectives)
+            or "no metric: every reported metric recorded, none ranked"
+        )
     )
     for name, p in study.space.params.items():
         lines.append(f"  {name}: {summary(p)}")
-    trials = f"{plan.trials}" if plan.trials is not None else "until the time limit"
+    trials = f"{plan.trials}" if plan.trials is not None else until_stopped(spec).replace("the study runs ", "")
     lines.append(f"trials: {trials}; {plan.slots} at a time on {plan.where}, {spec.resources.workers} worker(s) each")
     if spec.time_limit:
         lines.append(f"time limit: {spec.time_limit:g} s")

@@ -24,6 +24,7 @@ class Progress:
         quiet: bool = False,
         time_limit: float | None = None,
         run_cap: int | None = None,
+        until_stopped: str | None = None,
         searched: list[str] | None = None,
         every: float = 0.5,
     ) -> None:
@@ -31,6 +32,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.time_limit = time_limit
         self.run_cap = run_cap
+        self.until_stopped = until_stopped  # what ends a study with no run_cap, shown beside the count
         self.searched = searched
         self.every = every
         self.started = time.monotonic()
@@ -49,7 +51,8 @@ class Progress:
         if self.time_limit:
             clock += f" ({max(self.time_limit - elapsed, 0):.0f}s left)"
         started = len(self.recorder.trials)
-        budget = f"{started} trials started" + (f" ({self.run_cap - started} left)" if self.run_cap else "")
+        left = f" ({self.run_cap - started} left)" if self.run_cap else ""
+        budget = f"{started} trials started" + (f" ({self.until_stopped})" if self.until_stopped else left)
         status = (
             f"running {c['running']}  finished {c['finished']}  pruned {c['pruned']}  "
             f"failed {sum(c[s] for s in FAILED)}" + (f"  stopped {c['stopped']}" if c["stopped"] else "")

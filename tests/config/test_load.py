@@ -108,9 +108,9 @@ def test_bayes_rejects_unbounded_normal() -> None:
     assert found and found[0].startswith("parameters.x: bayes needs a bounded range")
 
 
-def test_random_without_run_cap_or_time_limit() -> None:
-    found = problems(study_text().replace("run_cap: 4\n", ""))
-    assert found == ["run_cap: is required for method random (or set time_limit, or pass --run-cap N)"]
+def test_random_without_run_cap_or_time_limit_runs_until_stopped() -> None:
+    uncapped = load_study(text=study_text().replace("run_cap: 4\n", ""))
+    assert uncapped.trial_count() is None and "runs until stopped" in uncapped.notices[-1]
 
 
 def test_a_model_that_would_never_propose_is_announced() -> None:

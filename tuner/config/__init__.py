@@ -1,7 +1,7 @@
 """Reading study files: strict YAML, one schema, one frozen :class:`Study`."""
 
 from tuner.config._direction import better, minimised, sign
-from tuner.config._load import Study, load_study
+from tuner.config._load import Study, load_study, until_stopped
 from tuner.config._schema import (
     Asha,
     CheckpointPolicy,
@@ -35,4 +35,5 @@ __all__ = [
     "reported_metrics",
     "sign",
     "trainable_style",
+    "until_stopped",
 ]

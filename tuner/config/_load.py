@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from tuner.config._direction import better, minimised, sign
 from tuner.config._method import check_method, method_notices
-from tuner.config._schema import IGNORED_KEYS, StudySpec, pydantic_problems
+from tuner.config._schema import IGNORED_KEYS, Metric, StudySpec, pydantic_problems
 from tuner.config._trainable import allowed_modules, check_trainable, split
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
@@ -33,12 +33,16 @@ class Study:
     allowed: tuple[str, ...] = ()  # module prefixes trusted to run (the trainable's among them)
 
     @property
-    def metric(self) -> str:
-        return self.spec.primary.name
+    def metric(self) -> str | None:
+        """The metric the study ranks trials by; ``None`` for a study with no ``metric`` (grid or
+        random: every reported metric is recorded, no trial is best)."""
+        primary = self.spec.primary
+        return None if primary is None else primary.name
 
     @property
     def maximize(self) -> bool:
-        return self.spec.primary.goal == "maximize"
+        primary = self.spec.primary
+        return primary is not None and primary.goal == "maximize"
 
     @property
     def objectives(self) -> list[tuple[str, bool]]:
@@ -103,7 +107,7 @@ class Study:
 
     def trial_count(self) -> int | None:
         """Trials the study starts at most: ``run_cap``, capped by the grid's size when exhaustive
-        (counted exactly, never enumerated); ``None`` when only ``time_limit`` ends it."""
+        (counted exactly, never enumerated); ``None`` when only a stop ends it (Ctrl-C, ``time_limit``...)."""
         if not self.exhaustive:
             return self.spec.run_cap
         size = space_size(self.space.subspace(list(self.space.searchable))) or 1
@@ -125,6 +129,8 @@ def load_study(
     name: str | None = None,
     storage: str | None = None,
     backend: str | None = None,
+    time_limit: str | None = None,
+    max_concurrent: int | None = None,
     check_import: bool = True,
     allow_modules: Sequence[str] = (),
 ) -> Study:
@@ -137,6 +143,7 @@ def load_study(
         first = data["metric"][0].get("name") if isinstance(data["metric"][0], dict) else None
         notices.append(f"{source}: several metrics: early_terminate prunes on the first, {first}, only")
     overrides = {"trainable": trainable, "run_cap": run_cap, "name": name, "storage": storage, "backend": backend}
+    overrides |= {"time_limit": time_limit, "max_concurrent": max_concurrent}
     data.update({k: v for k, v in overrides.items() if v is not None})
 
     problems: list[Problem] = []
@@ -155,25 +162,25 @@ def load_study(
         if spec.trainable is None:
             problems.append(Problem("trainable", "is required (in the YAML or as --trainable)"))
         elif check_import:
-            for metric in spec.objectives:
+            names: list[str | None] = [m.name for m in spec.objectives]
+            for name in names or [None]:  # no metric: the trainable alone
                 allowed = allowed_modules(allow_modules)
-                problems += check_trainable(spec.trainable, metric.name, allowed, spec.backend, spec.trainable_api)
+                problems += check_trainable(spec.trainable, name, allowed, spec.backend, spec.trainable_api)
         if not space_problems:
             problems += _points(spec.points_to_evaluate, space)
         for i, folder in enumerate(spec.warm_starts):
             where = "warm_start" if isinstance(spec.warm_start, str) else f"warm_start[{i}]"
             if not (Path(folder) / "trials.parquet").is_file():
                 problems.append(Problem(where, f"no study results at {folder!r} (a results/<name> folder)"))
-        finite = spec.method == "grid" or not space.searchable or set(space.searchable) == set(space.grid_axes)
-        if spec.run_cap is None and spec.time_limit is None and not finite:
-            problems.append(
-                Problem("run_cap", f"is required for method {spec.method} (or set time_limit, or pass --run-cap N)")
-            )
+        problems += _endless(spec, space)
+        problems += _needs_metric(spec)
     if problems:
         raise ConfigError(problems, source=source)
     assert spec is not None and spec.trainable is not None
     if not spec.warm_starts:  # a warm start's trials count towards the start-up draws
         notices += [f"{source}: {n}" for n in method_notices(spec.method, spec.searcher, space, spec.run_cap)]
+    if _uncapped(spec, space):
+        notices.append(f"{source}: {until_stopped(spec)}")
     if spec.backend == "simulated" and "resources" in data:
         notices.append(f"{source}: backend simulated: resources are not used (a trial is a function call)")
     study_name = spec.name or (Path(path).stem if path is not None else "study")
@@ -187,6 +194,43 @@ def load_study(
         notices=tuple(notices),
         allowed=allowed_modules(allow_modules),
     )
+
+
+def _uncapped(spec: StudySpec, space: Space) -> bool:
+    """Whether nothing but a stop ends the study: no ``run_cap`` and a space it does not enumerate."""
+    finite = spec.method == "grid" or not space.searchable or set(space.searchable) == set(space.grid_axes)
+    return spec.run_cap is None and not finite
+
+
+def until_stopped(spec: StudySpec) -> str:
+    """What ends a study with no ``run_cap`` (as W&B runs a sweep without one: until it is stopped)."""
+    ends = ["Ctrl-C", *(["time_limit"] if spec.time_limit is not None else [])]
+    ends += ["metric.target"] if isinstance(spec.metric, Metric) and spec.metric.target is not None else []
+    return f"no run_cap: the study runs until stopped ({', '.join(ends)}; or the searcher running out)"
+
+
+def _endless(spec: StudySpec, space: Space) -> list[Problem]:
+    """On a virtual clock nobody presses Ctrl-C: an uncapped simulated study needs an end and a width."""
+    if spec.backend != "simulated" or not _uncapped(spec, space) or (spec.time_limit and spec.max_concurrent):
+        return []
+    return [
+        Problem(
+            "run_cap",
+            "backend simulated needs run_cap, or time_limit and max_concurrent: on its virtual clock "
+            "an uncapped study would never end",
+        )
+    ]
+
+
+def _needs_metric(spec: StudySpec) -> list[Problem]:
+    """Without ``metric`` (as W&B allows for grid and random), what ranks or prunes trials is refused."""
+    if spec.metric is not None:
+        return []
+    rule = "is required for {} (as in W&B: only grid and random run without one)"
+    needs = [(spec.method not in ("grid", "random"), f"method {spec.method}")]
+    needs += [(spec.early_terminate is not None, "early_terminate"), (spec.select is not None, "select")]
+    needs += [(bool(spec.warm_starts), "warm_start")]
+    return [Problem("metric", rule.format(what)) for need, what in needs if need][:1]
 
 
 def _points(points: list[dict[str, Any]], space: Space) -> list[Problem]:

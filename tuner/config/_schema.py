@@ -192,7 +192,9 @@ class StudySpec(_Strict):
     trainable_api: Literal["auto", "tuner", "tune"] = "auto"
     # ray: tuner's engine on Ray; tune: Ray Tune's own Tuner; simulated: f(config, step) on a virtual clock, no Ray
     backend: Literal["ray", "tune", "simulated"] = "ray"
-    metric: Metric | list[Metric]  # several: a multi-objective study (see objectives)
+    metric: Metric | list[Metric] | None = (
+        None  # several: a multi-objective study; none: grid or random, nothing ranked
+    )
     select: Select | None = None
     method: str
     searcher: dict[str, Any] = Field(default_factory=dict)
@@ -239,7 +241,7 @@ class StudySpec(_Strict):
 
     @field_validator("metric")
     @classmethod
-    def _objectives(cls, v: Metric | list[Metric]) -> Metric | list[Metric]:
+    def _objectives(cls, v: Metric | list[Metric] | None) -> Metric | list[Metric] | None:
         if isinstance(v, list):
             names = [m.name for m in v]
             if len(v) < 2:
@@ -284,12 +286,12 @@ class StudySpec(_Strict):
 
     @property
     def objectives(self) -> list[Metric]:
-        """Every metric the study optimises, the first also the one ASHA prunes on."""
-        return list(self.metric) if isinstance(self.metric, list) else [self.metric]
+        """Every metric the study optimises, the first also the one ASHA prunes on; none without ``metric``."""
+        return list(self.metric) if isinstance(self.metric, list) else [] if self.metric is None else [self.metric]
 
     @property
-    def primary(self) -> Metric:
-        return self.objectives[0]
+    def primary(self) -> Metric | None:
+        return self.objectives[0] if self.objectives else None
 
     @field_validator("on_failure")
     @classmethod

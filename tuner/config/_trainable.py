@@ -61,7 +61,7 @@ def import_trainable(dotted: str) -> Callable[..., Any]:
 
 
 def check_trainable(
-    dotted: str, metric: str, allowed: Sequence[str], backend: str = "ray", api: str = "auto"
+    dotted: str, metric: str | None, allowed: Sequence[str], backend: str = "ray", api: str = "auto"
 ) -> list[Problem]:
     """Everything knowable about the trainable before a trial: trust, import, signature, metric.
 
@@ -99,7 +99,7 @@ def check_trainable(
     reported = reported_metrics(fn, style)
     if reported is not None and style == "tune":
         reported.add("training_iteration")
-    if reported is not None and metric not in reported:
+    if reported is not None and metric is not None and metric not in reported:
         calls = "tune.report" if style == "tune" else "trial.report"
         return [
             Problem(
@@ -163,7 +163,7 @@ def _uses_ray(fn: Callable[..., Any]) -> bool:
     return False
 
 
-def _check_simulated(fn: Callable[..., Any], dotted: str, metric: str) -> list[Problem]:
+def _check_simulated(fn: Callable[..., Any], dotted: str, metric: str | None) -> list[Problem]:
     if reported_metrics(fn) is not None:
         return [
             Problem(
@@ -173,7 +173,7 @@ def _check_simulated(fn: Callable[..., Any], dotted: str, metric: str) -> list[P
             )
         ]
     returned = returned_metrics(fn)
-    if returned is not None and metric not in returned:
+    if returned is not None and metric is not None and metric not in returned:
         return [Problem("metric.name", f"{metric!r} is never returned by {dotted} (it returns: {', '.join(returned)})")]
     return []
 

@@ -105,7 +105,7 @@ class Attempts:
         trial_id, step = run.record.trial_id, event.step
         status, error = self.judge.report(trial_id, step, event.time, event.metrics)
         if event.checkpoint is not None:  # journaled after its report, so that a replay knows its value
-            value = event.metrics.get(self.metric)
+            value = None if self.metric is None else event.metrics.get(self.metric)
             self.checkpoints.saved(
                 trial_id, step, event.checkpoint, None if value is None else self.study.minimised(value)
             )
@@ -131,7 +131,8 @@ class Attempts:
             if event.error is not None:
                 status, error = ("oom" if event.oom else "errored"), event.error
             elif rec.iterations == 0:
-                status, error = "errored", f"returned without reporting {self.metric!r}"
+                what = "anything" if self.metric is None else repr(self.metric)
+                status, error = "errored", f"returned without reporting {what}"
             else:
                 status = "finished"
         if event.traceback:

@@ -42,7 +42,8 @@ class Closing:
         ``on_failure`` says for a failed one (``stop`` ends the study)."""
         self.recorder.end(trial_id, status, error, **details)
         rec = self.recorder.trials[trial_id]
-        last = {"step": rec.step, self.study.metric: rec.value} if status in SCORED else None
+        metric = self.study.metric
+        last = {"step": rec.step, metric: rec.value} if status in SCORED and metric is not None else None
         self.pruner.remove(trial_id, last if rec.value is not None else None)
         action = rec.action = self.study.spec.failure_action(rec.cause) if status in FAILED else None
         if action == "stop" and not self.recorder.replaying:

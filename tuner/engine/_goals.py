@@ -9,7 +9,7 @@ FAIL_FAST = 3  # stop when this many failed and none reported a value
 
 def reached(study: Study, trial_id: str, status: str, value: float | None) -> str | None:
     """Why the study stops after this trial ended, if its value reached ``metric.target``."""
-    target = study.spec.primary.target
+    target = None if study.spec.primary is None else study.spec.primary.target
     if status != "finished" or value is None or target is None:
         return None
     hit = not study.better(target, value)  # as good as the target or better

@@ -26,7 +26,11 @@ class Judge:
         self.valued = False  # whether any trial has reported a finite value (the fail-fast rule)
 
     def report(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> Verdict:
-        """Record a report and decide whether the trial ends here."""
+        """Record a report and decide whether the trial ends here (with no ``metric``: its budget only)."""
+        if self.metric is None:
+            self.recorder.report(trial_id, step, elapsed, metrics)
+            self.valued = True
+            return ("finished", None) if self.max_steps is not None and step >= self.max_steps else (None, None)
         if self.metric not in metrics:
             reported = ", ".join(sorted(metrics)) or "nothing"
             return "errored", f"metric {self.metric!r} was not reported at step {step} (reported: {reported})"

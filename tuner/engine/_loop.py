@@ -35,6 +35,10 @@ CAPACITY_WAIT_S = 600.0  # with trials to run and no slot placed for this long, 
 WAIT_S = 0.1  # the loop's longest wait for an event: how late a timer can fire
 
 
+def _ends(time_limit: float | None) -> str:
+    return f"no run cap: Ctrl-C {'or time_limit ' if time_limit is not None else ''}ends the study"
+
+
 class Engine:
     """One study on one backend: ``run(slots)``, then ``release()`` (:func:`tuner.engine.execute` does both)."""
 
@@ -78,7 +82,8 @@ class Engine:
             self.recorder,
             quiet=quiet,
             time_limit=spec.time_limit,
-            run_cap=spec.run_cap,
+            run_cap=study.trial_count(),
+            until_stopped=None if study.trial_count() is not None else _ends(spec.time_limit),
             searched=list(study.space.searchable),
         )
         self.progress.started -= elapsed  # a resumed run shows (and spends) its whole time budget
@@ -113,6 +118,14 @@ class Engine:
         return self.admission.stop_reason
 
     @property
+    def end_reason(self) -> str | None:
+        """Why no more trials started, as the user is told: a stop, or a searcher that ran out
+        short of the study's end (a grid's end is its own)."""
+        if self.admission.stop_reason is None and self.admission.exhausted and not self.study.exhaustive:
+            return f"the searcher ran out: all {self.admission.launched} configurations of the space were proposed"
+        return self.admission.stop_reason
+
+    @property
     def elapsed(self) -> float:
         return self.elapsed_before + self.backend.now() - self.began
 
@@ -124,6 +137,7 @@ class Engine:
         """Tell the searcher the trials of the studies ``warm_start`` names (before any of its own,
         on every start, so a resumed study's searcher knows them too)."""
         for k, folder in enumerate(self.study.spec.warm_starts):
+            assert self.metric is not None  # a warm start needs a metric (load_study)
             warm = read_warm_start(folder, self.study.space, self.metric)
             for i, (params, value, state, step, curve) in enumerate(warm.observations):
                 signed = None if curve is None else minimised_curve(self.study, curve)

@@ -12,7 +12,7 @@ from tuner.engine._admission import slots_for
 from tuner.engine._backend import Backend
 from tuner.engine._loop import Engine
 from tuner.engine._replay import replay
-from tuner.results import FAILED, SUMMARY, TrialRecord, write_state, write_yaml
+from tuner.results import FAILED, NO_METRIC, SUMMARY, TrialRecord, write_state, write_yaml
 
 
 @dataclass
@@ -81,7 +81,7 @@ def execute(
     checkpoint = None if best is None else engine.checkpoints.last(best.trial_id)[1]
     location = engine.checkpoints.store.location
     counts = engine.recorder.counts()
-    return Outcomes(folder, best, counts, failures, interrupted, engine.stop_reason, summary, checkpoint, location)
+    return Outcomes(folder, best, counts, failures, interrupted, engine.end_reason, summary, checkpoint, location)
 
 
 def summarise(engine: Engine) -> dict[str, Any]:
@@ -107,7 +107,8 @@ def summarise(engine: Engine) -> dict[str, Any]:
         "resources": resources,
         "respawns": 0,
         "infra_retries": sum(r.infra_retries for r in recs),
-        "stop_reason": engine.stop_reason,
+        "stop_reason": engine.end_reason,
+        **({"best": NO_METRIC} if engine.metric is None else {}),
         "searcher": {
             "suggestions": len(times),
             "suggest_s_median": round(float(np.median(times)), 4) if times else None,

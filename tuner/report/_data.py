@@ -12,7 +12,8 @@ import pandas as pd
 import yaml
 
 from tuner.config import Asha, Study, load_study
-from tuner.results import CONFIRM, Tables, read_study, read_tables
+from tuner.errors import UserError
+from tuner.results import CONFIRM, NO_METRIC, Tables, read_study, read_tables
 from tuner.space import Float, Int, Parameter, flatten
 
 
@@ -27,6 +28,7 @@ class StudyData:
 
     @property
     def metric(self) -> str:
+        assert self.study.metric is not None  # read() refuses a study with none
         return self.study.metric
 
     @property
@@ -69,6 +71,8 @@ def read(folder: str | Path, metric: str | None = None, mode: str | None = None)
     if tables.tune:
         return StudyData(path, tune_study(tables), tables.trials, tables.history, tables.best())
     study = read_study(path, check_import=False)
+    if study.metric is None:
+        raise UserError(f"{folder}: the report charts the study's metric; {NO_METRIC}")
     confirm = path / CONFIRM
     confirmed = yaml.safe_load(confirm.read_text(encoding="utf-8")) if confirm.exists() else None
     return StudyData(path, study, tables.trials, tables.history, tables.best(), confirmed)

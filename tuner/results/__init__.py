@@ -11,6 +11,7 @@ from tuner.results._state import STATE, alive, read_state, unfinished, write_sta
 from tuner.results._store import (
     BEST,
     HISTORY,
+    NO_METRIC,
     STUDY,
     SUMMARY,
     TRIALS,
@@ -33,6 +34,7 @@ __all__ = [
     "FAILED",
     "HISTORY",
     "JOURNAL",
+    "NO_METRIC",
     "STATE",
     "STUDY",
     "SUMMARY",

@@ -70,7 +70,7 @@ class Recorder:
     def __init__(
         self,
         folder: Path,
-        metric: str,
+        metric: str | None,
         maximize: bool,
         every: float = 2.0,
         objectives: list[tuple[str, bool]] | None = None,
@@ -79,7 +79,8 @@ class Recorder:
         self.folder = folder
         self.metric = metric
         self.maximize = maximize
-        self.objectives = objectives or [(metric, maximize)]  # several: Pareto-optimal trials are flagged
+        # several: Pareto-optimal trials are flagged; none: a study with no metric, no trial is best
+        self.objectives = objectives or ([] if metric is None else [(metric, maximize)])
         self.select = select  # with several, which Pareto-optimal trial is "best" (tuner.config.Select)
         self.every = every
         self.trials: dict[str, TrialRecord] = {}
@@ -121,7 +122,7 @@ class Recorder:
         rec.first_report_s = elapsed if rec.iterations == 1 else rec.first_report_s
         rec.last_report_s = elapsed
         rec.metrics.update(metrics)
-        value = metrics.get(self.metric)
+        value = None if self.metric is None else metrics.get(self.metric)
         if value is not None:
             rec.value = value
             if math.isfinite(value):

@@ -73,11 +73,19 @@ def load_history(path: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.read_parquet(_study_dir(path) / HISTORY)
 
 
+NO_METRIC = "the study has no metric, so no trial is ranked and there is no best"
+
+
 def load_best(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The contents of ``best.yaml``: trial id, metric, params and the full config."""
     from tuner.errors import UserError
 
     best = _study_dir(path) / BEST
+    study = _study_dir(path) / STUDY
+    if not best.exists() and study.is_file() and not objectives(yaml.safe_load(study.read_text(encoding="utf-8"))):
+        raise UserError(
+            f"{path}: {NO_METRIC} (its trials and every metric they reported: python -m tuner results {path})"
+        )
     if not best.exists():
         raise UserError(f"{path}: no best trial (every trial failed, or the study has not finished one)")
     data: dict[str, Any] = yaml.safe_load(best.read_text(encoding="utf-8"))
@@ -85,9 +93,10 @@ def load_best(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def objectives(study: dict[str, Any]) -> list[tuple[str, bool]]:
-    """``(name, maximize)`` of each metric of a stored ``study.yaml`` (one, or several)."""
-    metric = study["metric"]
-    metrics = metric if isinstance(metric, list) else [metric]
+    """``(name, maximize)`` of each metric of a stored ``study.yaml`` (one, or several; none
+    for a study with no metric)."""
+    metric = study.get("metric")
+    metrics = metric if isinstance(metric, list) else [] if metric is None else [metric]
     return [(str(m["name"]), m.get("goal", "minimize") == "maximize") for m in metrics]
 
 

@@ -46,7 +46,8 @@ def read_study_folder(folder: Path) -> tuple[list[TrialResult], str | None, str 
     """``(trials, metric, mode)``: the study's (first) metric and ``min`` or ``max``."""
     trials = load_results(folder)
     study = yaml.safe_load((folder / STUDY).read_text(encoding="utf-8")) if (folder / STUDY).is_file() else None
-    metric, maximize = objectives(study)[0] if study else (None, False)
+    found = objectives(study) if study else []
+    metric, maximize = found[0] if found else (None, False)
     runs = _replay(folder)
     policy = (study or {}).get("checkpoints") or {}
     location = policy.get("path") or str(folder / "checkpoints")

@@ -46,7 +46,7 @@ class Tables:
     folder: Path
     trials: pd.DataFrame  # the columns of trials.parquet
     history: pd.DataFrame  # the columns of history.parquet
-    metric: str
+    metric: str | None  # None: a study with no metric
     maximize: bool
     tune: bool = False  # converted from a Ray Tune experiment
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # by trial id (a Tune experiment's)
@@ -82,7 +82,8 @@ def read_tables(folder: str | os.PathLike[str], metric: str | None = None, mode:
             raise UserError(f"--metric and --mode are for a Ray Tune experiment; {folder} is a tuner study's results")
         if study is None:
             raise UserError(f"{folder}: not a tuner results folder (no {STUDY})")
-        name, maximize = objectives(study)[0]
+        found = objectives(study)
+        name, maximize = found[0] if found else (None, False)
         return Tables(path, load_results(path), load_history(path), name, maximize)
     analysis = load(path)
     metric = metric or analysis.default_metric

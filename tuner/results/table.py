@@ -31,11 +31,13 @@ def trials_table(
     table.insert(2, "pruned_at", table["step"].where(table["status"] == PRUNED))
     params = [str(c) for c in table if str(c).startswith("params_") and table[c].astype(str).nunique() > 1]
     metrics = [str(c) for c in table if str(c).startswith("metric_") and c != f"metric_{metric}"]
-    table = table[[c for c in FIRST if c in table] + params + metrics + (["error"] if "error" in table else [])]
-    table = table.rename(columns={"value": metric, "best_value": f"best_{metric}"})
+    first = [c for c in FIRST if c in table and (metric is not None or c not in ("value", "best_value"))]
+    table = table[first + params + metrics + (["error"] if "error" in table else [])]
+    if metric is not None:
+        table = table.rename(columns={"value": metric, "best_value": f"best_{metric}"})
     table = table.rename(columns={c: str(c).removeprefix("params_") for c in params})
     table = table.rename(columns={c: str(c).removeprefix("metric_") for c in metrics})
-    key, _, order = (sort or metric).partition(":")
+    key, _, order = (sort or metric or "trial_id").partition(":")  # no metric: in start order
     if key not in table:
         raise UserError(f"--sort: no column {key!r}; one of {', '.join(map(str, table.columns))}")
     if order not in ("", "asc", "desc"):

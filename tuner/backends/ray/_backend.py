@@ -96,7 +96,7 @@ class RayBackend(Backend):
     def open(self, slots: int, folder: Path, store: CheckpointStore) -> None:
         self.folder, self.store = folder, store
         route_ray_messages(self._ray_log, self.say)
-        self.metrics = study_metrics(self.study.name, self.study.metric)
+        self.metrics = study_metrics(self.study.name, self.study.metric or "metric")
         self._grow(slots)
 
     def _grow(self, slots: int) -> None:
@@ -255,7 +255,7 @@ class RayBackend(Backend):
         return any(not self.view.alive(node) for node in trial.nodes)
 
     def _report(self, trial: _Trial, event: dict[str, Any]) -> None:
-        value = event["metrics"].get(self.study.metric)
+        value = None if self.study.metric is None else event["metrics"].get(self.study.metric)
         if self.metrics is not None:
             self.metrics.report(trial.trial_id, value)
         self._pending.append(

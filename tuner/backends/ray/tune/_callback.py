@@ -190,7 +190,7 @@ class Judge(Stopper):
         step = result.get(live.time_attr)
         if live.max_steps is not None and isinstance(step, numbers.Real) and float(step) >= live.max_steps:
             return True  # its whole budget: it ends finished
-        value = result.get(live.study.metric)
+        value = None if live.study.metric is None else result.get(live.study.metric)
         if isinstance(value, numbers.Real) and not math.isfinite(float(value)):
             config = result.get("config") or {}
             live.nan.add(str((config.get(RESERVED) or {}).get("id", trial_id)))
@@ -265,7 +265,7 @@ class Recording(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         rec, live = self._record(trial), self.live
         if rec.trial_id in live.nan:
-            error = f"{live.study.metric} is {rec.metrics.get(live.study.metric)}"
+            error = f"{live.study.metric} is {rec.metrics.get(str(live.study.metric))}"
             found = diagnose(NAN, error, rec.config)
             live.recorder.end(rec.trial_id, NAN, error, cause=found.cause if found else None)
             return

@@ -20,7 +20,7 @@ from tuner.backends.ray.tune._study_searcher import StudySearcher
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED, STATE, Job, trainable_for
 from tuner.config import Asha, Study, import_trainable, trainable_style
 from tuner.engine import Outcomes, slots_for
-from tuner.results import FAILED, SUMMARY, Recorder, TrialRecord, write_state, write_yaml
+from tuner.results import FAILED, NO_METRIC, SUMMARY, Recorder, TrialRecord, write_state, write_yaml
 from tuner.space import nest
 
 EXPERIMENT = "tune"  # the Tune experiment's folder, inside the study's results folder
@@ -92,6 +92,7 @@ def run_on_tune(
             spent = elapsed + time.monotonic() - began
             interrupted = any(r.status == "running" for r in recorder.trials.values())
             summary = {"elapsed_s": round(spent, 3), "backend": "tune", "stop_reason": live.halt}
+            summary |= {"best": NO_METRIC} if study.metric is None else {}
             write_yaml(folder / SUMMARY, summary)
             best = recorder.finish({"study": study.name, "study_seed": seed}, live.checkpoints.get)
             recorder.journal.close()

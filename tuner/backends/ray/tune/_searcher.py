@@ -60,8 +60,8 @@ class TuneSearcher(RaySearcher):
         searcher: searchers.Searcher,
         space: Space,
         *,
-        metric: str,
-        mode: Mode,
+        metric: str | None,
+        mode: Mode | None,
         max_step: float | None = None,
         step_key: str = "training_iteration",
         constants: dict[str, Any] | None = None,
@@ -130,7 +130,7 @@ class TuneSearcher(RaySearcher):
         self._events.append(("end", tuner_id, params, told))
 
     def outcome(self, live: Live, error: bool) -> Outcome:
-        if error or live.value is None:
+        if error or (live.value is None and self.metric is not None):
             return Outcome(None, "failed", live.step)
         full = self.max_step is None or live.ended or (live.step is not None and live.step >= self.max_step)
         curve = tuple(live.curve) if self.max_step is not None and live.curve else None

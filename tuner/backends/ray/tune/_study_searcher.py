@@ -25,6 +25,7 @@ def build(study: Study, seed: int) -> searchers.Searcher:
     points = [flatten(p) for p in spec.points_to_evaluate]
     inner = searchers.create(spec.method, study.space, seed, spec.searcher, spec.run_cap, points=points)
     for k, folder in enumerate(spec.warm_starts):
+        assert study.metric is not None  # a warm start needs a metric (load_study)
         warm = read_warm_start(folder, study.space, study.metric)
         for i, (params, value, state, step, _curve) in enumerate(warm.observations):
             inner.tell(f"w{k}.{i:04d}", params, Outcome(study.minimised(value), state, step))  # type: ignore[arg-type]
@@ -41,7 +42,7 @@ class StudySearcher(TuneSearcher):
             build(study, seed),
             study.space,
             metric=study.metric,
-            mode="max" if study.maximize else "min",
+            mode=None if study.metric is None else "max" if study.maximize else "min",
             max_step=sched.max_t if isinstance(sched, Asha) else None,
             step_key=time_attr,
         )
@@ -64,7 +65,8 @@ class StudySearcher(TuneSearcher):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         ended = len(self._events)
         super().on_trial_complete(trial_id, result, error)
-        target, live = self.study.spec.primary.target, LIVE.get(self.key)
+        primary, live = self.study.spec.primary, LIVE.get(self.key)
+        target = None if primary is None else primary.target
         if target is None or live is None or len(self._events) == ended:
             return
         _kind, tuner_id, _params, told = self._events[-1]
