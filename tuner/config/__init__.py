@@ -1,5 +1,6 @@
 """Reading study files: strict YAML, one schema, one frozen :class:`Study`."""
 
+from tuner.config._bands import wandb_bands
 from tuner.config._direction import better, minimised, sign
 from tuner.config._load import Study, load_study
 from tuner.config._schema import (
@@ -35,4 +36,5 @@ __all__ = [
     "reported_metrics",
     "sign",
     "trainable_style",
+    "wandb_bands",
 ]
