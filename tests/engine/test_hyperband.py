@@ -287,15 +287,32 @@ def journal_verdicts(
     """Replays a study's journal: at each report, W&B's verdict on every history as it stood is
     whether the trial was pruned right there."""
     events = [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
-    histories: dict[str, list[float]] = {}
+    curves: dict[str, list[tuple[float, float]]] = {}
     for ev in events:
         if ev.get("e") == "start":
-            histories[ev["trial"]] = []
+            curves[ev["trial"]] = []
+        elif ev.get("e") == "retry":  # continued from its checkpoint: the reports after it are gone
+            curves[ev["trial"]] = [(s, v) for s, v in curves[ev["trial"]] if ev["step"] is not None and s <= ev["step"]]
         elif ev.get("e") == "report":
             trial = ev["trial"]
-            histories[trial].append(ev["metrics"][metric])
+            curves[trial].append((ev["step"], ev["metrics"][metric]))
             if budget is not None and ev["step"] >= budget:
                 continue  # the budget ends it before any verdict
+            histories = {t: [v for _, v in c] for t, c in curves.items()}
             stop = wandb_stops(histories, trial, bands, eta, strict, maximize)
             ends_here = trials.loc[trial, "status"] == "pruned" and trials.loc[trial, "step"] == ev["step"]
             assert stop == ends_here, (trial, ev["step"])
+
+
+def test_a_resumed_study_judges_as_if_never_interrupted(no_ray: None, in_tmp: Path) -> None:
+    text = STUDY.format(fn="interrupted", metric="loss", goal="minimize", strict="true").replace(
+        "max_iter: 27, s: 2", "max_iter: 9, s: 2"
+    )
+    out = tuner.run(study(text, allow_modules=["tests"]), quiet=True)
+    assert out.interrupted
+    saved = out.folder / "study.yaml"
+    saved.write_text(saved.read_text().replace("curves:interrupted", "curves:falling"))
+    again = tuner.resume(out.folder, quiet=True, allow_modules=["tests"])
+    assert not again.interrupted and sum(again.counts.values()) == 40 and again.counts["pruned"] > 5
+    trials = pd.read_parquet(out.folder / "trials.parquet").set_index("trial_id")
+    journal_verdicts(out.folder, trials, "loss", [1, 3], 3, strict=True, maximize=False, budget=9)

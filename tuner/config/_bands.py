@@ -24,7 +24,7 @@ def wandb_bands(min_iter: int, max_iter: int | None, eta: float, s: int | None) 
     if max_iter is not None:
         band: float = max_iter
         floor = 1 if s is not None else min_iter
-        for _ in range(s if s is not None else W_AND_B_BANDS):
+        for _ in range(int(s) if s is not None else W_AND_B_BANDS):
             band /= step
             if band < floor:
                 break
