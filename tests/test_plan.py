@@ -95,3 +95,67 @@ def test_more_workers_than_this_machine_exits_2(tmp_path: Path, capsys: pytest.C
     )
     assert main(["plan", str(space)]) == 2
     assert "resources: a trial needs 64 worker(s) of 4 CPU each; this machine" in capsys.readouterr().err
+
+
+HYPERBAND = """
+name: hb
+trainable: trainables.toy:quadratic
+metric: {name: loss, goal: minimize}
+method: random
+run_cap: 27
+parameters:
+  lr: {distribution: log_uniform_values, min: 1e-4, max: 1e-1}
+early_terminate: {type: hyperband, BLOCK}
+"""
+
+
+@pytest.mark.parametrize(
+    ("block", "bands", "then"),
+    [
+        ("max_iter: 27, s: 2, eta: 3", "  3: 27\n  9: 9\n", None),  # W&B's: max_iter / eta**s upward
+        ("min_iter: 3", "  3: 27\n  9: 9\n  27: 3\n  81: 1\n", "  then 243, 729, ... (x3 each)"),
+        ("min_iter: 3, max_iter: 27", "  3: 27\n  9: 9\n", None),
+        ("max_iter: 27", "  1: 27\n  3: 9\n  9: 3\n", None),
+        (
+            "min_iter: 2, eta: 2, strict: false",
+            "  2: 27\n  4: 14\n  8: 7\n  16: 4\n  32: 2\n",
+            "  then 64, 128, ... (x2 each)",
+        ),
+    ],
+)
+def test_plan_prints_hyperbands_bands_for_every_form(
+    block: str, bands: str, then: str | None, no_ray: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "hb.yaml").write_text(HYPERBAND.replace("BLOCK", block))
+    assert main(["plan", str(tmp_path / "hb.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "hyperband bands (W&B's rule; reports of loss: trials expected to reach it):\n" + bands in out
+    assert (then in out) if then else "  then" not in out
+    assert "a band counts the reports that carry loss (as W&B counts wandb.log calls), not the step" in out
+    assert ("its best value so far" if "strict: false" in block else "its value at the band") in out
+    tail = "no trial is stopped at max_iter: " if "max_iter" in block else ""
+    assert f"  {tail}each trial runs until its trainable returns" in out
+    assert "compute:" not in out  # no budget: a trial's length is its trainable's
+
+
+def test_plan_of_hyperband_on_the_simulated_backend_counts_max_iter_steps(
+    no_ray: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = HYPERBAND.replace("BLOCK", "max_iter: 27, s: 2, eta: 3").replace("toy:quadratic", "simulated:curve")
+    (tmp_path / "hb.yaml").write_text(text + "backend: simulated\n")
+    assert main(["plan", str(tmp_path / "hb.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "  backend simulated: each trial runs max_iter (27) steps at most" in out
+    # 27 trials: 18 stopped at band 3, 6 at band 9, 3 run 27 steps
+    assert "compute: at most 729 trial-steps (about 189 with hyperband pruning)" in out
+
+
+def test_plan_of_hyperband_without_a_trial_count_lists_the_first_bands(no_ray: None) -> None:
+    text = HYPERBAND.replace("BLOCK", "min_iter: 1").replace("run_cap: 27", "time_limit: 1h")
+    plan = make_plan(load_study(text=text), places=2, where="x")
+    assert plan.trials is None and [(r.step, r.trials) for r in plan.rungs] == [
+        (1, None),
+        (3, None),
+        (9, None),
+        (27, None),
+    ]

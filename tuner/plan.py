@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner.config import Asha, Median, Study, import_trainable, trainable_style, until_stopped
+from tuner.config import Asha, Hyperband, Median, Study, import_trainable, trainable_style, until_stopped
 from tuner.errors import ConfigError, Problem, TrialPruned
 from tuner.space import summary
 from tuner.status import ERRORED, OOM
@@ -18,8 +18,8 @@ from tuner.trial import Trial
 
 @dataclass
 class Rung:
-    step: float
-    trials: int  # expected to reach it
+    step: float  # hyperband: a band, counted in reports of the metric
+    trials: int | None  # expected to reach it (None: the number of trials is not known)
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Plan:
         """Steps of training if ASHA prunes as designed (each rung keeps 1 in reduction_factor)."""
         if self.trials is None or self.max_steps is None or not self.rungs or self.finishers is None:
             return None
-        reached = [r.trials for r in self.rungs] + [self.finishers]
+        reached = [r.trials or 0 for r in self.rungs] + [self.finishers]
         pruned = sum((reached[i] - reached[i + 1]) * rung.step for i, rung in enumerate(self.rungs))
         return pruned + self.finishers * self.max_steps
 
@@ -59,6 +59,19 @@ def rungs(spec: Asha | Median | None, trials: int | None) -> list[Rung]:
         for k, step in enumerate(steps)
         if step < spec.max_t
     ]
+
+
+def bands(spec: Hyperband, trials: int | None) -> list[Rung]:
+    """W&B's hyperband bands (see :func:`tuner.config.wandb_bands`), each with the trials expected
+    to reach it: about 1 in ``eta`` go on at each. Bands that go on forever (``min_iter`` alone)
+    are listed while a trial is expected to reach them (4 of them when the trials are not known)."""
+    out = []
+    for k, band in enumerate(spec.bands()):
+        expected = None if trials is None else max(1, math.ceil(trials / spec.eta**k))
+        if spec.max_iter is None and (k >= 4 if trials is None else trials / spec.eta**k < 1):
+            break
+        out.append(Rung(band, expected))
+    return out
 
 
 def local_capacity(cpus: float, gpus: float) -> int:
@@ -89,10 +102,15 @@ def make_plan(study: Study, places: int, where: str) -> Plan:
     trials = study.trial_count()
     slots = study.concurrency(places)
     scheduler = spec.scheduler
-    max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None
-    plan = Plan(trials, slots, where, rungs(scheduler, trials), max_steps=max_steps)
-    if plan.rungs and isinstance(scheduler, Asha):
-        plan.finishers = max(1, math.ceil(plan.rungs[-1].trials / scheduler.reduction_factor))
+    if isinstance(scheduler, Hyperband):
+        plan = Plan(trials, slots, where, bands(scheduler, trials), max_steps=spec.step_budget)
+        factor = scheduler.eta
+    else:
+        plan = Plan(trials, slots, where, rungs(scheduler, trials), max_steps=spec.step_budget)
+        factor = scheduler.reduction_factor if isinstance(scheduler, Asha) else 1.0
+    last = plan.rungs[-1].trials if plan.rungs else None
+    if last is not None and isinstance(scheduler, Asha | Hyperband):
+        plan.finishers = max(1, math.ceil(last / factor))
     return plan
 
 
@@ -254,7 +272,9 @@ def describe(study: Study, plan: Plan) -> str:
     lines.append(f"trials: {trials}; {plan.slots} at a time on {plan.where}, {spec.resources.workers} worker(s) each")
     if spec.time_limit:
         lines.append(f"time limit: {spec.time_limit:g} s")
-    if plan.rungs:
+    if isinstance(spec.scheduler, Hyperband):
+        lines += _band_lines(study, spec.scheduler, plan)
+    elif plan.rungs:
         lines.append("ASHA rungs (step: trials expected to reach it):")
         lines += [f"  {r.step:g}: {r.trials}" for r in plan.rungs]
         if plan.finishers is not None:
@@ -265,7 +285,8 @@ def describe(study: Study, plan: Plan) -> str:
     if worst is not None:
         text = f"compute: at most {worst} trial-steps"
         if expected is not None:
-            text += f" (about {expected:.0f} with ASHA pruning)"
+            kind = "hyperband" if isinstance(spec.scheduler, Hyperband) else "ASHA"
+            text += f" (about {expected:.0f} with {kind} pruning)"
         if plan.smoke is not None:
             per = plan.smoke["seconds"] * spec.resources.workers
             text += f"; about {worst * plan.smoke['seconds'] / max(plan.slots, 1) / 60:.1f} min at worst"
@@ -276,6 +297,32 @@ def describe(study: Study, plan: Plan) -> str:
             if step is not None:
                 lines += _smoke_lines(step)
     return "\n".join(lines)
+
+
+def _band_lines(study: Study, hb: Hyperband, plan: Plan) -> list[str]:
+    """Where hyperband judges trials, what it counts, and where trials end."""
+    metric, known = study.metric, plan.trials is not None
+    head = f"hyperband bands (W&B's rule; reports of {metric}"
+    lines = [head + (": trials expected to reach it):" if known else "):")]
+    lines += [f"  {r.step:g}" + (f": {r.trials}" if known else "") for r in plan.rungs]
+    more = hb.bands()[len(plan.rungs) :]
+    if more:
+        lines.append(f"  then {', '.join(str(b) for b in more[:2])}, ... (x{hb.eta:g} each)")
+    rule = "its value at the band" if hb.strict else "its best value so far"
+    lines.append(
+        f"  a trial is stopped when {rule} is worse than the value ranked int(n / {hb.eta:g}) + 1 "
+        "of the n trials at that band"
+    )
+    lines.append(
+        f"  a band counts the reports that carry {metric} (as W&B counts wandb.log calls), not the step: "
+        "a trial reporting steps 0, 1, 2 reaches band 3 at step 2"
+    )
+    if plan.max_steps is not None:
+        lines.append(f"  backend simulated: each trial runs max_iter ({plan.max_steps}) steps at most")
+    else:
+        at = "no trial is stopped at max_iter: " if hb.max_iter is not None else ""
+        lines.append(f"  {at}each trial runs until its trainable returns")
+    return lines
 
 
 def _smoke_lines(step: dict[str, Any]) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tuner.config import load_study
+from tuner.config import Hyperband, load_study
 from tuner.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,5 +149,6 @@ def test_wandb_sweep_file_loads_with_trainable_flag() -> None:
     """
     study = load_study(text=textwrap.dedent(text), trainable="trainables.toy:quadratic")
     assert any("program" in n for n in study.notices)
-    asha = study.spec.scheduler
-    assert asha is not None and (asha.max_t, asha.grace_period, asha.reduction_factor) == (8, 2, 2.0)
+    hyperband = study.spec.scheduler
+    assert isinstance(hyperband, Hyperband) and hyperband.bands() == [2, 4]  # W&B's: 8 / 2, 8 / 4, down to min_iter
+    assert study.spec.step_budget is None  # W&B does not stop a run at max_iter

@@ -61,3 +61,18 @@ def conditional(config: dict[str, Any], step: int) -> dict[str, float]:
     if ("layers" in config) != (config["act"] == "relu"):
         raise ValueError(f"layers must be given exactly when act is relu, got {config}")
     return {"loss": config["lr"] + 0.1 * config.get("layers", 3) + 1.0 / step}
+
+
+def _wiggle(config: dict[str, Any], step: int) -> float:
+    """A deterministic wiggle in [-0.15, 0.15] of the configuration and the step."""
+    return 0.15 * math.sin(997.0 * config["x"] + 7.0 * step)
+
+
+def noisy(config: dict[str, Any], step: int) -> dict[str, float]:
+    """``falling`` with a wiggle: a curve's value at a step is not its best so far."""
+    return {"loss": config["x"] + 1.0 / step + _wiggle(config, step)}
+
+
+def noisy_score(config: dict[str, Any], step: int) -> dict[str, float]:
+    """``score`` with a wiggle, maximised."""
+    return {"score": 1.0 - abs(config["x"] - 0.3) - 1.0 / step + _wiggle(config, step)}

@@ -17,6 +17,7 @@ from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule, TrialSchedule
 
 from tuner.config import Asha, Median
 from tuner.engine._asha import BIG_BUDGET, AsyncSuccessiveHalving, Rung
+from tuner.engine._hyperband import WandbHyperband
 from tuner.engine._median import MedianStopping
 from tuner.engine._scheduler import NoScheduler, Scheduler
 from tuner.engine._schedulers import Pruner
@@ -321,6 +322,7 @@ SCHEDULERS = {
     "none": lambda: NoScheduler(),
     "asha": lambda: AsyncSuccessiveHalving(max_t=9, grace_period=1, reduction_factor=3, brackets=2),
     "median": lambda: MedianStopping(grace_period=1, min_samples_required=1),
+    "hyperband": lambda: WandbHyperband(bands=[1, 3, 9], eta=3),
 }
 
 
@@ -347,7 +349,7 @@ def test_a_scheduler_that_prunes_stops_a_trial_far_worse_than_the_others(name: s
 
 
 def test_the_schedulers_import_no_ray() -> None:
-    modules = ("_schedulers", "_scheduler", "_asha", "_median")
+    modules = ("_schedulers", "_scheduler", "_asha", "_median", "_hyperband")
     code = "; ".join(
         [
             "import sys",

@@ -1,5 +1,6 @@
 """Reading study files: strict YAML, one schema, one frozen :class:`Study`."""
 
+from tuner.config._bands import wandb_bands
 from tuner.config._direction import better, minimised, sign
 from tuner.config._load import Study, load_study, until_stopped
 from tuner.config._schema import (
@@ -36,4 +37,5 @@ __all__ = [
     "sign",
     "trainable_style",
     "until_stopped",
+    "wandb_bands",
 ]

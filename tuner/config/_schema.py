@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tuner.config._bands import wandb_bands
 from tuner.errors import Problem
 
 if TYPE_CHECKING:
@@ -50,24 +51,34 @@ class Asha(_Strict):
 
 
 class Hyperband(_Strict):
-    """W&B's hyperband block, run as ASHA: min_iter -> grace_period, max_iter -> max_t, eta."""
+    """W&B's hyperband stopping rule (see :func:`tuner.config.wandb_bands` for where its bands fall).
+
+    A trial is judged by how many times it has reported the metric, as W&B counts ``wandb.log``
+    calls; no trial is stopped at ``max_iter``. ``s`` without ``max_iter`` is not used, and
+    ``min_iter`` with ``max_iter`` and ``s`` is not used either (W&B's rule); ``max_iter`` without
+    ``s`` places bands down to ``min_iter``.
+    """
 
     type: Literal["hyperband"]
     min_iter: int = Field(default=1, ge=1)
     max_iter: int | None = Field(default=None, ge=1)
     eta: float = Field(default=3.0, gt=1)
-    s: int = Field(default=1, ge=1)
-    strict: bool = False
+    s: int | None = Field(default=None, ge=1)
+    strict: bool = True  # W&B's default: judge a trial by its value at the band, not its best so far
 
-    def as_asha(self) -> Asha:
-        return Asha(
-            type="asha", max_t=self.max_iter, grace_period=self.min_iter, reduction_factor=self.eta, brackets=self.s
-        )
+    def bands(self) -> list[int]:
+        """The report counts at which a trial is judged (the first 100 when they go on forever)."""
+        return wandb_bands(self.min_iter, self.max_iter, self.eta, self.s)
 
     @model_validator(mode="after")
     def _budget(self) -> Hyperband:
         if self.max_iter is not None and self.max_iter < self.min_iter:
             raise ValueError(f"max_iter ({self.max_iter}) must be >= min_iter ({self.min_iter})")
+        if self.max_iter is not None and not self.bands():
+            s = f", s: {self.s}" if self.s is not None else ""
+            raise ValueError(
+                f"max_iter ({self.max_iter}) with eta: {self.eta:g}{s} places no band (max_iter / eta must be >= 1)"
+            )
         return self
 
 
@@ -269,7 +280,7 @@ class StudySpec(_Strict):
         """A simulated trial runs until the scheduler's budget: there must be one."""
         et = self.early_terminate
         need = "backend simulated needs the number of steps each trial runs"
-        if self.backend != "simulated" or (isinstance(self.scheduler, Asha) and self.scheduler.max_t is not None):
+        if self.backend != "simulated" or self.step_budget is not None:
             return self
         if isinstance(et, Asha | Hyperband):
             raise ValueError(f"early_terminate.{'max_t' if isinstance(et, Asha) else 'max_iter'}: {need}")
@@ -328,9 +339,20 @@ class StudySpec(_Strict):
         return v
 
     @property
-    def scheduler(self) -> Asha | Median | None:
+    def scheduler(self) -> Asha | Hyperband | Median | None:
+        return self.early_terminate
+
+    @property
+    def step_budget(self) -> int | None:
+        """The step at which every trial is finished: ASHA's ``max_t``; on backend simulated, whose
+        trials need an end, hyperband's ``max_iter``. Otherwise a trial runs to its own end (W&B's
+        hyperband does not stop a run at ``max_iter``)."""
         et = self.early_terminate
-        return et.as_asha() if isinstance(et, Hyperband) else et
+        if isinstance(et, Asha):
+            return et.max_t
+        if isinstance(et, Hyperband) and self.backend == "simulated":
+            return et.max_iter
+        return None
 
 
 def _tune_cannot(spec: StudySpec) -> list[tuple[str, str]]:

@@ -8,7 +8,14 @@ from tuner.engine._admission import Admission, slots_for
 from tuner.engine._backend import Backend, End, Event, Launch, Report
 from tuner.engine._loop import Engine
 from tuner.engine._run import Outcomes, execute
-from tuner.engine._schedulers import AsyncSuccessiveHalving, MedianStopping, NoScheduler, Pruner, Scheduler
+from tuner.engine._schedulers import (
+    AsyncSuccessiveHalving,
+    MedianStopping,
+    NoScheduler,
+    Pruner,
+    Scheduler,
+    WandbHyperband,
+)
 
 __all__ = [
     "Admission",
@@ -24,6 +31,7 @@ __all__ = [
     "Pruner",
     "Report",
     "Scheduler",
+    "WandbHyperband",
     "execute",
     "slots_for",
 ]

@@ -60,7 +60,7 @@ class Engine:
         self.metric = study.metric
         self.say = say or (lambda message: None)
         self.pruner = Pruner(spec.scheduler, study.metric, study.maximize, seed)
-        self.max_steps = max_steps if max_steps is not None else self.pruner.max_t
+        self.max_steps = max_steps if max_steps is not None else spec.step_budget
         self.trial_seed = trial_seed  # fixed for every trial (``train`` reproducing a trial)
         points = [flatten(p) for p in spec.points_to_evaluate]
         searcher = searchers.create(

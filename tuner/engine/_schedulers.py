@@ -1,15 +1,17 @@
 """The study's scheduler, built from its spec, as the engine drives it.
 
 ASHA and the median rule make the decisions Ray's ``ASHAScheduler`` and ``MedianStoppingRule``
-make (see :mod:`tuner.engine._asha`, :mod:`tuner.engine._median`), without importing Ray.
+make (see :mod:`tuner.engine._asha`, :mod:`tuner.engine._median`), without importing Ray;
+hyperband makes those of W&B's sweep controller (:mod:`tuner.engine._hyperband`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tuner.config import Asha, Median
+from tuner.config import Asha, Hyperband, Median
 from tuner.engine._asha import BIG_BUDGET, AsyncSuccessiveHalving
+from tuner.engine._hyperband import WandbHyperband
 from tuner.engine._median import MedianStopping
 from tuner.engine._scheduler import NoScheduler, Scheduler
 
@@ -21,13 +23,14 @@ __all__ = [
     "NoScheduler",
     "Pruner",
     "Scheduler",
+    "WandbHyperband",
     "scheduler_for",
 ]
 
 TIME_ATTR = "step"
 
 
-def scheduler_for(spec: Asha | Median | None, maximize: bool, seed: int = 0) -> Scheduler:
+def scheduler_for(spec: Asha | Hyperband | Median | None, maximize: bool, seed: int = 0) -> Scheduler:
     """The scheduler a study's ``scheduler`` block asks for; ``seed`` draws ASHA's brackets."""
     if isinstance(spec, Asha):
         return AsyncSuccessiveHalving(
@@ -38,6 +41,8 @@ def scheduler_for(spec: Asha | Median | None, maximize: bool, seed: int = 0) -> 
             maximize=maximize,
             seed=seed,
         )
+    if isinstance(spec, Hyperband):
+        return WandbHyperband(bands=spec.bands(), eta=spec.eta, strict=spec.strict, maximize=maximize)
     if isinstance(spec, Median):
         return MedianStopping(
             grace_period=spec.grace_period, min_samples_required=spec.min_samples_required, maximize=maximize
@@ -48,7 +53,7 @@ def scheduler_for(spec: Asha | Median | None, maximize: bool, seed: int = 0) -> 
 class Pruner:
     """Decides after each report whether a trial goes on. ``None`` spec: never prunes."""
 
-    def __init__(self, spec: Asha | Median | None, metric: str | None, maximize: bool, seed: int = 0) -> None:
+    def __init__(self, spec: Asha | Hyperband | Median | None, metric: str | None, maximize: bool, seed: int = 0) -> None:
         self.metric = metric
         self.max_t: int | None = spec.max_t if isinstance(spec, Asha) else None
         self.scheduler = scheduler_for(spec, maximize, seed)

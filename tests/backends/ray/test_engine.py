@@ -110,3 +110,17 @@ def test_median_stopping_rule_prunes(ray_local: None, in_tmp: Path) -> None:
     trials = tuner.load_results(out.folder).set_index("params_lr")
     assert list(trials.loc[[0.01, 0.012], "status"]) == ["finished", "finished"]
     assert trials.loc[0.0001, "status"] == "pruned" and trials.loc[0.0001, "step"] == 2
+
+
+def test_hyperband_stops_trials_at_wandbs_bands_and_not_at_max_iter(ray_local: None, in_tmp: Path) -> None:
+    from tests.engine.test_hyperband import journal_verdicts
+
+    body = TOY.replace("steps: {value: 9}", "steps: {value: 12}").replace(
+        "early_terminate: {type: asha, max_t: 9, grace_period: 1, reduction_factor: 3}",
+        "early_terminate: {type: hyperband, max_iter: 9, s: 2, eta: 3}",
+    )
+    out = tuner.run(study(body), quiet=True)
+    trials = tuner.load_results(out.folder).set_index("trial_id")
+    assert len(trials) == 10 and (trials["status"] == "pruned").sum() >= 3
+    assert set(trials.loc[trials["status"] == "finished", "step"]) == {12}  # past max_iter: no cut there
+    journal_verdicts(out.folder, trials, "loss", [1, 3], eta=3, strict=True, maximize=False)

@@ -133,3 +133,18 @@ def test_killed_again_and_again_then_resumed_through_tuner_restore(
     for trial_id, (status, value) in ended.items():
         assert (final.loc[trial_id, "status"], final.loc[trial_id, "value"]) == (status, value)
     pd.testing.assert_frame_equal(final, reference)
+
+
+@pytest.mark.slow
+def test_hyperband_on_tune_stops_where_wandb_and_the_engine_would(ray_local: None, in_tmp: Path) -> None:
+    from tests.engine.test_hyperband import journal_verdicts
+
+    body = TOY.replace("steps: {value: 9}", "steps: {value: 12}").replace(
+        "early_terminate: {type: asha, max_t: 9, grace_period: 1, reduction_factor: 3}",
+        "early_terminate: {type: hyperband, max_iter: 9, s: 2, eta: 3}",
+    )
+    out = tuner.run(study(body), quiet=True)
+    trials = tuner.load_results(out.folder).set_index("trial_id")
+    assert len(trials) == 8 and (trials["status"] == "pruned").sum() >= 2
+    assert set(trials.loc[trials["status"] == "finished", "step"]) == {12}  # past max_iter: no cut there
+    journal_verdicts(out.folder, trials, "loss", [1, 3], eta=3, strict=True, maximize=False)

@@ -19,7 +19,7 @@ from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule, TrialSchedule
 
 from tuner.backends.ray import numeric
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED
-from tuner.config import Asha, Median, Study
+from tuner.config import Asha, Hyperband, Median, Study
 from tuner.diagnose import diagnose
 from tuner.results import Recorder, TrialRecord, read_journal
 from tuner.space import flatten
@@ -84,7 +84,8 @@ def metrics_of(result: dict[str, Any], keep: frozenset[str] = frozenset()) -> di
 
 
 def make_scheduler(study: Study, time_attr: str, key: str) -> TrialScheduler | None:
-    """Ray's own scheduler for the study's ``early_terminate``, as the engine's is configured."""
+    """Ray's own scheduler for the study's ``early_terminate``, as the engine's is configured
+    (hyperband: the engine's W&B rule behind Tune's interface)."""
     sched = study.spec.scheduler
     mode = "max" if study.maximize else "min"
     if isinstance(sched, Asha):
@@ -98,6 +99,10 @@ def make_scheduler(study: Study, time_attr: str, key: str) -> TrialScheduler | N
             reduction_factor=sched.reduction_factor,
             brackets=sched.brackets,
         )
+    if isinstance(sched, Hyperband):
+        from tuner.backends.ray.tune._hyperband import TuneHyperband
+
+        return TuneHyperband(key=key, time_attr=time_attr, metric=study.metric, mode=mode, spec=sched)
     if isinstance(sched, Median):
         return _Median(
             key=key,
