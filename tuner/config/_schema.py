@@ -59,6 +59,12 @@ class Hyperband(_Strict):
     s: int = Field(default=1, ge=1)
     strict: bool = False
 
+    @field_validator("s", mode="before")
+    @classmethod
+    def _whole(cls, v: Any) -> Any:
+        """W&B types ``s`` as a number: a whole one (``2.0``) is read as the integer it is."""
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+
     def as_asha(self) -> Asha:
         return Asha(
             type="asha", max_t=self.max_iter, grace_period=self.min_iter, reduction_factor=self.eta, brackets=self.s
@@ -185,7 +191,7 @@ def parse_duration(value: Any) -> float:
 class StudySpec(_Strict):
     """Everything in a study file but ``parameters``, which :mod:`tuner.space` parses."""
 
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    name: str | None = Field(default=None, min_length=1)  # W&B's display name; the folder is derived from it
     description: str | None = None
     trainable: str | None = None
     # auto: told by the signature, one argument (config) or none for Ray Tune's API, (config, trial) for ours

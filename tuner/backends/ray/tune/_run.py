@@ -51,7 +51,7 @@ def run_on_tune(
         key = str(folder)
         recorder = Recorder(folder, study.metric, study.maximize)
         if journal is None:
-            recorder.save_study({**study.raw, "name": study.name, "seed": seed})
+            recorder.save_study({**study.raw, "name": study.title, "seed": seed})
         else:
             reload(recorder, journal)
         style = trainable_style(import_trainable(study.trainable), spec.trainable_api)
