@@ -61,3 +61,10 @@ def conditional(config: dict[str, Any], step: int) -> dict[str, float]:
     if ("layers" in config) != (config["act"] == "relu"):
         raise ValueError(f"layers must be given exactly when act is relu, got {config}")
     return {"loss": config["lr"] + 0.1 * config.get("layers", 3) + 1.0 / step}
+
+
+def hydra_style(config: dict[str, Any], step: int) -> dict[str, float]:
+    """Reads W&B parameter names written with dots as the flat keys they are
+    (``optimizer.config.learning_rate``), beside a nested block (``model.width``)."""
+    lr, width = config["optimizer.config.learning_rate"], config["model"]["width"]
+    return {"loss": abs(math.log10(lr) + 2) + 1.0 / width + 1.0 / step}

@@ -14,7 +14,7 @@ from tuner.space._params import (
     summary,
 )
 from tuner.space._parse import DISTRIBUTIONS, parse_parameters
-from tuner.space._space import Space, config_key, flatten, grid_product, iter_grid, nest, space_size
+from tuner.space._space import Space, config_key, flatten, grid_product, iter_grid, leaf_paths, nest, space_size
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -32,6 +32,7 @@ __all__ = [
     "flatten",
     "grid_product",
     "iter_grid",
+    "leaf_paths",
     "nest",
     "parse_parameters",
     "same",

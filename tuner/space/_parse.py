@@ -45,6 +45,7 @@ class _Parser:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.params: dict[str, Parameter] = {}
+        self.paths: dict[str, tuple[str, ...]] = {}  # name -> its keys in the trainable's config
         # name -> the ``when:`` blocks that apply to it (its own and its enclosing blocks'), with
         # their YAML path and the prefix of the block they were written in
         self.when: dict[str, list[tuple[Any, str, str]]] = {}
@@ -52,14 +53,21 @@ class _Parser:
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
-    def block(self, block: Any, path: str, prefix: str, when: list[tuple[Any, str, str]] | None = None) -> None:
+    def block(
+        self,
+        block: Any,
+        path: str,
+        prefix: str,
+        when: list[tuple[Any, str, str]] | None = None,
+        parts: tuple[str, ...] = (),
+    ) -> None:
         if not isinstance(block, dict) or not block:
             self.fail(path, f"must be a non-empty mapping of parameter names, got {block!r}")
             return
         for name, spec in block.items():
             where = f"{path}.{name}"
-            if not isinstance(name, str) or not name or "." in name:
-                self.fail(where, "a parameter name must be a non-empty string without '.'")
+            if not isinstance(name, str) or not name.strip(". "):
+                self.fail(where, "a parameter name must be a non-empty string")
                 continue
             if not isinstance(spec, dict):
                 self.fail(where, f"must be a mapping (value, values or distribution), got {spec!r}")
@@ -78,11 +86,15 @@ class _Parser:
                 if extra:
                     self.fail(where, f"a nested 'parameters' block takes no {', '.join(sorted(extra))}")
                     continue
-                self.block(spec["parameters"], f"{where}.parameters", f"{prefix}{name}.", own)
+                self.block(spec["parameters"], f"{where}.parameters", f"{prefix}{name}.", own, (*parts, name))
                 continue
             param = self.leaf(spec, where)
-            if param is not None:
+            if param is not None and f"{prefix}{name}" in self.params:
+                self.fail(where, f"{prefix}{name} is named twice, once with dots and once by nested blocks; rename one")
+            elif param is not None:
                 self.params[f"{prefix}{name}"] = param
+                if "." in name or any("." in p for p in parts):
+                    self.paths[f"{prefix}{name}"] = (*parts, name)
                 if own:
                     self.when[f"{prefix}{name}"] = own
 
@@ -273,4 +285,4 @@ def parse_parameters(block: Any, path: str = "parameters") -> tuple[Space, list[
     parser = _Parser()
     parser.block(block, path, "")
     conditions = parser.conditions() if not parser.problems else {}
-    return Space(parser.params, conditions), parser.problems
+    return Space(parser.params, conditions, parser.paths), parser.problems
