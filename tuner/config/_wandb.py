@@ -73,6 +73,7 @@ def _custom(data: dict[str, Any], scheduler: Any, source: str, problems: list[Pr
         problems.append(
             Problem("scheduler.engine", f"must be one of {', '.join(ENGINES)} for method: custom, got {engine!r}")
         )
+        data["method"] = "bayes"  # the rest is checked as for any model-based method; the engine is the error
         return []
     data["method"] = ENGINES[engine]
     notices = [f"{source}: method custom with engine {engine}: run as method {ENGINES[engine]}"]

@@ -174,8 +174,12 @@ class Normal:
         return NormalDist(self.mu, self.sigma).cdf(value)
 
     def rule(self, value: Any) -> str | None:
-        if not _number(value) or (self.log and value <= 0):
-            return "must be a positive number" if self.log else "must be a number"
+        if not _number(value):
+            return "must be a number"
+        if self.log and self.q is not None and value < 0:  # rounding takes a small draw to 0
+            return "must be a non-negative number"
+        if self.log and self.q is None and value <= 0:
+            return "must be a positive number"
         return None
 
     def grid_values(self) -> list[Any] | None:
