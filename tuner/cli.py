@@ -371,9 +371,9 @@ def _print(data: Any, fmt: str) -> None:
 
 def _merged(config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """``config`` with the searched ``params`` (flat, dotted) of another trial."""
-    from tuner.space import flatten, nest
+    from tuner.space import flatten, leaf_paths, nest
 
-    return nest({**flatten(config), **params})
+    return nest({**flatten(config), **params}, leaf_paths(config))
 
 
 def _cmd_results(args: argparse.Namespace) -> int:

@@ -170,7 +170,6 @@ class _Inspecting(Trial):
 def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
     from tuner.backends.ray import Usage, rss_mb, run_tune_trainable
     from tuner.diagnose import diagnose
-    from tuner.space import nest
 
     seen: list[dict[str, Any]] = []
     fn = import_trainable(study.trainable)
@@ -187,9 +186,9 @@ def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
     try:
         with contextlib.suppress(TrialPruned):
             if trainable_style(fn, study.spec.trainable_api) == "tune":
-                run_tune_trainable(fn, nest(flat), trial, first)
+                run_tune_trainable(fn, study.space.nest(flat), trial, first)
             else:
-                fn(nest(flat), trial)
+                fn(study.space.nest(flat), trial)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".strip()
         oom = isinstance(exc, MemoryError) or "out of memory" in error.lower()

@@ -103,11 +103,6 @@ def test_grid_over_continuous_range_says_what_to_write() -> None:
     ]
 
 
-def test_bayes_rejects_unbounded_normal() -> None:
-    found = problems(study_text("method: bayes\nparameters: {x: {distribution: normal}}\n"))
-    assert found and found[0].startswith("parameters.x: bayes needs a bounded range")
-
-
 def test_random_without_run_cap_or_time_limit_runs_until_stopped() -> None:
     uncapped = load_study(text=study_text().replace("run_cap: 4\n", ""))
     assert uncapped.trial_count() is None and "runs until stopped" in uncapped.notices[-1]

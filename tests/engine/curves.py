@@ -76,3 +76,10 @@ def noisy(config: dict[str, Any], step: int) -> dict[str, float]:
 def noisy_score(config: dict[str, Any], step: int) -> dict[str, float]:
     """``score`` with a wiggle, maximised."""
     return {"score": 1.0 - abs(config["x"] - 0.3) - 1.0 / step + _wiggle(config, step)}
+
+
+def hydra_style(config: dict[str, Any], step: int) -> dict[str, float]:
+    """Reads W&B parameter names written with dots as the flat keys they are
+    (``optimizer.config.learning_rate``), beside a nested block (``model.width``)."""
+    lr, width = config["optimizer.config.learning_rate"], config["model"]["width"]
+    return {"loss": abs(math.log10(lr) + 2) + 1.0 / width + 1.0 / step}

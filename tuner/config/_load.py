@@ -14,6 +14,7 @@ from tuner.config._direction import better, minimised, sign
 from tuner.config._method import check_method, method_notices
 from tuner.config._schema import IGNORED_KEYS, Metric, StudySpec, pydantic_problems
 from tuner.config._trainable import allowed_modules, check_trainable, split
+from tuner.config._wandb import folder_name, wandb_keys
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
 from tuner.space import Space, parse_parameters, space_size
@@ -25,12 +26,17 @@ class Study:
 
     spec: StudySpec
     space: Space
-    name: str
+    name: str  # the results folder's name (a sweep's display name is spec.name: see title)
     trainable: str
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
     allowed: tuple[str, ...] = ()  # module prefixes trusted to run (the trainable's among them)
+
+    @property
+    def title(self) -> str:
+        """The study's name as the file gives it (W&B's display name), or its folder name."""
+        return self.spec.name or self.name
 
     @property
     def metric(self) -> str | None:
@@ -92,7 +98,7 @@ class Study:
         return Study(
             spec=spec,
             space=space,
-            name=spec.name or self.name,
+            name=folder_name(spec.name) if "name" in changes and spec.name else self.name,
             trainable=spec.trainable or self.trainable,
             source=self.source,
             raw=raw,
@@ -139,6 +145,8 @@ def load_study(
     raw = read_yaml(Path(path)) if text is None and path is not None else parse_yaml(text or "", source)
     data = dict(raw)
     notices = [f"{source}: ignoring W&B key '{k}'" for k in IGNORED_KEYS if data.pop(k, None) is not None]
+    more, problems = wandb_keys(data, source)
+    notices += more
     if isinstance(data.get("metric"), list) and data.get("early_terminate") and data["metric"]:
         first = data["metric"][0].get("name") if isinstance(data["metric"][0], dict) else None
         notices.append(f"{source}: several metrics: early_terminate prunes on the first, {first}, only")
@@ -146,7 +154,6 @@ def load_study(
     overrides |= {"time_limit": time_limit, "max_concurrent": max_concurrent}
     data.update({k: v for k, v in overrides.items() if v is not None})
 
-    problems: list[Problem] = []
     spec: StudySpec | None = None
     try:
         spec = StudySpec.model_validate(data)
@@ -174,6 +181,8 @@ def load_study(
                 problems.append(Problem(where, f"no study results at {folder!r} (a results/<name> folder)"))
         problems += _endless(spec, space)
         problems += _needs_metric(spec)
+        if spec.name is not None and not folder_name(spec.name):
+            problems.append(Problem("name", f"needs a letter or digit to name the results folder, got {spec.name!r}"))
     if problems:
         raise ConfigError(problems, source=source)
     assert spec is not None and spec.trainable is not None
@@ -183,7 +192,9 @@ def load_study(
         notices.append(f"{source}: {until_stopped(spec)}")
     if spec.backend == "simulated" and "resources" in data:
         notices.append(f"{source}: backend simulated: resources are not used (a trial is a function call)")
-    study_name = spec.name or (Path(path).stem if path is not None else "study")
+    study_name = folder_name(spec.name or (Path(path).stem if path is not None else "")) or "study"
+    if spec.name and study_name != spec.name:
+        notices.append(f"{source}: name {spec.name!r} is kept as the study's title; its results folder is {study_name}")
     return Study(
         spec=spec,
         space=space,

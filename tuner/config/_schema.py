@@ -66,6 +66,12 @@ class Hyperband(_Strict):
     s: int | None = Field(default=None, ge=1)
     strict: bool = True  # W&B's default: judge a trial by its value at the band, not its best so far
 
+    @field_validator("s", mode="before")
+    @classmethod
+    def _whole(cls, v: Any) -> Any:
+        """W&B types ``s`` as a number: a whole one (``2.0``) is read as the integer it is."""
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+
     def bands(self) -> list[int]:
         """The report counts at which a trial is judged (the first 100 when they go on forever)."""
         return wandb_bands(self.min_iter, self.max_iter, self.eta, self.s)
@@ -196,7 +202,7 @@ def parse_duration(value: Any) -> float:
 class StudySpec(_Strict):
     """Everything in a study file but ``parameters``, which :mod:`tuner.space` parses."""
 
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    name: str | None = Field(default=None, min_length=1)  # W&B's display name; the folder is derived from it
     description: str | None = None
     trainable: str | None = None
     # auto: told by the signature, one argument (config) or none for Ray Tune's API, (config, trial) for ours

@@ -27,7 +27,7 @@ from tuner.engine._told import minimised_curve
 from tuner.progress import Progress
 from tuner.results import Recorder, TrialRecord, read_warm_start, write_state
 from tuner.searchers import Outcome
-from tuner.space import flatten, nest
+from tuner.space import flatten
 from tuner.status import Cause, Status
 from tuner.storage import CheckpointStore
 
@@ -242,7 +242,9 @@ class Engine:
         flat = self.study.space.complete(params)
         n = self.admission.launched
         trial_seed = self.trial_seed if self.trial_seed is not None else (self.seed * 1_000_003 + n) % 2**31
-        record = TrialRecord(trial_id=trial_id, params=flat, config=nest(flat), seed=trial_seed, started=started)
+        record = TrialRecord(
+            trial_id=trial_id, params=flat, config=self.study.space.nest(flat), seed=trial_seed, started=started
+        )
         self.pruner.add(trial_id)
         return record
 

@@ -51,7 +51,7 @@ def execute(
         study, seed, folder, backend, quiet=quiet, elapsed=elapsed, trial_seed=trial_seed, max_steps=max_steps, say=say
     )
     if journal is None:
-        engine.recorder.save_study({**study.raw, "name": study.name, "seed": seed})
+        engine.recorder.save_study({**study.raw, "name": study.title, "seed": seed})
     else:
         engine.attempts.resumable = replay(engine, journal)
         done = sum(1 for r in engine.recorder.trials.values() if r.status != "running")

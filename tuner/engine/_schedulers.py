@@ -53,7 +53,9 @@ def scheduler_for(spec: Asha | Hyperband | Median | None, maximize: bool, seed: 
 class Pruner:
     """Decides after each report whether a trial goes on. ``None`` spec: never prunes."""
 
-    def __init__(self, spec: Asha | Hyperband | Median | None, metric: str | None, maximize: bool, seed: int = 0) -> None:
+    def __init__(
+        self, spec: Asha | Hyperband | Median | None, metric: str | None, maximize: bool, seed: int = 0
+    ) -> None:
         self.metric = metric
         self.max_t: int | None = spec.max_t if isinstance(spec, Asha) else None
         self.scheduler = scheduler_for(spec, maximize, seed)

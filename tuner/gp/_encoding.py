@@ -6,7 +6,8 @@ Every searchable parameter is one column:
 - an integer, or a real with ``q`` (a finite ladder of values): the same, with each value owning
   an equal slice of ``[0, 1]`` (the bounds widened by half a step, as Optuna does) so that the
   end values are not under-sampled; its ``choices`` are the slices' centres;
-- a categorical: the index of the value (the kernel compares it for equality only).
+- a categorical: the index of the value (the kernel compares it for equality only);
+- a normal or beta distribution: its quantile ``cdf(value)``, as W&B's bayes searches it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tuner.space import Categorical, Float, Int, Space
+from tuner.space import Categorical, Float, Int, Quantiled, Space
 
 MAX_LADDER = 100_000  # a discrete parameter with more values is treated as continuous, then rounded
 
@@ -30,6 +31,7 @@ class Column:
     high: float = 1.0
     log: bool = False
     values: tuple[Any, ...] = ()  # a discrete or categorical parameter's values, in order
+    quantiled: Quantiled | None = None  # a distribution searched by its quantile
 
     def choices(self) -> np.ndarray:
         """Where the values lie in ``[0, 1]`` (discrete) or their indices (categorical)."""
@@ -46,6 +48,8 @@ class Column:
     def to_unit(self, value: Any) -> float:
         if self.kind == "categorical":
             return float(self.values.index(value))
+        if self.quantiled is not None:
+            return self.quantiled.cdf(value)
         x = math.log(value) if self.log else float(value)
         return (x - self.low) / (self.high - self.low)
 
@@ -80,7 +84,9 @@ class Encoding:
         out: dict[str, Any] = {}
         for j, column in enumerate(self.columns):
             param = self.space.searchable[column.name]
-            if column.kind == "continuous":
+            if column.quantiled is not None:
+                out[column.name] = column.quantiled.ppf(float(x[j]))
+            elif column.kind == "continuous":
                 assert isinstance(param, Float | Int)
                 out[column.name] = param.decode(column.from_unit(float(x[j])))
             else:
@@ -111,6 +117,8 @@ class Encoding:
 def _column(name: str, p: Any) -> Column:
     if isinstance(p, Categorical):
         return Column(name, "categorical", values=tuple(p.values))
+    if isinstance(p, Quantiled):
+        return Column(name, "continuous", quantiled=p)
     ladder = p.grid_values() if isinstance(p, Int | Float) else None
     if ladder is not None and len(ladder) <= MAX_LADDER and len(ladder) > 1:
         values = tuple(sorted(ladder))

@@ -10,6 +10,7 @@ is the number of its report (1, 2, ...), as Ray Tune counts results.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from tuner.results._analysis import TrialResult
 from tuner.results._journal import read_journal
 from tuner.results._scopes import metric_analysis
 from tuner.results._store import STUDY, load_history, load_results, missing, objectives, row_params
-from tuner.space import nest
+from tuner.space import nest, parse_parameters
 
 FIRST = ["trial_id", "training_iteration", "step", "time_s"]
 
@@ -48,6 +49,7 @@ def read_study_folder(folder: Path) -> tuple[list[TrialResult], str | None, str 
     study = yaml.safe_load((folder / STUDY).read_text(encoding="utf-8")) if (folder / STUDY).is_file() else None
     found = objectives(study) if study else []
     metric, maximize = found[0] if found else (None, False)
+    paths = parse_parameters((study or {}).get("parameters") or {})[0].paths  # names written with dots
     runs = _replay(folder)
     policy = (study or {}).get("checkpoints") or {}
     location = policy.get("path") or str(folder / "checkpoints")
@@ -67,7 +69,7 @@ def read_study_folder(folder: Path) -> tuple[list[TrialResult], str | None, str 
         records.append(
             TrialResult(
                 trial_id=trial_id,
-                config=_nest(params),
+                config=_nest(params, paths),
                 metrics=dict(run.reports[-1]) if run.reports else {},
                 metric_history=history,
                 checkpoint=kept[-1][0] if kept else None,
@@ -138,5 +140,5 @@ def _pruned(
     return [c for i, c in enumerate(saved) if i in keep]
 
 
-def _nest(params: dict[str, Any]) -> dict[str, Any]:
-    return nest({k: v for k, v in params.items() if not (isinstance(v, float) and math.isnan(v))})
+def _nest(params: dict[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    return nest({k: v for k, v in params.items() if not (isinstance(v, float) and math.isnan(v))}, paths)

@@ -174,18 +174,3 @@ class Known:
             if rest:
                 return rest[int(rng.integers(len(rest)))]
         return None
-
-
-def unbounded(space: Space, path: str, method: str) -> list[Problem]:
-    """Problems for parameters with no bounds, which model-based searchers cannot search."""
-    from tuner.space import Normal
-
-    return [
-        Problem(
-            f"{path}.{name}",
-            f"{method} needs a bounded range, got a normal distribution; "
-            "use distribution: uniform (or log_uniform_values) with min and max",
-        )
-        for name, p in space.searchable.items()
-        if isinstance(p, Normal)
-    ]

@@ -33,9 +33,8 @@ import scipy.optimize
 import scipy.stats
 from pydantic import Field
 
-from tuner.errors import Problem
 from tuner.gp import Acquisition, Encoding, Hyper, fit, propose
-from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, start_up_only, unbounded
+from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, start_up_only
 from tuner.space import Space
 
 REFIT_FROM_DEFAULTS_BELOW = 30  # under this many observations, every fit starts from the defaults
@@ -66,10 +65,6 @@ class GPSearcher(Searcher):
         self.known = Known(space, seed)
         self.encoding = Encoding(space)
         self._anchors: dict[int, Hyper] = {}  # observations -> the fit to the first that many, from defaults
-
-    @classmethod
-    def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
-        return unbounded(space, path, "bayes")
 
     @classmethod
     def notices(cls, options: SearcherOptions, trials: int, per: str = "") -> list[str]:

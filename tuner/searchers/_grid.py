@@ -8,7 +8,7 @@ from typing import Any
 
 from tuner.errors import Problem
 from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions
-from tuner.space import Space, config_key, describe, iter_grid
+from tuner.space import Categorical, Space, config_key, describe, iter_grid
 
 
 class GridSearcher(Searcher):
@@ -28,7 +28,15 @@ class GridSearcher(Searcher):
 
     @classmethod
     def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
-        return [
+        weighted = [
+            Problem(
+                f"{path}.{name}.probabilities",
+                "grid runs every value alike, so probabilities have no meaning (W&B refuses them too); leave them out",
+            )
+            for name, p in space.searchable.items()
+            if isinstance(p, Categorical) and p.probabilities is not None
+        ]
+        return weighted + [
             Problem(
                 f"{path}.{name}",
                 f"grid needs a finite set of values, got a {describe(p)}; "

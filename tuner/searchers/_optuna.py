@@ -8,9 +8,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tuner.errors import Problem
-from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, start_up_only, unbounded
-from tuner.space import Categorical, Float, Int, Space, config_key
+from tuner.searchers._base import Known, Outcome, Searcher, SearcherOptions, start_up_only
+from tuner.space import Categorical, Float, Int, Quantiled, Space, config_key
 
 _PRIMITIVE = (str, int, float, bool, type(None))
 
@@ -81,10 +80,6 @@ class OptunaSearcher(Searcher):
         return trial
 
     @classmethod
-    def check_space(cls, space: Space, path: str = "parameters") -> list[Problem]:
-        return unbounded(space, path, "optuna")
-
-    @classmethod
     def notices(cls, options: SearcherOptions, trials: int, per: str = "") -> list[str]:
         assert isinstance(options, OptunaOptions)
         if options.sampler not in ("tpe", "gp"):
@@ -101,6 +96,8 @@ class OptunaSearcher(Searcher):
                 out[name] = value if _primitive(p) else p.values[value]
             elif isinstance(p, Float | Int):
                 out[name] = p.decode(value)
+            elif isinstance(p, Quantiled):
+                out[name] = p.ppf(value)
         return out
 
     def _encode(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +106,10 @@ class OptunaSearcher(Searcher):
             if name not in config:  # inactive
                 continue
             value = config[name]
-            out[name] = p.values.index(value) if isinstance(p, Categorical) and not _primitive(p) else value
+            if isinstance(p, Quantiled):
+                out[name] = p.cdf(value)
+            else:
+                out[name] = p.values.index(value) if isinstance(p, Categorical) and not _primitive(p) else value
         return out
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -245,4 +245,6 @@ def _distribution(p: Any) -> Any:
             hi = math.floor(p.high / p.q + 1e-9) * p.q
             return FloatDistribution(lo, hi, step=p.q)
         return FloatDistribution(p.low, p.high, log=p.log)
+    if isinstance(p, Quantiled):  # searched by its quantile, as W&B's bayes does
+        return FloatDistribution(0.0, 1.0)
     raise TypeError(f"optuna cannot search {p!r}")

@@ -1,23 +1,38 @@
 """The search space, owned here and converted to each library by its searcher."""
 
-from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter, describe, same, summary
+from tuner.space._params import (
+    Beta,
+    Categorical,
+    Constant,
+    Float,
+    Int,
+    Normal,
+    Parameter,
+    Quantiled,
+    describe,
+    same,
+    summary,
+)
 from tuner.space._parse import DISTRIBUTIONS, parse_parameters
-from tuner.space._space import Space, config_key, flatten, grid_product, iter_grid, nest, space_size
+from tuner.space._space import Space, config_key, flatten, grid_product, iter_grid, leaf_paths, nest, space_size
 
 __all__ = [
     "DISTRIBUTIONS",
+    "Beta",
     "Categorical",
     "Constant",
     "Float",
     "Int",
     "Normal",
     "Parameter",
+    "Quantiled",
     "Space",
     "config_key",
     "describe",
     "flatten",
     "grid_product",
     "iter_grid",
+    "leaf_paths",
     "nest",
     "parse_parameters",
     "same",

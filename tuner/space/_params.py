@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -135,9 +136,16 @@ class Int:
         return list(range(self.low, self.high + 1))
 
 
+QUANTILE_EDGE = 1e-6  # how near 0 or 1 a searcher's quantile may come (a normal's 4.75 sigma)
+
+
 @dataclass(frozen=True)
 class Normal:
-    """A normal draw ``N(mu, sigma)``; with ``log`` the value is ``exp`` of it (unbounded)."""
+    """A normal draw ``N(mu, sigma)``; with ``log`` the value is ``exp`` of it (unbounded).
+
+    Model-based searchers search it by its quantile, ``cdf(value)`` in ``[0, 1]``, and take the
+    value ``ppf(u)`` (W&B's bayes does the same).
+    """
 
     mu: float
     sigma: float
@@ -147,15 +155,70 @@ class Normal:
 
     def sample(self, rng: np.random.Generator) -> float:
         raw = rng.normal(self.mu, self.sigma)
-        if self.log:
-            raw = math.exp(raw)
+        return self._value(math.exp(raw) if self.log else raw)
+
+    def _value(self, raw: float) -> float:
         if self.q is not None:
             return _clean(round(raw / self.q) * self.q)
         return float(raw)
 
+    def ppf(self, u: float) -> float:
+        """The value at quantile ``u`` (kept ``QUANTILE_EDGE`` away from 0 and 1)."""
+        raw = NormalDist(self.mu, self.sigma).inv_cdf(min(max(u, QUANTILE_EDGE), 1 - QUANTILE_EDGE))
+        return self._value(math.exp(raw) if self.log else raw)
+
+    def cdf(self, value: float) -> float:
+        """The quantile of ``value``: the inverse of :meth:`ppf`."""
+        if self.log:
+            return 0.0 if value <= 0 else NormalDist(self.mu, self.sigma).cdf(math.log(value))
+        return NormalDist(self.mu, self.sigma).cdf(value)
+
     def rule(self, value: Any) -> str | None:
-        if not _number(value) or (self.log and value <= 0):
-            return "must be a positive number" if self.log else "must be a number"
+        if not _number(value):
+            return "must be a number"
+        if self.log and self.q is not None and value < 0:  # rounding takes a small draw to 0
+            return "must be a non-negative number"
+        if self.log and self.q is None and value <= 0:
+            return "must be a positive number"
+        return None
+
+    def grid_values(self) -> list[Any] | None:
+        return None
+
+
+@dataclass(frozen=True)
+class Beta:
+    """A draw of ``Beta(a, b)`` on ``[0, 1]`` (W&B's ``beta``); ``q`` rounds it (``q_beta``).
+
+    Searched by its quantile as :class:`Normal` is.
+    """
+
+    a: float
+    b: float
+    q: float | None = None
+    grid: bool = False
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return self._value(rng.beta(self.a, self.b))
+
+    def _value(self, raw: float) -> float:
+        if self.q is not None:
+            return _clean(round(raw / self.q) * self.q)
+        return float(raw)
+
+    def ppf(self, u: float) -> float:
+        from scipy.stats import beta
+
+        return self._value(float(beta.ppf(min(max(u, 0.0), 1.0), self.a, self.b)))
+
+    def cdf(self, value: float) -> float:
+        from scipy.stats import beta
+
+        return float(beta.cdf(value, self.a, self.b))
+
+    def rule(self, value: Any) -> str | None:
+        if not _number(value) or not 0 <= value <= 1:
+            return "must be a number in [0, 1]"
         return None
 
     def grid_values(self) -> list[Any] | None:
@@ -178,7 +241,8 @@ def _clean(x: float) -> float:
     return float(f"{x:.12g}")
 
 
-Parameter = Constant | Categorical | Float | Int | Normal
+Parameter = Constant | Categorical | Float | Int | Normal | Beta
+Quantiled = Normal | Beta  # searched by their quantile in [0, 1] (see Normal)
 
 
 def describe(param: Parameter) -> str:
@@ -188,6 +252,8 @@ def describe(param: Parameter) -> str:
         return f"continuous {kind} [{param.low}, {param.high}]"
     if isinstance(param, Normal):
         return "unbounded normal distribution"
+    if isinstance(param, Beta):
+        return "beta distribution"
     if isinstance(param, Int):
         return f"integer range [{param.low}, {param.high}]"
     return type(param).__name__.lower()
@@ -207,4 +273,7 @@ def summary(param: Parameter) -> str:
         kind = "log-uniform" if param.log else "uniform"
         step = f" in steps of {param.q:g}" if param.q is not None else ""
         return f"{kind} in [{param.low:g}, {param.high:g}]{step}{axis}"
-    return f"{'log-' if param.log else ''}normal(mu={param.mu:g}, sigma={param.sigma:g})"
+    step = f" in steps of {param.q:g}" if param.q is not None else ""
+    if isinstance(param, Beta):
+        return f"beta(a={param.a:g}, b={param.b:g}){step}"
+    return f"{'log-' if param.log else ''}normal(mu={param.mu:g}, sigma={param.sigma:g}){step}"

@@ -6,15 +6,17 @@ import math
 from typing import Any
 
 from tuner.errors import Problem
-from tuner.space._params import Categorical, Constant, Float, Int, Normal, Parameter
+from tuner.space._params import Beta, Categorical, Constant, Float, Int, Normal, Parameter
 from tuner.space._space import Condition, Space
 
 _RANGE = {"min", "max"}
 _NORMAL = {"mu", "sigma"}
-# distribution -> the keys it takes (besides ``distribution`` and ``grid``)
+_BETA = {"a", "b"}
+# distribution -> the keys it takes (besides ``distribution`` and ``grid``): W&B's sweep schema
 DISTRIBUTIONS: dict[str, set[str]] = {
     "constant": {"value"},
     "categorical": {"values", "probabilities"},
+    "categorical_w_probabilities": {"values", "probabilities"},
     "uniform": _RANGE,
     "int_uniform": _RANGE,
     "log_uniform": _RANGE,
@@ -22,12 +24,16 @@ DISTRIBUTIONS: dict[str, set[str]] = {
     "q_uniform": _RANGE | {"q"},
     "q_log_uniform": _RANGE | {"q"},
     "q_log_uniform_values": _RANGE | {"q"},
+    "inv_log_uniform": _RANGE,
+    "inv_log_uniform_values": _RANGE,
     "normal": _NORMAL,
     "q_normal": _NORMAL | {"q"},
     "log_normal": _NORMAL,
     "q_log_normal": _NORMAL | {"q"},
+    "beta": _BETA,
+    "q_beta": _BETA | {"q"},
 }
-_KEYS = {"value", "values", "probabilities", "distribution", "min", "max", "mu", "sigma", "q"}
+_KEYS = {"value", "values", "probabilities", "distribution", "min", "max", "mu", "sigma", "q", "a", "b"}
 _KEYS |= {"parameters", "grid", "description", "when"}
 
 
@@ -39,6 +45,7 @@ class _Parser:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.params: dict[str, Parameter] = {}
+        self.paths: dict[str, tuple[str, ...]] = {}  # name -> its keys in the trainable's config
         # name -> the ``when:`` blocks that apply to it (its own and its enclosing blocks'), with
         # their YAML path and the prefix of the block they were written in
         self.when: dict[str, list[tuple[Any, str, str]]] = {}
@@ -46,14 +53,21 @@ class _Parser:
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
-    def block(self, block: Any, path: str, prefix: str, when: list[tuple[Any, str, str]] | None = None) -> None:
+    def block(
+        self,
+        block: Any,
+        path: str,
+        prefix: str,
+        when: list[tuple[Any, str, str]] | None = None,
+        parts: tuple[str, ...] = (),
+    ) -> None:
         if not isinstance(block, dict) or not block:
             self.fail(path, f"must be a non-empty mapping of parameter names, got {block!r}")
             return
         for name, spec in block.items():
             where = f"{path}.{name}"
-            if not isinstance(name, str) or not name or "." in name:
-                self.fail(where, "a parameter name must be a non-empty string without '.'")
+            if not isinstance(name, str) or not name.strip(". "):
+                self.fail(where, "a parameter name must be a non-empty string")
                 continue
             if not isinstance(spec, dict):
                 self.fail(where, f"must be a mapping (value, values or distribution), got {spec!r}")
@@ -72,11 +86,15 @@ class _Parser:
                 if extra:
                     self.fail(where, f"a nested 'parameters' block takes no {', '.join(sorted(extra))}")
                     continue
-                self.block(spec["parameters"], f"{where}.parameters", f"{prefix}{name}.", own)
+                self.block(spec["parameters"], f"{where}.parameters", f"{prefix}{name}.", own, (*parts, name))
                 continue
             param = self.leaf(spec, where)
-            if param is not None:
+            if param is not None and f"{prefix}{name}" in self.params:
+                self.fail(where, f"{prefix}{name} is named twice, once with dots and once by nested blocks; rename one")
+            elif param is not None:
                 self.params[f"{prefix}{name}"] = param
+                if "." in name or any("." in p for p in parts):
+                    self.paths[f"{prefix}{name}"] = (*parts, name)
                 if own:
                     self.when[f"{prefix}{name}"] = own
 
@@ -158,10 +176,15 @@ class _Parser:
             return None
         if dist == "constant":
             return Constant(spec["value"], grid=grid)
-        if dist == "categorical":
+        if dist in ("categorical", "categorical_w_probabilities"):
+            if dist == "categorical_w_probabilities" and "probabilities" not in spec:
+                self.fail(f"{where}.probabilities", f"is required by distribution {dist}")
+                return None
             return self.categorical(spec, where, grid)
         if dist in ("normal", "q_normal", "log_normal", "q_log_normal"):
             return self.normal(spec, where, dist, grid)
+        if dist in ("beta", "q_beta"):
+            return self.beta(spec, where, dist, grid)
         return self.ranged(spec, where, dist, grid)
 
     def categorical(self, spec: dict[str, Any], where: str, grid: bool) -> Parameter | None:
@@ -197,6 +220,17 @@ class _Parser:
             return None
         return Normal(float(mu), float(sigma), log="log" in dist, q=q, grid=grid)
 
+    def beta(self, spec: dict[str, Any], where: str, dist: str, grid: bool) -> Parameter | None:
+        a, b = self.number(spec, "a", where, 1.0), self.number(spec, "b", where, 1.0)
+        q = self.number(spec, "q", where, 1.0) if dist == "q_beta" else None
+        if a is None or b is None or (dist == "q_beta" and q is None):
+            return None
+        for key, value in (("a", a), ("b", b), ("q", q)):
+            if value is not None and value <= 0:
+                self.fail(f"{where}.{key}", f"must be > 0, got {value!r}")
+                return None
+        return Beta(float(a), float(b), q=q, grid=grid)
+
     def ranged(self, spec: dict[str, Any], where: str, dist: str, grid: bool) -> Parameter | None:
         low, high = self.number(spec, "min", where), self.number(spec, "max", where)
         q = self.number(spec, "q", where, 1.0) if dist.startswith("q_") else None
@@ -215,7 +249,9 @@ class _Parser:
             return Int(int(low), int(high), grid=grid)
         if dist in ("log_uniform", "q_log_uniform"):  # bounds are natural-log exponents
             low, high = math.exp(low), math.exp(high)
-        elif dist.startswith(("log_", "q_log_")) and low <= 0:
+        elif dist == "inv_log_uniform":  # log(1/X) uniform in [min, max]: X log-uniform in [e^-max, e^-min]
+            low, high = math.exp(-high), math.exp(-low)
+        elif dist.startswith(("log_", "q_log_", "inv_log_")) and low <= 0:
             self.fail(f"{where}.min", f"must be > 0 for a log scale ({dist}), got {spec['min']!r}")
             return None
         if q is not None and math.floor(high / q + 1e-9) < math.ceil(low / q - 1e-9):
@@ -249,4 +285,4 @@ def parse_parameters(block: Any, path: str = "parameters") -> tuple[Space, list[
     parser = _Parser()
     parser.block(block, path, "")
     conditions = parser.conditions() if not parser.problems else {}
-    return Space(parser.params, conditions), parser.problems
+    return Space(parser.params, conditions, parser.paths), parser.problems

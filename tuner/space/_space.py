@@ -18,6 +18,10 @@ Condition = tuple[tuple[str, tuple[Any, ...]], ...]  # (parent, the values that 
 class Space:
     """Parameters by dotted name (``optimizer.lr`` for a nested ``parameters:`` block).
 
+    ``paths``: where a parameter sits in the configuration a trainable receives, for those whose
+    name does not say it: a name written with dots (``optimizer.config.lr``, as W&B allows) is one
+    key, ``("optimizer.config.lr",)``, not three nested ones. See :meth:`nest`.
+
     ``conditions``: a parameter that exists only when others have given values (``when:`` in
     the study file), by name; a parameter is active when every parent it names is active and
     has one of the values listed. Parents come before their children in ``params``.
@@ -25,6 +29,7 @@ class Space:
 
     params: Mapping[str, Parameter] = field(default_factory=dict)
     conditions: Mapping[str, Condition] = field(default_factory=dict)
+    paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.params)
@@ -43,7 +48,15 @@ class Space:
         return {k: p for k, p in self.searchable.items() if p.grid}
 
     def subspace(self, names: list[str]) -> Space:
-        return Space({k: self.params[k] for k in names}, {k: c for k, c in self.conditions.items() if k in names})
+        return Space(
+            {k: self.params[k] for k in names},
+            {k: c for k, c in self.conditions.items() if k in names},
+            {k: p for k, p in self.paths.items() if k in names},
+        )
+
+    def nest(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """The configuration a trainable receives for a flat one: :func:`nest` by this space's paths."""
+        return nest(flat, self.paths)
 
     def active(self, flat: Mapping[str, Any]) -> dict[str, Any]:
         """``flat`` without the parameters whose conditions it does not meet (in order)."""
@@ -120,15 +133,29 @@ def grid_product(space: Space) -> list[dict[str, Any]]:
     return list(iter_grid(space))
 
 
-def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"opt.lr": 1}`` -> ``{"opt": {"lr": 1}}``: the config a trainable receives."""
+def nest(flat: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """``{"opt.lr": 1}`` -> ``{"opt": {"lr": 1}}``: the config a trainable receives. A name in
+    ``paths`` goes where its path says (``{"opt.lr": ("opt.lr",)}`` keeps it one key)."""
     out: dict[str, Any] = {}
     for key, value in flat.items():
         node = out
-        *parents, leaf = key.split(".")
+        *parents, leaf = (paths or {}).get(key) or key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    return out
+
+
+def leaf_paths(nested: Mapping[str, Any], parts: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """The path of each leaf of a nested configuration, by its :func:`flatten` name: what
+    :func:`nest` needs to rebuild it whatever dots its keys hold."""
+    out: dict[str, tuple[str, ...]] = {}
+    for key, value in nested.items():
+        path = (*parts, str(key))
+        if isinstance(value, Mapping):
+            out.update(leaf_paths(value, path))
+        else:
+            out[".".join(path)] = path
     return out
 
 

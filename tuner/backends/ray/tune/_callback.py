@@ -86,13 +86,15 @@ def metrics_of(result: dict[str, Any], keep: frozenset[str] = frozenset()) -> di
 def make_scheduler(study: Study, time_attr: str, key: str) -> TrialScheduler | None:
     """Ray's own scheduler for the study's ``early_terminate``, as the engine's is configured
     (hyperband: the engine's W&B rule behind Tune's interface)."""
-    sched = study.spec.scheduler
+    sched, metric = study.spec.scheduler, study.metric
+    if sched is None or metric is None:  # a study without a metric has no early_terminate
+        return None
     mode = "max" if study.maximize else "min"
     if isinstance(sched, Asha):
         return _Asha(
             key=key,
             time_attr=time_attr,
-            metric=study.metric,
+            metric=metric,
             mode=mode,
             max_t=sched.max_t if sched.max_t is not None else 100,
             grace_period=sched.grace_period,
@@ -102,12 +104,12 @@ def make_scheduler(study: Study, time_attr: str, key: str) -> TrialScheduler | N
     if isinstance(sched, Hyperband):
         from tuner.backends.ray.tune._hyperband import TuneHyperband
 
-        return TuneHyperband(key=key, time_attr=time_attr, metric=study.metric, mode=mode, spec=sched)
+        return TuneHyperband(key=key, time_attr=time_attr, metric=metric, mode=mode, spec=sched)
     if isinstance(sched, Median):
         return _Median(
             key=key,
             time_attr=time_attr,
-            metric=study.metric,
+            metric=metric,
             mode=mode,
             grace_period=sched.grace_period,
             min_samples_required=sched.min_samples_required,

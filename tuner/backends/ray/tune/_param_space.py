@@ -14,7 +14,7 @@ from tuner import searchers
 from tuner.backends.ray.tune._domains import PATH, convert_param_space, functions
 from tuner.backends.ray.tune._searcher import Mode, TuneSearcher
 from tuner.errors import ConfigError, Problem, UserError
-from tuner.space import Normal, Space, space_size, summary
+from tuner.space import Space, space_size, summary
 
 ARGS = "Searcher"  # how a problem names the constructor's arguments
 _MISSING = object()
@@ -197,8 +197,6 @@ def space_problems(method: str, space: Space) -> list[Problem]:
                 f"method grid needs a finite set of values, got {summary(param)}; use tune.choice, "
                 "tune.grid_search, tune.randint or a q domain (tune.quniform), or another method"
             )
-        elif isinstance(param, Normal):
-            why = f"{method} needs a bounded range, got {summary(param)}; use tune.uniform or tune.loguniform"
         else:
             why = problem.message
         problems.append(Problem(problem.path, why))

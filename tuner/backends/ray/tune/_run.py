@@ -21,7 +21,7 @@ from tuner.backends.ray.tune._trainable import POINTER, RESERVED, STATE, Job, tr
 from tuner.config import Asha, Study, import_trainable, trainable_style
 from tuner.engine import Outcomes, slots_for
 from tuner.results import FAILED, NO_METRIC, SUMMARY, Recorder, TrialRecord, write_state, write_yaml
-from tuner.space import nest
+from tuner.space import Space
 
 EXPERIMENT = "tune"  # the Tune experiment's folder, inside the study's results folder
 
@@ -51,9 +51,9 @@ def run_on_tune(
         key = str(folder)
         recorder = Recorder(folder, study.metric, study.maximize)
         if journal is None:
-            recorder.save_study({**study.raw, "name": study.name, "seed": seed})
+            recorder.save_study({**study.raw, "name": study.title, "seed": seed})
         else:
-            reload(recorder, journal)
+            reload(recorder, journal, study.space)
         style = trainable_style(import_trainable(study.trainable), spec.trainable_api)
         time_attr = "step" if style == "tuner" else "training_iteration"
         sched = spec.scheduler
@@ -169,7 +169,7 @@ def _state_file(checkpoint: str | None) -> str | None:
     return checkpoint
 
 
-def reload(recorder: Recorder, events: list[dict[str, Any]]) -> None:
+def reload(recorder: Recorder, events: list[dict[str, Any]], space: Space) -> None:
     """The recorder as the journal leaves it: every trial, report, retry and end, nothing rewritten."""
     recorder.replaying = True
     try:
@@ -177,7 +177,7 @@ def reload(recorder: Recorder, events: list[dict[str, Any]]) -> None:
             kind, trial_id = ev.get("e"), ev.get("trial", "")
             if kind == "start":
                 params = ev["params"]
-                recorder.start(TrialRecord(trial_id, params, nest(params), ev["seed"], started=ev["t"]))
+                recorder.start(TrialRecord(trial_id, params, space.nest(params), ev["seed"], started=ev["t"]))
             elif trial_id not in recorder.trials:
                 continue
             elif kind == "report":

@@ -16,7 +16,7 @@ from tuner import searchers
 from tuner.config import minimised
 from tuner.errors import UserError
 from tuner.searchers import Outcome
-from tuner.space import Space, nest
+from tuner.space import Space
 
 Mode = Literal["min", "max"]
 Event = tuple[str, str, dict[str, Any], Outcome | None]  # ("start" | "end", trial, params, outcome)
@@ -92,7 +92,7 @@ class TuneSearcher(RaySearcher):
 
     def config(self, params: dict[str, Any]) -> dict[str, Any]:
         """The configuration a trial with these searched parameters receives."""
-        return _merge(self.constants, nest(self.space.complete(params)))
+        return _merge(self.constants, self.space.nest(self.space.complete(params)))
 
     # -- Tune's calls ------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # FINISHED
