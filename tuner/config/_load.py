@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from tuner.config._direction import better, minimised, sign
 from tuner.config._method import check_method, method_notices
-from tuner.config._schema import IGNORED_KEYS, Metric, StudySpec, pydantic_problems
+from tuner.config._schema import IGNORED_KEYS, Hyperband, Metric, StudySpec, pydantic_problems
 from tuner.config._trainable import allowed_modules, check_trainable, split
 from tuner.config._wandb import folder_name, wandb_keys
 from tuner.config._yaml import parse_yaml, read_yaml
@@ -190,6 +190,12 @@ def load_study(
         notices += [f"{source}: {n}" for n in method_notices(spec.method, spec.searcher, space, spec.run_cap)]
     if _uncapped(spec, space):
         notices.append(f"{source}: {until_stopped(spec)}")
+    et = spec.early_terminate
+    if isinstance(et, Hyperband) and not et.bands():  # W&B runs such a block too, stopping nothing
+        notices.append(
+            f"{source}: early_terminate: max_iter ({et.max_iter}) with eta: {et.eta:g}, s: {et.s} places no band "
+            "(max_iter / eta < 1): no trial is stopped early"
+        )
     if spec.backend == "simulated" and "resources" in data:
         notices.append(f"{source}: backend simulated: resources are not used (a trial is a function call)")
     study_name = folder_name(spec.name or (Path(path).stem if path is not None else "")) or "study"

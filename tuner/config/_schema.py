@@ -80,11 +80,6 @@ class Hyperband(_Strict):
     def _budget(self) -> Hyperband:
         if self.max_iter is not None and self.max_iter < self.min_iter:
             raise ValueError(f"max_iter ({self.max_iter}) must be >= min_iter ({self.min_iter})")
-        if self.max_iter is not None and not self.bands():
-            s = f", s: {self.s}" if self.s is not None else ""
-            raise ValueError(
-                f"max_iter ({self.max_iter}) with eta: {self.eta:g}{s} places no band (max_iter / eta must be >= 1)"
-            )
         return self
 
 
