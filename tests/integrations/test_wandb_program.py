@@ -116,6 +116,7 @@ def test_quickstart_script_runs_unchanged_from_its_sweep_file(tmp_path: Path, ra
     assert "best t" in out.stdout
 
 
+@pytest.mark.slow
 def test_argparse_script_gets_the_config_on_its_command_line_and_in_wandb_config(
     tmp_path: Path, ray_local: None
 ) -> None:
@@ -151,6 +152,7 @@ def test_argparse_script_gets_the_config_on_its_command_line_and_in_wandb_config
     assert yaml.safe_load((folder / "best.yaml").read_text())["params"]["lr"] == 0.01
 
 
+@pytest.mark.slow
 def test_a_failing_script_fails_its_trial_with_its_last_words(tmp_path: Path, ray_local: None) -> None:
     script = """
         import wandb
@@ -180,6 +182,7 @@ def test_a_failing_script_fails_its_trial_with_its_last_words(tmp_path: Path, ra
     assert "train.py exited with code 1" in out.stderr
 
 
+@pytest.mark.slow
 def test_a_retried_script_runs_again_from_the_start(tmp_path: Path, ray_local: None) -> None:
     script = """
         import os
@@ -225,6 +228,14 @@ def test_without_wandb_one_line_names_the_extra(tmp_path: Path) -> None:
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'tuner[wandb]'" in lines[0] and "program" in lines[0], out.stderr
+
+
+def test_plan_smoke_runs_the_program_to_its_first_report(tmp_path: Path) -> None:
+    write(tmp_path, {"train.py": QUICKSTART, "sweep.yaml": SWEEP + "run_cap: 4\n"})
+    out = cli_here("plan", "sweep.yaml", "--smoke", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "first report" in out.stdout and "val_loss=" in out.stdout and "train.loss=" in out.stdout
+    assert PROGRAM_SETTINGS not in os.environ  # the program's settings were this process's for the smoke run only
 
 
 # -- the file, read --------------------------------------------------------------------------
