@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +168,21 @@ class _Inspecting(Trial):
         return model
 
 
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` in this process's environment for a while, as a trial's workers have it."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
     from tuner.backends.ray import Usage, rss_mb, run_tune_trainable
     from tuner.diagnose import diagnose
@@ -184,7 +200,7 @@ def _step(study: Study, flat: dict[str, Any], which: str) -> dict[str, Any]:
     trial = _Inspecting("smoke", 0, max_steps=None, emit=first, strategy=study.spec.resources.strategy_options())
     start = time.perf_counter()
     try:
-        with contextlib.suppress(TrialPruned):
+        with contextlib.suppress(TrialPruned), _environment(study.env):  # a W&B program's settings
             if trainable_style(fn, study.spec.trainable_api) == "tune":
                 run_tune_trainable(fn, study.space.nest(flat), trial, first)
             else:

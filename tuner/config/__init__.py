@@ -3,6 +3,8 @@
 from tuner.config._bands import wandb_bands
 from tuner.config._direction import better, minimised, sign
 from tuner.config._load import Study, load_study, until_stopped
+from tuner.config._program import EXTRA as WANDB_EXTRA
+from tuner.config._program import SETTINGS as PROGRAM_SETTINGS
 from tuner.config._schema import (
     Asha,
     CheckpointPolicy,
@@ -17,6 +19,8 @@ from tuner.config._trainable import allowed_modules, import_trainable, reported_
 from tuner.config._yaml import parse_yaml, read_yaml
 
 __all__ = [
+    "PROGRAM_SETTINGS",
+    "WANDB_EXTRA",
     "Asha",
     "CheckpointPolicy",
     "Hyperband",

@@ -12,6 +12,14 @@ from pydantic import BaseModel, ValidationError
 
 from tuner.config._direction import better, minimised, sign
 from tuner.config._method import check_method, method_notices
+from tuner.config._program import (
+    PROGRAM_KEYS,
+    RUNNER,
+    program_problems,
+    program_settings,
+    resolve_program,
+    runs_program,
+)
 from tuner.config._schema import IGNORED_KEYS, Hyperband, Metric, StudySpec, pydantic_problems
 from tuner.config._trainable import allowed_modules, check_trainable, split
 from tuner.config._wandb import folder_name, wandb_keys
@@ -66,6 +74,12 @@ class Study:
     def better(self, a: float, b: float) -> bool:
         """Whether metric value ``a`` is strictly better than ``b``."""
         return better(a, b, self.maximize)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables every trial process gets: a W&B program's settings when the
+        study's trial is the file's ``program`` (:mod:`tuner.integrations.wandb`), else none."""
+        return program_settings(self.raw, self.name) if self.trainable == RUNNER else {}
 
     @property
     def modules(self) -> list[str]:
@@ -144,7 +158,11 @@ def load_study(
     source = str(path) if path is not None else "<string>"
     raw = read_yaml(Path(path)) if text is None and path is not None else parse_yaml(text or "", source)
     data = dict(raw)
-    notices = [f"{source}: ignoring W&B key '{k}'" for k in IGNORED_KEYS if data.pop(k, None) is not None]
+    program = runs_program(data, trainable)  # the file's W&B program is the trial
+    used = PROGRAM_KEYS if program else ()
+    notices = [
+        f"{source}: ignoring W&B key '{k}'" for k in IGNORED_KEYS if k not in used and data.pop(k, None) is not None
+    ]
     more, problems = wandb_keys(data, source)
     notices += more
     if isinstance(data.get("metric"), list) and data.get("early_terminate") and data["metric"]:
@@ -154,9 +172,13 @@ def load_study(
     overrides |= {"time_limit": time_limit, "max_concurrent": max_concurrent}
     data.update({k: v for k, v in overrides.items() if v is not None})
 
+    if program:
+        problems += resolve_program(data, Path(path) if path is not None else None, check=check_import)
     spec: StudySpec | None = None
     try:
-        spec = StudySpec.model_validate(data)
+        spec = StudySpec.model_validate(
+            {**{k: v for k, v in data.items() if k not in PROGRAM_KEYS}, **({"trainable": RUNNER} if program else {})}
+        )
     except ValidationError as exc:
         problems += pydantic_problems(exc)
     space, space_problems = parse_parameters(data.get("parameters"))
@@ -167,7 +189,9 @@ def load_study(
         if not space_problems:
             problems += check_method(spec.method, spec.searcher, space, len(spec.objectives))
         if spec.trainable is None:
-            problems.append(Problem("trainable", "is required (in the YAML or as --trainable)"))
+            problems.append(Problem("trainable", "is required (in the YAML or as --trainable), or a W&B program"))
+        elif program:
+            problems += program_problems(spec)
         elif check_import:
             names: list[str | None] = [m.name for m in spec.objectives]
             for name in names or [None]:  # no metric: the trainable alone

@@ -104,6 +104,7 @@ class RayBackend(Backend):
         paths = path_entries()
         assert self.store is not None
         env = credentials() if is_remote(self.store.location) else {}  # for the ranks' writes
+        env.update(self.study.env)  # a W&B program's settings (tuner.integrations.wandb)
         while len(self.groups) < slots:
             name = f"tuner:{self.study.name}:slot{len(self.groups)}"
             self.groups.append(WorkerGroup(res.workers, res.cpu, res.gpu, paths, self.study.trainable, name, env))

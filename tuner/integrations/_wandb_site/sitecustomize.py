@@ -1,0 +1,161 @@
+"""Loaded by every Python process of a W&B program that tuner runs (this folder is first on its
+``PYTHONPATH``); inert elsewhere (without ``TUNER_WANDB_EVENTS``). Standard library only: the
+program's interpreter may not have tuner.
+
+When the program imports ``wandb``, ``wandb.Run._log`` (behind ``wandb.log`` and ``run.log``)
+is wrapped: the history rows W&B commits are replayed with its own rules (``step``, ``commit``,
+``_step`` counting from 0) and each is appended to ``TUNER_WANDB_EVENTS`` as a JSON line with
+its numeric values (nested dicts flattened with dots). A thread ends the process when the trial's
+process (``TUNER_WANDB_PARENT``) is gone. Then the ``sitecustomize`` this one shadows, if any, runs.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import numbers
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+_EVENTS = os.environ.get("TUNER_WANDB_EVENTS")
+_PARENT = os.environ.get("TUNER_WANDB_PARENT")
+
+
+class _History:
+    """W&B's history rows as its run handler makes them (partial history, flushed by step/commit)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.step = 0
+        self.row: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def log(self, data: Any, step: Any = None, commit: Any = None) -> None:
+        with self.lock:
+            if step is not None:
+                if step < self.step:
+                    return  # W&B drops a row logged to an earlier step
+                if step > self.step:
+                    self._flush()
+                    self.step = int(step)
+            elif commit is None:
+                commit = True
+            self.row.update(data)
+            if commit:
+                self._flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.row:
+            return
+        numbers_ = _numbers(self.row)
+        self.row = {}
+        line = json.dumps({"step": self.step, "metrics": numbers_}) + "\n"
+        self.step += 1
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+
+
+def _numbers(row: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_numbers(value, f"{name}."))
+            continue
+        if hasattr(value, "item") and not isinstance(value, numbers.Number):
+            try:
+                value = value.item()  # numpy scalars, one-element tensors
+            except Exception:
+                continue
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def _patch(wandb: Any, history: _History) -> None:
+    run = getattr(wandb, "Run", None)
+    if run is None or getattr(run, "_tuner_patched", False):
+        return
+    log, cleanup = run._log, run._atexit_cleanup
+
+    def _log(self: Any, data: Any, step: Any = None, commit: Any = None) -> Any:
+        out = log(self, data=data, step=step, commit=commit)
+        history.log(data, step, commit)
+        return out
+
+    def _atexit_cleanup(self: Any, *args: Any, **kwargs: Any) -> Any:
+        history.flush()  # the row still open when the run finishes
+        return cleanup(self, *args, **kwargs)
+
+    run._log, run._atexit_cleanup, run._tuner_patched = _log, _atexit_cleanup, True
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Patches ``wandb`` once it is imported."""
+
+    def __init__(self, history: _History) -> None:
+        self.history = history
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "wandb":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader: Any = spec.loader
+        execute = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            execute(module)
+            _patch(module, self.history)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def _watch(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(143)  # the trial is gone: so is its program
+        except OSError:
+            pass
+
+
+def _shadowed() -> None:
+    """Run the ``sitecustomize`` that this one hides, as Python would have."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    rest = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is not None and spec.loader is not None:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
+if _EVENTS:
+    _history = _History(_EVENTS)
+    import atexit
+
+    atexit.register(_history.flush)
+    if "wandb" in sys.modules:
+        _patch(sys.modules["wandb"], _history)
+    else:
+        sys.meta_path.insert(0, _AfterImport(_history))
+    if _PARENT and _PARENT.isdigit():
+        threading.Thread(target=_watch, args=(int(_PARENT),), daemon=True, name="tuner-watch").start()
+    _shadowed()
