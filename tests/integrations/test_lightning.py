@@ -24,7 +24,7 @@ method: grid
 """
 
 
-def fit(trial: Trial, epochs: int, folder: Path) -> None:
+def fit(trial: Trial, epochs: int, folder: Path, **options: object) -> None:
     import lightning as L
 
     from tests.integrations import lightning_trainables as lt
@@ -39,6 +39,7 @@ def fit(trial: Trial, epochs: int, folder: Path) -> None:
         enable_progress_bar=False,
         default_root_dir=folder,
         **trainer_options(trial),
+        **options,
     )
     trainer.fit(lt.Linear(), *lt.loaders(), ckpt_path=callback.ckpt_path)
 
@@ -57,6 +58,12 @@ def test_reports_every_epoch_with_its_checkpoint_and_resumes_from_it(tmp_path: P
     assert [r["step"] for r in again.reports] == [3.0]  # epoch 3 only, from the checkpoint of epoch 2
     assert again.reports[0]["metrics"]["first_epoch"] == 2.0
     assert again.reports[0]["metrics"]["val_loss"] == pytest.approx(first.reports[2]["metrics"]["val_loss"])
+
+
+def test_a_validation_within_an_epoch_reports_the_fraction_done(tmp_path: Path) -> None:
+    trial = Trial("t0", 0)
+    fit(trial, epochs=2, folder=tmp_path, val_check_interval=0.5)  # 4 batches an epoch: after 2 and 4
+    assert [r["step"] for r in trial.reports] == [0.5, 1.0, 1.5, 2.0]
 
 
 def test_a_pruned_trial_stops_the_trainer_and_fit_raises_trial_pruned(tmp_path: Path) -> None:
