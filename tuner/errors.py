@@ -51,6 +51,28 @@ class ResultsError(UserError, ValueError):
     or scope that does not exist. A ``ValueError`` too, as Ray's ``ExperimentAnalysis`` raises."""
 
 
+# The optional libraries an integration needs, and the extra of ours that installs each.
+EXTRAS: dict[str, str] = {"lightning": "lightning", "pytorch_lightning": "lightning"}
+
+
+class MissingExtra(UserError, ImportError):
+    """An optional library is not installed: names the extra that brings it."""
+
+    def __init__(self, needs: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{needs} is not installed: pip install 'tuner[{extra}]'")
+
+    @classmethod
+    def of(cls, exc: BaseException) -> MissingExtra | None:
+        """``exc`` itself, or the one a failed import of an optional library (:data:`EXTRAS`) stands for."""
+        if isinstance(exc, MissingExtra):
+            return exc
+        name = (getattr(exc, "name", None) or "").partition(".")[0]
+        if isinstance(exc, ModuleNotFoundError) and name in EXTRAS:
+            return cls(name, EXTRAS[name])
+        return None
+
+
 class StudyFailed(TunerError):
     """Every trial of a study failed; no best configuration exists."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from tuner.errors import Problem
+from tuner.errors import MissingExtra, Problem
 
 DEFAULT_ALLOWED = ("trainables",)
 Style = Literal["tuner", "tune"]
@@ -81,7 +81,9 @@ def check_trainable(
     try:
         fn = import_trainable(dotted)
     except Exception as exc:  # any import failure is the user's to fix
-        return [Problem("trainable", f"cannot import {dotted!r}: {type(exc).__name__}: {exc}")]
+        missing = MissingExtra.of(exc)
+        detail = str(missing) if missing is not None else f"{type(exc).__name__}: {exc}"
+        return [Problem("trainable", f"cannot import {dotted!r}: {detail}")]
     if backend == "simulated":
         if api == "tune":
             return [Problem("trainable_api", "tune: backend simulated calls f(config, step), not a Ray Tune trainable")]

@@ -1,0 +1,205 @@
+"""tuner.integrations.lightning with the real Lightning: reports, pruning, checkpoints and resume,
+both package spellings, DDP over a trial's worker group, and the message without the extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import tuner
+from tests.conftest import ROOT, cli_env, cli_here, study
+from tuner.errors import TrialPruned
+from tuner.storage import CheckpointStore
+from tuner.trial import Trial
+
+STUDY = """
+name: lit
+trainable: tests.integrations.lightning_trainables:train
+metric: {name: val_loss, goal: minimize}
+method: grid
+"""
+
+
+def fit(trial: Trial, epochs: int, folder: Path, **options: object) -> None:
+    import lightning as L
+
+    from tests.integrations import lightning_trainables as lt
+    from tuner.integrations.lightning import TunerCallback, trainer_options
+
+    callback = TunerCallback(trial)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=folder,
+        **trainer_options(trial),
+        **options,
+    )
+    trainer.fit(lt.Linear(), *lt.loaders(), ckpt_path=callback.ckpt_path)
+
+
+def test_reports_every_epoch_with_its_checkpoint_and_resumes_from_it(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path))
+    first = Trial("t0", 0, store=store)
+    fit(first, epochs=3, folder=tmp_path)
+    assert [r["step"] for r in first.reports] == [1.0, 2.0, 3.0]
+    assert {"val_loss", "first_epoch", "world"} <= set(first.reports[0]["metrics"])
+    assert [r["checkpoint"]["epoch"] for r in first.reports] == [0, 1, 2]
+    saved = store.load(store.save("t0", 2, first.reports[1]["checkpoint"]))[1]  # as a retry gets it
+
+    again = Trial("t0", 0, store=store, checkpoint=saved)
+    fit(again, epochs=3, folder=tmp_path)
+    assert [r["step"] for r in again.reports] == [3.0]  # epoch 3 only, from the checkpoint of epoch 2
+    assert again.reports[0]["metrics"]["first_epoch"] == 2.0
+    assert again.reports[0]["metrics"]["val_loss"] == pytest.approx(first.reports[2]["metrics"]["val_loss"])
+
+
+def test_a_validation_within_an_epoch_reports_the_fraction_done(tmp_path: Path) -> None:
+    trial = Trial("t0", 0)
+    fit(trial, epochs=2, folder=tmp_path, val_check_interval=0.5)  # 4 batches an epoch: after 2 and 4
+    assert [r["step"] for r in trial.reports] == [0.5, 1.0, 1.5, 2.0]
+
+
+def test_a_pruned_trial_stops_the_trainer_and_fit_raises_trial_pruned(tmp_path: Path) -> None:
+    reports: list[dict[str, object]] = []
+    trial = Trial("t0", 0, emit=reports.append, should_stop=lambda: len(reports) >= 2)  # read as step 3 reports
+    with pytest.raises(TrialPruned):
+        fit(trial, epochs=5, folder=tmp_path)
+    assert [r["step"] for r in reports] == [1.0, 2.0, 3.0]
+    assert "checkpoint" not in reports[0]  # no store: the study keeps none
+
+
+def test_an_unlogged_monitor_is_named(tmp_path: Path) -> None:
+    from tuner.integrations.lightning import TunerCallback
+
+    trial = Trial("t0", 0)
+    with pytest.raises(KeyError, match=r"monitor 'accuracy' was not logged \(logged: first_epoch, rank, .*val_loss"):
+        import lightning as L
+
+        from tests.integrations import lightning_trainables as lt
+
+        callback = TunerCallback(trial, monitor="accuracy")
+        trainer = L.Trainer(max_epochs=1, callbacks=[callback], logger=False, default_root_dir=tmp_path)
+        trainer.fit(lt.Linear(), *lt.loaders())
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env=cli_env(None),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_pytorch_lightning_spelling_alone() -> None:
+    """``import pytorch_lightning as pl`` with ``lightning`` hidden: the callback is a
+    ``pytorch_lightning`` Callback, reports, and prunes."""
+    done = run_python(
+        """
+        import sys
+        sys.modules["lightning"] = None  # hidden: only pytorch_lightning can be used
+        import pytorch_lightning as pl
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader, TensorDataset
+        from tuner.errors import TrialPruned
+        from tuner.integrations.lightning import TunerCallback, trainer_options
+        from tuner.trial import Trial
+
+        class Model(pl.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.net = nn.Linear(4, 2)
+            def training_step(self, batch, i):
+                return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+            def validation_step(self, batch, i):
+                self.log("val_loss", nn.functional.cross_entropy(self.net(batch[0]), batch[1]))
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        data = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+        reports = []
+        trial = Trial("t0", 0, emit=reports.append, should_stop=lambda: len(reports) >= 2)
+        callback = TunerCallback(trial)
+        assert isinstance(callback, pl.Callback)
+        trainer = pl.Trainer(
+            max_epochs=4, callbacks=[callback], logger=False, enable_checkpointing=False, **trainer_options(trial)
+        )
+        try:
+            trainer.fit(Model(), DataLoader(data, batch_size=8), DataLoader(data, batch_size=32))
+        except TrialPruned:
+            print("pruned after", [r["step"] for r in reports], "should_stop", trainer.should_stop)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pruned after [1.0, 2.0, 3.0] should_stop True" in done.stdout
+
+
+def test_without_the_extra_the_cli_names_it(tmp_path: Path) -> None:
+    done = run_python(
+        f"""
+        import sys
+        sys.modules["lightning"] = sys.modules["pytorch_lightning"] = None  # as if not installed
+        try:
+            import tuner.integrations.lightning
+        except ImportError as exc:
+            print("import:", exc)
+        from tuner.cli import main
+        sys.exit(main(["run", "search_spaces/digits_lightning.yaml", "--storage", {str(tmp_path)!r}]))
+        """
+    )
+    assert done.returncode == 2, done.stderr
+    assert "import: Lightning (lightning or pytorch_lightning) is not installed: pip install 'tuner[lightning]'" in (
+        done.stdout
+    )
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "trainable: cannot import 'trainables.digits_lightning:train'" in lines[0]
+    assert lines[0].endswith("lightning is not installed: pip install 'tuner[lightning]'")
+
+
+@pytest.mark.slow
+def test_the_shipped_study_runs_under_asha_from_the_cli(ray_local: None, in_tmp: Path) -> None:
+    done = cli_here("run", str(ROOT / "search_spaces/digits_lightning.yaml"), "--quiet", cwd=in_tmp)
+    assert done.returncode == 0, done.stderr
+    status = tuner.load_results(in_tmp / "results/digits_lightning")["status"].value_counts().to_dict()
+    assert set(status) == {"finished", "pruned"}, status  # none errored
+    assert sum(status.values()) == 8
+
+
+@pytest.mark.slow
+def test_a_failed_trial_is_retried_from_its_lightning_checkpoint(ray_local: None, in_tmp: Path) -> None:
+    body = STUDY + "max_failures: 1\nparameters:\n  epochs: {value: 5}\n  fail_at: {value: 3}\n"
+    out = tuner.run(study(body, allow_modules=["tests"]), quiet=True)
+    trials = tuner.load_results(out.folder)
+    assert trials["status"].tolist() == ["finished"] and trials["attempts"].tolist() == [1]
+    history = tuner.load_history(out.folder)
+    assert list(history["step"]) == [1, 2, 3, 4, 5]  # none twice
+    assert list(history["first_epoch"]) == [0, 0, 0, 3, 3]  # the retry went on after epoch 3
+
+
+@pytest.mark.slow
+def test_workers_2_train_one_trainer_as_ddp_over_the_worker_group(ray_local: None, in_tmp: Path) -> None:
+    """Two trials, one after the other on the one group of 2 ranks; ASHA prunes the second (its
+    ``val_loss`` is 10 higher) after its first epoch, on both ranks."""
+    body = STUDY + (
+        "resources: {workers: 2}\n"
+        "early_terminate: {type: asha, max_t: 3, grace_period: 1, reduction_factor: 2}\n"
+        "parameters:\n  epochs: {value: 3}\n  offset: {values: [0, 10]}\n"
+    )
+    out = tuner.run(study(body, allow_modules=["tests"]), quiet=True)
+    assert tuner.load_results(out.folder)["status"].tolist() == ["finished", "pruned"]
+    history = tuner.load_history(out.folder)
+    assert history.groupby("trial_id")["step"].apply(list).tolist() == [[1, 2, 3], [1]]
+    assert set(history["world"]) == {2.0}
+    assert set(history["rank"]) == {0.5}  # the mean of ranks 0 and 1: both validated, rank 0 reported
+    assert set(history["train_batches"]) == {2.0}  # each rank trains on its half: 32 samples in batches of 16
