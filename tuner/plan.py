@@ -89,8 +89,10 @@ def make_plan(study: Study, places: int, where: str) -> Plan:
     trials = study.trial_count()
     slots = study.concurrency(places)
     scheduler = spec.scheduler
-    max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None
-    plan = Plan(trials, slots, where, rungs(scheduler, trials), max_steps=max_steps)
+    max_steps = getattr(scheduler, "max_t", None)  # asha's, or a population's (pbt, pb2)
+    plan = Plan(
+        trials, slots, where, rungs(scheduler if isinstance(scheduler, Asha) else None, trials), max_steps=max_steps
+    )
     if plan.rungs and isinstance(scheduler, Asha):
         plan.finishers = max(1, math.ceil(plan.rungs[-1].trials / scheduler.reduction_factor))
     return plan

@@ -2,6 +2,7 @@
 
 from tuner.config._direction import better, minimised, sign
 from tuner.config._load import Study, load_study
+from tuner.config._population import Pb2, Pbt
 from tuner.config._schema import (
     Asha,
     CheckpointPolicy,
@@ -21,6 +22,8 @@ __all__ = [
     "Hyperband",
     "Median",
     "Metric",
+    "Pb2",
+    "Pbt",
     "Resources",
     "Study",
     "StudySpec",

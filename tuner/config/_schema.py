@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tuner.config._population import Pb2, Pbt
 from tuner.errors import Problem
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class StudySpec(_Strict):
     method: str
     searcher: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any]
-    early_terminate: Annotated[Asha | Hyperband | Median, Field(discriminator="type")] | None = None
+    early_terminate: Annotated[Asha | Hyperband | Median | Pbt | Pb2, Field(discriminator="type")] | None = None
     run_cap: int | None = Field(default=None, ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)
     time_limit: float | None = None
@@ -267,10 +268,10 @@ class StudySpec(_Strict):
         """A simulated trial runs until the scheduler's budget: there must be one."""
         et = self.early_terminate
         need = "backend simulated needs the number of steps each trial runs"
-        if self.backend != "simulated" or (isinstance(self.scheduler, Asha) and self.scheduler.max_t is not None):
+        if self.backend != "simulated" or (isinstance(self.scheduler, Asha | Pbt | Pb2) and self.scheduler.max_t):
             return self
-        if isinstance(et, Asha | Hyperband):
-            raise ValueError(f"early_terminate.{'max_t' if isinstance(et, Asha) else 'max_iter'}: {need}")
+        if isinstance(et, Asha | Hyperband | Pbt | Pb2):
+            raise ValueError(f"early_terminate.{'max_iter' if isinstance(et, Hyperband) else 'max_t'}: {need}")
         raise ValueError(f"early_terminate: {need} (type asha with max_t, or hyperband with max_iter)")
 
     @model_validator(mode="after")
@@ -326,7 +327,7 @@ class StudySpec(_Strict):
         return v
 
     @property
-    def scheduler(self) -> Asha | Median | None:
+    def scheduler(self) -> Asha | Median | Pbt | Pb2 | None:
         et = self.early_terminate
         return et.as_asha() if isinstance(et, Hyperband) else et
 
@@ -353,6 +354,7 @@ def _tune_cannot(spec: StudySpec) -> list[tuple[str, str]]:
 IGNORED_KEYS = ("program", "command", "entity", "project")
 
 
+_SCHEDULERS = ("asha", "hyperband", "median", "pbt", "pb2")  # early_terminate's types, as pydantic tags them
 _BRANCHES = ("Metric", "list[Metric]")  # the two forms of ``metric``, as pydantic names them in a path
 
 
@@ -370,7 +372,7 @@ def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
         tags = [str(p) for p in err["loc"] if str(p) in _BRANCHES]
         if tags and _other_branch(tags[0], err):
             continue  # the value is of the other form (one metric, or a list): say what is wrong with that
-        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("asha", "hyperband", "median"))]
+        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in _SCHEDULERS)]
         loc = [p for p in loc if p not in _BRANCHES]
         path = ".".join([prefix, *loc] if prefix else loc)
         path = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", path)  # metric.0.goal -> metric[0].goal
@@ -380,7 +382,7 @@ def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
         elif kind == "missing":
             msg = "is required"
         elif kind == "union_tag_invalid":
-            msg = f"type must be one of asha, hyperband, median; got {err.get('input', {}).get('type')!r}"
+            msg = f"type must be one of asha, hyperband, median, pbt, pb2; got {err.get('input', {}).get('type')!r}"
             path = f"{path}.type" if not path.endswith("type") else path
         else:
             msg = err["msg"].removeprefix("Value error, ")
