@@ -253,7 +253,7 @@ def train(
         # a Ray Tune-style trainable's checkpoint: its directory, as the trainable wrote it
         store = CheckpointStore(outcome.checkpoint_location)
         result["checkpoint"] = store.download(outcome.checkpoint, str(outcome.folder / "checkpoint"))
-    elif outcome.checkpoint is not None:
+    elif outcome.checkpoint is not None and not outcome.checkpoint.startswith("sim://"):  # simulated: no files
         state = CheckpointStore(outcome.checkpoint_location).load(outcome.checkpoint)[1]
         if isinstance(state, dict) and "sharded" in state:  # FSDP's shards: joined here, in one process
             state = _join_shards(state["sharded"], outcome.folder / "model.full.pt")
