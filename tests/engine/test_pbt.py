@@ -141,8 +141,7 @@ def test_a_population_exploits_through_checkpoints_and_records_every_change() ->
         assert any(e["step"] == ex["donor_step"] for e in saved)  # the donor had saved that step
         assert ex["trial"] != ex["donor"] and set(ex["old"]) == set(ex["new"]) == {"lr"}
         after = events[events.index(ex) + 1 :]
-        own = next(e for e in after if e["e"] == "ckpt" and e["trial"] == ex["trial"])
-        assert own["step"] == ex["donor_step"]  # the member's checkpoint is now the donor's state
+        assert ex["copy"] == f"sim://{ex['donor']}/{ex['donor_step']}"  # the donor's state, at its step
         first = next(e for e in after if e["e"] == "report" and e["trial"] == ex["trial"])
         assert first["step"] == ex["donor_step"] + 1  # and it carries on from the donor's step
     trials = pd.read_parquet(out.folder / "trials.parquet")
@@ -188,7 +187,7 @@ def test_a_resumed_population_continues_a_pending_exploit_from_the_copied_checkp
     whole = run(name="whole")
     events = journal(whole.folder)
     ex = [e for e in events if e["e"] == "exploit"][1]
-    cut = events.index(ex) + 2  # the exploit and the member's new checkpoint; it had not restarted
+    cut = events.index(ex) + 1  # the exploit is journaled; the member had not restarted
     folder = Path("results/cut")
     folder.mkdir(parents=True)
     for name in ("study.yaml",):
@@ -230,3 +229,12 @@ def test_a_wrong_option_is_one_line_naming_it(early: str, expected: str, tmp_pat
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "early_terminate" in line]
     assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+def test_pb2_explores_by_its_gp_within_the_bounds_and_beats_fixed_configurations() -> None:
+    early = "{type: pb2, perturbation_interval: 4, max_t: 40, quantile_fraction: 0.25}"
+    pb2 = run(early, cap=8, slots=4, seed=2, name="pb2")
+    exploits = [e for e in journal(pb2.folder) if e["e"] == "exploit"]
+    assert len(exploits) >= 3 and all(0.001 <= e["new"]["lr"] <= 0.5 for e in exploits)
+    fixed = run("{type: asha, max_t: 40, grace_period: 40}", cap=8, slots=4, seed=2, name="fixed")
+    assert pb2.best.value < fixed.best.value

@@ -51,11 +51,12 @@ class Checkpoints:
         """A copy of another trial's checkpoint ``path`` among ``trial_id``'s (raises when it is gone)."""
         return self.store.copy(path, trial_id, step) if self.files else path
 
-    def replace(self, trial_id: str, step: float, path: str) -> None:
-        """The trial's checkpoints are now only ``path`` (a copy of a donor's): the others are deleted."""
+    def replace(self, trial_id: str, step: float, path: str, journal: bool = True) -> None:
+        """The trial's checkpoints are now only ``path`` (a copy of a donor's): the others are
+        deleted. ``journal=False``: the caller's own event records it."""
         gone = [s.path for s in self._saved.get(trial_id, []) if s.path != path] if self.files else []
         self._saved[trial_id] = [_Saved(step, path, None)]
-        if self.journal is not None:
+        if self.journal is not None and journal:
             self.journal(trial_id, step, path)
         for old in gone:
             if self.submit is None:

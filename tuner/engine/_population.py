@@ -3,8 +3,9 @@
 A change is carried out through the checkpoint storage, never the driver's memory: the trial is
 stopped, the checkpoint it is to go on from becomes its own (a donor's is copied into the
 member's folder of the store first), its configuration is changed, and it is resumed from that
-checkpoint like any interrupted trial. Every change is journaled before the trial is stopped, so
-a driver killed meanwhile resumes the member from the copied checkpoint with its new values.
+checkpoint like any interrupted trial. Every change is journaled, in one event with the copy's
+path, before the trial is stopped, so a driver killed at any moment resumes the member either as
+it was or from the copied checkpoint with its new values.
 
 :class:`Population` also shares the slots: with more members than slots, a member that reaches a
 boundary while others wait gives its slot up (it is resumed later from its checkpoint there), so
@@ -85,14 +86,16 @@ class Population(Changes):
         except Exception as exc:  # the donor's checkpoint is gone or unreadable: no exploit
             self.say(f"{trial_id}: cannot copy {exploit.donor}'s checkpoint ({exc}); it goes on as it was")
             return False
-        self.recorder.exploit(exploit.event())
-        self.checkpoints.replace(trial_id, exploit.donor_step, path)
+        self.recorder.exploit({**exploit.event(), "copy": path})  # one line: the change and where it goes on from
+        self.checkpoints.replace(trial_id, exploit.donor_step, path, journal=False)
         shown = ", ".join(f"{k} {exploit.old.get(k)!r} -> {v!r}" for k, v in exploit.new.items())
         self.say(f"{trial_id}: exploits {exploit.donor} at step {exploit.donor_step:g} ({shown})")
         return True
 
     def replay(self, event: dict[str, Any]) -> None:
         self.recorder.exploit(event)
+        if event.get("copy"):
+            self.checkpoints.replace(event["trial"], event["donor_step"], event["copy"], journal=False)
         self.scheduler.applied(event["trial"], event["donor_step"])
 
 
