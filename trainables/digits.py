@@ -100,6 +100,9 @@ def fit(model: nn.Module, config: dict[str, Any], trial: Trial) -> None:
     if (saved := trial.checkpoint()) is not None:
         trial.load_state_dict(model, optimizer, saved)  # whatever the strategy (ddp, fsdp)
         first = int(saved["epoch"]) + 1
+        for group in optimizer.param_groups:  # the configuration's values, not the saved ones: a
+            group["lr"] = float(config.get("lr", 1e-3))  # population member goes on from a donor's
+            group["weight_decay"] = float(config.get("weight_decay", 0.0))  # state with its own values
     for epoch in range(first, epochs + 1):
         model.train()
         total, count = 0.0, 0

@@ -42,3 +42,14 @@ def crossing(config: dict[str, Any], step: int) -> dict[str, float]:
     floor = 0.05 + 2.0 * lr
     loss = floor + (1.0 - floor) * math.exp(-rate * step) + _noise(config, step, 0.005)
     return {"loss": loss, "seconds": 1.0}
+
+
+def schedule(config: dict[str, Any], step: int, state: dict[str, Any]) -> dict[str, float]:
+    """A problem whose best answer is a schedule: each step shrinks the distance ``x`` to the
+    optimum by the factor ``1 - lr``, and the loss is ``x + 0.5 * lr`` (a large rate moves fast
+    and settles high). A fixed rate is best near 0.1 over 40 steps (loss about 0.065); a rate
+    that starts high and falls reaches far lower. ``state`` carries ``x`` from step to step."""
+    lr = float(config["lr"])
+    x = state.get("x", 1.0) * (1.0 - min(lr, 0.9))
+    state["x"] = x
+    return {"loss": x + 0.5 * lr + _noise(config, step, 0.0005), "seconds": 1.0}

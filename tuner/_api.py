@@ -149,6 +149,7 @@ def _execute(
     elapsed: float = 0.0,
     trial_seed: int | None = None,
     max_steps: int | None = None,
+    schedule: dict[str, list[list[Any]]] | None = None,
 ) -> Outcomes:
     from tuner.backends import run as run_on
 
@@ -165,7 +166,16 @@ def _execute(
         elapsed=elapsed,
         trial_seed=trial_seed,
         max_steps=max_steps,
+        **({"schedule": schedule} if schedule else {}),
     )
+
+
+def _with(config: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+    """``config`` with the value at the dotted ``name`` replaced."""
+    head, _, rest = name.partition(".")
+    if not rest:
+        return {**config, head: value}
+    return {**config, head: _with(dict(config.get(head) or {}), rest, value)}
 
 
 def train(
@@ -180,13 +190,17 @@ def train(
     dashboard: bool | None = None,
     quiet: bool = False,
     say: Callable[[str], None] | None = None,
+    schedule: dict[str, list[list[Any]]] | None = None,
 ) -> dict[str, Any]:
     """Train once with ``config`` at the full budget (DDP if the study asks for workers), outside
     any search; the final ``state_dict`` and metrics go to ``out`` (``model.pt``, ``metrics.yaml``).
+
+    ``schedule`` (``best.yaml``'s, from population-based training): each parameter's values over
+    the steps, ``{lr: [[0, 0.01], [10, 0.005]]}``; the trial starts with the first values and at
+    each later step named goes on from its own checkpoint there with the values given.
     """
     import torch
 
-    from tuner.config import Asha
     from tuner.results import write_yaml
 
     say = say or _printer(quiet)
@@ -194,7 +208,9 @@ def train(
         study = load_study(study)
     config = dict(config)
     scheduler = study.spec.scheduler
-    max_steps = scheduler.max_t if isinstance(scheduler, Asha) else None  # the full budget of the search
+    max_steps = getattr(scheduler, "max_t", None)  # the full budget of the search (asha's, a population's)
+    for name, points in (schedule or {}).items():
+        config = _with(config, name, points[0][1])
     if epochs is not None:
         config["epochs"] = max_steps = epochs
     final = study.derive(
@@ -217,6 +233,7 @@ def train(
         dashboard,
         trial_seed=seed,
         max_steps=max_steps,
+        schedule=schedule,
     )
     rec = outcome.best
     if rec is None or rec.status != FINISHED:
@@ -236,7 +253,7 @@ def train(
         # a Ray Tune-style trainable's checkpoint: its directory, as the trainable wrote it
         store = CheckpointStore(outcome.checkpoint_location)
         result["checkpoint"] = store.download(outcome.checkpoint, str(outcome.folder / "checkpoint"))
-    elif outcome.checkpoint is not None:
+    elif outcome.checkpoint is not None and not outcome.checkpoint.startswith("sim://"):  # simulated: no files
         state = CheckpointStore(outcome.checkpoint_location).load(outcome.checkpoint)[1]
         if isinstance(state, dict) and "sharded" in state:  # FSDP's shards: joined here, in one process
             state = _join_shards(state["sharded"], outcome.folder / "model.full.pt")

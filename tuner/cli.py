@@ -419,6 +419,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         dashboard=False if args.no_dashboard else None,
         quiet=args.quiet,
+        schedule=given.get("schedule") if "config" in given else None,  # a population's winner
     )
     metrics = "  ".join(f"{k}={v:.6g}" for k, v in result["metrics"].items())
     print(f"final (step {result['step']}): {metrics}")

@@ -107,7 +107,13 @@ def make_plan(study: Study, places: int, where: str) -> Plan:
         plan = Plan(trials, slots, where, bands(scheduler, trials), max_steps=spec.step_budget)
         factor = scheduler.eta
     else:
-        plan = Plan(trials, slots, where, rungs(scheduler, trials), max_steps=spec.step_budget)
+        plan = Plan(
+            trials,
+            slots,
+            where,
+            rungs(scheduler if isinstance(scheduler, Asha | Median) else None, trials),
+            max_steps=spec.step_budget,
+        )
         factor = scheduler.reduction_factor if isinstance(scheduler, Asha) else 1.0
     last = plan.rungs[-1].trials if plan.rungs else None
     if last is not None and isinstance(scheduler, Asha | Hyperband):

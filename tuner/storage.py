@@ -124,6 +124,26 @@ class CheckpointStore:
         )
         return path
 
+    def copy(self, path: str, trial_id: str, step: float) -> str:
+        """Another trial's checkpoint ``path`` copied among ``trial_id``'s (a population member
+        taking on a donor's state), so that deleting either never touches the other; where the
+        copy is. Raises ``FileNotFoundError`` when ``path`` is gone."""
+        from pyarrow import fs
+
+        if not self.exists(path):
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        donor = posixpath.basename(posixpath.dirname(path.rstrip("/")))
+        if self.is_directory(path):
+            target = posixpath.join(self._root, trial_id, f"from-{donor}", f"checkpoint_{int(step):06d}")
+            self._fs.create_dir(target, recursive=True)
+            fs.copy_files(path, target, source_filesystem=self._fs, destination_filesystem=self._fs)
+            return target
+        target = posixpath.join(self._root, trial_id, f"from-{donor}", posixpath.basename(path))
+        self._fs.create_dir(posixpath.dirname(target), recursive=True)
+        self._fs.copy_file(path, f"{target}.partial")
+        self._fs.move(f"{target}.partial", target)
+        return target
+
     def drop_after(self, trial_id: str, step: int) -> None:
         """Delete the trial's directory checkpoints past ``step``: an earlier attempt's, which the
         trial, going on from ``step``, writes anew."""

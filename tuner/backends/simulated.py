@@ -9,11 +9,17 @@ nothing of a trial is kept after its :class:`End`.
 
 A checkpoint is saved at every step as ``sim://<trial>/<step>``; a launch given one continues
 after that step. Nothing is written to disk.
+
+A trainable of three arguments, ``f(config, step, state)``, keeps what it learns in ``state`` (a
+dict it changes in place); a copy is kept with each checkpoint, and a launch given a checkpoint
+(a retry, a resumed trial, a population member taking on a donor's) starts from that copy.
 """
 
 from __future__ import annotations
 
+import copy
 import heapq
+import inspect
 import itertools
 import math
 import numbers
@@ -35,7 +41,7 @@ SCHEME = "sim://"
 DEFAULT_SECONDS = 1.0  # a step's simulated time when the trainable does not say
 UNBOUNDED = 10**6  # slots when neither max_concurrent nor run_cap bounds the study
 
-Trainable = Callable[[dict[str, Any], int], Any]
+Trainable = Callable[..., Any]  # f(config, step) or f(config, step, state)
 
 
 def checkpoint_path(trial_id: str, step: int) -> str:
@@ -57,6 +63,7 @@ class _Trial:
     started: float  # when this attempt began, on the virtual clock
     token: int = -1  # seq of its one pending event; -1: none pending (its report was taken)
     ending: bool = False  # its End is pending: a stop changes nothing
+    state: dict[str, Any] | None = None  # a stateful trainable's state
 
 
 class SimulatedBackend(Backend):
@@ -71,6 +78,8 @@ class SimulatedBackend(Backend):
 
             trainable = import_trainable(study.trainable)
         self._fn: Trainable = trainable
+        self._stateful = _arity(trainable) >= 3
+        self._states: dict[str, dict[str, Any]] = {}  # checkpoint path -> the state saved with it
         spec = study.spec
         self._limit = spec.max_concurrent or spec.run_cap or UNBOUNDED
         self._workers = spec.resources.workers  # capacity is counted in workers of the study's size
@@ -110,6 +119,9 @@ class SimulatedBackend(Backend):
         del self._idle[slot]
         step = 0 if launch.checkpoint is None else checkpoint_step(launch.checkpoint)
         trial = self._trials[launch.trial_id] = _Trial(launch, slot, step, self._clock)
+        if self._stateful:
+            saved = self._states.get(launch.checkpoint) if launch.checkpoint is not None else None
+            trial.state = copy.deepcopy(saved) if saved is not None else {}
         self._advance(trial)
         return []
 
@@ -170,6 +182,7 @@ class SimulatedBackend(Backend):
         self._trials.clear()
         self._taken.clear()
         self._idle.clear()
+        self._states.clear()
 
     # -- the trials -----------------------------------------------------------------------
     def _grow(self, slots: int) -> None:
@@ -195,7 +208,7 @@ class SimulatedBackend(Backend):
             return
         step = trial.step + 1
         try:
-            out = self._fn(launch.config, step)
+            out = self._fn(launch.config, step, trial.state) if self._stateful else self._fn(launch.config, step)
             if out is None:  # the trainable's own end
                 self._end(trial, End(launch.trial_id))
                 return
@@ -209,7 +222,19 @@ class SimulatedBackend(Backend):
         trial.step = step
         at = self._clock + seconds
         path = checkpoint_path(launch.trial_id, step)
+        if self._stateful:
+            self._states[path] = copy.deepcopy(trial.state)  # type: ignore[arg-type]
         self._push(at, trial, Report(launch.trial_id, step, at - trial.started, metrics, checkpoint=path))
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` takes (2 when its signature cannot be read)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in params if p.kind in kinds)
 
 
 def _parse(out: Any) -> tuple[float, dict[str, float]]:

@@ -3,6 +3,7 @@
 from tuner.config._bands import wandb_bands
 from tuner.config._direction import better, minimised, sign
 from tuner.config._load import Study, load_study, until_stopped
+from tuner.config._population import Pb2, Pbt
 from tuner.config._program import EXTRA as WANDB_EXTRA
 from tuner.config._program import SETTINGS as PROGRAM_SETTINGS
 from tuner.config._schema import (
@@ -26,6 +27,8 @@ __all__ = [
     "Hyperband",
     "Median",
     "Metric",
+    "Pb2",
+    "Pbt",
     "Resources",
     "Study",
     "StudySpec",

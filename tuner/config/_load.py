@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from tuner.config._direction import better, minimised, sign
 from tuner.config._method import check_method, method_notices
+from tuner.config._population import population_problems
 from tuner.config._program import (
     PROGRAM_KEYS,
     RUNNER,
@@ -199,6 +200,7 @@ def load_study(
                 problems += check_trainable(spec.trainable, name, allowed, spec.backend, spec.trainable_api)
         if not space_problems:
             problems += _points(spec.points_to_evaluate, space)
+            problems += population_problems(spec, space)
         for i, folder in enumerate(spec.warm_starts):
             where = "warm_start" if isinstance(spec.warm_start, str) else f"warm_start[{i}]"
             if not (Path(folder) / "trials.parquet").is_file():

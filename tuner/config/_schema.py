@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tuner.config._bands import wandb_bands
+from tuner.config._population import Pb2, Pbt
 from tuner.errors import Problem
 
 if TYPE_CHECKING:
@@ -211,7 +212,7 @@ class StudySpec(_Strict):
     method: str
     searcher: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any]
-    early_terminate: Annotated[Asha | Hyperband | Median, Field(discriminator="type")] | None = None
+    early_terminate: Annotated[Asha | Hyperband | Median | Pbt | Pb2, Field(discriminator="type")] | None = None
     run_cap: int | None = Field(default=None, ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)
     time_limit: float | None = None
@@ -283,8 +284,8 @@ class StudySpec(_Strict):
         need = "backend simulated needs the number of steps each trial runs"
         if self.backend != "simulated" or self.step_budget is not None:
             return self
-        if isinstance(et, Asha | Hyperband):
-            raise ValueError(f"early_terminate.{'max_t' if isinstance(et, Asha) else 'max_iter'}: {need}")
+        if isinstance(et, Asha | Hyperband | Pbt | Pb2):
+            raise ValueError(f"early_terminate.{'max_iter' if isinstance(et, Hyperband) else 'max_t'}: {need}")
         raise ValueError(f"early_terminate: {need} (type asha with max_t, or hyperband with max_iter)")
 
     @model_validator(mode="after")
@@ -340,7 +341,7 @@ class StudySpec(_Strict):
         return v
 
     @property
-    def scheduler(self) -> Asha | Hyperband | Median | None:
+    def scheduler(self) -> Asha | Hyperband | Median | Pbt | Pb2 | None:
         return self.early_terminate
 
     @property
@@ -349,7 +350,7 @@ class StudySpec(_Strict):
         trials need an end, hyperband's ``max_iter``. Otherwise a trial runs to its own end (W&B's
         hyperband does not stop a run at ``max_iter``)."""
         et = self.early_terminate
-        if isinstance(et, Asha):
+        if isinstance(et, Asha | Pbt | Pb2):  # a population's members are finished at max_t
             return et.max_t
         if isinstance(et, Hyperband) and self.backend == "simulated":
             return et.max_iter
@@ -369,6 +370,8 @@ def _tune_cannot(spec: StudySpec) -> list[tuple[str, str]]:
         out.append((key, "retries every failure alike, up to max_failures (Tune's FailureConfig); use backend ray"))
     if spec.on_leak == "stop":
         out.append(("on_leak", "does not watch a trial's memory; use backend ray"))
+    if isinstance(spec.early_terminate, Pbt | Pb2):
+        out.append(("early_terminate", f"does not run type {spec.early_terminate.type} yet; use backend ray"))
     if "keep_best" in spec.checkpoints.model_fields_set and spec.checkpoints.keep_best:
         out.append(("checkpoints.keep_best", "keeps each trial's last `keep` checkpoints only (Tune's num_to_keep)"))
     return out
@@ -378,6 +381,7 @@ def _tune_cannot(spec: StudySpec) -> list[tuple[str, str]]:
 IGNORED_KEYS = ("program", "command", "entity", "project")
 
 
+_SCHEDULERS = ("asha", "hyperband", "median", "pbt", "pb2")  # early_terminate's types, as pydantic tags them
 _BRANCHES = ("Metric", "list[Metric]")  # the two forms of ``metric``, as pydantic names them in a path
 
 
@@ -395,7 +399,7 @@ def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
         tags = [str(p) for p in err["loc"] if str(p) in _BRANCHES]
         if tags and _other_branch(tags[0], err):
             continue  # the value is of the other form (one metric, or a list): say what is wrong with that
-        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("asha", "hyperband", "median"))]
+        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in _SCHEDULERS)]
         loc = [p for p in loc if p not in _BRANCHES]
         path = ".".join([prefix, *loc] if prefix else loc)
         path = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", path)  # metric.0.goal -> metric[0].goal
@@ -405,7 +409,7 @@ def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
         elif kind == "missing":
             msg = "is required"
         elif kind == "union_tag_invalid":
-            msg = f"type must be one of asha, hyperband, median; got {err.get('input', {}).get('type')!r}"
+            msg = f"type must be one of asha, hyperband, median, pbt, pb2; got {err.get('input', {}).get('type')!r}"
             path = f"{path}.type" if not path.endswith("type") else path
         else:
             msg = err["msg"].removeprefix("Value error, ")

@@ -88,9 +88,12 @@ def check_trainable(
         if api == "tune":
             return [Problem("trainable_api", "tune: backend simulated calls f(config, step), not a Ray Tune trainable")]
         try:
-            inspect.signature(fn).bind(object(), object())
+            try:
+                inspect.signature(fn).bind(object(), object())
+            except TypeError:
+                inspect.signature(fn).bind(object(), object(), object())  # f(config, step, state)
         except TypeError:
-            return [Problem("trainable", f"{dotted!r} must take (config, step)")]
+            return [Problem("trainable", f"{dotted!r} must take (config, step) or (config, step, state)")]
         except ValueError:
             pass  # no signature to read: the first trial will tell
         return _check_simulated(fn, dotted, metric)

@@ -15,6 +15,7 @@ from tuner.engine._checkpoints import Checkpoints
 from tuner.engine._closing import Closing
 from tuner.engine._judge import Judge
 from tuner.engine._offload import Writer
+from tuner.engine._population import Changes
 from tuner.engine._stacks import innermost
 from tuner.results import Recorder, TrialRecord
 from tuner.status import FAILED, Status
@@ -34,6 +35,7 @@ class Running:
     last_seen: float = 0.0  # its start or its last report (the stall timer)
     rss_mb: list[float] = field(default_factory=list)  # rank 0's resident memory at each report
     gpu_mb: list[float] = field(default_factory=list)  # and its GPU memory allocated, on CUDA
+    restart: bool = False  # stopped to go on later from its checkpoint (new values, or its slot given up)
 
 
 class Attempts:
@@ -58,6 +60,7 @@ class Attempts:
         self.resumable: list[str] = []  # unfinished trials (an earlier session's, a lost node's), started first
         self._requeued: set[str] = set()  # of them, those whose node was lost (already rewound)
         self.idle_since: dict[int, float] = {}  # slot -> when it became free for a new trial
+        self.changes = Changes()  # values changed during training (a population's exploits, a schedule)
 
     def launch(self, record: TrialRecord, checkpoint: str | None = None, accumulation: int = 1) -> Launch:
         return Launch(
@@ -114,7 +117,12 @@ class Attempts:
             if event.gpu_mb is not None:
                 run.gpu_mb.append(float(event.gpu_mb))
             status, error = self.judge.memory(run.record, run.rss_mb, run.gpu_mb)
-        if status is not None:
+        if status is None:
+            waiting = self.closing.admission.can_launch() or bool(self.resumable)
+            if self.changes.decide(run.record, step, waiting):
+                run.restart = True
+                self._stop(run, "stopped")
+        elif status is not None:
             self._stop(run, status, error)
 
     def _stop(self, run: Running, status: Status, error: str | None = None) -> None:
@@ -125,6 +133,10 @@ class Attempts:
         """A trial's processes have all ended: retry it, continue it elsewhere, or record how it ended."""
         rec = run.record
         del self.trials[rec.trial_id]
+        if run.restart:  # it goes on from its checkpoint, with its new values, when a slot is free
+            self.resumable.append(rec.trial_id)
+            self.idle_since[run.slot] = self.backend.now()
+            return
         stop_s = None if run.stop_sent is None else round(self.backend.now() - run.stop_sent, 3)
         status, error = run.decided, run.error
         if status is None:

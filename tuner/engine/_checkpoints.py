@@ -47,6 +47,23 @@ class Checkpoints:
         """Forget the checkpoints after ``step`` (a retry goes on from there and writes them anew)."""
         self._saved[trial_id] = [s for s in self._saved.get(trial_id, []) if step is not None and s.step <= step]
 
+    def copy(self, path: str, trial_id: str, step: float) -> str:
+        """A copy of another trial's checkpoint ``path`` among ``trial_id``'s (raises when it is gone)."""
+        return self.store.copy(path, trial_id, step) if self.files else path
+
+    def replace(self, trial_id: str, step: float, path: str, journal: bool = True) -> None:
+        """The trial's checkpoints are now only ``path`` (a copy of a donor's): the others are
+        deleted. ``journal=False``: the caller's own event records it."""
+        gone = [s.path for s in self._saved.get(trial_id, []) if s.path != path] if self.files else []
+        self._saved[trial_id] = [_Saved(step, path, None)]
+        if self.journal is not None and journal:
+            self.journal(trial_id, step, path)
+        for old in gone:
+            if self.submit is None:
+                self.store.delete(old)
+            else:
+                self.submit(f"delete:{old}", functools.partial(self.store.delete, old))
+
     def _prune(self, trial_id: str) -> None:
         entries = self._saved[trial_id]
         keep = {id(s) for s in entries[-self.keep :]}

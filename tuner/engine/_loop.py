@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner import searchers
-from tuner.config import Study
+from tuner.config import Pb2, Pbt, Study
 from tuner.engine._admission import Admission
 from tuner.engine._attempts import Attempts, Running
 from tuner.engine._backend import Backend
@@ -21,6 +21,7 @@ from tuner.engine._checkpoints import Checkpoints
 from tuner.engine._closing import Closing
 from tuner.engine._judge import Judge
 from tuner.engine._offload import SearcherThread, Writer
+from tuner.engine._population import Population, Schedule, changes_for
 from tuner.engine._schedulers import Pruner
 from tuner.engine._timers import Timers
 from tuner.engine._told import minimised_curve
@@ -54,12 +55,14 @@ class Engine:
         trial_seed: int | None = None,
         max_steps: int | None = None,
         say: Any = None,
+        schedule: dict[str, list[list[Any]]] | None = None,
     ) -> None:
         spec = study.spec
         self.study, self.seed, self.backend = study, seed, backend
         self.metric = study.metric
         self.say = say or (lambda message: None)
-        self.pruner = Pruner(spec.scheduler, study.metric, study.maximize, seed)
+        pruning = None if isinstance(spec.scheduler, Pbt | Pb2) else spec.scheduler
+        self.pruner = Pruner(pruning, study.metric, study.maximize, seed)
         self.max_steps = max_steps if max_steps is not None else spec.step_budget
         self.trial_seed = trial_seed  # fixed for every trial (``train`` reproducing a trial)
         points = [flatten(p) for p in spec.points_to_evaluate]
@@ -78,6 +81,14 @@ class Engine:
             journal=self.recorder.checkpoint,
             files=backend.writes_checkpoints,
         )
+        self.changes = (
+            Schedule(schedule, self.recorder, self.checkpoints)
+            if schedule
+            else changes_for(study, seed, self.recorder, self.checkpoints, self.say)
+        )
+        if isinstance(self.changes, Population):  # the population's decisions see every report
+            self.pruner.scheduler = self.changes.scheduler
+            self.pruner.max_t = self.changes.max_t
         self.progress = Progress(
             self.recorder,
             quiet=quiet,
@@ -103,6 +114,7 @@ class Engine:
             self.say,
             self.max_steps,
         )
+        self.attempts.changes = self.changes
         self.asking: tuple[str, int, Any, float] | None = None  # (trial, slot, future, since): the suggestion in flight
         self.searcher_wait_s = 0.0  # slot time spent waiting for a suggestion
         self.slots = self.placed = 0
@@ -156,7 +168,7 @@ class Engine:
         self._save_state("running")
         while True:
             self._watch()
-            while self.attempts.resumable and self.stop_reason is None and (slot := self._take()) is not None:
+            while self._resuming() and (slot := self._take()) is not None:
                 self.attempts.resume(slot, self.attempts.resumable.pop(0))
             self._ask()
             waiting = (bool(self.attempts.resumable) and self.stop_reason is None) or self.admission.can_launch()
@@ -165,6 +177,12 @@ class Engine:
             for event in self.backend.poll(0.01 if self.asking is not None else WAIT_S):
                 self.attempts.on_event(event)
             self._tick()
+
+    def _resuming(self) -> bool:
+        """Whether an unfinished trial goes on next (a population starts its new members first)."""
+        if not self.attempts.resumable or self.stop_reason is not None:
+            return False
+        return not (self.changes.new_first and self.admission.can_launch())
 
     def _tick(self) -> None:
         """What runs every pass but need not run on every event: limits, files, the live view."""

@@ -48,6 +48,8 @@ def replay(engine: Engine, events: list[dict[str, Any]]) -> list[str]:
                     recorder.trials[trial_id].attempts += 1
                 if ev.get("cause") == "node_lost":
                     recorder.trials[trial_id].infra_retries += 1
+            elif kind == "exploit":
+                engine.changes.replay(ev)
             elif kind == "leak":
                 recorder.trials[trial_id].leak_mb_per_step = ev.get("mb")
             elif kind == "placed":

@@ -39,16 +39,27 @@ def execute(
     elapsed: float = 0.0,
     trial_seed: int | None = None,
     max_steps: int | None = None,
+    schedule: dict[str, list[list[Any]]] | None = None,
 ) -> Outcomes:
     """Run ``study`` on ``backend`` into ``folder_for()``; with ``journal``, continue that run.
 
-    ``trial_seed`` and ``max_steps`` override every trial's seed and budget (``train``).
+    ``trial_seed`` and ``max_steps`` override every trial's seed and budget, and ``schedule``
+    changes its values at the steps it names (``train``).
     """
     slots = slots_for(study, backend.capacity())  # before any file is written: a refusal leaves nothing
     backend.check(study.spec.checkpoints.path or str(Path(study.spec.storage).resolve()))
     folder = folder_for()
     engine = Engine(
-        study, seed, folder, backend, quiet=quiet, elapsed=elapsed, trial_seed=trial_seed, max_steps=max_steps, say=say
+        study,
+        seed,
+        folder,
+        backend,
+        quiet=quiet,
+        elapsed=elapsed,
+        trial_seed=trial_seed,
+        max_steps=max_steps,
+        say=say,
+        schedule=schedule,
     )
     if journal is None:
         engine.recorder.save_study({**study.raw, "name": study.title, "seed": seed})

@@ -19,6 +19,7 @@ from tuner.status import FAILED as FAILED  # re-exported: the Ray engine imports
 from tuner.status import RUNNING, STATUSES, Action, Cause, Status
 
 # What each trial used (tuner.backends.ray._usage): the largest rank's memory, all ranks' CPU seconds.
+CONFIG = "config/"  # history's columns of the values a step trained with (population-based training)
 USAGE = ("peak_rss_mb", "cpu_s", "peak_gpu_mb", "peak_gpu_reserved_mb", "gpu_util")
 
 
@@ -92,6 +93,10 @@ class Recorder:
         self._counts: dict[str, int] = dict.fromkeys(STATUSES, 0)  # trials by status, kept as they change
         self.journal = Journal(folder / "journal.jsonl")
         self.replaying = False  # while ``resume`` replays the journal, nothing is written to it
+        # parameters that change during training (population-based training): each report
+        # records their values then, and each trial keeps its schedule of them
+        self.mutable: list[str] = []
+        self.schedules: dict[str, list[tuple[float, dict[str, Any]]]] = {}
 
     def _log(self, event: dict[str, Any]) -> None:
         self._dirty = True
@@ -104,6 +109,8 @@ class Recorder:
     def start(self, record: TrialRecord) -> None:
         self.trials[record.trial_id] = record
         self._counts[record.status] += 1
+        if self.mutable:
+            self.schedules[record.trial_id] = [(0, {k: record.params.get(k) for k in self.mutable})]
         self._log(
             {
                 "e": "start",
@@ -131,7 +138,8 @@ class Recorder:
                 rec.best_value is None or (value > rec.best_value if self.maximize else value < rec.best_value)
             ):
                 rec.best_value = value
-        self.history.append({"trial_id": trial_id, "step": step, "time_s": elapsed, **metrics})
+        values = {f"{CONFIG}{k}": rec.params.get(k) for k in self.mutable}  # the values this step trained with
+        self.history.append({"trial_id": trial_id, "step": step, "time_s": elapsed, **metrics, **values})
         self._log({"e": "report", "trial": trial_id, "step": step, "time": elapsed, "metrics": metrics})
 
     def curve(self, trial_id: str) -> tuple[tuple[float, float], ...]:
@@ -160,8 +168,34 @@ class Recorder:
         rec.first_report_s = rec.last_report_s = None
         for row in own:
             metrics = {k: v for k, v in row.items() if k not in ("trial_id", "step", "time_s")}
+            values = {k: metrics.pop(k) for k in list(metrics) if k.startswith(CONFIG)}
             self.report(trial_id, row["step"], row["time_s"], metrics)
+            self.history[-1].update(values)
         self.replaying = replaying
+
+    def exploit(self, event: dict[str, Any]) -> None:
+        """A trial takes on new values at ``donor_step`` (from its donor's checkpoint there, or
+        its own): journaled, its configuration changed, its schedule the donor's up to that step."""
+        from tuner.space import nest
+
+        trial_id, donor, at = event["trial"], event["donor"], event["donor_step"]
+        self._log({"e": "exploit", **event})
+        rec = self.trials[trial_id]
+        rec.params = {**rec.params, **event["new"]}
+        rec.config = nest(rec.params)
+        before = [(s, v) for s, v in self.schedules.get(donor, []) if s < at]
+        self.schedules[trial_id] = [*before, (at, {k: rec.params.get(k) for k in self.mutable})]
+
+    def schedule(self, trial_id: str) -> dict[str, list[list[Any]]]:
+        """Each mutable parameter's values over the trial's steps: ``{lr: [[0, 0.01], [10, 0.005]]}``
+        (from step 0 until step 10, then from step 10 on), changes only."""
+        out: dict[str, list[list[Any]]] = {}
+        for at, values in self.schedules.get(trial_id, []):
+            for name, value in values.items():
+                points = out.setdefault(name, [])
+                if not points or points[-1][1] != value:
+                    points.append([at, value])
+        return out
 
     def end(
         self,
@@ -287,6 +321,8 @@ class Recorder:
         if best is not None:
             ckpt = checkpoint_of(best.trial_id) if checkpoint_of else None
             study_info = {**study_info, "checkpoint": str(ckpt) if ckpt else None}
+            if self.mutable:
+                study_info["schedule"] = self.schedule(best.trial_id)
             write_yaml(
                 self.folder / BEST,
                 {

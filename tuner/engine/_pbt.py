@@ -1,0 +1,169 @@
+"""Population-based training's decisions, as Ray's ``PopulationBasedTraining`` makes them.
+
+Each member is ranked by its last reported score; at a perturbation boundary of its own steps
+(``perturbation_interval`` steps since its last one) a member in the bottom ``quantile_fraction``
+of the live population *exploits* a member of the top quantile (copies its checkpoint, carries on
+from its step) and *explores* (the donor's configuration perturbed by a factor, or resampled).
+
+A donor is chosen only among members that have a checkpoint near the boundary (within one
+interval of it): a member never copies a donor that has nothing to copy. Each decision draws
+from a generator seeded by ``(seed, number of exploits so far)``, so a resumed study that
+replays its exploits draws the next one as the uninterrupted study would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tuner.engine._scheduler import Scheduler
+from tuner.space import Categorical, Float, Int, Normal, Parameter
+
+#: ``trial -> (step, path)`` of its last checkpoint, or ``None`` when it has none
+CheckpointOf = Callable[[str], tuple[float, str] | None]
+
+
+@dataclass(frozen=True)
+class Exploit:
+    """A member takes on a donor's state: its checkpoint at ``donor_step``, and a new configuration."""
+
+    trial_id: str
+    donor: str
+    step: float  # the member's step at the decision
+    donor_step: float  # the donor's checkpoint's step: where the member carries on
+    path: str  # the donor's checkpoint
+    old: dict[str, Any]  # the member's mutable values before
+    new: dict[str, Any]  # and after (the donor's, perturbed or resampled)
+
+    def event(self) -> dict[str, Any]:
+        """The journal's record of it."""
+        return {
+            "trial": self.trial_id,
+            "donor": self.donor,
+            "step": self.step,
+            "donor_step": self.donor_step,
+            "path": self.path,
+            "old": self.old,
+            "new": self.new,
+        }
+
+
+class PopulationBasedTraining(Scheduler):
+    """Never stops a member; says at its boundaries whether it exploits another (:meth:`exploit`)."""
+
+    prunes = False
+
+    def __init__(
+        self,
+        *,
+        mutations: Mapping[str, Parameter],
+        perturbation_interval: int = 5,
+        quantile_fraction: float = 0.25,
+        resample_probability: float = 0.25,
+        perturbation_factors: tuple[float, ...] = (0.8, 1.2),
+        maximize: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.mutations = dict(mutations)
+        self.interval = perturbation_interval
+        self.quantile = quantile_fraction
+        self.resample_probability = resample_probability
+        self.factors = perturbation_factors
+        self._sign = 1.0 if maximize else -1.0  # scores are maximised
+        self.seed = seed
+        self.exploits = 0  # made so far (replayed ones included): the next decision's draw
+        self._score: dict[str, tuple[float, float]] = {}  # live member -> (step, score) of its last report
+        self._last: dict[str, float] = {}  # member -> the step of its last boundary
+        self._due: set[str] = set()  # members whose last report was at a boundary
+
+    # -- the Scheduler interface ------------------------------------------------------------
+    def add(self, trial_id: str) -> None:
+        self._last.setdefault(trial_id, 0.0)
+
+    def report(self, trial_id: str, step: float, value: float) -> bool:
+        score = self._sign * value
+        self._score[trial_id] = (step, score if math.isfinite(score) else -math.inf)
+        if step - self._last.get(trial_id, 0.0) >= self.interval:
+            self._last[trial_id] = step
+            self._due.add(trial_id)
+        else:
+            self._due.discard(trial_id)
+        return False
+
+    def end(self, trial_id: str, last: tuple[float, float] | None) -> None:
+        self._score.pop(trial_id, None)
+        self._due.discard(trial_id)
+
+    # -- population-based training ----------------------------------------------------------
+    def due(self, trial_id: str) -> bool:
+        """Whether the member's last report was at one of its perturbation boundaries."""
+        return trial_id in self._due
+
+    def quantiles(self) -> tuple[list[str], list[str]]:
+        """``(bottom, top)``: the live members in the lower and upper quantile, by their last score
+        (Ray's rule: ``ceil(n * quantile_fraction)`` each, at most half of them; none below two)."""
+        ranked = sorted(self._score, key=lambda t: self._score[t][1])
+        if len(ranked) <= 1:
+            return [], []
+        count = min(math.ceil(len(ranked) * self.quantile), len(ranked) // 2)
+        return ranked[:count], ranked[-count:]
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.exploits])
+
+    def exploit(self, trial_id: str, config: Mapping[str, Any], checkpoint_of: CheckpointOf) -> Exploit | None:
+        """At the member's boundary: the exploit it makes, or ``None`` (not in the bottom quantile,
+        or no member of the top one has a checkpoint near its step). ``config``: the flat
+        configurations of the members, by trial (the member's and its possible donors')."""
+        if not self.due(trial_id) or trial_id not in self._score:
+            return None
+        self._due.discard(trial_id)
+        bottom, top = self.quantiles()
+        if trial_id not in bottom:
+            return None
+        step = self._score[trial_id][0]
+        donors = []
+        for donor in top:
+            saved = checkpoint_of(donor)
+            if saved is not None and abs(saved[0] - step) < self.interval:
+                donors.append((donor, saved))
+        if not donors:
+            return None
+        rng = self.rng()
+        donor, (donor_step, path) = donors[int(rng.integers(len(donors)))]
+        old = {k: config[trial_id][k] for k in self.mutations if k in config[trial_id]}
+        new = self.explore({k: config[donor][k] for k in self.mutations if k in config[donor]}, rng)
+        self.applied(trial_id, donor_step)
+        return Exploit(trial_id, donor, step, donor_step, path, old, new)
+
+    def applied(self, trial_id: str, donor_step: float) -> None:
+        """An exploit was made (live, or read back from the journal): the member carries on from ``donor_step``."""
+        self.exploits += 1
+        self._last[trial_id] = donor_step
+
+    def explore(self, values: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """``values`` perturbed: each resampled with ``resample_probability`` (a categorical one
+        always), else multiplied by one of ``perturbation_factors`` and kept within its range."""
+        out = dict(values)
+        for name, param in self.mutations.items():
+            if name not in out:
+                continue
+            resample = rng.random() < self.resample_probability
+            out[name] = perturb(param, out[name], resample, self.factors, rng)
+        return out
+
+
+def perturb(param: Parameter, value: Any, resample: bool, factors: tuple[float, ...], rng: np.random.Generator) -> Any:
+    """One value explored: drawn afresh, or scaled by a factor (numbers; clipped to their range)."""
+    if resample or isinstance(param, Categorical) or not isinstance(value, int | float):
+        return param.sample(rng)
+    scaled = float(value) * factors[int(rng.integers(len(factors)))]
+    if isinstance(param, Float | Int):
+        return param.decode(scaled)
+    if isinstance(param, Normal) and param.q is not None:
+        return round(scaled / param.q) * param.q
+    return scaled
