@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tuner.config._tracking import TrackingOptions
 from tuner.errors import Problem
 
 if TYPE_CHECKING:
@@ -216,6 +217,7 @@ class StudySpec(_Strict):
     final: bool = False  # trials are final runs (train, confirm): trial.final is true
     warm_start: str | list[str] | None = None  # results folders whose trials the searcher starts from
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # configurations run first
+    tracking: TrackingOptions = Field(default_factory=TrackingOptions)  # MLflow, W&B, TensorBoard (tuner.tracking)
 
     @property
     def warm_starts(self) -> list[str]:
