@@ -125,7 +125,7 @@ SLOW = textwrap.dedent(
 @pytest.mark.parametrize("backend", ["ray", "tune"])
 def test_a_study_on_ray_is_tracked_from_the_driver(ray_local: None, tmp_path: Path, backend: str) -> None:
     uri, tracking = _mlflow(tmp_path)
-    text = SLOW.format(backend=backend, tracking=tracking.strip())
+    text = SLOW.format(backend=backend, tracking="  " + tracking.strip())
     out = tuner.run(study(text, storage=str(tmp_path / "results")), quiet=True)
     assert out.counts["finished"] == 3
     parent, children = mlflow_runs(uri, "tuned")
