@@ -75,6 +75,7 @@ class WandbRun:
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None
+    files: int = 0  # a resumed run's continuation is a second file
 
 
 BLOCK = 32 * 1024  # W&B's transaction log is LevelDB's log format: 32 KiB blocks of 7-byte-headed chunks
@@ -113,6 +114,8 @@ def wandb_runs(folder: Path) -> dict[str, WandbRun]:
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 r = record.run
+                run = runs.setdefault(r.display_name, run)
+                assert run.run_id in ("", r.run_id), f"{r.display_name}: two run ids, {run.run_id} and {r.run_id}"
                 run.run_id, run.name, run.group, run.job_type, run.project = (
                     r.run_id,
                     r.display_name,
@@ -120,7 +123,7 @@ def wandb_runs(folder: Path) -> dict[str, WandbRun]:
                     r.job_type,
                     r.project,
                 )
-                run = runs.setdefault(r.display_name, run)
+                run.files += 1
                 run.config |= {u.key: json.loads(u.value_json) for u in r.config.update if u.key != "_wandb"}
             elif kind == "config":
                 run.config |= {u.key: json.loads(u.value_json) for u in record.config.update if u.key != "_wandb"}

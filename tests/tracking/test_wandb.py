@@ -37,3 +37,23 @@ def test_offline_runs_one_per_trial_grouped_by_the_study(tmp_path: Path) -> None
     best = yaml.safe_load((out.folder / "best.yaml").read_text())["trial_id"]
     summary = runs["sim"].summary
     assert runs["sim"].job_type == "study" and summary["best_trial"] == best and summary["status"] == "done"
+
+
+def test_a_resumed_study_continues_each_trials_run_under_its_id(tmp_path: Path) -> None:
+    text = SIMULATED.format(fn="interrupted", cap=8, tracking="    wandb: {project: tuned, mode: offline}")
+    out = tuner.run(study(text, allow_modules=["tests"], storage=str(tmp_path / "results")), quiet=True)
+    assert out.interrupted
+    running = {t for t, r in wandb_runs(out.folder).items() if r.summary.get("status") == "interrupted"}
+    assert running
+    study_file = out.folder / "study.yaml"
+    study_file.write_text(study_file.read_text().replace("curves:interrupted", "curves:falling"))
+    tuner.resume(out.folder, quiet=True, allow_modules=["tests"])
+    runs = wandb_runs(out.folder)  # the reader refuses two run ids under one trial's name
+    trials = pd.read_parquet(out.folder / "trials.parquet").set_index("trial_id")
+    curves = saved_curves(out.folder)
+    for trial_id, row in trials.iterrows():
+        run = runs[str(trial_id)]
+        assert run.files == (2 if trial_id in running else 1)
+        assert sorted((h["_step"], h["loss"]) for h in run.history) == curves[str(trial_id)]
+        assert run.summary["status"] == row["status"]
+    assert runs["sim"].summary["status"] == "done"
