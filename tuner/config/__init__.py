@@ -16,6 +16,7 @@ from tuner.config._schema import (
     StudySpec,
     parse_duration,
 )
+from tuner.config._tracking import MlflowOptions, TensorboardOptions, TrackingOptions, WandbOptions
 from tuner.config._trainable import allowed_modules, import_trainable, reported_metrics, trainable_style
 from tuner.config._yaml import parse_yaml, read_yaml
 
@@ -27,11 +28,15 @@ __all__ = [
     "Hyperband",
     "Median",
     "Metric",
+    "MlflowOptions",
     "Pb2",
     "Pbt",
     "Resources",
     "Study",
     "StudySpec",
+    "TensorboardOptions",
+    "TrackingOptions",
+    "WandbOptions",
     "allowed_modules",
     "better",
     "import_trainable",

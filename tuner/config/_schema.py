@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tuner.config._bands import wandb_bands
 from tuner.config._population import Pb2, Pbt
+from tuner.config._tracking import TrackingOptions
 from tuner.errors import Problem
 
 if TYPE_CHECKING:
@@ -231,6 +232,7 @@ class StudySpec(_Strict):
     final: bool = False  # trials are final runs (train, confirm): trial.final is true
     warm_start: str | list[str] | None = None  # results folders whose trials the searcher starts from
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # configurations run first
+    tracking: TrackingOptions = Field(default_factory=TrackingOptions)  # MLflow, W&B, TensorBoard (tuner.tracking)
 
     @property
     def warm_starts(self) -> list[str]:

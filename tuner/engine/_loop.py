@@ -31,6 +31,7 @@ from tuner.searchers import Outcome
 from tuner.space import flatten
 from tuner.status import Cause, Status
 from tuner.storage import CheckpointStore
+from tuner.tracking import open_tracking
 
 CAPACITY_WAIT_S = 600.0  # with trials to run and no slot placed for this long, the study stops (resumable)
 WAIT_S = 0.1  # the loop's longest wait for an event: how late a timer can fire
@@ -71,7 +72,10 @@ class Engine:
         )
         self.searcher = SearcherThread(searcher)
         self.writer = Writer()
-        self.recorder = Recorder(folder, study.metric, study.maximize, objectives=study.objectives, select=spec.select)
+        tracking = open_tracking(study, folder, seed, self.say)
+        self.recorder = Recorder(
+            folder, study.metric, study.maximize, objectives=study.objectives, select=spec.select, tracking=tracking
+        )
         policy = spec.checkpoints
         self.checkpoints = Checkpoints(
             CheckpointStore(policy.path or str(folder / "checkpoints")),

@@ -17,6 +17,7 @@ from tuner.results._pareto import pareto_mask, select
 from tuner.results._store import BEST, HISTORY, STUDY, TRIALS, write_frame, write_yaml
 from tuner.status import FAILED as FAILED  # re-exported: the Ray engine imports it from here
 from tuner.status import RUNNING, STATUSES, Action, Cause, Status
+from tuner.tracking import Tracking, TrialInfo
 
 # What each trial used (tuner.backends.ray._usage): the largest rank's memory, all ranks' CPU seconds.
 CONFIG = "config/"  # history's columns of the values a step trained with (population-based training)
@@ -76,8 +77,10 @@ class Recorder:
         every: float = 2.0,
         objectives: list[tuple[str, bool]] | None = None,
         select: Any = None,
+        tracking: Tracking | None = None,
     ) -> None:
         self.folder = folder
+        self.tracking = tracking  # MLflow, W&B, ... (tuner.tracking): told of every trial as it goes
         self.metric = metric
         self.maximize = maximize
         # several: Pareto-optimal trials are flagged; none: a study with no metric, no trial is best
@@ -121,6 +124,8 @@ class Recorder:
                 "suggest_s": record.suggest_s,
             }
         )
+        if self.tracking is not None:
+            self.tracking.started(_info(record), live=not self.replaying)
 
     def report(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> None:
         rec = self.trials[trial_id]
@@ -141,6 +146,8 @@ class Recorder:
         values = {f"{CONFIG}{k}": rec.params.get(k) for k in self.mutable}  # the values this step trained with
         self.history.append({"trial_id": trial_id, "step": step, "time_s": elapsed, **metrics, **values})
         self._log({"e": "report", "trial": trial_id, "step": step, "time": elapsed, "metrics": metrics})
+        if self.tracking is not None:
+            self.tracking.reported(trial_id, step, metrics, live=not self.replaying)
 
     def curve(self, trial_id: str) -> tuple[tuple[float, float], ...]:
         """A trial's learning curve: ``(step, metric)`` for each finite report, rewinds applied."""
@@ -159,6 +166,8 @@ class Recorder:
         ``cause``: ``node_lost`` for a retry the infrastructure caused."""
         event = {"e": "retry", "trial": trial_id, "step": step, "error": error}
         self._log({**event, "cause": cause} if cause else event)
+        if self.tracking is not None and not self.replaying:
+            self.tracking.rewound(trial_id)
         replaying, self.replaying = self.replaying, True
         own = [h for h in self.history if h["trial_id"] == trial_id and step is not None and h["step"] <= step]
         self.history = [h for h in self.history if h["trial_id"] != trial_id]
@@ -232,6 +241,8 @@ class Recorder:
                 "hint": rec.hint,
             }
         )
+        if self.tracking is not None:
+            self.tracking.ended(_info(rec), live=not self.replaying)
 
     def leak(self, trial_id: str, mb_per_step: float) -> None:
         self.trials[trial_id].leak_mb_per_step = mb_per_step
@@ -315,9 +326,12 @@ class Recorder:
     def finish(
         self, study_info: dict[str, Any], checkpoint_of: Callable[[str], str | None] | None = None
     ) -> TrialRecord | None:
-        """Final write; ``best.yaml`` only when a best trial exists."""
+        """Final write; ``best.yaml`` only when a best trial exists. The trackers are told the end."""
         self.flush(force=True)
         best = self.best()
+        if self.tracking is not None:
+            running = [t for t, r in self.trials.items() if r.status == RUNNING]
+            self.tracking.close(None if best is None else _info(best), running)
         if best is not None:
             ckpt = checkpoint_of(best.trial_id) if checkpoint_of else None
             study_info = {**study_info, "checkpoint": str(ckpt) if ckpt else None}
@@ -363,6 +377,13 @@ class Recorder:
                 for r in front
             ],
         }
+
+
+def _info(rec: TrialRecord) -> TrialInfo:
+    """What a tracker is told of a trial: a copy, as the trial stands now."""
+    return TrialInfo(
+        rec.trial_id, dict(rec.params), rec.status, rec.value, rec.step, rec.error, rec.cause, dict(rec.metrics)
+    )
 
 
 def _frame(rows: list[dict[str, Any]], objectives: list[tuple[str, bool]] | None = None) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from tuner.config import Asha, Study, import_trainable, trainable_style
 from tuner.engine import Outcomes, slots_for
 from tuner.results import FAILED, NO_METRIC, SUMMARY, Recorder, TrialRecord, write_state, write_yaml
 from tuner.space import Space
+from tuner.tracking import open_tracking
 
 EXPERIMENT = "tune"  # the Tune experiment's folder, inside the study's results folder
 
@@ -49,7 +50,7 @@ def run_on_tune(
         slots = slots_for(study, capacity(res.cpu, res.gpu))  # before any file is written
         folder = folder_for()
         key = str(folder)
-        recorder = Recorder(folder, study.metric, study.maximize)
+        recorder = Recorder(folder, study.metric, study.maximize, tracking=open_tracking(study, folder, seed, say))
         if journal is None:
             recorder.save_study({**study.raw, "name": study.title, "seed": seed})
         else:

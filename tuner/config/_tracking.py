@@ -1,0 +1,69 @@
+"""The ``tracking:`` block of a study file: where the driver also writes the study's runs.
+
+Each key names a tracker (:mod:`tuner.tracking`); one whose library is not installed is refused
+here, when the file is read, with the extra that installs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class MlflowOptions(_Options):
+    """One parent run for the study and a child run per trial.
+
+    ``tracking_uri``: MLflow's store (``sqlite:///mlflow.db``, ``http://host:5000``, ...); default
+    MLflow's own (``MLFLOW_TRACKING_URI``). ``experiment``: default the study's name."""
+
+    tracking_uri: str | None = Field(default=None, min_length=1)
+    experiment: str | None = Field(default=None, min_length=1)
+
+
+class WandbOptions(_Options):
+    """A W&B run per trial, grouped by the study. ``dir``: where W&B keeps its files (default
+    the study's results folder)."""
+
+    project: str = Field(min_length=1)
+    entity: str | None = Field(default=None, min_length=1)
+    mode: Literal["online", "offline", "disabled"] = "online"
+    dir: str | None = Field(default=None, min_length=1)
+    tags: list[str] = Field(default_factory=list)
+
+
+class TensorboardOptions(_Options):
+    """A TensorBoard run per trial under ``dir``, written as the study runs."""
+
+    dir: str = Field(min_length=1)
+
+
+# tracker -> (the module it imports, the extra that installs it)
+EXTRAS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb"), "tensorboard": ("tensorboardX", None)}
+
+
+class TrackingOptions(_Options):
+    """The trackers a study writes to (any of them, or none)."""
+
+    mlflow: MlflowOptions | None = None
+    wandb: WandbOptions | None = None
+    tensorboard: TensorboardOptions | None = None
+
+    @field_validator("mlflow", "wandb", "tensorboard")
+    @classmethod
+    def _installed(cls, v: _Options | None, info: ValidationInfo) -> _Options | None:
+        module, extra = EXTRAS[str(info.field_name)]
+        if v is not None and importlib.util.find_spec(module) is None:
+            how = f"pip install 'tuner[{extra}]'" if extra else f"pip install {module}"
+            raise ValueError(f"needs {module}, which is not installed: {how}")
+        return v
+
+    @property
+    def names(self) -> list[str]:
+        """The trackers given, in a fixed order."""
+        return [name for name in EXTRAS if getattr(self, name) is not None]
