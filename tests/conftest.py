@@ -23,13 +23,18 @@ if str(ROOT) not in sys.path:
 
 # mypy takes 30-40 s on a fresh clone (no cache yet): when its check is among the tests to run,
 # it starts as soon as they are collected and runs beside them at the lowest priority (on the CPU
-# the tests leave idle: many wait on trials); the check collects its result.
+# the tests leave idle: many wait on trials); the check collects its result. With the tests spread
+# over processes (pytest -n), the first starts it; another that gets the check runs its own, with
+# a cache of its own.
 BACKGROUND = {"tests/test_quality.py::test_tool_passes[mypy]": ("mypy",)}
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1... under pytest -n; None without
 _started: dict[tuple[str, ...], tuple[subprocess.Popen[bytes], IO[bytes]]] = {}
 
 
 def _start_tool(args: tuple[str, ...]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
     out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by run_tool or at the session's end)
+    if args[0] == "mypy" and WORKER not in (None, "gw0"):
+        args = (*args, "--cache-dir", str(Path(tempfile.gettempdir()) / f"tuner-mypy-{WORKER}"))
     command = [sys.executable, "-m", *args]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(19))
     return proc, out
@@ -47,6 +52,8 @@ def run_tool(*args: str) -> tuple[int, str]:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     wanted = {item.nodeid for item in session.items}
+    if WORKER not in (None, "gw0"):
+        return
     for nodeid, args in BACKGROUND.items():
         if nodeid in wanted:
             _started[args] = _start_tool(args)

@@ -112,11 +112,15 @@ def test_plan_takes_the_overrides_run_takes(in_tmp: Path) -> None:
 
 
 @pytest.mark.slow
-def test_an_uncapped_study_on_ray_ends_at_its_time_limit(ray_local: None, in_tmp: Path) -> None:
-    out = tuner.run(study(TOY + "time_limit: 8s\n"), quiet=True)
+@pytest.mark.parametrize("backend", ["ray", "tune"])
+def test_an_uncapped_study_on_ray_ends_at_its_time_limit(ray_local: None, in_tmp: Path, backend: str) -> None:
+    """Ended by its time limit, on the engine and on Ray Tune alike: the trial running then ends
+    stopped, not left running as if the driver had been killed."""
+    out = tuner.run(study(TOY + f"time_limit: 8s\nbackend: {backend}\n"), quiet=True)
     assert out.stop_reason == "time_limit reached" and not out.interrupted
     trials = pd.read_parquet(out.folder / "trials.parquet")
     assert (trials["status"] == "finished").sum() >= 1 and "running" not in set(trials["status"])
+    assert set(trials["status"]) <= {"finished", "stopped"}
     assert yaml.safe_load((out.folder / "best.yaml").read_text())["trial_id"] in set(trials["trial_id"])
     assert json.loads((out.folder / "state.json").read_text())["state"] == "done"
 
