@@ -9,16 +9,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
+from tuner._outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, shown, summarize
 from tuner.errors import StudyFailed, UserError
-
-if TYPE_CHECKING:
-    from tuner.engine import Outcomes
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,7 +157,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         quiet=args.quiet,
     )
-    return _summary(out, study.metric, list(study.space.searchable))
+    return summarize(out, study.metric, list(study.space.searchable))
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -178,104 +174,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         dashboard=False if args.no_dashboard else None,
         quiet=args.quiet,
     )
-    return _summary(out)
-
-
-def _summary(out: Outcomes, metric: str | None = None, searched: list[str] | None = None) -> int:
-    """The end of a run as the user sees it; the exit code. Without ``metric`` and ``searched``
-    (a resumed run), they are read from ``best.yaml``."""
-    folder = _shown(out.folder)
-    stored = _stored_best(out.folder) if out.best is not None else {}  # read once, for all below
-    from tuner.results import NO_METRIC
-
-    metric = metric or stored.get("metric", {}).get("name", "the metric")
-    searched = searched if searched is not None else list(stored.get("params", {}))
-    counts = ", ".join(f"{n} {k}" for k, n in out.counts.items() if n)
-    print(f"trials: {counts}", file=sys.stderr)
-    if out.stop_reason:
-        print(f"stopped starting trials: {out.stop_reason}", file=sys.stderr)
-    searcher = out.summary.get("searcher") or {}
-    if searcher.get("suggestions"):
-        print(
-            f"searcher: {searcher['suggest_s_median']:.3g} s a suggestion (median), "
-            f"{100 * searcher['wait_fraction']:.1f}% of slot time spent waiting for one",
-            file=sys.stderr,
-        )
-    if out.summary.get("simulated_s") is not None:
-        print(
-            f"time: {out.summary['simulated_s']:.6g} s simulated in {out.summary['real_s']:.3g} s real "
-            f"({out.summary.get('steps', 0)} steps)",
-            file=sys.stderr,
-        )
-    used = out.summary.get("resources") or {}
-    if used.get("peak_rss_mb"):
-        text = f"resources: {used['peak_rss_mb']:.0f} MB peak resident memory ({used['peak_rss_trial']})"
-        if used.get("peak_gpu_reserved_mb"):
-            text += f", {used['peak_gpu_reserved_mb']:.0f} MB peak GPU memory ({used['peak_gpu_trial']})"
-        if used.get("s_per_step_median") is not None:
-            text += f", {used['s_per_step_median']:.3g} s a step (median)"
-        print(f"{text}, {used['cpu_s']:g} CPU-s in all", file=sys.stderr)
-    _failures_by_cause(out, folder)
-    if out.interrupted:
-        if out.best is not None:
-            _best_line(out.best, metric, searched, " (so far)")
-        ended = sum(n for k, n in out.counts.items() if k != "running")
-        print(
-            f"interrupted: {ended} ended trial(s) kept in {folder}; continue with: python -m tuner resume {folder}",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    if out.best is None and out.summary.get("best") == NO_METRIC:
-        print(f"{NO_METRIC}; every metric the trials reported is in {folder}/trials.parquet and history.parquet")
-        print(f"results: {folder}   (python -m tuner results {folder})")
-        return EXIT_OK
-    if out.best is None:
-        raise StudyFailed(
-            f"no trial produced a value for {metric}; nothing written to best.yaml (logs in {folder}/logs)"
-        )
-    _best_line(out.best, metric, searched)
-    if stored.get("pareto") is not None:
-        print(f"Pareto-optimal: {len(stored['pareto'])} trial(s), best chosen by {stored['chosen_by']}")
-    print(f"results: {folder}   (python -m tuner best {folder})")
-    return EXIT_OK
-
-
-def _best_line(best: Any, metric: str, searched: list[str], note: str = "") -> None:
-    shown = "  ".join(f"{k}={v}" for k, v in best.params.items() if k in searched)
-    print(f"best {best.trial_id}{note}: {metric}={best.value:.6g}  {shown}")
-
-
-def _stored_best(folder: Path) -> dict[str, Any]:
-    from tuner.results import load_best
-
-    try:
-        return load_best(folder)
-    except UserError:
-        return {}
-
-
-def _failures_by_cause(out: Outcomes, folder: str, each: int = 3) -> None:
-    """Failed trials grouped by cause, most common first: the cause, how many, the hint, and the
-    first few trials with their error and log."""
-    groups: dict[str, list[Any]] = {}
-    for rec in out.failures:
-        groups.setdefault(rec.cause or "user_exception", []).append(rec)
-    for cause, recs in sorted(groups.items(), key=lambda item: -len(item[1])):
-        print(f"  {cause} ({len(recs)} trial{'s' if len(recs) > 1 else ''}): {recs[0].hint or ''}", file=sys.stderr)
-        for rec in recs[:each]:
-            log = out.folder / "logs" / f"{rec.trial_id}.log"
-            where = f"  (log: {_shown(log)})" if log.exists() else ""
-            print(f"    {rec.trial_id} {rec.status}: {rec.error}{where}", file=sys.stderr)
-        if len(recs) > each:
-            print(f"    ... and {len(recs) - each} more (see {folder}/trials.parquet)", file=sys.stderr)
-
-
-def _shown(path: Path) -> str:
-    """A path relative to the working folder when it lies inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except (ValueError, OSError):  # outside it, or the folder is gone (a Ray job's, at its end)
-        return str(path)
+    return summarize(out)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -389,14 +288,14 @@ def _cmd_results(args: argparse.Namespace) -> int:
         from tuner.results.tensorboard import write_tensorboard
 
         out = write_tensorboard(args.results, args.tensorboard, args.metric, args.mode)
-        print(f"tensorboard: {_shown(out)}   (tensorboard --logdir {_shown(out)})")
+        print(f"tensorboard: {shown(out)}   (tensorboard --logdir {shown(out)})")
     return EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from tuner.report import write_report
 
-    print(f"report: {_shown(write_report(args.results, args.metric, args.mode))}")
+    print(f"report: {shown(write_report(args.results, args.metric, args.mode))}")
     return EXIT_OK
 
 
@@ -423,7 +322,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     metrics = "  ".join(f"{k}={v:.6g}" for k, v in result["metrics"].items())
     print(f"final (step {result['step']}): {metrics}")
-    folder = _shown(Path(result["folder"]))
+    folder = shown(Path(result["folder"]))
     print(
         f"saved: {folder}/metrics.yaml"
         + (f", {folder}/model.pt" if result["model"] else " (no model: the trainable reported no checkpoint)")
@@ -464,8 +363,8 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
         )
     else:
         print(f"confirmed: {summary['winner']} stays the best")
-    runs = _shown(Path(summary["folder"]))
-    print(f"saved: {_shown(Path(args.results))}/confirm.yaml, best.yaml (confirmed); runs in {runs}")
+    runs = shown(Path(summary["folder"]))
+    print(f"saved: {shown(Path(args.results))}/confirm.yaml, best.yaml (confirmed); runs in {runs}")
     return EXIT_OK
 
 
