@@ -63,7 +63,7 @@ def resolve_program(data: dict[str, Any], source: Path | None, check: bool = Tru
         data["program"] = str(found.resolve())
     elif check:
         places = " or ".join(str(folder) for folder in dict.fromkeys(where))
-        problems.append(Problem("program", f"no file {program!r} in {places}"))
+        problems.append(Problem("program", f"no file {program!r} in {places} (or pass the function: --trainable)"))
     problems += _check_command(data.get("command"))
     for key in ("project", "entity"):
         if data.get(key) is not None and not isinstance(data[key], str):

@@ -145,6 +145,7 @@ def test_hyperband_on_tune_stops_where_wandb_and_the_engine_would(ray_local: Non
     )
     out = tuner.run(study(body), quiet=True)
     trials = tuner.load_results(out.folder).set_index("trial_id")
-    assert len(trials) == 8 and (trials["status"] == "pruned").sum() >= 2
+    # how many are pruned depends on the order two trials in parallel report in; every verdict is W&B's
+    assert len(trials) == 8 and (trials["status"] == "pruned").sum() >= 1
     assert set(trials.loc[trials["status"] == "finished", "step"]) == {12}  # past max_iter: no cut there
     journal_verdicts(out.folder, trials, "loss", [1, 3], eta=3, strict=True, maximize=False)
