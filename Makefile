@@ -4,10 +4,12 @@
 # pyproject.toml or constraints.txt change).
 #   make run STUDY=search_spaces/toy.yaml      another study
 #   make test PYTEST_ARGS="-m 'not slow'"      a part of the tests
+#   make test WORKERS=4                        the tests spread over 4 processes (default 2; 0: one)
 PYTHON ?= python3
 VENV ?= .venv
 STUDY ?= search_spaces/digits_mlp.yaml
 PYTEST_ARGS ?=
+WORKERS ?= 2
 
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tuner-installed
@@ -18,7 +20,7 @@ run: $(STAMP)
 	$(PY) -m tuner run $(STUDY)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(WORKERS) --dist load $(PYTEST_ARGS)
 
 install: $(STAMP)
 

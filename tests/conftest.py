@@ -59,6 +59,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             _started[args] = _start_tool(args)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Spread over processes (pytest -n), the slow tests (real studies, tens of seconds) go first
+    and the quick ones fill in after them, so that no process is left with one long test at the
+    end while the others are idle. Each process collects the same order."""
+    if WORKER is not None:
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """A background run never collected (the session stopped early) is ended, by its pid."""
     for proc, out in _started.values():

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import ROOT, cli_env, end_ray_processes
+from tests.conftest import ROOT, cli_env, cli_here, end_ray_processes
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +55,10 @@ def _cli(args: list[str], cwd: Path, ray_tmp: Path) -> subprocess.Popen[str]:
 
 
 def test_a_killed_population_resumes_without_losing_a_member_and_its_schedule_replays(
-    tmp_path: Path, ray_tmp: Path
+    ray_local: None, tmp_path: Path, ray_tmp: Path
 ) -> None:
+    """Killed as a user's driver dies (a CLI process, SIGKILL); resumed and trained again in this
+    process, on the session's Ray (the CLI's same verbs, without starting a Ray for each)."""
     (tmp_path / "pop.yaml").write_text(STUDY)
     (tmp_path / "trainables").symlink_to(ROOT / "trainables")
     folder = tmp_path / "results" / "pop"
@@ -72,9 +74,8 @@ def test_a_killed_population_resumes_without_losing_a_member_and_its_schedule_re
     before = [json.loads(line) for line in journal.read_text().splitlines() if line.strip().endswith("}")]
     exploit = next(e for e in before if e["e"] == "exploit")
 
-    resumed = _cli(["resume", str(folder)], tmp_path, ray_tmp)
-    out, err = resumed.communicate(timeout=400)
-    assert resumed.returncode == 0, out + err
+    resumed = cli_here("resume", str(folder), "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     trials = pd.read_parquet(folder / "trials.parquet")
     assert len(trials) == 4 and set(trials["status"]) == {"finished"} and set(trials["step"]) == {8}
     history = pd.read_parquet(folder / "history.parquet")
@@ -84,15 +85,7 @@ def test_a_killed_population_resumes_without_losing_a_member_and_its_schedule_re
 
     best = yaml.safe_load((folder / "best.yaml").read_text())
     assert "lr" in best["schedule"]
-    args = ["train", "pop.yaml", "--config", str(folder / "best.yaml"), "--out", "final", "--no-dashboard"]
-    train = subprocess.run(
-        [sys.executable, "-m", "tuner", *args, "--num-cpus", "2"],
-        cwd=tmp_path,
-        env=cli_env(ray_tmp),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    train = cli_here("train", "pop.yaml", "--config", str(folder / "best.yaml"), "--out", "final", cwd=tmp_path)
     assert train.returncode == 0, train.stdout + train.stderr
     final = [json.loads(line) for line in (tmp_path / "final" / "journal.jsonl").read_text().splitlines()]
     changes = [e for e in final if e["e"] == "exploit"]

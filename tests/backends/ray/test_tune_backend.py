@@ -105,7 +105,7 @@ def test_killed_again_and_again_then_resumed_through_tuner_restore(
     """As tests/test_resume.py's test for the engine: three SIGKILLs, each followed by ``resume``
     (``Tuner.restore``); nothing finished is lost, the ids run on, and the study ends as an
     uninterrupted one does."""
-    text = SLOW.replace("name: slow", "name: slow\nbackend: tune").replace("run_cap: 16", "run_cap: 8")
+    text = SLOW.replace("name: slow", "name: slow\nbackend: tune").replace("run_cap: 16", "run_cap: 6")
     (tmp_path / "slow.yaml").write_text(textwrap.dedent(text))
     ref = cli_here("run", "slow.yaml", "--name", "ref", "--no-dashboard", "--num-cpus", "2", cwd=tmp_path)
     assert ref.returncode == 0, ref.stderr
@@ -116,7 +116,7 @@ def test_killed_again_and_again_then_resumed_through_tuner_restore(
     ended: dict[str, tuple[str, float]] = {}
     proc = _cli(["run", "slow.yaml"], tmp_path, ray_tmp)
     for _ in range(3):
-        time.sleep(rng.uniform(8.0, 12.0))
+        time.sleep(rng.uniform(6.0, 9.0))
         proc.kill()
         proc.wait()
         end_ray_processes(ray_tmp)
@@ -129,7 +129,7 @@ def test_killed_again_and_again_then_resumed_through_tuner_restore(
     code, log = _finish(proc)
     assert code == 0, log
     final = _table(folder)
-    assert list(final.index) == [f"t{i:04d}" for i in range(1, 9)]
+    assert list(final.index) == [f"t{i:04d}" for i in range(1, 7)]
     for trial_id, (status, value) in ended.items():
         assert (final.loc[trial_id, "status"], final.loc[trial_id, "value"]) == (status, value)
     pd.testing.assert_frame_equal(final, reference)
