@@ -136,7 +136,8 @@ class TunerCallback(_Callback):
         self._report(step, values, self._checkpoint(args, state), control)
 
     def _flush(self, control: Any) -> None:
-        """Report an evaluation that waited for a save that did not come (``save_strategy="best"``)."""
+        """Report an evaluation that waited for a save that did not come (another callback
+        cancelled it), before anything else happens."""
         if self._pending is not None:
             step, values = self._pending
             self._pending = None
@@ -277,7 +278,8 @@ def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any],
         apply_hyperparameters(trainer.args, config)
         if hasattr(trainer, "_train_batch_size"):  # the Trainer reads the batch size once, when made
             trainer._train_batch_size = trainer.args.train_batch_size
-        trainer.args.output_dir = os.path.join(trainer.args.output_dir or "trainer_output", f"run-{trial.trial_id}")
+        run = f"run-{trial.trial_id}" + (f"-rank{trial.rank}" if trial.rank else "")  # ranks train apart
+        trainer.args.output_dir = os.path.join(trainer.args.output_dir or "trainer_output", run)
         callback = TunerCallback(trial, step=step)
         trainer.add_callback(callback)
         trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
