@@ -118,11 +118,11 @@ class TunerCallback(_Callback):
         self._flush(control)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
+        self._flush(control)
         step = float(state.epoch or 0.0) if self.step == "epoch" else float(state.global_step)
         if self._last is not None and step <= self._last:
             return
         values = _scalars(metrics or {})
-        self._flush(control)
         if self._training and control.should_save and self.trial.store is not None:
             self._pending = (step, values)  # the Trainer saves next, at this step: report with it
             return
