@@ -53,6 +53,7 @@ class ResultsError(UserError, ValueError):
 
 # The optional libraries an integration needs, and the extra of ours that installs each.
 EXTRAS: dict[str, str] = {"lightning": "lightning", "pytorch_lightning": "lightning"}
+EXTRAS["transformers"] = "transformers"  # tuner.integrations.transformers
 
 
 class MissingExtra(UserError, ImportError):

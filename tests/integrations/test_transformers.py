@@ -1,0 +1,191 @@
+"""tuner.integrations.transformers with the real Hugging Face Trainer on a tiny BERT built from a
+config (nothing downloaded): reports, pruning, checkpoints and resume, search(), a YAML study
+under ASHA, and the message without the extra."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers reads it: nothing may be fetched
+
+import transformers
+
+import tuner
+from tests.conftest import ROOT, cli_env, cli_here
+from trainables import tiny_transformer as tiny
+from tuner.errors import TrialPruned
+from tuner.storage import CheckpointStore
+from tuner.trial import Trial
+
+
+def trainer(trial: Trial, folder: Path, step: str = "global_step", **args: Any) -> tuple[Any, Any]:
+    from tuner.integrations.transformers import TunerCallback
+
+    made = tiny.make_trainer({"learning_rate": 1e-2, "num_train_epochs": 3}, output_dir=str(folder / trial.trial_id))
+    for key, value in args.items():
+        setattr(made.args, key, value)
+    callback = TunerCallback(trial, step=step)
+    made.add_callback(callback)
+    return made, callback
+
+
+def test_reports_every_epoch_with_its_checkpoint_and_resumes_from_it(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path / "store"))
+    first = Trial("t0", 0, store=store)
+    made, callback = trainer(first, tmp_path, step="epoch")
+    assert isinstance(callback, transformers.TrainerCallback)
+    assert callback.resume_from_checkpoint is None
+    made.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+    assert [r["step"] for r in first.reports] == [1.0, 2.0, 3.0]  # 64 samples in batches of 16: 4 steps an epoch
+    assert {"eval_loss", "eval_accuracy", "epoch"} <= set(first.reports[0]["metrics"])
+    assert [r["checkpoint"]["global_step"] for r in first.reports] == [4, 8, 12]
+    assert {"model.safetensors", "optimizer.pt", "trainer_state.json"} <= set(
+        first.reports[0]["checkpoint"]["transformers"]
+    )
+    saved = store.load(store.save("t0", 2, first.reports[1]["checkpoint"]))[1]  # as a retry gets it
+
+    again = Trial("t0", 0, store=store, checkpoint=saved)
+    made, callback = trainer(again, tmp_path / "retry", step="epoch")
+    assert Path(callback.resume_from_checkpoint).name == "checkpoint-8"
+    made.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+    assert [r["step"] for r in again.reports] == [3.0]  # epoch 3 only, from the checkpoint of epoch 2
+    assert again.reports[0]["metrics"]["eval_loss"] == pytest.approx(first.reports[2]["metrics"]["eval_loss"])
+
+
+def test_the_global_step_is_the_step_and_an_evaluation_is_reported_once(tmp_path: Path) -> None:
+    trial = Trial("t0", 0)  # no store: reports at once, without checkpoints
+    made, _ = trainer(trial, tmp_path, eval_strategy="steps", eval_steps=2, save_strategy="no")
+    made.train()
+    made.evaluate()  # after train, at the step already reported
+    assert [r["step"] for r in trial.reports] == [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+    assert all("checkpoint" not in r for r in trial.reports)
+
+
+def test_only_the_evaluations_the_trainer_saves_at_carry_a_checkpoint(tmp_path: Path) -> None:
+    trial = Trial("t0", 0, store=CheckpointStore(str(tmp_path / "store")))
+    made, _ = trainer(trial, tmp_path, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=4)
+    made.train()
+    saved = {r["step"]: r.get("checkpoint", {}).get("global_step") for r in trial.reports}
+    assert saved == {2.0: None, 4.0: 4, 6.0: None, 8.0: 8, 10.0: None, 12.0: 12}
+
+
+def test_a_pruned_trial_stops_the_trainer_and_train_raises_trial_pruned(tmp_path: Path) -> None:
+    reports: list[dict[str, Any]] = []
+    trial = Trial("t0", 0, emit=reports.append, should_stop=lambda: len(reports) >= 2)  # read as step 3 reports
+    made, _ = trainer(trial, tmp_path, step="epoch", num_train_epochs=5)
+    with pytest.raises(TrialPruned):
+        made.train()
+    assert [r["step"] for r in reports] == [1.0, 2.0, 3.0]
+    assert made.control.should_training_stop
+
+
+def test_the_step_is_global_step_or_epoch() -> None:
+    from tuner.integrations.transformers import TunerCallback
+
+    with pytest.raises(ValueError, match="step must be one of global_step, epoch, got 'batch'"):
+        TunerCallback(Trial("t0", 0), step="batch")
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"learning_rate": "0.03"}, {"learning_rate": 0.03}),  # cast to the field's type
+        (
+            {"per_device_train_batch_size": 8.0, "num_train_epochs": 2},
+            {"per_device_train_batch_size": 8, "num_train_epochs": 2.0},
+        ),
+        (
+            {"weight_decay": 0.1, "hidden_size": 32, "nested": {"x": 1}},
+            {"weight_decay": 0.1},
+        ),  # not a field: left alone
+    ],
+)
+def test_hyperparameters_that_name_training_arguments_are_set_on_them(
+    config: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    from transformers import TrainingArguments
+
+    from tuner.integrations.transformers import apply_hyperparameters
+
+    args = TrainingArguments(output_dir="unused", report_to="none", use_cpu=True)
+    assert apply_hyperparameters(args, config) == list(expected)
+    for key, value in expected.items():
+        assert getattr(args, key) == value and type(getattr(args, key)) is type(value)
+
+
+def test_without_the_extra_the_cli_names_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys
+                sys.modules["transformers"] = None  # as if not installed
+                try:
+                    import tuner.integrations.transformers
+                except ImportError as exc:
+                    print("import:", exc)
+                from tuner.cli import main
+                sys.exit(main(["run", "search_spaces/tiny_transformer.yaml", "--storage", {str(tmp_path)!r}]))
+                """
+            ),
+        ],
+        cwd=ROOT,
+        env=cli_env(None),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "import: transformers is not installed: pip install 'tuner[transformers]'" in done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "trainable: cannot import 'trainables.tiny_transformer:train'" in lines[0]
+    assert lines[0].endswith("transformers is not installed: pip install 'tuner[transformers]'")
+
+
+@pytest.mark.slow
+def test_the_shipped_study_runs_under_asha_from_the_cli(ray_local: None, in_tmp: Path) -> None:
+    done = cli_here("run", str(ROOT / "search_spaces/tiny_transformer.yaml"), "--quiet", cwd=in_tmp)
+    assert done.returncode == 0, done.stderr
+    status = tuner.load_results(in_tmp / "results/tiny_transformer")["status"].value_counts().to_dict()
+    assert set(status) == {"finished", "pruned"}, status  # none errored
+    assert sum(status.values()) == 6
+
+
+@pytest.mark.slow
+def test_search_builds_each_trial_s_trainer_and_returns_the_best_run(ray_local: None, in_tmp: Path) -> None:
+    """The factory is a closure of this test (shipped by value); it builds every Trainer with the
+    same learning rate, which the search sets from each trial's configuration."""
+    from tuner.integrations.transformers import search
+
+    out = in_tmp / "hf"
+
+    def factory(config: dict[str, Any]) -> Any:
+        return tiny.make_trainer({"num_train_epochs": 2}, output_dir=str(out))
+
+    study = {
+        "name": "hf_search",
+        "metric": {"name": "eval_loss", "goal": "minimize"},
+        "method": "grid",
+        "parameters": {"learning_rate": {"values": [1e-4, 3e-2]}},
+    }
+    best = search(factory, study, quiet=True)
+    assert isinstance(best, transformers.trainer_utils.BestRun)
+    trials = tuner.load_results(best.run_summary.folder).set_index("trial_id")
+    assert set(trials["status"]) == {"finished"}
+    losses = trials["value"].to_dict()
+    assert len(set(losses.values())) == 2  # the two learning rates trained differently
+    assert best.run_id == min(losses, key=losses.__getitem__) and best.objective == losses[best.run_id]
+    assert best.hyperparameters == {"learning_rate": 3e-2}
+    history = tuner.load_history(best.run_summary.folder)
+    assert sorted(set(history["step"])) == [4.0, 8.0]  # the global step
+    assert {p.name for p in out.iterdir()} == {f"run-{t}" for t in trials.index}

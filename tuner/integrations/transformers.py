@@ -1,0 +1,317 @@
+"""Hugging Face's ``transformers.Trainer`` inside a trial::
+
+    from transformers import Trainer, TrainingArguments
+    from tuner.integrations.transformers import TunerCallback
+
+    def train(config, trial):
+        callback = TunerCallback(trial)
+        args = TrainingArguments(output_dir=f"out/{trial.trial_id}", learning_rate=config["learning_rate"], ...)
+        trainer = Trainer(model=..., args=args, train_dataset=..., eval_dataset=..., callbacks=[callback])
+        trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+
+``TunerCallback`` reports the evaluation metrics at each evaluation (the global step is the step,
+or the epoch), stops the Trainer when the scheduler prunes the trial, and keeps the Trainer's
+checkpoint in the study's checkpoint store, which ``resume_from_checkpoint`` hands back to a
+retried or resumed trial. :func:`search` is ``Trainer.hyperparameter_search`` over a tuner study:
+a factory builds the Trainer from each trial's configuration. Importing this module without the
+``transformers`` extra raises :class:`tuner.errors.MissingExtra`; see ``docs/transformers.md``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuner.errors import MissingExtra, StudyFailed, TrialPruned
+from tuner.trial import Trial
+
+if TYPE_CHECKING:  # to a type checker, the base class the extra installs
+    from transformers import TrainerCallback as _Callback
+
+    from tuner.config import Study
+else:
+    _Callback = object
+
+__all__ = ["TunerCallback", "search"]
+
+STEPS = ("global_step", "epoch")
+
+if importlib.util.find_spec("transformers") is None:
+    raise MissingExtra("transformers", "transformers")
+
+_CLASSES: dict[type, type] = {}
+
+
+def _concrete(base: type) -> type:
+    """``base`` made a subclass of ``transformers.TrainerCallback``, which is imported only when a
+    callback is made (importing transformers takes seconds)."""
+    if base not in _CLASSES:
+        from transformers import TrainerCallback
+
+        _CLASSES[base] = type(base.__name__, (base, TrainerCallback), {"__module__": base.__module__})
+    return _CLASSES[base]
+
+
+class TunerCallback(_Callback):
+    """A ``transformers.TrainerCallback`` that ties a ``Trainer`` to ``trial``.
+
+    At each evaluation (``on_evaluate``) it reports every number in the metrics (``eval_loss``,
+    what ``compute_metrics`` adds, ``epoch``) at the Trainer's global step, or at its epoch with
+    ``step="epoch"``; an evaluation at a step already reported (``trainer.evaluate()`` after
+    ``train``) is not reported again. When the study keeps checkpoints and the Trainer saves at
+    the evaluation's step, the report waits for the save (``on_save``) and takes the checkpoint
+    folder's files with it. When the scheduler has stopped the trial, it sets
+    ``control.should_training_stop`` and raises :class:`tuner.errors.TrialPruned` out of
+    ``trainer.train()``; the trainable lets it propagate and the trial ends pruned. With
+    ``workers: N`` every rank reports (the metrics are averaged, every rank stops at the same
+    step) and rank 0 alone sends them and the checkpoint.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> TunerCallback:
+        instance: TunerCallback = super().__new__(_concrete(cls))
+        return instance
+
+    def __init__(self, trial: Trial, step: str = "global_step") -> None:
+        if step not in STEPS:
+            raise ValueError(f"TunerCallback: step must be one of {', '.join(STEPS)}, got {step!r}")
+        self.trial = trial
+        self.step = step
+        self.reported = 0  # reports made so far
+        self._last: float | None = None
+        self._pending: tuple[float, dict[str, float]] | None = None  # waiting for the save at its step
+        self._training = False
+        self._folder = Path(tempfile.mkdtemp(prefix="tuner-transformers-"))
+        weakref.finalize(self, shutil.rmtree, self._folder, True)
+
+    @property
+    def resume_from_checkpoint(self) -> str | None:
+        """The trial's last Trainer checkpoint as a folder for
+        ``trainer.train(resume_from_checkpoint=...)`` when the trial goes on from one (a retry, a
+        resumed study); ``None`` for a fresh start."""
+        state = self.trial.checkpoint()
+        if not isinstance(state, dict) or "transformers" not in state:
+            return None
+        folder = self._folder / f"checkpoint-{int(state['global_step'])}"
+        for name, data in state["transformers"].items():
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data.numpy().tobytes())
+        return str(folder)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._training = True
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._flush(control)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._training = False
+        self._flush(control)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
+        self._flush(control)
+        step = float(state.epoch or 0.0) if self.step == "epoch" else float(state.global_step)
+        if self._last is not None and step <= self._last:
+            return
+        values = _scalars(metrics or {})
+        if self._training and control.should_save and self.trial.store is not None:
+            self._pending = (step, values)  # the Trainer saves next, at this step: report with it
+            return
+        self._report(step, values, None, control)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._pending is None:
+            return
+        step, values = self._pending
+        self._pending = None
+        self._report(step, values, self._checkpoint(args, state), control)
+
+    def _flush(self, control: Any) -> None:
+        """Report an evaluation that waited for a save that did not come (another callback
+        cancelled it), before anything else happens."""
+        if self._pending is not None:
+            step, values = self._pending
+            self._pending = None
+            self._report(step, values, None, control)
+
+    def _report(self, step: float, values: dict[str, float], checkpoint: Any, control: Any) -> None:
+        self._last = step
+        self.reported += 1
+        try:
+            self.trial.report(step, checkpoint=checkpoint, **values)
+        except TrialPruned:
+            control.should_training_stop = True
+            raise
+
+    def _checkpoint(self, args: Any, state: Any) -> dict[str, Any] | None:
+        """The files of the checkpoint folder the Trainer has just written, as bytes in tensors so
+        that the study's store keeps them as it keeps any state; ``None`` on ranks but 0."""
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if self.trial.rank != 0 or not folder.is_dir():
+            return None
+        files = {
+            p.relative_to(folder).as_posix(): _tensor(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()
+        }
+        return {"transformers": files, "global_step": int(state.global_step)}
+
+
+def _tensor(data: bytes) -> Any:
+    import torch
+
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if hasattr(value, "item") and getattr(value, "size", 1) in (1, ()):
+            value = value.item()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
+    return out
+
+
+# -- search: Trainer.hyperparameter_search over a tuner study -----------------------------------
+
+_MODULE = '''"""The trial of a study run by tuner.integrations.transformers.search."""
+from pathlib import Path
+
+from tuner.integrations.transformers import trial_function
+
+train = trial_function(Path(__file__).with_name("factory.pkl"))
+'''
+
+
+def search(
+    trainer_factory: Callable[..., Any],
+    study: str | os.PathLike[str] | dict[str, Any] | Study,
+    *,
+    step: str = "global_step",
+    n_trials: int | None = None,
+    allow_modules: Sequence[str] = (),
+    address: str | None = None,
+    num_cpus: int | None = None,
+    dashboard: bool | None = None,
+    seed: int | None = None,
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> Any:
+    """Run ``study`` (a YAML path, the study as a dict, or a loaded :class:`tuner.Study`; its
+    ``trainable`` is this search's) with each trial's ``Trainer`` built by
+    ``trainer_factory(config)`` (or ``trainer_factory(config, trial)``); return the best trial as
+    ``transformers.trainer_utils.BestRun`` (``run_id``, ``objective``, ``hyperparameters``, and
+    the study's outcomes as ``run_summary``, whose ``folder`` holds its results).
+
+    In each trial every key of the configuration that names a ``TrainingArguments`` field
+    (``learning_rate``, ``per_device_train_batch_size``, ``num_train_epochs``...) is set on the
+    Trainer's arguments, as ``hyperparameter_search`` does, the Trainer writes to
+    ``<output_dir>/run-<trial id>``, a :class:`TunerCallback` with ``step`` is added, and the
+    Trainer trains (from the trial's checkpoint on a retry); a Trainer that did not evaluate while
+    training is evaluated once at the end. ``trainer_factory`` goes to the trials pickled by
+    ``cloudpickle``: a function of the user's script travels by value, one of an importable
+    module by reference. ``n_trials`` overrides ``run_cap``; the other keywords are
+    :func:`tuner.run` 's.
+    """
+    from transformers.trainer_utils import BestRun
+
+    import tuner
+
+    try:
+        import cloudpickle
+    except ModuleNotFoundError as exc:
+        raise MissingExtra("cloudpickle", "transformers") from exc
+    if step not in STEPS:
+        raise ValueError(f"search: step must be one of {', '.join(STEPS)}, got {step!r}")
+    module = f"_tuner_transformers_{uuid.uuid4().hex[:12]}"
+    with tempfile.TemporaryDirectory(prefix="tuner-search-") as where:
+        package = Path(where) / module
+        package.mkdir()
+        (package / "factory.pkl").write_bytes(cloudpickle.dumps((trainer_factory, step)))
+        (package / "__init__.py").write_text(_MODULE)
+        sys.path.insert(0, where)  # the workers get the driver's path
+        try:
+            loaded = _study(study, f"{module}:train", n_trials, [module, *allow_modules])
+            outcome = tuner.run(
+                loaded, address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed, quiet=quiet, say=say
+            )
+        finally:
+            sys.path.remove(where)
+            sys.modules.pop(module, None)
+    best = outcome.best
+    if best is None or best.value is None:
+        failed = outcome.failures[0].error if outcome.failures else "no trial reported the metric"
+        raise StudyFailed(f"search found no best trial: {failed} (logs in {outcome.folder}/logs)")
+    return BestRun(run_id=best.trial_id, objective=best.value, hyperparameters=dict(best.params), run_summary=outcome)
+
+
+def _study(study: Any, trainable: str, n_trials: int | None, allowed: list[str]) -> Study:
+    from tuner.config import Study, load_study
+
+    if isinstance(study, Study):
+        return study.derive(trainable=trainable, **({"run_cap": n_trials} if n_trials is not None else {}))
+    if isinstance(study, dict):
+        import yaml
+
+        text = yaml.safe_dump(study, sort_keys=False)
+        return load_study(text=text, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
+    return load_study(study, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
+
+
+def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any], Trial], None]:
+    """The trainable :func:`search` runs, from its pickled ``(trainer_factory, step)``."""
+    import pickle
+
+    factory, step = pickle.loads(Path(pickled).read_bytes())
+    with_trial = _takes_trial(factory)
+
+    def run_trial(config: dict[str, Any], trial: Trial) -> None:
+        trainer = factory(config, trial) if with_trial else factory(config)
+        apply_hyperparameters(trainer.args, config)
+        if hasattr(trainer, "_train_batch_size"):  # the Trainer reads the batch size once, when made
+            trainer._train_batch_size = trainer.args.train_batch_size
+        run = f"run-{trial.trial_id}" + (f"-rank{trial.rank}" if trial.rank else "")  # ranks train apart
+        trainer.args.output_dir = os.path.join(trainer.args.output_dir or "trainer_output", run)
+        callback = TunerCallback(trial, step=step)
+        trainer.add_callback(callback)
+        trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+        if not callback.reported:  # no evaluation while training: one at the end, as hyperparameter_search
+            trainer.evaluate()
+
+    return run_trial
+
+
+def _takes_trial(factory: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(factory).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read
+        return False
+    return True
+
+
+def apply_hyperparameters(args: Any, config: dict[str, Any]) -> list[str]:
+    """Set each key of ``config`` that names a field of ``args`` (``TrainingArguments``), cast to
+    the field's type as ``Trainer.hyperparameter_search`` does; returns the names set."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(args)} if dataclasses.is_dataclass(args) else set()
+    done = []
+    for key, value in config.items():
+        if key not in fields or isinstance(value, dict):
+            continue
+        old = getattr(args, key)
+        if old is not None and not isinstance(old, bool) and isinstance(old, int | float | str):
+            value = type(old)(value)
+        setattr(args, key, value)
+        done.append(key)
+    return done
