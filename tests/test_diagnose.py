@@ -346,7 +346,8 @@ def test_a_leaking_trial_is_flagged_or_stopped_and_digits_is_not(tmp_path: Path,
 
     # what every trial used, in the results and at the end of run
     assert (warned["peak_rss_mb"] > 100).all() and (warned["cpu_s"] > 0).all()
-    assert warned.loc[True, "peak_rss_mb"] > warned.loc[False, "peak_rss_mb"] + 100  # the graphs it kept
+    # the graphs it kept (by how much depends on what the worker process held before: a margin)
+    assert warned.loc[True, "peak_rss_mb"] > warned.loc[False, "peak_rss_mb"] + 50
     row = digits.iloc[0]
     assert row["s_per_step"] > 0 and row["cpu_s"] > 0 and row["peak_rss_mb"] > 100
     assert re.search(r"resources: \d+ MB peak resident memory \(t\d+\), [\d.]+ s a step \(median\)", said)

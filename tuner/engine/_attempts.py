@@ -20,6 +20,8 @@ from tuner.engine._stacks import innermost
 from tuner.results import Recorder, TrialRecord
 from tuner.status import FAILED, Status
 
+START_S = 30.0  # the least start-up a trial is given before its first report, beyond stall_timeout
+
 
 @dataclass
 class Running:
@@ -33,6 +35,7 @@ class Running:
     error: str | None = None
     stop_sent: float | None = None
     last_seen: float = 0.0  # its start or its last report (the stall timer)
+    reported: bool = False  # this attempt has reported: its start-up is over
     rss_mb: list[float] = field(default_factory=list)  # rank 0's resident memory at each report
     gpu_mb: list[float] = field(default_factory=list)  # and its GPU memory allocated, on CUDA
     restart: bool = False  # stopped to go on later from its checkpoint (new values, or its slot given up)
@@ -102,7 +105,7 @@ class Attempts:
             self._on_end(run, event)
 
     def _on_report(self, run: Running, event: Report) -> None:
-        run.last_seen = self.backend.now()
+        run.last_seen, run.reported = self.backend.now(), True
         if run.decided is not None:
             return  # the trial was already stopped; late reports do not count
         trial_id, step = run.record.trial_id, event.step
@@ -222,7 +225,11 @@ class Attempts:
                 self._stop(run, "stopped", error)
 
     def check_stalls(self, now: float) -> None:
+        """A trial silent for ``stall_timeout`` is stalled; before its first report it is also
+        given its start-up (imports, data, the process group on a loaded node): as long again,
+        and at least START_S."""
         stall = self.study.spec.stall_timeout
         for run in list(self.trials.values()) if stall else []:
-            if run.decided is None and now - run.last_seen > stall:
+            limit = stall if run.reported else stall + max(stall, START_S)
+            if run.decided is None and now - run.last_seen > limit:
                 self._stalled(run, now - run.last_seen)

@@ -24,7 +24,7 @@ from tuner.engine import Backend, End, Event, Launch, Report
 from tuner.storage import CheckpointStore, credentials, is_remote
 
 STACKS_WAIT_S = 5.0  # how long a stalled trial's ranks get to say where they are
-LAST_WORDS_WAIT_S = 5.0  # how long the dead rank's node gets to say how its process ended
+LAST_WORDS_WAIT_S = 10.0  # how long the dead rank's node gets to say how its process ended
 STOP_GRACE_S = 2.0  # ranks of a stopped trial still running by then are killed and respawned
 ROOT_CAUSE_WAIT_S = 1.0  # a rank failed from a peer's failure: how long to wait for the peer's own
 GET_TIMEOUT_S = 30.0  # reading an event that Ray says is ready
