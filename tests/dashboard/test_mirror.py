@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
+import optuna
 import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -103,6 +104,9 @@ def test_a_finished_simulated_study_is_mirrored_trial_for_trial(in_tmp: Path, no
         assert t.user_attrs["status"] == row["status"] and t.user_attrs["step"] == row["step"]
         assert t.datetime_complete >= t.datetime_start
     assert isinstance(t.distributions["lr"], FloatDistribution) and t.distributions["lr"].log
+    best = optuna.load_study(study_name=mirror.name, storage=mirror.storage).best_trial
+    assert best.user_attrs["trial_id"] == tuner.load_best(out.folder)["trial_id"]  # the same winner
+    assert mirror.state() == "done"
 
 
 def test_a_running_study_is_followed_as_its_journal_grows(tmp_path: Path) -> None:
@@ -202,6 +206,18 @@ def test_a_study_without_a_metric_shows_its_trials_and_their_metrics(tmp_path: P
     assert [t["state"] for t in detail["trials"]] == ["Complete", "Fail"]
     names = {a["key"] for a in detail["trials"][0]["user_attrs"]}
     assert {"trial_id", "status", "loss", "accuracy"} <= names
+
+
+def test_a_run_whose_driver_died_reads_as_interrupted(tmp_path: Path) -> None:
+    study_ = Written(tmp_path / "s", LOSS)
+    mirror = Mirror(study_.folder)
+    assert mirror.state() == "running"  # this process wrote it
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=False
+    )
+    state = json.loads((study_.folder / "state.json").read_text())
+    (study_.folder / "state.json").write_text(json.dumps({**state, "pid": int(gone.stdout)}))
+    assert mirror.state() == "interrupted"
 
 
 def test_a_folder_that_holds_no_study_is_refused_in_one_line(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -136,7 +137,8 @@ class Mirror:
     def _apply(self, event: dict[str, Any]) -> None:
         kind, trial_id = event.get("e"), str(event.get("trial", ""))
         if kind == "start" and trial_id not in self.trials:
-            self.trials[trial_id] = _Trial(trial_id, dict(event.get("params") or {}), event.get("seed"), event["t"])
+            started = float(event.get("t") or time.time())
+            self.trials[trial_id] = _Trial(trial_id, dict(event.get("params") or {}), event.get("seed"), started)
             return
         trial = self.trials.get(trial_id)
         if trial is None:

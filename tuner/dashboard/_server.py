@@ -73,6 +73,8 @@ def _listen(host: str, port: int | None, app: Any) -> WSGIServer:
             return make_server(host, tried, app, server_class=_Server, handler_class=_Quiet)
         except OSError as exc:
             last = exc
+    if port is None or "in use" not in str(last.strerror):
+        raise UserError(f"--host {host}: cannot listen there ({last.strerror})")
     raise UserError(f"--port {port}: cannot listen on {host}:{port} ({last.strerror}); --port 0 takes a free one")
 
 
