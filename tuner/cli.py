@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     confirm.add_argument("--seeds", type=int, default=3, help="fresh seeds for each (default 3)")
     _ray_options(train)
     _ray_options(confirm)
+
+    dashboard = sub.add_parser("dashboard", help="serve a live web view of a study (running or finished)")
+    dashboard.add_argument("results", help="the study's results folder")
+    dashboard.add_argument("--host", default="127.0.0.1", help="where to listen (default: 127.0.0.1: here only)")
+    dashboard.add_argument("--port", type=int, help="port (default: 8080, or a free one when taken; 0: a free one)")
     return parser
 
 
@@ -368,6 +373,13 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from tuner.dashboard import serve
+
+    serve(args.results, args.host, args.port)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "dashboard_host", None):
@@ -383,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "best": _cmd_best,
         "results": _cmd_results,
         "confirm": _cmd_confirm,
+        "dashboard": _cmd_dashboard,
     }
     try:
         return commands[args.command](args)
