@@ -18,6 +18,7 @@ this module adds what the engine guarantees on the other backends:
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import warnings
@@ -35,6 +36,7 @@ from tuner.config import Pb2, Pbt, Study
 from tuner.space import Beta, Categorical, Constant, Float, Int, Normal, Parameter, nest
 
 _MISSING = object()
+logger = logging.getLogger(__name__)
 
 
 def mutation(param: Parameter) -> Any:
@@ -158,24 +160,29 @@ class _Population:
         return {**new, RESERVED: trial.config[RESERVED]}, operations  # the member stays itself
 
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
-        member, donor = ours(trial), ours(trial_to_clone)
+        """Ray's exploit, from the member's own copy of the donor's checkpoint; a checkpoint that
+        cannot be copied (Tune deleted it: ``checkpoints.keep``) leaves the member as it was."""
+        from ray.train._internal.session import _TrainingResult
+
+        member, donor, live = ours(trial), ours(trial_to_clone), LIVE[self.key]
+        taken = self._trial_state[trial_to_clone].last_checkpoint  # resolved by Ray before this call
+        metrics = _reported_with(trial_to_clone, taken) or dict(self._trial_state[trial_to_clone].last_result or {})
+        found = metrics.get("step", metrics.get(self._time_attr))
+        donor_step = float(found) if found is not None else 0.0
+        try:
+            copy = _own_copy(taken, member, donor, donor_step, live.store)
+        except OSError as exc:
+            logger.warning("%s: cannot copy %s's checkpoint (%s); it goes on as it was", member, donor, exc)
+            return
         step = self._trial_state[trial].last_train_time
         old = _values(trial.config, self.paths)
         super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[misc]
-        manager = trial.run_metadata.checkpoint_manager
-        taken = manager._latest_checkpoint_result  # the donor's checkpoint, with its result
-        metrics = _reported_with(trial_to_clone, taken)
-        step_of = metrics.get("step", metrics.get(self._time_attr))
-        donor_step = float(step_of) if step_of is not None else 0.0
-        source = taken.checkpoint.path
-        copy = _own_copy(taken.checkpoint, member, donor, donor_step, LIVE[self.key].store)
-        from ray.train._internal.session import _TrainingResult
-
         # the member restores the copy, and its results are rewound to the copy's step
-        manager._latest_checkpoint_result = _TrainingResult(checkpoint=copy, metrics=metrics)
-        live = LIVE[self.key]
+        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+            checkpoint=copy, metrics=metrics
+        )
         live.checkpoints[member] = copy.path
-        event = {"trial": member, "donor": donor, "step": step, "donor_step": donor_step, "path": source}
+        event = {"trial": member, "donor": donor, "step": step, "donor_step": donor_step, "path": taken.path}
         new = _values(trial.config, self.paths)
         live.recorder.exploit({**event, "old": old, "new": new, "copy": copy.path})
 
@@ -212,15 +219,14 @@ def _values(config: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]) -> 
     return out
 
 
-def _reported_with(donor: Any, taken: Any) -> dict[str, Any]:
-    """The result the donor reported its checkpoint with (Ray's PBT hands on the donor's last
-    result, which may be later than a checkpoint saved before a pause)."""
-    path = taken.checkpoint.path
+def _reported_with(donor: Any, checkpoint: Any) -> dict[str, Any]:
+    """The result the donor reported ``checkpoint`` with (Ray's PBT hands on the donor's last
+    result, which may be later than a checkpoint saved before a pause); empty when not found."""
     manager = donor.run_metadata.checkpoint_manager
     for result in [*manager._checkpoint_results, manager.latest_checkpoint_result]:
-        if result is not None and result.checkpoint is not None and result.checkpoint.path == path:
+        if result is not None and result.checkpoint is not None and result.checkpoint.path == checkpoint.path:
             return dict(result.metrics or {})
-    return dict(taken.metrics or {})
+    return {}
 
 
 def _own_copy(checkpoint: Any, member: str, donor: str, step: float, store: str | None) -> Any:
