@@ -5,8 +5,8 @@
 One run, on one private Ray of ``--slots`` CPUs, of four arms with the same compute budget
 (``members x max_t`` member-steps) on two tasks:
 
-- ``digits``: the MLP of ``search_spaces/digits_pbt.yaml`` (SGD, learning rate and weight decay
-  mutated), validation loss;
+- ``digits``: an SGD MLP as in ``search_spaces/digits_pbt.yaml`` (64 units; learning rate and
+  weight decay mutated), validation loss;
 - ``schedule``: ``trainables.toy:descent``, minibatch SGD on an ill-conditioned regression whose
   best answer is a falling learning rate (its loss: the error above the least-squares optimum).
 
