@@ -14,7 +14,7 @@ import tuner
 from tests.conftest import cli_here
 from tuner.config import load_study
 from tuner.report import CHARTS, write_report
-from tuner.report._charts import ONLY_SEVERAL
+from tuner.report._charts import ONLY_POPULATION, ONLY_SEVERAL
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -38,7 +38,7 @@ def test_every_chart_is_drawn_and_embedded(ray_local: None, in_tmp: Path) -> Non
     out = tuner.run(load_study(text=textwrap.dedent(TOY.format(n=16))), quiet=True)
     page = write_report(out.folder).read_text()
     for key, (title, _) in CHARTS.items():
-        if key in ONLY_SEVERAL:  # a study of one metric has no Pareto front
+        if key in ONLY_SEVERAL + ONLY_POPULATION:  # one metric: no Pareto front; no population
             assert not (out.folder / f"{key}.png").exists()
             continue
         png = (out.folder / f"{key}.png").read_bytes()
@@ -74,7 +74,11 @@ def test_charts_render_for_200_trials(no_ray: None, in_tmp: Path) -> None:
     out = tuner.run(load_study(text=SIMULATED, allow_modules=["tests"]), quiet=True)
     assert len(tuner.load_results(out.folder)) == 200 and out.counts["errored"] > 0
     write_report(out.folder)
-    assert all((out.folder / f"{key}.png").stat().st_size > 10_000 for key in CHARTS if key not in ONLY_SEVERAL)
+    assert all(
+        (out.folder / f"{key}.png").stat().st_size > 10_000
+        for key in CHARTS
+        if key not in ONLY_SEVERAL + ONLY_POPULATION
+    )
 
 
 @pytest.mark.slow
@@ -121,3 +125,49 @@ def test_results_export_report_and_train_reproduce_the_best(ray_local: None, tmp
 
     state = torch.load(folder / "final" / "model.pt", weights_only=True)
     assert any(k.endswith("weight") for k in state)
+
+
+POPULATION = """
+name: pop
+trainable: trainables.simulated:schedule
+backend: simulated
+metric: {name: loss, goal: minimize}
+method: random
+seed: 1
+run_cap: 8
+max_concurrent: 4
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.001, max: 0.5}
+early_terminate: {type: pbt, perturbation_interval: 4, max_t: 40, quantile_fraction: 0.25}
+"""
+
+
+def test_a_population_gets_its_panel_of_members_exploits_and_schedule(no_ray: None, in_tmp: Path) -> None:
+    from tuner.report import read
+    from tuner.report._population import exploits, population_chart
+
+    out = tuner.run(load_study(text=POPULATION), quiet=True)
+    page = write_report(out.folder).read_text()
+    png = (out.folder / "population.png").read_bytes()
+    assert png.startswith(PNG) and 'alt="Population-based training" src="data:image/png;base64,' in page
+    data = read(out.folder)
+    made = exploits(data)
+    fig = population_chart(data)
+    assert fig is not None and made
+    members, *schedules = fig.axes
+    jumps = [line for line in members.lines if line.get_linestyle() == ":"]
+    assert 0 < len(jumps) <= len(made)
+    for line in jumps:  # from a donor's point to the member's next report
+        (x0, x1), (y0, y1) = line.get_xdata(), line.get_ydata()
+        assert any(
+            float(e["donor_step"]) == x0
+            and (
+                (data.history["trial_id"] == e["donor"]) & (data.history["step"] == x0) & (data.history["loss"] == y0)
+            ).any()
+            for e in made
+        )
+        assert ((data.history["step"] == x1) & (data.history["loss"] == y1)).any()
+    best = tuner.load_best(out.folder)
+    assert [ax.get_ylabel() for ax in schedules] == list(best["schedule"]) == ["lr"]
+    ((steps, values),) = [(line.get_xdata(), line.get_ydata()) for line in schedules[0].lines]
+    assert [[s, v] for s, v in zip(steps[:-1], values[:-1], strict=True)] == best["schedule"]["lr"]

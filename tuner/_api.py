@@ -220,6 +220,8 @@ def train(
         max_concurrent=1,
         final=True,
         **_UNSEARCHED,
+        # Ray Tune has no schedule to replay: the engine replays it
+        **({"backend": "ray"} if schedule and study.spec.backend == "tune" else {}),
     )
     folder = Path(out).resolve()
     outcome = _execute(

@@ -372,8 +372,6 @@ def _tune_cannot(spec: StudySpec) -> list[tuple[str, str]]:
         out.append((key, "retries every failure alike, up to max_failures (Tune's FailureConfig); use backend ray"))
     if spec.on_leak == "stop":
         out.append(("on_leak", "does not watch a trial's memory; use backend ray"))
-    if isinstance(spec.early_terminate, Pbt | Pb2):
-        out.append(("early_terminate", f"does not run type {spec.early_terminate.type} yet; use backend ray"))
     if "keep_best" in spec.checkpoints.model_fields_set and spec.checkpoints.keep_best:
         out.append(("checkpoints.keep_best", "keeps each trial's last `keep` checkpoints only (Tune's num_to_keep)"))
     return out

@@ -395,7 +395,15 @@ def resources_chart(data: StudyData) -> Figure | None:
     return fig
 
 
+def population_chart(data: StudyData) -> Figure | None:
+    """Population-based training's members, exploits and winning schedule (:mod:`._population`)."""
+    from tuner.report._population import population_chart as draw
+
+    return draw(data)
+
+
 ONLY_SEVERAL = ("pareto",)  # drawn only for a study of several metrics
+ONLY_POPULATION = ("population",)  # drawn only for population-based training
 CHARTS: dict[str, tuple[str, Callable[[StudyData], Figure | None]]] = {
     "history": ("Optimisation history", history_chart),
     "curves": ("Learning curves", curves_chart),
@@ -404,5 +412,6 @@ CHARTS: dict[str, tuple[str, Callable[[StudyData], Figure | None]]] = {
     "importance": ("Parameter importance", importance_chart),
     "asha": ("ASHA survival", survival_chart),
     "pareto": ("Pareto front", pareto_chart),
+    "population": ("Population-based training", population_chart),
     "resources": ("Resources by trial", resources_chart),
 }

@@ -12,8 +12,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-from tuner.report._charts import CHARTS, ONLY_SEVERAL
+from tuner.report._charts import CHARTS, ONLY_POPULATION, ONLY_SEVERAL
 from tuner.report._data import StudyData, read
+from tuner.report._population import is_population
 from tuner.results import shown_metrics
 from tuner.status import FAILED
 
@@ -34,6 +35,8 @@ def write_report(folder: str | Path, metric: str | None = None, mode: str | None
     for key, (title, draw) in CHARTS.items():
         if key in ONLY_SEVERAL and len(data.objectives) < 2:
             continue  # a chart of several objectives, in a study of one
+        if key in ONLY_POPULATION and not is_population(data):
+            continue
         fig = draw(data)
         if fig is None:
             sections.append(f"<h2>{title}</h2><p class=note>Not enough data for this chart yet.</p>")

@@ -19,7 +19,7 @@ from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule, TrialSchedule
 
 from tuner.backends.ray import numeric
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED
-from tuner.config import Asha, Hyperband, Median, Study
+from tuner.config import Asha, Hyperband, Median, Pb2, Pbt, Study
 from tuner.diagnose import diagnose
 from tuner.results import Recorder, TrialRecord, read_journal
 from tuner.space import flatten
@@ -67,6 +67,7 @@ class TuneStudy:
     max_steps: float | None = None  # a trial's budget (the scheduler's max_t, or train's epochs)
     time_attr: str = "step"
     deadline: float | None = None  # time.monotonic() at which time_limit is reached
+    store: str | None = None  # the study's checkpoint store (a population copies a group trial's donor there)
 
 
 LIVE: dict[str, TuneStudy] = {}  # by results folder
@@ -85,7 +86,8 @@ def metrics_of(result: dict[str, Any], keep: frozenset[str] = frozenset()) -> di
 
 def make_scheduler(study: Study, time_attr: str, key: str) -> TrialScheduler | None:
     """Ray's own scheduler for the study's ``early_terminate``, as the engine's is configured
-    (hyperband: the engine's W&B rule behind Tune's interface)."""
+    (hyperband: the engine's W&B rule behind Tune's interface; pbt, pb2: Ray's, recording each
+    exploit)."""
     sched, metric = study.spec.scheduler, study.metric
     if sched is None or metric is None:  # a study without a metric has no early_terminate
         return None
@@ -105,6 +107,10 @@ def make_scheduler(study: Study, time_attr: str, key: str) -> TrialScheduler | N
         from tuner.backends.ray.tune._hyperband import TuneHyperband
 
         return TuneHyperband(key=key, time_attr=time_attr, metric=metric, mode=mode, spec=sched)
+    if isinstance(sched, Pbt | Pb2):
+        from tuner.backends.ray.tune._pbt import population_scheduler
+
+        return population_scheduler(study, sched, time_attr, key)
     if isinstance(sched, Median):
         return _Median(
             key=key,

@@ -18,7 +18,7 @@ from tuner.backends.ray import capacity, connect, path_entries
 from tuner.backends.ray.tune._callback import LIVE, Judge, Recording, TuneStudy, make_scheduler
 from tuner.backends.ray.tune._study_searcher import StudySearcher
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED, STATE, Job, trainable_for
-from tuner.config import Asha, Study, import_trainable, trainable_style
+from tuner.config import Asha, Pb2, Pbt, Study, import_trainable, trainable_style
 from tuner.engine import Outcomes, slots_for
 from tuner.results import FAILED, NO_METRIC, SUMMARY, Recorder, TrialRecord, write_state, write_yaml
 from tuner.space import Space
@@ -51,6 +51,9 @@ def run_on_tune(
         folder = folder_for()
         key = str(folder)
         recorder = Recorder(folder, study.metric, study.maximize, tracking=open_tracking(study, folder, seed, say))
+        population = spec.scheduler if isinstance(spec.scheduler, Pbt | Pb2) else None
+        if population is not None:  # each report records the values it trained with
+            recorder.mutable = list(population.mutable(study.space))
         if journal is None:
             recorder.save_study({**study.raw, "name": study.title, "seed": seed})
         else:
@@ -58,7 +61,7 @@ def run_on_tune(
         style = trainable_style(import_trainable(study.trainable), spec.trainable_api)
         time_attr = "step" if style == "tuner" else "training_iteration"
         sched = spec.scheduler
-        budget = max_steps if max_steps is not None else (sched.max_t if isinstance(sched, Asha) else None)
+        budget = max_steps if max_steps is not None else (sched.max_t if isinstance(sched, Asha | Pbt | Pb2) else None)
         live = LIVE[key] = TuneStudy(study, recorder, max_steps=budget, time_attr=time_attr)
         if spec.time_limit is not None:  # the time left, counted here: Tune would restore the first budget
             live.deadline = time.monotonic() + max(spec.time_limit - elapsed, 1.0)
@@ -73,6 +76,7 @@ def run_on_tune(
             strategy=res.strategy_options() if res.workers > 1 else None,
             store=spec.checkpoints.path or str(folder / "checkpoints"),
         )
+        live.store = job.store
         trainable = trainable_for(job, res.workers, res.cpu, res.gpu)
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # Tune's state saved at every step: a kill loses little
         tuner = _tuner(study, seed, folder, trainable, slots, time_attr, trial_seed, quiet, journal)
@@ -128,6 +132,8 @@ def _tuner(
     if experiment.exists():  # killed before Tune saved any state: nothing of Tune's to restore
         shutil.rmtree(experiment)
     searcher = StudySearcher(study, seed, key, time_attr, trial_seed)
+    # a population is added whole: Ray's PBT pauses a member at a boundary while another waits
+    population = isinstance(spec.scheduler, Pbt | Pb2)
     return tune.Tuner(
         trainable,
         param_space={},
@@ -135,7 +141,7 @@ def _tuner(
             search_alg=searcher,
             scheduler=make_scheduler(study, time_attr, key),
             num_samples=spec.run_cap or -1,
-            max_concurrent_trials=slots,
+            max_concurrent_trials=None if population else slots,
             reuse_actors=True,  # a trial costs ~0.5 s of Tune instead of ~2 s
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
@@ -187,6 +193,8 @@ def reload(recorder: Recorder, events: list[dict[str, Any]], space: Space) -> No
                 recorder.rewind(trial_id, ev["step"], ev.get("error"), ev.get("cause"))
                 if ev.get("error") != "resumed":
                     recorder.trials[trial_id].attempts += 1
+            elif kind == "exploit":
+                recorder.exploit(ev)
             elif kind == "end":
                 recorder.end(
                     trial_id, ev["status"], ev.get("error"), at=ev.get("t"), cause=ev.get("cause"), hint=ev.get("hint")
