@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(PY) -m tuner run $(STUDY)
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(WORKERS) --dist load $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(WORKERS) --dist load --durations=15 $(PYTEST_ARGS)
 
 install: $(STAMP)
 

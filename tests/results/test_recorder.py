@@ -37,6 +37,16 @@ def test_rewind_forgets_reports_after_the_checkpoint(tmp_path: Path) -> None:
     assert kinds == ["start", "report", "report", "report", "retry", "retry"]  # replayed reports are not re-logged
 
 
+def test_seconds_a_step_count_within_an_attempt_only(tmp_path: Path) -> None:
+    """An attempt's clock starts again at 0 (a retry, a resume, a population's exploit): its
+    start-up is no step, and the seconds a step never go negative."""
+    rec = recorder(tmp_path)  # reports at 0.1, 0.2, 0.3 s
+    rec.rewind("t1", 2, "resumed")  # steps 1 and 2 kept, at 0.1 and 0.2 s
+    for step, at in [(3, 0.05), (4, 0.15), (5, 0.25)]:  # the next attempt, its clock from 0
+        rec.report("t1", step, at, {"loss": 1.0})
+    assert math.isclose(rec.trials["t1"].s_per_step or 0.0, 0.1)
+
+
 def test_nothing_is_journaled_while_replaying(tmp_path: Path) -> None:
     rec = Recorder(tmp_path, "loss", maximize=False)
     rec.replaying = True

@@ -44,6 +44,9 @@ class TrialRecord:
     usage: dict[str, float] = field(default_factory=dict)  # peak_rss_mb, cpu_s, peak_gpu_mb, ... (see USAGE)
     first_report_s: float | None = None  # seconds into the trial of its first and last report
     last_report_s: float | None = None
+    interval_s: float = 0.0  # the time between consecutive reports of one attempt, summed
+    intervals: int = 0  # how many such intervals (an attempt's clock starts again at 0)
+    fresh: bool = True  # the next report is an attempt's first: no interval before it
     suggest_s: float | None = None  # how long the searcher took to propose it
     infra_retries: int = 0  # of the attempts, those caused by a lost node (not the trial's fault)
     leak_mb_per_step: float | None = None  # resident memory growing steadily by this much a report
@@ -58,12 +61,11 @@ class TrialRecord:
 
     @property
     def s_per_step(self) -> float | None:
-        """Seconds a report between the first and the last (the first's, when there is one)."""
+        """Seconds between consecutive reports of an attempt, on average (a retried or exploiting
+        trial's restart, its start-up, is not a step); the first report's when there is one."""
         if self.last_report_s is None or self.first_report_s is None or self.step is None:
             return None
-        if self.iterations > 1:
-            return (self.last_report_s - self.first_report_s) / (self.iterations - 1)
-        return self.last_report_s
+        return self.interval_s / self.intervals if self.intervals else self.first_report_s
 
 
 class Recorder:
@@ -131,6 +133,9 @@ class Recorder:
         rec = self.trials[trial_id]
         rec.iterations += 1
         rec.step = step
+        if not rec.fresh and rec.last_report_s is not None and elapsed >= rec.last_report_s:
+            rec.interval_s, rec.intervals = rec.interval_s + elapsed - rec.last_report_s, rec.intervals + 1
+        rec.fresh = False
         rec.first_report_s = elapsed if rec.iterations == 1 else rec.first_report_s
         rec.last_report_s = elapsed
         rec.metrics.update(metrics)
@@ -175,11 +180,13 @@ class Recorder:
         rec = self.trials[trial_id]
         rec.iterations, rec.step, rec.value, rec.best_value, rec.metrics = 0, None, None, None, {}
         rec.first_report_s = rec.last_report_s = None
+        rec.interval_s, rec.intervals, rec.fresh = 0.0, 0, True
         for row in own:
             metrics = {k: v for k, v in row.items() if k not in ("trial_id", "step", "time_s")}
             values = {k: metrics.pop(k) for k in list(metrics) if k.startswith(CONFIG)}
             self.report(trial_id, row["step"], row["time_s"], metrics)
             self.history[-1].update(values)
+        rec.fresh = True  # the attempt that goes on from here starts its clock again
         self.replaying = replaying
 
     def exploit(self, event: dict[str, Any]) -> None:
