@@ -11,7 +11,6 @@ return (Ray's own start excluded); efficiency = ideal / wall, ideal = trials x s
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -77,35 +76,24 @@ def main() -> None:
     os.environ.pop("RAY_ADDRESS", None)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
 
-    import ray
+    from benchmarks._ray import private_ray
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="tuner-bench-") as tmp:
-        ray.init(
-            address="local",
-            num_cpus=args.slots,
-            include_dashboard=False,
-            _temp_dir=os.path.join(tmp, "ray"),
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-        )
-        try:
-            cases = [
-                ("trivial trials", SLEEP, args.trials, 0.0),
-                ("1-second trials", SLEEP, args.trials, 1.0),
-                ("2-worker DDP + ASHA", DDP, args.ddp_trials, None),
-            ]
-            for label, template, trials, seconds in cases:
-                for backend in ("ray", "tune"):
-                    name = f"{label.split()[0].replace('-', '')}_{backend}"
-                    text = template.format(
-                        name=name, backend=backend, trials=trials, slots=args.slots, seconds=seconds, storage=tmp
-                    )
-                    wall, best, ended = run(text)
-                    ideal = None if seconds is None else trials * seconds / args.slots
-                    rows.append((label, backend, trials, wall, ideal, best, ended))
-        finally:
-            ray.shutdown()
+    with tempfile.TemporaryDirectory(prefix="tuner-bench-") as tmp, private_ray(args.slots, tmp):
+        cases = [
+            ("trivial trials", SLEEP, args.trials, 0.0),
+            ("1-second trials", SLEEP, args.trials, 1.0),
+            ("2-worker DDP + ASHA", DDP, args.ddp_trials, None),
+        ]
+        for label, template, trials, seconds in cases:
+            for backend in ("ray", "tune"):
+                name = f"{label.split()[0].replace('-', '')}_{backend}"
+                text = template.format(
+                    name=name, backend=backend, trials=trials, slots=args.slots, seconds=seconds, storage=tmp
+                )
+                wall, best, ended = run(text)
+                ideal = None if seconds is None else trials * seconds / args.slots
+                rows.append((label, backend, trials, wall, ideal, best, ended))
     print(f"{'study':22} {'backend':8} {'trials':>6} {'wall s':>8} {'efficiency':>10} {'best':>10}")
     walls: dict[str, dict[str, float]] = {}
     for label, backend, _trials, wall, ideal, best, ended in rows:

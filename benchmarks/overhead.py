@@ -11,7 +11,6 @@ starts the study to its return (workers included), but not Ray's own start.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -77,23 +76,12 @@ def main() -> None:
     os.environ.pop("RAY_ADDRESS", None)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
 
-    import ray
+    from benchmarks._ray import private_ray
 
-    with tempfile.TemporaryDirectory(prefix="tuner-bench-") as tmp:
-        ray.init(
-            address="local",
-            num_cpus=args.slots,
-            include_dashboard=False,
-            _temp_dir=os.path.join(tmp, "ray"),
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-        )
-        try:
-            ideal = args.trials * args.seconds / args.slots
-            t_tuner = run_tuner(args.trials, args.seconds, os.path.join(tmp, "tuner"))
-            t_tune = run_ray_tune(args.trials, args.seconds, os.path.join(tmp, "tune"))
-        finally:
-            ray.shutdown()
+    with tempfile.TemporaryDirectory(prefix="tuner-bench-") as tmp, private_ray(args.slots, tmp):
+        ideal = args.trials * args.seconds / args.slots
+        t_tuner = run_tuner(args.trials, args.seconds, os.path.join(tmp, "tuner"))
+        t_tune = run_ray_tune(args.trials, args.seconds, os.path.join(tmp, "tune"))
     e_tuner, e_tune = ideal / t_tuner, ideal / t_tune
     o_tuner, o_tune = ((t - ideal) * args.slots / args.trials for t in (t_tuner, t_tune))
     print(f"{args.trials} trials x {args.seconds:g} s on {args.slots} slots; ideal {ideal:.1f} s")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import sys
@@ -155,28 +154,19 @@ def main() -> None:
     os.environ.pop("RAY_ADDRESS", None)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"  # Tune saves its state every step
-    import ray
+
+    from benchmarks._ray import private_ray
 
     arms = ("PBT", "PB2", "ASHA + random", "Ray Tune PBT")
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="tuner-pbt-") as tmp:
         os.chdir(tmp)
         (Path(tmp) / "trainables").symlink_to(Path(__file__).resolve().parents[1] / "trainables")
-        ray.init(
-            address="local",
-            num_cpus=args.slots,
-            include_dashboard=False,
-            _temp_dir=os.path.join(tmp, "ray"),
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-        )
-        try:
+        with private_ray(args.slots, tmp):
             for task, (max_t, interval) in shapes.items():
                 for arm in arms:
                     text = study_text(task, arm, members, max_t, interval, args.slots, args.seed)
                     results.setdefault(task, {})[arm] = run_arm(text)
-        finally:
-            ray.shutdown()
     print_table(results, members, shapes)
 
 

@@ -17,7 +17,6 @@ ratio of the final medians. Seeds are fixed (0..N-1).
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 import sys
@@ -142,32 +141,22 @@ def main() -> None:
     budgets = sorted({b for b in (10, 20, args.budget) if b <= args.budget})
 
     import optuna
-    import ray
+
+    from benchmarks._ray import private_ray
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     table: dict[tuple[str, str], list[list[float]]] = {}
     walls: dict[str, float] = dict.fromkeys(ARMS, 0.0)
-    with tempfile.TemporaryDirectory(prefix="tuner-bench-") as tmp:
-        ray.init(
-            address="local",
-            num_cpus=args.cpus,
-            include_dashboard=False,
-            _temp_dir=os.path.join(tmp, "ray"),
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-        )
-        try:
-            for key in args.problems:
-                problem = PROBLEMS[key]
-                for seed in range(args.seeds):
-                    for name in ARMS:
-                        values, wall = run(problem, name, seed, args.budget, args.concurrent, tmp)
-                        walls[name] += wall
-                        table.setdefault((key, name), []).append(regrets(values, problem.optimum, budgets))
-                        regret = min(values) - problem.optimum
-                        print(f"{key:7s} seed {seed} {name:13s} regret {regret:.4g}  ({wall:.1f} s)")
-        finally:
-            ray.shutdown()
+    with tempfile.TemporaryDirectory(prefix="tuner-bench-") as tmp, private_ray(args.cpus, tmp):
+        for key in args.problems:
+            problem = PROBLEMS[key]
+            for seed in range(args.seeds):
+                for name in ARMS:
+                    values, wall = run(problem, name, seed, args.budget, args.concurrent, tmp)
+                    walls[name] += wall
+                    table.setdefault((key, name), []).append(regrets(values, problem.optimum, budgets))
+                    regret = min(values) - problem.optimum
+                    print(f"{key:7s} seed {seed} {name:13s} regret {regret:.4g}  ({wall:.1f} s)")
 
     at = " | ".join(f"@{b}" for b in budgets)
     print(f"\n{args.seeds} seeds, {args.budget} trials each, {args.concurrent} at a time; median regret (quartiles)")

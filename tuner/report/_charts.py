@@ -54,6 +54,16 @@ def _robust_range(values: np.ndarray, maximize: bool) -> tuple[float, float, boo
     return lo, hi, clipped
 
 
+def _fit_curves(ax: Any, metric: pd.Series, maximize: bool) -> None:
+    """The y-limits of learning curves: their finite values' robust range, padded."""
+    values = metric.to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values):
+        lo, hi, _ = _robust_range(values, maximize)
+        pad = (hi - lo) * 0.08 or 0.1
+        ax.set_ylim(lo - pad, hi + pad)
+
+
 def _metric_label(data: StudyData) -> str:
     arrow = "higher is better" if data.maximize else "lower is better"
     return f"{data.metric} ({arrow})"
@@ -122,14 +132,9 @@ def curves_chart(data: StudyData) -> Figure | None:
         colour = BLUE if kind == FINISHED else GREY
         alpha = _alpha(n, 0.7 if kind == FINISHED else 0.35)
         ax.plot(rows["step"], rows[data.metric], color=colour, alpha=alpha, linewidth=0.9)
-    values = h[data.metric].to_numpy(dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values):
-        lo, hi, _ = _robust_range(values, data.maximize)
-        pad = (hi - lo) * 0.08 or 0.1
-        ax.set_ylim(lo - pad, hi + pad)
-        if kind == PRUNED and len(rows):
+        if kind == PRUNED and len(rows):  # where the scheduler stopped it
             ax.plot(rows["step"].iloc[-1], rows[data.metric].iloc[-1], "x", color=GREY, alpha=alpha, markersize=4)
+    _fit_curves(ax, h[data.metric], data.maximize)
     if best_id is not None and best_id in set(h["trial_id"]):
         rows = h[h["trial_id"] == best_id]
         ax.plot(rows["step"], rows[data.metric], color=VERMILLION, linewidth=2.5)

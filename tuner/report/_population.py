@@ -8,12 +8,11 @@ import itertools
 from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from tuner.config import Pb2, Pbt
-from tuner.report._charts import BLUE, GREY, VERMILLION, _alpha, _metric_label, _robust_range
+from tuner.report._charts import BLUE, GREY, VERMILLION, _alpha, _fit_curves, _metric_label
 from tuner.report._data import StudyData
 from tuner.results import read_journal
 
@@ -65,12 +64,7 @@ def population_chart(data: StudyData) -> Figure | None:
         ax.plot([float(e["donor_step"]), end[0]], [start, end[1]], ":", color=GREY, linewidth=1.0)
         ax.plot(float(e["donor_step"]), start, "o", color=GREY, markersize=3)
         jumps += 1
-    values = h[data.metric].to_numpy(dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values):
-        lo, hi, _ = _robust_range(values, data.maximize)
-        pad = (hi - lo) * 0.08 or 0.1
-        ax.set_ylim(lo - pad, hi + pad)
+    _fit_curves(ax, h[data.metric], data.maximize)
     ax.set_ylabel(_metric_label(data))
     ax.set_title(
         f"Members over their steps ({jumps} exploit(s) dotted, from the donor's point; vermillion: {best or 'none'})",

@@ -143,6 +143,12 @@ class _Population:
     _time_attr: str
     _trial_state: dict[Any, Any]
 
+    def __init__(
+        self, *, key: str, mutations: Mapping[str, Parameter], paths: dict[str, tuple[str, ...]], **options: Any
+    ) -> None:
+        super().__init__(**options)
+        self.key, self.mutations, self.paths = key, dict(mutations), paths
+
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         with warnings.catch_warnings():  # each member copies the donor's checkpoint: none is lost to num_to_keep
             warnings.filterwarnings("ignore", message=".*num_to_keep.*")
@@ -190,21 +196,9 @@ class _Population:
 class TunePbt(_Population, PopulationBasedTraining):
     """Ray's ``PopulationBasedTraining`` over tuner ids, recording each exploit."""
 
-    def __init__(
-        self, *, key: str, mutations: Mapping[str, Parameter], paths: dict[str, tuple[str, ...]], **options: Any
-    ) -> None:
-        super().__init__(**options)
-        self.key, self.mutations, self.paths = key, dict(mutations), paths
-
 
 class TunePb2(_Population, PB2):
     """Ray's ``PB2`` over tuner ids, recording each exploit."""
-
-    def __init__(
-        self, *, key: str, mutations: Mapping[str, Parameter], paths: dict[str, tuple[str, ...]], **options: Any
-    ) -> None:
-        super().__init__(**options)
-        self.key, self.mutations, self.paths = key, dict(mutations), paths
 
 
 def _values(config: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
