@@ -183,7 +183,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from tuner.plan import describe, local_capacity, make_plan, smoke
+    from tuner.plan import describe, local_capacity, local_gpus, make_plan, smoke
 
     study = _load(args)
     if args.seed is not None:  # the smoke trial's configuration is the searcher's first with this seed
@@ -206,6 +206,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     else:
         places, where = local_capacity(res.cpu, res.gpu), "this machine (embedded Ray)"
     plan = make_plan(study, places, where)
+    if res.auto_gpus:  # the GPUs auto packs onto: none simulated, not known of a remote cluster
+        plan.gpus = 0 if study.spec.backend == "simulated" else None if args.address else local_gpus()
     if args.smoke:
         plan.smoke = smoke(study)
     print(describe(study, plan))

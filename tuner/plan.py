@@ -32,6 +32,7 @@ class Plan:
     finishers: int | None = None  # trials expected to train to max_t
     max_steps: int | None = None
     smoke: dict[str, Any] | None = None
+    gpus: int | None = None  # GPUs where it runs (gpus: auto); None: not known (a remote cluster)
 
     def worst_steps(self) -> int | None:
         """Steps of training if nothing were pruned."""
@@ -73,6 +74,13 @@ def bands(spec: Hyperband, trials: int | None) -> list[Rung]:
             break
         out.append(Rung(band, expected))
     return out
+
+
+def local_gpus() -> int:
+    """GPUs on this machine (torch's count)."""
+    import torch
+
+    return int(torch.cuda.device_count())
 
 
 def local_capacity(cpus: float, gpus: float) -> int:
@@ -291,6 +299,8 @@ def describe(study: Study, plan: Plan) -> str:
         lines.append(f"  {name}: {summary(p)}")
     trials = f"{plan.trials}" if plan.trials is not None else until_stopped(spec).replace("the study runs ", "")
     lines.append(f"trials: {trials}; {plan.slots} at a time on {plan.where}, {spec.resources.workers} worker(s) each")
+    if spec.resources.auto_gpus:
+        lines.append(_auto_line(plan))
     if spec.time_limit:
         lines.append(f"time limit: {spec.time_limit:g} s")
     if isinstance(spec.scheduler, Hyperband):
@@ -318,6 +328,20 @@ def describe(study: Study, plan: Plan) -> str:
             if step is not None:
                 lines += _smoke_lines(step)
     return "\n".join(lines)
+
+
+def _auto_line(plan: Plan) -> str:
+    """What ``gpus: auto`` will do where the study runs."""
+    from tuner.engine import CONTEXT_MB, HEADROOM
+
+    if plan.gpus == 0:
+        return f"gpus: auto: no GPU on {plan.where}; trials run on CPU, {plan.slots} at a time"
+    where = f"each of the {plan.gpus} GPU(s)" if plan.gpus else "each GPU"
+    return (
+        f"gpus: auto: trials share {where} as their measured memory allows ({HEADROOM:.0%} of it kept free, "
+        f"{CONTEXT_MB:.0f} MB a trial for its CUDA context), within the CPUs; the first on a GPU runs alone until "
+        "it reports its memory, and an out-of-memory next to other trials is retried with fewer"
+    )
 
 
 def _band_lines(study: Study, hb: Hyperband, plan: Plan) -> list[str]:

@@ -83,3 +83,10 @@ def hydra_style(config: dict[str, Any], step: int) -> dict[str, float]:
     (``optimizer.config.learning_rate``), beside a nested block (``model.width``)."""
     lr, width = config["optimizer.config.learning_rate"], config["model"]["width"]
     return {"loss": abs(math.log10(lr) + 2) + 1.0 / width + 1.0 / step}
+
+
+def hungry(config: dict[str, Any], step: int) -> dict[str, float]:
+    """Holds ``batch`` x 1000 MB of a simulated GPU (``gpu_mb``), twice that from step 3 when
+    ``grows`` is set (an appetite its first reports understate)."""
+    mb = config["batch"] * 1000.0 * (2.0 if config.get("grows") and step >= 3 else 1.0)
+    return {"loss": config["x"] + 1.0 / step, "gpu_mb": mb}

@@ -10,6 +10,11 @@ nothing of a trial is kept after its :class:`End`.
 A checkpoint is saved at every step as ``sim://<trial>/<step>``; a launch given one continues
 after that step. Nothing is written to disk.
 
+A step may also carry ``gpu_mb``, the GPU memory the trial holds after it: given the GPUs it
+simulates (``gpus``, each one's memory in MB), the backend places slots on them as Ray would
+with ``resources: {gpus: auto}`` and ends a trial whose step takes its GPU past its memory as
+out of memory, as CUDA would. Without ``gpus`` it simulates a machine without a GPU.
+
 A trainable of three arguments, ``f(config, step, state)``, keeps what it learns in ``state`` (a
 dict it changes in place); a copy is kept with each checkpoint, and a launch given a checkpoint
 (a retry, a resumed trial, a population member taking on a donor's) starts from that copy.
@@ -25,11 +30,11 @@ import math
 import numbers
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuner.engine import Backend, End, Event, Launch, Report
+from tuner.engine import Backend, End, Event, Gpu, Launch, Report, per_gpu_bound
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,6 +69,8 @@ class _Trial:
     token: int = -1  # seq of its one pending event; -1: none pending (its report was taken)
     ending: bool = False  # its End is pending: a stop changes nothing
     state: dict[str, Any] | None = None  # a stateful trainable's state
+    gpu_mb: float = 0.0  # GPU memory it holds now (simulated)
+    peak_gpu_mb: float = 0.0
 
 
 class SimulatedBackend(Backend):
@@ -71,8 +78,16 @@ class SimulatedBackend(Backend):
 
     realtime = False
     writes_checkpoints = False
+    where = "the simulated backend"
 
-    def __init__(self, study: Study, trainable: Trainable | None = None) -> None:
+    def __init__(
+        self,
+        study: Study,
+        trainable: Trainable | None = None,
+        *,
+        gpus: Sequence[float] = (),
+        cpus: float | None = None,
+    ) -> None:
         if trainable is None:
             from tuner.config import import_trainable
 
@@ -83,6 +98,11 @@ class SimulatedBackend(Backend):
         spec = study.spec
         self._limit = spec.max_concurrent or spec.run_cap or UNBOUNDED
         self._workers = spec.resources.workers  # capacity is counted in workers of the study's size
+        self._gpus = [Gpu(f"gpu{i}", float(mb)) for i, mb in enumerate(gpus)]
+        if spec.resources.auto_gpus and self._gpus:  # as many slots a GPU as the CPUs allow
+            cpus = cpus if cpus is not None else len(gpus) * spec.resources.cpu * 10**6
+            self._limit = min(self._limit, len(gpus) * per_gpu_bound(cpus, len(gpus), spec.resources.cpu))
+        self._auto = spec.resources.auto_gpus and bool(self._gpus)
         self._clock = 0.0
         self._heap: list[tuple[float, int, Event]] = []
         self._seq = itertools.count()
@@ -108,8 +128,14 @@ class SimulatedBackend(Backend):
         self._grow(wanted)
         return self._slots
 
-    def free(self) -> int | None:
-        return next(iter(self._idle), None)
+    def free(self, fits: Callable[[int], bool] | None = None) -> int | None:
+        return next((slot for slot in self._idle if fits is None or fits(slot)), None)
+
+    def gpus(self) -> dict[int, Gpu] | None:
+        """Slot ``i`` on GPU ``i`` modulo their number, as Ray spreads placement groups."""
+        if not self._auto:
+            return None
+        return {slot: self._gpus[slot % len(self._gpus)] for slot in range(self._slots)}
 
     def start(self, slot: int, launch: Launch) -> list[str]:
         if slot not in self._idle:
@@ -128,7 +154,7 @@ class SimulatedBackend(Backend):
     def stop(self, trial_id: str) -> None:
         trial = self._trials.get(trial_id)
         if trial is not None and not trial.ending:
-            self._end(trial, End(trial_id))
+            self._end(trial, End(trial_id, usage=self._usage(trial)))
 
     def abort(self, trial_id: str) -> list[str]:
         trial = self._trials.pop(trial_id, None)
@@ -204,19 +230,22 @@ class SimulatedBackend(Backend):
         """Compute the trial's next step and schedule its report (or its end)."""
         launch = trial.launch
         if launch.max_steps is not None and trial.step >= launch.max_steps:
-            self._end(trial, End(launch.trial_id))
+            self._end(trial, End(launch.trial_id, usage=self._usage(trial)))
             return
         step = trial.step + 1
         try:
             out = self._fn(launch.config, step, trial.state) if self._stateful else self._fn(launch.config, step)
             if out is None:  # the trainable's own end
-                self._end(trial, End(launch.trial_id))
+                self._end(trial, End(launch.trial_id, usage=self._usage(trial)))
                 return
-            seconds, metrics = _parse(out)
+            seconds, gpu_mb, metrics = _parse(out)
+            if gpu_mb is not None:
+                self._hold(trial, gpu_mb)
         except Exception as exc:
             text = traceback.format_exc()
             line = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            self._end(trial, End(launch.trial_id, error=line, traceback=text, oom=isinstance(exc, MemoryError)))
+            oom = isinstance(exc, MemoryError)
+            self._end(trial, End(launch.trial_id, error=line, traceback=text, oom=oom, usage=self._usage(trial)))
             return
         self.steps += 1
         trial.step = step
@@ -224,7 +253,26 @@ class SimulatedBackend(Backend):
         path = checkpoint_path(launch.trial_id, step)
         if self._stateful:
             self._states[path] = copy.deepcopy(trial.state)  # type: ignore[arg-type]
-        self._push(at, trial, Report(launch.trial_id, step, at - trial.started, metrics, checkpoint=path))
+        held = trial.gpu_mb if gpu_mb is not None else None
+        self._push(at, trial, Report(launch.trial_id, step, at - trial.started, metrics, checkpoint=path, gpu_mb=held))
+
+    def _hold(self, trial: _Trial, mb: float) -> None:
+        """``trial`` holds ``mb`` of its GPU now: ``MemoryError`` when its GPU has not that much free."""
+        trial.gpu_mb, trial.peak_gpu_mb = mb, max(trial.peak_gpu_mb, mb)
+        if not self._auto:
+            return
+        gpu = self._gpus[trial.slot % len(self._gpus)]
+        here = [t for t in self._trials.values() if t.slot % len(self._gpus) == trial.slot % len(self._gpus)]
+        used = sum(t.gpu_mb for t in here if not t.ending)
+        if used > gpu.total_mb:
+            raise MemoryError(
+                f"CUDA out of memory (simulated): {used:.0f} MB of {gpu.total_mb:.0f} MB in use on {gpu.key} "
+                f"by {len(here)} trial(s)"
+            )
+
+    @staticmethod
+    def _usage(trial: _Trial) -> dict[str, float]:
+        return {"peak_gpu_reserved_mb": trial.peak_gpu_mb} if trial.peak_gpu_mb else {}
 
 
 def _arity(fn: Callable[..., Any]) -> int:
@@ -237,15 +285,19 @@ def _arity(fn: Callable[..., Any]) -> int:
     return sum(1 for p in params if p.kind in kinds)
 
 
-def _parse(out: Any) -> tuple[float, dict[str, float]]:
-    """``(seconds, metrics)`` of what a step returned; ``ValueError`` names what is wrong."""
+def _parse(out: Any) -> tuple[float, float | None, dict[str, float]]:
+    """``(seconds, gpu_mb, metrics)`` of what a step returned; ``ValueError`` names what is wrong."""
     if not isinstance(out, dict):
         raise TypeError(f"a simulated trainable returns a dict of metrics, got {type(out).__name__}")
     metrics = dict(out)
     seconds = metrics.pop("seconds", DEFAULT_SECONDS)
-    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
+    gpu_mb = metrics.pop("gpu_mb", None)
+    for name, value in (("seconds", seconds), ("gpu_mb", gpu_mb)):
+        if value is None and name == "gpu_mb":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     for name, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"metric {name!r} must be a number, got {value!r}")
-    return float(seconds), {k: float(v) for k, v in metrics.items()}
+    return float(seconds), None if gpu_mb is None else float(gpu_mb), {k: float(v) for k, v in metrics.items()}

@@ -6,7 +6,15 @@ import math
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tuner.config._bands import wandb_bands
 from tuner.config._population import Pb2, Pbt
@@ -93,11 +101,25 @@ class Median(_Strict):
     min_samples_required: int = Field(default=3, ge=1)
 
 
+def _gpu_count(value: Any) -> float | Literal["auto"] | None:
+    """A number of GPUs (0 or more) or ``auto``: one error naming both forms, not one per form."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a number of GPUs >= 0 or auto, got {value!r}")
+    return float(value)
+
+
+GpuCount = Annotated[float | Literal["auto"] | None, PlainValidator(_gpu_count)]
+
+
 class Resources(_Strict):
     """Per trial: ``workers`` processes, each with its CPUs and GPUs, and how the model is spread
     over them (``strategy``: ddp, fsdp or pipeline; see :mod:`tuner.strategies`).
 
-    ``cpus``/``gpus`` are short for ``cpus_per_worker``/``gpus_per_worker``.
+    ``cpus``/``gpus`` are short for ``cpus_per_worker``/``gpus_per_worker``. ``gpus: auto`` packs
+    as many single-worker trials onto each GPU as their measured memory allows (see
+    :mod:`tuner.engine` and docs/gpus.md); :attr:`gpu` is then 0 and :attr:`auto_gpus` true.
     """
 
     workers: int = Field(default=1, ge=1)
@@ -109,9 +131,9 @@ class Resources(_Strict):
     cpu_offload: bool = False  # fsdp
     full_checkpoints: bool = False  # fsdp: gather the whole state on rank 0 rather than write shards
     cpus_per_worker: float | None = Field(default=None, gt=0)
-    gpus_per_worker: float | None = Field(default=None, ge=0)
+    gpus_per_worker: GpuCount = None
     cpus: float | None = Field(default=None, gt=0)
-    gpus: float | None = Field(default=None, ge=0)
+    gpus: GpuCount = None
 
     @model_validator(mode="after")
     def _aliases(self) -> Resources:
@@ -120,7 +142,14 @@ class Resources(_Strict):
         if self.gpus is not None and self.gpus_per_worker is not None:
             raise ValueError("give gpus or gpus_per_worker, not both (they mean the same)")
         gpus = self.gpus_per_worker if self.gpus_per_worker is not None else self.gpus
-        if gpus is not None and gpus > 1 and gpus != int(gpus):
+        if gpus == "auto":
+            key = "gpus_per_worker" if self.gpus_per_worker is not None else "gpus"
+            if self.workers > 1:
+                raise ValueError(
+                    f"{key}: auto packs trials of one worker onto GPUs; with workers: {self.workers} "
+                    "give a number of GPUs per worker"
+                )
+        elif gpus is not None and gpus > 1 and gpus != int(gpus):
             raise ValueError(f"more than one GPU per worker must be a whole number, got {gpus}")
         if self.strategy == "pipeline":
             stages = self.stages or self.workers
@@ -163,8 +192,14 @@ class Resources(_Strict):
 
     @property
     def gpu(self) -> float:
-        """GPUs per worker."""
-        return self.gpus_per_worker if self.gpus_per_worker is not None else self.gpus or 0.0
+        """GPUs per worker as given; 0 with ``auto`` (the backend decides each trial's share)."""
+        gpus = self.gpus_per_worker if self.gpus_per_worker is not None else self.gpus
+        return 0.0 if gpus is None or gpus == "auto" else gpus
+
+    @property
+    def auto_gpus(self) -> bool:
+        """``gpus: auto``: trials share each GPU as their measured memory allows."""
+        return "auto" in (self.gpus, self.gpus_per_worker)
 
 
 class CheckpointPolicy(_Strict):
@@ -370,6 +405,9 @@ def _tune_cannot(spec: StudySpec) -> list[tuple[str, str]]:
     if spec.on_failure or "on_oom" in given:
         key = "on_failure" if spec.on_failure else "on_oom"
         out.append((key, "retries every failure alike, up to max_failures (Tune's FailureConfig); use backend ray"))
+    if spec.resources.auto_gpus:
+        key = "resources.gpus" if spec.resources.gpus == "auto" else "resources.gpus_per_worker"
+        out.append((key, "takes a number of GPUs a trial (Ray Tune cannot pack by measured memory); use backend ray"))
     if spec.on_leak == "stop":
         out.append(("on_leak", "does not watch a trial's memory; use backend ray"))
     if "keep_best" in spec.checkpoints.model_fields_set and spec.checkpoints.keep_best:

@@ -7,6 +7,7 @@ failure leads to, and records everything; a :class:`Backend` runs the trials it 
 from tuner.engine._admission import Admission, slots_for
 from tuner.engine._backend import Backend, End, Event, Launch, Report
 from tuner.engine._loop import Engine
+from tuner.engine._packing import CONTEXT_MB, HEADROOM, Gpu, Packing, memory_parameters, per_gpu_bound
 from tuner.engine._run import Outcomes, execute
 from tuner.engine._schedulers import (
     AsyncSuccessiveHalving,
@@ -18,20 +19,26 @@ from tuner.engine._schedulers import (
 )
 
 __all__ = [
+    "CONTEXT_MB",
+    "HEADROOM",
     "Admission",
     "AsyncSuccessiveHalving",
     "Backend",
     "End",
     "Engine",
     "Event",
+    "Gpu",
     "Launch",
     "MedianStopping",
     "NoScheduler",
     "Outcomes",
+    "Packing",
     "Pruner",
     "Report",
     "Scheduler",
     "WandbHyperband",
     "execute",
+    "memory_parameters",
+    "per_gpu_bound",
     "slots_for",
 ]

@@ -15,6 +15,7 @@ from tuner.engine._checkpoints import Checkpoints
 from tuner.engine._closing import Closing
 from tuner.engine._judge import Judge
 from tuner.engine._offload import Writer
+from tuner.engine._packing import Packing
 from tuner.engine._population import Changes
 from tuner.engine._stacks import innermost
 from tuner.results import Recorder, TrialRecord
@@ -64,6 +65,7 @@ class Attempts:
         self._requeued: set[str] = set()  # of them, those whose node was lost (already rewound)
         self.idle_since: dict[int, float] = {}  # slot -> when it became free for a new trial
         self.changes = Changes()  # values changed during training (a population's exploits, a schedule)
+        self.packing: Packing | None = None  # gpus: auto on GPUs: which slot may take a trial
 
     def launch(self, record: TrialRecord, checkpoint: str | None = None, accumulation: int = 1) -> Launch:
         return Launch(
@@ -80,6 +82,9 @@ class Attempts:
         """Start (or restart) a trial on its slot: the one place trials begin."""
         self.trials[run.record.trial_id] = run
         run.last_seen = self.backend.now()
+        gpu = None if self.packing is None else (self.backend.gpus() or {}).get(run.slot)
+        if self.packing is not None and gpu is not None:
+            self.packing.started(run.record.trial_id, gpu, run.record.params)
         nodes = self.backend.start(run.slot, run.launch)
         self.recorder.placed(run.record.trial_id, nodes)
 
@@ -106,6 +111,8 @@ class Attempts:
 
     def _on_report(self, run: Running, event: Report) -> None:
         run.last_seen, run.reported = self.backend.now(), True
+        if self.packing is not None and event.gpu_mb is not None:
+            self.packing.measured(event.trial_id, float(event.gpu_mb))
         if run.decided is not None:
             return  # the trial was already stopped; late reports do not count
         trial_id, step = run.record.trial_id, event.step
@@ -136,6 +143,10 @@ class Attempts:
         """A trial's processes have all ended: retry it, continue it elsewhere, or record how it ended."""
         rec = run.record
         del self.trials[rec.trial_id]
+        neighbours = 0
+        if self.packing is not None:
+            peak = event.usage.get("peak_gpu_reserved_mb") or event.usage.get("peak_gpu_mb")
+            neighbours = self.packing.ended(rec.trial_id, peak, oom=event.oom and run.decided is None)
         if run.restart:  # it goes on from its checkpoint, with its new values, when a slot is free
             self.resumable.append(rec.trial_id)
             self.idle_since[run.slot] = self.backend.now()
@@ -154,6 +165,9 @@ class Attempts:
             self._write_log(rec.trial_id, rec.attempts, event.traceback)
         if retries.requeue(event.lost, run.decided is not None, rec.infra_retries):
             self._requeue(run, error)
+            return
+        if neighbours and status == "oom" and rec.infra_retries < retries.INFRA_RETRIES:
+            self._repack(run, error, neighbours)
             return
         own = run.decided is None  # the trial's own end, not one the engine decided
         detail, given = (event.traceback, event.cause) if own else (None, None)
@@ -185,6 +199,28 @@ class Attempts:
         self._requeued.add(trial_id)
         self.idle_since[run.slot] = self.backend.now()
         self.say(f"{trial_id}: its node was lost; it continues from step {step or 0} on a live node")
+
+    def _repack(self, run: Running, error: str | None, neighbours: int) -> None:
+        """Out of memory next to other trials on its GPU (``gpus: auto``): not the configuration's
+        fault; it goes on from its last checkpoint on a GPU with fewer neighbours, not charged to
+        ``max_failures`` (:class:`tuner.engine.Packing` has backed that GPU's limit off)."""
+        assert self.packing is not None
+        trial_id = run.record.trial_id
+        step, _ = self.checkpoints.last(trial_id)
+        self.closing.rewind(trial_id, step, error, cause="oom")
+        run.record.attempts += 1
+        run.record.infra_retries += 1
+        self.resumable.insert(0, trial_id)
+        self._requeued.add(trial_id)
+        self.idle_since[run.slot] = self.backend.now()
+        gpu = (self.backend.gpus() or {}).get(run.slot)
+        where = f" on {gpu.key}" if gpu is not None else ""
+        limit = self.packing.limit(gpu.key) if gpu is not None else None
+        then = f"; that GPU runs at most {limit} trial(s) at once from now on" if limit is not None else ""
+        self.say(
+            f"{trial_id}: out of memory next to {neighbours} other trial(s){where}; it continues from step "
+            f"{step or 0} with fewer neighbours{then}"
+        )
 
     def finish(self, trial_id: str, status: Status, error: str | None, **details: Any) -> None:
         """Record a trial's end (live and in replay); ``on_failure: stop`` stops the trials still running."""

@@ -8,6 +8,7 @@ next, when a trial stops, whether a failure is retried, what is recorded.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tuner.status import Cause
 
 if TYPE_CHECKING:
+    from tuner.engine._packing import Gpu
     from tuner.storage import CheckpointStore
 
 
@@ -76,6 +78,8 @@ class Backend(ABC):
     realtime: bool = True
     #: False: the checkpoint paths in its reports name no files (the engine deletes none).
     writes_checkpoints: bool = True
+    #: Where its trials run, as a notice names it.
+    where: str = "this backend"
 
     def check(self, location: str) -> None:  # noqa: B027 - optional
         """Refuse (:class:`tuner.errors.UserError`) a checkpoint location this backend's nodes cannot share."""
@@ -94,8 +98,14 @@ class Backend(ABC):
         return wanted
 
     @abstractmethod
-    def free(self) -> int | None:
-        """An idle slot that can take a trial now (the one free longest), or ``None``."""
+    def free(self, fits: Callable[[int], bool] | None = None) -> int | None:
+        """An idle slot that can take a trial now (the one free longest) and for which ``fits``
+        holds, or ``None``."""
+
+    def gpus(self) -> dict[int, Gpu] | None:
+        """With ``gpus: auto`` on GPUs: the GPU of each slot whose GPU is known (a slot not listed
+        takes no trial yet); ``None``: trials are not packed by memory (explicit fractions, or no GPU)."""
+        return None
 
     @abstractmethod
     def start(self, slot: int, launch: Launch) -> list[str]:

@@ -21,6 +21,7 @@ from tuner.engine._checkpoints import Checkpoints
 from tuner.engine._closing import Closing
 from tuner.engine._judge import Judge
 from tuner.engine._offload import SearcherThread, Writer
+from tuner.engine._packing import Packing, memory_parameters
 from tuner.engine._population import Population, Schedule, changes_for
 from tuner.engine._schedulers import Pruner
 from tuner.engine._timers import Timers
@@ -120,6 +121,7 @@ class Engine:
         )
         self.attempts.changes = self.changes
         self.asking: tuple[str, int, Any, float] | None = None  # (trial, slot, future, since): the suggestion in flight
+        self.held: tuple[str, dict[str, Any]] | None = None  # (trial, params) suggested, and no slot fits it yet
         self.searcher_wait_s = 0.0  # slot time spent waiting for a suggestion
         self.slots = self.placed = 0
         self.short_since: float | None = None  # since when trials wait and no slot is placed
@@ -165,6 +167,8 @@ class Engine:
     def run(self, slots: int) -> None:
         self.slots = self.placed = slots  # as planned: a change is reported, not the start
         self.backend.open(slots, self.recorder.folder, self.checkpoints.store)
+        if self.study.spec.resources.auto_gpus and self.backend.gpus() is not None:
+            self.attempts.packing = Packing(memory_parameters(self.study.space))
         now = self.backend.now()
         self.attempts.idle_since = dict.fromkeys(range(slots), now)
         if self.backend.realtime:  # on simulated time a suggestion takes no time: asked inline
@@ -172,11 +176,11 @@ class Engine:
         self._save_state("running")
         while True:
             self._watch()
-            while self._resuming() and (slot := self._take()) is not None:
+            while self._resuming() and (slot := self._take(self._params(self.attempts.resumable[0]))) is not None:
                 self.attempts.resume(slot, self.attempts.resumable.pop(0))
             self._ask()
             waiting = (bool(self.attempts.resumable) and self.stop_reason is None) or self.admission.can_launch()
-            if not self.trials and self.asking is None and not waiting:
+            if not self.trials and self.asking is None and self.held is None and not waiting:
                 break
             for event in self.backend.poll(0.01 if self.asking is not None else WAIT_S):
                 self.attempts.on_event(event)
@@ -210,8 +214,17 @@ class Engine:
         finished = [r.value for r in self.recorder.trials.values() if r.status == "finished" and r.value is not None]
         return min(finished, key=self.study.minimised) if finished else None
 
-    def _take(self) -> int | None:
-        return self.backend.free()
+    def _take(self, params: dict[str, Any] | None = None) -> int | None:
+        """A free slot that can take a trial of ``params`` (``None``: of some configuration) now:
+        with ``gpus: auto``, one whose GPU has room for it (:class:`tuner.engine.Packing`)."""
+        packing = self.attempts.packing
+        if packing is None:
+            return self.backend.free()
+        gpus = self.backend.gpus() or {}
+        return self.backend.free(lambda slot: slot in gpus and packing.admits(gpus[slot], params))
+
+    def _params(self, trial_id: str) -> dict[str, Any]:
+        return self.recorder.trials[trial_id].params
 
     def _watch(self) -> None:
         """Notice the cluster shrinking or growing: say so in one line, use new room, and stop
@@ -240,24 +253,46 @@ class Engine:
     def _ask(self) -> None:
         """Keep one suggestion in flight while a slot is free; start its trial when it comes. On
         simulated time suggestions come at once, so every free slot is filled in one pass."""
+        if self._resuming():
+            return  # an unfinished trial waits for room (gpus: auto): it goes first
         while True:
             if self.asking is not None and self.asking[2].done():
                 (trial_id, slot, future, since), self.asking = self.asking, None
                 params = future.result()
                 if params is None:
                     self.admission.exhausted = True
-                elif self.stop_reason is None:  # else the study stopped meanwhile: no new trial
-                    self.searcher_wait_s += self.backend.now() - self.attempts.idle_since.pop(slot, since)
-                    record = self._open(trial_id, params, self.backend.wall())
-                    record.suggest_s = round(self.searcher.suggest_s[-1], 4) if self.searcher.suggest_s else None
-                    self.recorder.start(record)
-                    self.attempts.start(Running(record, slot, self.attempts.launch(record)))
+                else:  # the slot's idle time until now was spent waiting for the searcher
+                    now = self.backend.now()
+                    self.searcher_wait_s += now - self.attempts.idle_since.get(slot, since)
+                    self.attempts.idle_since[slot] = now
+                    self.held = (trial_id, params)
+            if self.held is not None and not self._place():
+                return
             if self.asking is not None or not self.admission.can_launch() or (free := self._take()) is None:
                 return
             trial_id = self.admission.next_id()
             self.asking = (trial_id, free, self.searcher.suggest(trial_id), self.backend.now())
             if self.backend.realtime:
                 return
+
+    def _place(self) -> bool:
+        """Start the suggested trial on a free slot that can take its configuration (with
+        ``gpus: auto``, it may wait for room on a GPU); ``False``: none can yet."""
+        assert self.held is not None
+        trial_id, params = self.held
+        if self.stop_reason is not None:  # the study stopped meanwhile: no new trial
+            self.held = None
+            return True
+        slot = self._take(self.study.space.complete(params))
+        if slot is None:
+            return False
+        self.held = None
+        self.attempts.idle_since.pop(slot, None)
+        record = self._open(trial_id, params, self.backend.wall())
+        record.suggest_s = round(self.searcher.suggest_s[-1], 4) if self.searcher.suggest_s else None
+        self.recorder.start(record)
+        self.attempts.start(Running(record, slot, self.attempts.launch(record)))
+        return True
 
     def _open(self, trial_id: str, params: dict[str, Any], started: float) -> TrialRecord:
         self.admission.launched += 1

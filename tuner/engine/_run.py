@@ -70,6 +70,13 @@ def execute(
     workers = study.spec.resources.workers
     shape = f"{workers} DDP workers" if workers > 1 else "1 process"
     say(f"running {study.name}: method {study.spec.method}, {slots} trial(s) at a time, {shape} each -> {folder}")
+    if study.spec.resources.auto_gpus:
+        say(
+            f"resources.gpus: auto found no GPU on {backend.where}; trials run on CPU, {slots} at a time"
+            if backend.gpus() is None
+            else f"resources.gpus: auto: up to {slots} trial(s) share the GPUs as their measured memory allows; "
+            "the first on each GPU runs alone until it reports its memory"
+        )
     interrupted = False
     try:
         engine.run(slots)

@@ -124,3 +124,20 @@ def test_hyperband_stops_trials_at_wandbs_bands_and_not_at_max_iter(ray_local: N
     assert len(trials) == 10 and (trials["status"] == "pruned").sum() >= 3
     assert set(trials.loc[trials["status"] == "finished", "step"]) == {12}  # past max_iter: no cut there
     journal_verdicts(out.folder, trials, "loss", [1, 3], eta=3, strict=True, maximize=False)
+
+
+def test_gpus_auto_on_a_cluster_without_a_gpu_says_so_and_runs_on_cpu(ray_local: None, in_tmp: Path) -> None:
+    body = """
+    name: auto
+    trainable: trainables.toy:quadratic
+    metric: {name: loss}
+    method: grid
+    resources: {gpus: auto}
+    parameters:
+      layers: {values: [1, 2]}
+      steps: {value: 2}
+    """
+    said: list[str] = []
+    out = tuner.run(study(body), say=said.append)
+    assert "resources.gpus: auto found no GPU on this Ray cluster; trials run on CPU, 2 at a time" in said
+    assert out.counts["finished"] == 2

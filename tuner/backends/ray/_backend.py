@@ -9,10 +9,12 @@ and a stopped trial's ranks killed when they ignore the stop. The engine sees on
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner.backends.ray import _devices as devices
 from tuner.backends.ray import _last_words as last_words
 from tuner.backends.ray._cluster import ClusterView, capacity, path_entries, route_ray_messages
 from tuner.backends.ray._group import WorkerGroup
@@ -20,7 +22,7 @@ from tuner.backends.ray._metrics import study_metrics
 from tuner.backends.ray._usage import combine
 from tuner.backends.ray._worker import TrialTask
 from tuner.config import Study
-from tuner.engine import Backend, End, Event, Launch, Report
+from tuner.engine import Backend, End, Event, Gpu, Launch, Report
 from tuner.storage import CheckpointStore, credentials, is_remote
 
 STACKS_WAIT_S = 5.0  # how long a stalled trial's ranks get to say where they are
@@ -62,6 +64,8 @@ class _Trial:
 class RayBackend(Backend):
     """Slots are :class:`WorkerGroup` s named ``tuner:<study>:slot<i>`` on the connected Ray."""
 
+    where = "this Ray cluster"
+
     def __init__(self, study: Study, say: Any = None) -> None:
         import ray
 
@@ -79,14 +83,35 @@ class RayBackend(Backend):
         self.metrics: Any = None
         self._split: set[int] = set()  # slots whose pipeline stages were placed on several nodes
         self._pending: list[Event] = []
+        self._share: float | None = None  # GPUs a worker holds (gpus: auto: decided on the first look)
+        self._gpus: dict[int, Gpu] = {}  # gpus: auto: each slot's GPU, once its rank has said
+        self._probes: dict[int, Any] = {}  # and the questions not answered yet
 
     # -- before the run --------------------------------------------------------------------
+    @property
+    def share(self) -> float:
+        """GPUs per worker: as given, or with ``gpus: auto`` the slot's fraction of one GPU."""
+        if self._share is None:
+            res = self.study.spec.resources
+            self._share = devices.auto_share(res.cpu) if res.auto_gpus else res.gpu
+        return self._share
+
     def capacity(self) -> int:
         res = self.study.spec.resources
         if not self.groups:
-            return capacity(res.cpu, res.gpu)
+            return capacity(res.cpu, self.share)
         self.view.refresh(force=True)
-        return self.view.capacity(res.cpu, res.gpu)
+        return self.view.capacity(res.cpu, self.share)
+
+    def gpus(self) -> dict[int, Gpu] | None:
+        if not self.study.spec.resources.auto_gpus or not self.share:
+            return None
+        for slot, ref in list(self._probes.items()):
+            gpu = devices.read(ref)
+            if gpu is not None:
+                self._gpus[slot] = gpu
+                del self._probes[slot]
+        return self._gpus
 
     def check(self, location: str) -> None:
         from tuner.backends.ray._shared_path import check_checkpoint_location
@@ -107,18 +132,20 @@ class RayBackend(Backend):
         env.update(self.study.env)  # a W&B program's settings (tuner.integrations.wandb)
         while len(self.groups) < slots:
             name = f"tuner:{self.study.name}:slot{len(self.groups)}"
-            self.groups.append(WorkerGroup(res.workers, res.cpu, res.gpu, paths, self.study.trainable, name, env))
+            self.groups.append(WorkerGroup(res.workers, res.cpu, self.share, paths, self.study.trainable, name, env))
+            if res.auto_gpus and self.share:  # which GPU it got: asked once, its bundle keeps it
+                self._probes[len(self.groups) - 1] = devices.probe(self.groups[-1].actors[0])
 
     def watch(self, wanted: int) -> int:
         if wanted > len(self.groups):
             self._grow(wanted)
         return sum(self.view.placed(g.pg_id) is not None for g in self.groups)
 
-    def free(self) -> int | None:
-        """An idle slot whose ranks are placed on live nodes."""
+    def free(self, fits: Callable[[int], bool] | None = None) -> int | None:
+        """An idle slot whose ranks are placed on live nodes (and that ``fits``)."""
         self.view.refresh()
         placed = (i for i, g in enumerate(self.groups) if i not in self.busy and self.view.placed(g.pg_id) is not None)
-        return next(placed, None)
+        return next((i for i in placed if fits is None or fits(i)), None)
 
     # -- trials ----------------------------------------------------------------------------
     def start(self, slot: int, launch: Launch) -> list[str]:
@@ -130,7 +157,7 @@ class RayBackend(Backend):
             launch.config,
             launch.seed,
             launch.max_steps,
-            res.gpu,
+            self.share,
             store=self.store,
             checkpoint=launch.checkpoint,
             accumulation=launch.accumulation,
@@ -297,6 +324,8 @@ class RayBackend(Backend):
         if rebuild:
             self.groups[trial.slot].rebuild()
             self.respawns += 1
+            if trial.slot in self._probes:  # its rank died before it said which GPU it holds
+                self._probes[trial.slot] = devices.probe(self.groups[trial.slot].actors[0])
         self.busy.discard(trial.slot)
 
     # -- the rest --------------------------------------------------------------------------
