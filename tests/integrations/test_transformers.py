@@ -59,6 +59,59 @@ def test_reports_every_epoch_with_its_checkpoint_and_resumes_from_it(tmp_path: P
     assert again.reports[0]["metrics"]["eval_loss"] == pytest.approx(first.reports[2]["metrics"]["eval_loss"])
 
 
+class Recorder(transformers.TrainerCallback):
+    """What the optimizer and scheduler hold when training begins (after the Trainer's resume)."""
+
+    seen: dict[str, Any]
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        optimizer, scheduler = kwargs["optimizer"], kwargs["lr_scheduler"]
+        self.seen = {
+            "groups": [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups],
+            "base_lrs": list(scheduler.base_lrs),
+            "exp_avg": [s["exp_avg"].clone() for s in optimizer.state.values()],
+        }
+
+
+def test_a_checkpoint_of_other_arguments_goes_on_with_this_trainer_s_optimizer_settings(tmp_path: Path) -> None:
+    """A PBT exploit: the donor trained 1 of 2 epochs at learning rate 1e-2 and no weight decay;
+    the member goes on from its checkpoint with 1e-3 and 0.1. Its optimizer keeps the donor's
+    moments, on the member's settings, half-way down the linear schedule."""
+    import io
+
+    import torch
+
+    store = CheckpointStore(str(tmp_path / "store"))
+    donor = Trial("t0", 0, store=store)
+    made, _ = trainer(donor, tmp_path, step="epoch", num_train_epochs=2, learning_rate=1e-2, weight_decay=0.0)
+    made.train()
+    saved = store.load(store.save("t0", 1, donor.reports[0]["checkpoint"]))[1]
+    written = torch.load(io.BytesIO(saved["transformers"]["optimizer.pt"].numpy().tobytes()), weights_only=False)
+    assert written["param_groups"][0]["lr"] == pytest.approx(1e-2 * 0.5)  # 4 of 8 steps, linear decay
+
+    member = Trial("t1", 0, store=store, checkpoint=saved)
+    made, callback = trainer(member, tmp_path, step="epoch", num_train_epochs=2, learning_rate=1e-3, weight_decay=0.1)
+    recorder = Recorder()
+    made.add_callback(recorder)
+    made.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+    assert callback.retuned == ["lr", "weight_decay"]
+    decayed, undecayed = recorder.seen["groups"]
+    assert decayed["lr"] == pytest.approx(1e-3 * 0.5) and decayed["initial_lr"] == pytest.approx(1e-3)
+    assert (decayed["weight_decay"], undecayed["weight_decay"]) == (0.1, 0.0)
+    assert recorder.seen["base_lrs"] == pytest.approx([1e-3, 1e-3])
+    moments = [s["exp_avg"] for s in written["state"].values()]
+    assert len(moments) == len(recorder.seen["exp_avg"]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(recorder.seen["exp_avg"], moments, strict=True))  # kept
+    assert [r["step"] for r in member.reports] == [2.0]
+
+    retry = Trial("t0", 0, store=store, checkpoint=saved)  # the same arguments: all restored
+    made, callback = trainer(retry, tmp_path / "retry", step="epoch", num_train_epochs=2, learning_rate=1e-2)
+    recorder = Recorder()
+    made.add_callback(recorder)
+    made.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+    assert callback.retuned == [] and recorder.seen["groups"][0]["lr"] == pytest.approx(1e-2 * 0.5)
+
+
 def test_the_global_step_is_the_step_and_an_evaluation_is_reported_once(tmp_path: Path) -> None:
     trial = Trial("t0", 0)  # no store: reports at once, without checkpoints
     made, _ = trainer(trial, tmp_path, eval_strategy="steps", eval_steps=2, save_strategy="no")

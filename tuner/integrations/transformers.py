@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import MissingExtra, StudyFailed, TrialPruned
+from tuner.integrations import _retune
 from tuner.trial import Trial
 
 if TYPE_CHECKING:  # to a type checker, the base class the extra installs
@@ -44,6 +45,9 @@ else:
 __all__ = ["TunerCallback", "search"]
 
 STEPS = ("global_step", "epoch")
+
+# The TrainingArguments the Trainer builds its optimizer from, and the param group keys they set.
+OPTIMIZER_ARGUMENTS = ("learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon")
 
 if importlib.util.find_spec("transformers") is None:
     raise MissingExtra("transformers", "transformers")
@@ -74,6 +78,12 @@ class TunerCallback(_Callback):
     ``trainer.train()``; the trainable lets it propagate and the trial ends pruned. With
     ``workers: N`` every rank reports (the metrics are averaged, every rank stops at the same
     step) and rank 0 alone sends them and the checkpoint.
+
+    The checkpoint records the optimizer's ``TrainingArguments`` (``OPTIMIZER_ARGUMENTS``). A
+    Trainer that goes on from a checkpoint written under other ones (a PBT exploit) gets, after
+    the Trainer has loaded the checkpoint's optimizer and scheduler, its own learning rate, weight
+    decay, betas and epsilon set on them, and keeps the optimizer's state and the schedule's
+    progress.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> TunerCallback:
@@ -89,6 +99,8 @@ class TunerCallback(_Callback):
         self._last: float | None = None
         self._pending: tuple[float, dict[str, float]] | None = None  # waiting for the save at its step
         self._training = False
+        self.retuned: list[str] = []  # the param group keys the last resume set from the arguments
+        self._restored: dict[str, Any] | None = None  # the arguments that wrote the checkpoint resumed from
         self._folder = Path(tempfile.mkdtemp(prefix="tuner-transformers-"))
         weakref.finalize(self, shutil.rmtree, self._folder, True)
 
@@ -105,10 +117,19 @@ class TunerCallback(_Callback):
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data.numpy().tobytes())
+        self._restored = state.get("arguments")
         return str(folder)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._training = True
+        old, self._restored = self._restored, None
+        optimizer = kwargs.get("optimizer")
+        self.retuned = []
+        if old is None or optimizer is None or state.global_step == 0:  # not going on from our checkpoint
+            return
+        changes = _changes(old, _arguments(args), optimizer.param_groups)
+        schedulers = [s for s in [kwargs.get("lr_scheduler")] if s is not None]
+        self.retuned = _retune.retune(optimizer, schedulers, changes)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._flush(control)
@@ -161,7 +182,35 @@ class TunerCallback(_Callback):
         files = {
             p.relative_to(folder).as_posix(): _tensor(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()
         }
-        return {"transformers": files, "global_step": int(state.global_step)}
+        return {"transformers": files, "global_step": int(state.global_step), "arguments": _arguments(args)}
+
+
+def _arguments(args: Any) -> dict[str, float]:
+    return {name: float(getattr(args, name)) for name in OPTIMIZER_ARGUMENTS if hasattr(args, name)}
+
+
+def _changes(old: dict[str, float], new: dict[str, float], groups: list[dict[str, Any]]) -> list[_retune.Changes]:
+    """Per param group of the restored optimizer, what ``new`` arguments change from ``old``: in
+    the groups whose value the ``old`` ones set (an optimizer made otherwise is left alone). A zero
+    weight decay is also the Trainer's no-decay group's: then only the first group, the decayed
+    one, takes the new weight decay."""
+    out: list[_retune.Changes] = []
+    for index, group in enumerate(groups):
+        changes: _retune.Changes = {}
+        lr = group.get("initial_lr", group.get("lr"))
+        if "learning_rate" in old and old["learning_rate"] != new.get("learning_rate") and lr == old["learning_rate"]:
+            changes["lr"] = (old["learning_rate"], new["learning_rate"])
+        decay = old.get("weight_decay")
+        if decay != new.get("weight_decay") and group.get("weight_decay") == decay and (decay or index == 0):
+            changes["weight_decay"] = (decay, new["weight_decay"])
+        betas = (old.get("adam_beta1"), old.get("adam_beta2"))
+        fresh = (new.get("adam_beta1"), new.get("adam_beta2"))
+        if betas != fresh and _retune.same(group.get("betas"), betas):
+            changes["betas"] = (betas, fresh)
+        if old.get("adam_epsilon") != new.get("adam_epsilon") and group.get("eps") == old.get("adam_epsilon"):
+            changes["eps"] = (old["adam_epsilon"], new["adam_epsilon"])
+        out.append(changes)
+    return out
 
 
 def _tensor(data: bytes) -> Any:
