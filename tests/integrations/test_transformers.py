@@ -242,3 +242,51 @@ def test_search_builds_each_trial_s_trainer_and_returns_the_best_run(ray_local: 
     history = tuner.load_history(best.run_summary.folder)
     assert sorted(set(history["step"])) == [4.0, 8.0]  # the global step
     assert {p.name for p in out.iterdir()} == {f"run-{t}" for t in trials.index}
+
+
+class SaveWeights(transformers.TrainerCallback):
+    """Writes the model's weights to ``path`` when training ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import torch
+
+        torch.save({k: v.detach().clone() for k, v in kwargs["model"].state_dict().items()}, self.path)
+
+
+@pytest.mark.slow
+def test_workers_2_train_one_trainer_as_ddp_over_the_worker_group(ray_local: None, in_tmp: Path) -> None:
+    """Two trials, one after the other on one group of 2 ranks: the first's factory makes its
+    arguments with ``training_arguments(trial)``, the second's without (``search`` sets the group
+    up around the factory). Each rank trains on its half of the data (2 steps an epoch, not 4), and
+    the ranks end with the same weights: the Trainer averaged their gradients."""
+    import torch
+
+    from tuner.integrations.transformers import search, training_arguments
+
+    out = in_tmp / "hf"
+
+    def factory(config: dict[str, Any], trial: Trial) -> Any:
+        options = training_arguments(trial) if config["configured"] else {}
+        made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(out), **options)
+        made.add_callback(SaveWeights(in_tmp / f"{trial.trial_id}-rank{trial.rank}.pt"))
+        return made
+
+    study = {
+        "name": "hf_ddp",
+        "metric": {"name": "eval_loss", "goal": "minimize"},
+        "method": "grid",
+        "resources": {"workers": 2},
+        "parameters": {"configured": {"values": [1, 0]}},
+    }
+    best = search(factory, study, quiet=True)
+    trials = tuner.load_results(best.run_summary.folder)
+    assert set(trials["status"]) == {"finished"} and len(trials) == 2
+    history = tuner.load_history(best.run_summary.folder)
+    assert history.groupby("trial_id")["step"].apply(list).tolist() == [[2.0], [2.0]]  # the global step
+    for trial_id in trials["trial_id"]:
+        ranks = [torch.load(in_tmp / f"{trial_id}-rank{r}.pt") for r in (0, 1)]
+        assert ranks[0].keys() == ranks[1].keys()
+        assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner.errors import MissingExtra, StudyFailed, TrialPruned
 from tuner.integrations import _retune
+from tuner.integrations._hf_distributed import distributed, training_arguments
 from tuner.trial import Trial
 
 if TYPE_CHECKING:  # to a type checker, the base class the extra installs
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # to a type checker, the base class the extra installs
 else:
     _Callback = object
 
-__all__ = ["TunerCallback", "search"]
+__all__ = ["TunerCallback", "search", "training_arguments"]
 
 STEPS = ("global_step", "epoch")
 
@@ -76,8 +77,9 @@ class TunerCallback(_Callback):
     folder's files with it. When the scheduler has stopped the trial, it sets
     ``control.should_training_stop`` and raises :class:`tuner.errors.TrialPruned` out of
     ``trainer.train()``; the trainable lets it propagate and the trial ends pruned. With
-    ``workers: N`` every rank reports (the metrics are averaged, every rank stops at the same
-    step) and rank 0 alone sends them and the checkpoint.
+    ``workers: N`` (the Trainer running DDP over the worker group: :func:`training_arguments`)
+    every rank reports at the same steps, every rank stops at the same step, and rank 0 alone
+    sends the metrics and the checkpoint.
 
     The checkpoint records the optimizer's ``TrainingArguments`` (``OPTIMIZER_ARGUMENTS``). A
     Trainer that goes on from a checkpoint written under other ones (a PBT exploit) gets, after
@@ -323,17 +325,18 @@ def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any],
     with_trial = _takes_trial(factory)
 
     def run_trial(config: dict[str, Any], trial: Trial) -> None:
-        trainer = factory(config, trial) if with_trial else factory(config)
-        apply_hyperparameters(trainer.args, config)
-        if hasattr(trainer, "_train_batch_size"):  # the Trainer reads the batch size once, when made
-            trainer._train_batch_size = trainer.args.train_batch_size
-        run = f"run-{trial.trial_id}" + (f"-rank{trial.rank}" if trial.rank else "")  # ranks train apart
-        trainer.args.output_dir = os.path.join(trainer.args.output_dir or "trainer_output", run)
-        callback = TunerCallback(trial, step=step)
-        trainer.add_callback(callback)
-        trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
-        if not callback.reported:  # no evaluation while training: one at the end, as hyperparameter_search
-            trainer.evaluate()
+        with distributed(trial):  # workers: N: the Trainer the factory makes runs DDP over the group
+            trainer = factory(config, trial) if with_trial else factory(config)
+            apply_hyperparameters(trainer.args, config)
+            if hasattr(trainer, "_train_batch_size"):  # the Trainer reads the batch size once, when made
+                trainer._train_batch_size = trainer.args.train_batch_size
+            run = f"run-{trial.trial_id}" + (f"-rank{trial.rank}" if trial.rank else "")  # each rank its folder
+            trainer.args.output_dir = os.path.join(trainer.args.output_dir or "trainer_output", run)
+            callback = TunerCallback(trial, step=step)
+            trainer.add_callback(callback)
+            trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+            if not callback.reported:  # no evaluation while training: one at the end, as hyperparameter_search
+                trainer.evaluate()
 
     return run_trial
 
