@@ -1,19 +1,21 @@
 """Hugging Face's ``transformers.Trainer`` inside a trial::
 
     from transformers import Trainer, TrainingArguments
-    from tuner.integrations.transformers import TunerCallback
+    from tuner.integrations.transformers import TunerCallback, training_arguments
 
     def train(config, trial):
         callback = TunerCallback(trial)
-        args = TrainingArguments(output_dir=f"out/{trial.trial_id}", learning_rate=config["learning_rate"], ...)
+        args = TrainingArguments(output_dir=f"out/{trial.trial_id}/rank{trial.rank}", ..., **training_arguments(trial))
         trainer = Trainer(model=..., args=args, train_dataset=..., eval_dataset=..., callbacks=[callback])
         trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
 
 ``TunerCallback`` reports the evaluation metrics at each evaluation (the global step is the step,
 or the epoch), stops the Trainer when the scheduler prunes the trial, and keeps the Trainer's
 checkpoint in the study's checkpoint store, which ``resume_from_checkpoint`` hands back to a
-retried or resumed trial. :func:`search` is ``Trainer.hyperparameter_search`` over a tuner study:
-a factory builds the Trainer from each trial's configuration. Importing this module without the
+retried or resumed trial. ``training_arguments`` runs the Trainer on the trial's device and, for
+``workers: N``, as DDP over the trial's worker group. :func:`search` is
+``Trainer.hyperparameter_search`` over a tuner study: a factory builds the Trainer from each
+trial's configuration. Importing this module without the
 ``transformers`` extra raises :class:`tuner.errors.MissingExtra`; see ``docs/transformers.md``.
 """
 
