@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tuner.integrations.transformers import TunerCallback
+from tuner.integrations.transformers import TunerCallback, training_arguments
 from tuner.trial import Trial
 
 VOCAB = 32
@@ -44,9 +44,10 @@ def accuracy(prediction: Any) -> dict[str, float]:
     return {"accuracy": float(np.mean(np.argmax(logits, axis=-1) == labels))}
 
 
-def make_trainer(config: dict[str, Any], output_dir: str = "tiny_transformer_out") -> Any:
+def make_trainer(config: dict[str, Any], output_dir: str = "tiny_transformer_out", **arguments: Any) -> Any:
     """A ``Trainer`` of a tiny BERT (``hidden_size`` wide, one layer) with ``config`` 's training
-    arguments, evaluating and saving after every epoch."""
+    arguments, evaluating and saving after every epoch, on the CPU; ``arguments`` are more
+    ``TrainingArguments`` keywords (``**training_arguments(trial)``)."""
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
     seed = int(config.get("seed", 0))
@@ -74,9 +75,9 @@ def make_trainer(config: dict[str, Any], output_dir: str = "tiny_transformer_out
         logging_strategy="no",
         report_to="none",
         disable_tqdm=True,
-        use_cpu=True,
         seed=seed,
         dataloader_num_workers=0,
+        **{"use_cpu": True, **arguments},
     )
     return Trainer(
         model=model,
@@ -88,10 +89,12 @@ def make_trainer(config: dict[str, Any], output_dir: str = "tiny_transformer_out
 
 
 def train(config: dict[str, Any], trial: Trial) -> None:
-    """Train for ``num_train_epochs`` epochs, reporting after each (the epoch is the step)."""
+    """Train for ``num_train_epochs`` epochs, reporting after each (the epoch is the step); with
+    ``workers: N``, as DDP over the trial's worker group."""
     torch.set_num_threads(1)
     callback = TunerCallback(trial, step="epoch")
     with tempfile.TemporaryDirectory(prefix="tiny-transformer-") as out:
-        trainer = make_trainer({**config, "seed": trial.seed}, output_dir=os.path.join(out, trial.trial_id))
+        folder = os.path.join(out, trial.trial_id)
+        trainer = make_trainer({**config, "seed": trial.seed}, output_dir=folder, **training_arguments(trial))
         trainer.add_callback(callback)
         trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)

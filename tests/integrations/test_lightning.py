@@ -3,6 +3,7 @@ both package spellings, DDP over a trial's worker group, and the message without
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import textwrap
@@ -87,6 +88,87 @@ def test_an_unlogged_monitor_is_named(tmp_path: Path) -> None:
         callback = TunerCallback(trial, monitor="accuracy")
         trainer = L.Trainer(max_epochs=1, callbacks=[callback], logger=False, default_root_dir=tmp_path)
         trainer.fit(lt.Linear(), *lt.loaders())
+
+
+class Recorder:
+    """What the optimizer and scheduler hold when training starts (after Lightning's restore)."""
+
+    seen: dict[str, object]
+
+    def on_train_start(self, trainer: object, pl_module: object) -> None:
+        optimizer = trainer.optimizers[0]  # type: ignore[attr-defined]
+        scheduler = trainer.lr_scheduler_configs[0].scheduler  # type: ignore[attr-defined]
+        group = optimizer.param_groups[0]
+        self.seen = {
+            "lr": group["lr"],
+            "initial_lr": group["initial_lr"],
+            "weight_decay": group["weight_decay"],
+            "betas": group["betas"],
+            "base_lrs": list(scheduler.base_lrs),
+            "gamma": scheduler.gamma,
+            "scheduler_steps": scheduler.last_epoch,
+            "exp_avg": [s["exp_avg"].clone() for s in optimizer.state.values()],
+        }
+
+
+def fit_tuned(trial: Trial, folder: Path, epochs: int, **config: float) -> tuple[object, dict[str, object]]:
+    """``lt.Linear`` under Adam(lr, weight_decay) and StepLR(gamma) from ``config``."""
+    import lightning as L
+    import torch
+
+    from tests.integrations import lightning_trainables as lt
+    from tuner.integrations.lightning import TunerCallback
+
+    class Tuned(lt.Linear):
+        def configure_optimizers(self) -> object:
+            optimizer = torch.optim.Adam(self.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+            return [optimizer], [torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config["gamma"])]
+
+    callback = TunerCallback(trial)
+    recorder = type("Recorder", (Recorder, L.Callback), {})()
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        callbacks=[callback, recorder],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=folder,
+    )
+    trainer.fit(Tuned(), *lt.loaders(), ckpt_path=callback.ckpt_path)
+    return callback, recorder.seen
+
+
+def test_a_checkpoint_of_another_configuration_goes_on_with_this_one_s_optimizer_settings(tmp_path: Path) -> None:
+    """A PBT exploit: the donor trained 2 epochs at lr 0.1, weight decay 0, gamma 0.5; the member
+    goes on from its checkpoint with lr 0.01, weight decay 0.1, gamma 0.9. Its optimizer keeps the
+    donor's moments and its scheduler the donor's 2 steps, on the member's settings."""
+    import torch
+
+    store = CheckpointStore(str(tmp_path))
+    donor = Trial("t0", 0, store=store)
+    fit_tuned(donor, tmp_path, epochs=2, lr=0.1, weight_decay=0.0, gamma=0.5)
+    saved = store.load(store.save("t0", 2, donor.reports[1]["checkpoint"]))[1]
+    written = torch.load(io.BytesIO(saved["lightning"].numpy().tobytes()), weights_only=False)
+    moments = [s["exp_avg"] for s in written["optimizer_states"][0]["state"].values()]
+    assert written["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.1 * 0.5**2)
+
+    member = Trial("t1", 0, store=store, checkpoint=saved)
+    callback, seen = fit_tuned(member, tmp_path, epochs=3, lr=0.01, weight_decay=0.1, gamma=0.9)
+    assert callback.retuned == ["gamma", "initial_lr", "lr", "weight_decay"]  # type: ignore[attr-defined]
+    assert seen["lr"] == pytest.approx(0.01 * 0.5**2)  # the new base, 2 steps down the schedule
+    assert seen["initial_lr"] == 0.01 and seen["base_lrs"] == [0.01]
+    assert seen["weight_decay"] == 0.1 and seen["gamma"] == 0.9 and seen["betas"] == (0.9, 0.999)
+    assert seen["scheduler_steps"] == 2
+    kept = seen["exp_avg"]
+    assert isinstance(kept, list) and len(kept) == len(moments) == 2
+    assert all(torch.equal(a, b) for a, b in zip(kept, moments, strict=True))  # the moments kept
+    assert [r["step"] for r in member.reports] == [3.0]
+
+    retry = Trial("t0", 0, store=store, checkpoint=saved)  # the same configuration: all restored
+    callback, seen = fit_tuned(retry, tmp_path, epochs=3, lr=0.1, weight_decay=0.0, gamma=0.5)
+    assert callback.retuned == []  # type: ignore[attr-defined]
+    assert seen["lr"] == pytest.approx(0.1 * 0.5**2) and seen["initial_lr"] == 0.1 and seen["weight_decay"] == 0.0
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:

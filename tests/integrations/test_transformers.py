@@ -59,6 +59,59 @@ def test_reports_every_epoch_with_its_checkpoint_and_resumes_from_it(tmp_path: P
     assert again.reports[0]["metrics"]["eval_loss"] == pytest.approx(first.reports[2]["metrics"]["eval_loss"])
 
 
+class Recorder(transformers.TrainerCallback):
+    """What the optimizer and scheduler hold when training begins (after the Trainer's resume)."""
+
+    seen: dict[str, Any]
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        optimizer, scheduler = kwargs["optimizer"], kwargs["lr_scheduler"]
+        self.seen = {
+            "groups": [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups],
+            "base_lrs": list(scheduler.base_lrs),
+            "exp_avg": [s["exp_avg"].clone() for s in optimizer.state.values()],
+        }
+
+
+def test_a_checkpoint_of_other_arguments_goes_on_with_this_trainer_s_optimizer_settings(tmp_path: Path) -> None:
+    """A PBT exploit: the donor trained 1 of 2 epochs at learning rate 1e-2 and no weight decay;
+    the member goes on from its checkpoint with 1e-3 and 0.1. Its optimizer keeps the donor's
+    moments, on the member's settings, half-way down the linear schedule."""
+    import io
+
+    import torch
+
+    store = CheckpointStore(str(tmp_path / "store"))
+    donor = Trial("t0", 0, store=store)
+    made, _ = trainer(donor, tmp_path, step="epoch", num_train_epochs=2, learning_rate=1e-2, weight_decay=0.0)
+    made.train()
+    saved = store.load(store.save("t0", 1, donor.reports[0]["checkpoint"]))[1]
+    written = torch.load(io.BytesIO(saved["transformers"]["optimizer.pt"].numpy().tobytes()), weights_only=False)
+    assert written["param_groups"][0]["lr"] == pytest.approx(1e-2 * 0.5)  # 4 of 8 steps, linear decay
+
+    member = Trial("t1", 0, store=store, checkpoint=saved)
+    made, callback = trainer(member, tmp_path, step="epoch", num_train_epochs=2, learning_rate=1e-3, weight_decay=0.1)
+    recorder = Recorder()
+    made.add_callback(recorder)
+    made.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+    assert callback.retuned == ["lr", "weight_decay"]
+    decayed, undecayed = recorder.seen["groups"]
+    assert decayed["lr"] == pytest.approx(1e-3 * 0.5) and decayed["initial_lr"] == pytest.approx(1e-3)
+    assert (decayed["weight_decay"], undecayed["weight_decay"]) == (0.1, 0.0)
+    assert recorder.seen["base_lrs"] == pytest.approx([1e-3, 1e-3])
+    moments = [s["exp_avg"] for s in written["state"].values()]
+    assert len(moments) == len(recorder.seen["exp_avg"]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(recorder.seen["exp_avg"], moments, strict=True))  # kept
+    assert [r["step"] for r in member.reports] == [2.0]
+
+    retry = Trial("t0", 0, store=store, checkpoint=saved)  # the same arguments: all restored
+    made, callback = trainer(retry, tmp_path / "retry", step="epoch", num_train_epochs=2, learning_rate=1e-2)
+    recorder = Recorder()
+    made.add_callback(recorder)
+    made.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+    assert callback.retuned == [] and recorder.seen["groups"][0]["lr"] == pytest.approx(1e-2 * 0.5)
+
+
 def test_the_global_step_is_the_step_and_an_evaluation_is_reported_once(tmp_path: Path) -> None:
     trial = Trial("t0", 0)  # no store: reports at once, without checkpoints
     made, _ = trainer(trial, tmp_path, eval_strategy="steps", eval_steps=2, save_strategy="no")
@@ -189,3 +242,51 @@ def test_search_builds_each_trial_s_trainer_and_returns_the_best_run(ray_local: 
     history = tuner.load_history(best.run_summary.folder)
     assert sorted(set(history["step"])) == [4.0, 8.0]  # the global step
     assert {p.name for p in out.iterdir()} == {f"run-{t}" for t in trials.index}
+
+
+class SaveWeights(transformers.TrainerCallback):
+    """Writes the model's weights to ``path`` when training ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import torch
+
+        torch.save({k: v.detach().clone() for k, v in kwargs["model"].state_dict().items()}, self.path)
+
+
+@pytest.mark.slow
+def test_workers_2_train_one_trainer_as_ddp_over_the_worker_group(ray_local: None, in_tmp: Path) -> None:
+    """Two trials, one after the other on one group of 2 ranks: the first's factory makes its
+    arguments with ``training_arguments(trial)``, the second's without (``search`` sets the group
+    up around the factory). Each rank trains on its half of the data (2 steps an epoch, not 4), and
+    the ranks end with the same weights: the Trainer averaged their gradients."""
+    import torch
+
+    from tuner.integrations.transformers import search, training_arguments
+
+    out = in_tmp / "hf"
+
+    def factory(config: dict[str, Any], trial: Trial) -> Any:
+        options = training_arguments(trial) if config["configured"] else {}
+        made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(out), **options)
+        made.add_callback(SaveWeights(in_tmp / f"{trial.trial_id}-rank{trial.rank}.pt"))
+        return made
+
+    study = {
+        "name": "hf_ddp",
+        "metric": {"name": "eval_loss", "goal": "minimize"},
+        "method": "grid",
+        "resources": {"workers": 2},
+        "parameters": {"configured": {"values": [1, 0]}},
+    }
+    best = search(factory, study, quiet=True)
+    trials = tuner.load_results(best.run_summary.folder)
+    assert set(trials["status"]) == {"finished"} and len(trials) == 2
+    history = tuner.load_history(best.run_summary.folder)
+    assert history.groupby("trial_id")["step"].apply(list).tolist() == [[2.0], [2.0]]  # the global step
+    for trial_id in trials["trial_id"]:
+        ranks = [torch.load(in_tmp / f"{trial_id}-rank{r}.pt") for r in (0, 1)]
+        assert ranks[0].keys() == ranks[1].keys()
+        assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])

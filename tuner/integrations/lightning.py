@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import MissingExtra, TrialPruned
+from tuner.integrations import _retune
 from tuner.trial import Trial
 
 __all__ = ["TunerCallback", "cluster_environment", "trainer_options"]
@@ -89,6 +90,12 @@ class TunerCallback(_Callback):
     ``trainer.should_stop`` and raises :class:`tuner.errors.TrialPruned`, which Lightning lets out
     of ``fit`` after its own clean-up, on every rank at the same step; the trainable lets it
     propagate and the trial ends pruned.
+
+    The checkpoint records the optimizers' and schedulers' settings as ``configure_optimizers``
+    made them. A fit that goes on from a checkpoint written under another configuration (a PBT
+    exploit) gets, after Lightning's restore, the settings its own ``configure_optimizers`` changes
+    (learning rate, weight decay, betas, momentum; a scheduler's base learning rates and
+    settings), and keeps the checkpoint's optimizer state and the schedulers' progress.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> TunerCallback:
@@ -98,6 +105,9 @@ class TunerCallback(_Callback):
     def __init__(self, trial: Trial, monitor: str = "val_loss") -> None:
         self.trial = trial
         self.monitor = monitor
+        self.retuned: list[str] = []  # what the last restore re-applied of this fit's configuration
+        self._configured: dict[str, Any] | None = None  # this fit's optimizers as configured
+        self._restored: dict[str, Any] | None = None  # those of the fit that wrote the checkpoint
         self._folder = Path(tempfile.mkdtemp(prefix="tuner-lightning-"))
         weakref.finalize(self, shutil.rmtree, self._folder, True)
 
@@ -111,6 +121,31 @@ class TunerCallback(_Callback):
         path = self._folder / "resume.ckpt"
         path.write_bytes(state["lightning"].numpy().tobytes())
         return str(path)
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._configured = _configured(trainer)  # after configure_optimizers, before any restore
+        self.retuned = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self._configured is None else {"configured": self._configured}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = state_dict.get("configured")
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        """After Lightning has restored the optimizers and schedulers: re-apply what this fit's
+        configuration changes from the one that wrote the checkpoint."""
+        old, new, self._restored = self._restored, self._configured, None
+        if old is None or new is None:
+            return
+        schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
+        done: set[str] = set()
+        for optimizer, was, now in zip(trainer.optimizers, old["optimizers"], new["optimizers"], strict=False):
+            done.update(_retune.retune(optimizer, schedulers, _retune.differences(was, now)))
+        if len(old["schedulers"]) == len(schedulers):
+            for scheduler, was, now in zip(schedulers, old["schedulers"], new["schedulers"], strict=True):
+                done.update(_retune.reconfigure(scheduler, was, now))
+        self.retuned = sorted(done)
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking or getattr(trainer.state.fn, "value", None) != "fit":
@@ -142,6 +177,13 @@ class TunerCallback(_Callback):
         data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
         path.unlink()
         return {"lightning": data, "epoch": int(trainer.current_epoch)}
+
+
+def _configured(trainer: Any) -> dict[str, Any]:
+    return {
+        "optimizers": [_retune.hyperparameters(o) for o in trainer.optimizers],
+        "schedulers": [_retune.settings(c.scheduler) for c in trainer.lr_scheduler_configs],
+    }
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

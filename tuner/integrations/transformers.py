@@ -1,19 +1,21 @@
 """Hugging Face's ``transformers.Trainer`` inside a trial::
 
     from transformers import Trainer, TrainingArguments
-    from tuner.integrations.transformers import TunerCallback
+    from tuner.integrations.transformers import TunerCallback, training_arguments
 
     def train(config, trial):
         callback = TunerCallback(trial)
-        args = TrainingArguments(output_dir=f"out/{trial.trial_id}", learning_rate=config["learning_rate"], ...)
+        args = TrainingArguments(output_dir=f"out/{trial.trial_id}/rank{trial.rank}", ..., **training_arguments(trial))
         trainer = Trainer(model=..., args=args, train_dataset=..., eval_dataset=..., callbacks=[callback])
         trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
 
 ``TunerCallback`` reports the evaluation metrics at each evaluation (the global step is the step,
 or the epoch), stops the Trainer when the scheduler prunes the trial, and keeps the Trainer's
 checkpoint in the study's checkpoint store, which ``resume_from_checkpoint`` hands back to a
-retried or resumed trial. :func:`search` is ``Trainer.hyperparameter_search`` over a tuner study:
-a factory builds the Trainer from each trial's configuration. Importing this module without the
+retried or resumed trial. ``training_arguments`` runs the Trainer on the trial's device and, for
+``workers: N``, as DDP over the trial's worker group. :func:`search` is
+``Trainer.hyperparameter_search`` over a tuner study: a factory builds the Trainer from each
+trial's configuration. Importing this module without the
 ``transformers`` extra raises :class:`tuner.errors.MissingExtra`; see ``docs/transformers.md``.
 """
 
@@ -32,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import MissingExtra, StudyFailed, TrialPruned
+from tuner.integrations import _retune
+from tuner.integrations._hf_distributed import distributed, training_arguments
 from tuner.trial import Trial
 
 if TYPE_CHECKING:  # to a type checker, the base class the extra installs
@@ -41,9 +45,12 @@ if TYPE_CHECKING:  # to a type checker, the base class the extra installs
 else:
     _Callback = object
 
-__all__ = ["TunerCallback", "search"]
+__all__ = ["TunerCallback", "search", "training_arguments"]
 
 STEPS = ("global_step", "epoch")
+
+# The TrainingArguments the Trainer builds its optimizer from, and the param group keys they set.
+OPTIMIZER_ARGUMENTS = ("learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon")
 
 if importlib.util.find_spec("transformers") is None:
     raise MissingExtra("transformers", "transformers")
@@ -72,8 +79,15 @@ class TunerCallback(_Callback):
     folder's files with it. When the scheduler has stopped the trial, it sets
     ``control.should_training_stop`` and raises :class:`tuner.errors.TrialPruned` out of
     ``trainer.train()``; the trainable lets it propagate and the trial ends pruned. With
-    ``workers: N`` every rank reports (the metrics are averaged, every rank stops at the same
-    step) and rank 0 alone sends them and the checkpoint.
+    ``workers: N`` (the Trainer running DDP over the worker group: :func:`training_arguments`)
+    every rank reports at the same steps, every rank stops at the same step, and rank 0 alone
+    sends the metrics and the checkpoint.
+
+    The checkpoint records the optimizer's ``TrainingArguments`` (``OPTIMIZER_ARGUMENTS``). A
+    Trainer that goes on from a checkpoint written under other ones (a PBT exploit) gets, after
+    the Trainer has loaded the checkpoint's optimizer and scheduler, its own learning rate, weight
+    decay, betas and epsilon set on them, and keeps the optimizer's state and the schedule's
+    progress.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> TunerCallback:
@@ -89,6 +103,8 @@ class TunerCallback(_Callback):
         self._last: float | None = None
         self._pending: tuple[float, dict[str, float]] | None = None  # waiting for the save at its step
         self._training = False
+        self.retuned: list[str] = []  # the param group keys the last resume set from the arguments
+        self._restored: dict[str, Any] | None = None  # the arguments that wrote the checkpoint resumed from
         self._folder = Path(tempfile.mkdtemp(prefix="tuner-transformers-"))
         weakref.finalize(self, shutil.rmtree, self._folder, True)
 
@@ -105,10 +121,19 @@ class TunerCallback(_Callback):
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data.numpy().tobytes())
+        self._restored = state.get("arguments")
         return str(folder)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._training = True
+        old, self._restored = self._restored, None
+        optimizer = kwargs.get("optimizer")
+        self.retuned = []
+        if old is None or optimizer is None or state.global_step == 0:  # not going on from our checkpoint
+            return
+        changes = _changes(old, _arguments(args), optimizer.param_groups)
+        schedulers = [s for s in [kwargs.get("lr_scheduler")] if s is not None]
+        self.retuned = _retune.retune(optimizer, schedulers, changes)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._flush(control)
@@ -161,7 +186,35 @@ class TunerCallback(_Callback):
         files = {
             p.relative_to(folder).as_posix(): _tensor(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()
         }
-        return {"transformers": files, "global_step": int(state.global_step)}
+        return {"transformers": files, "global_step": int(state.global_step), "arguments": _arguments(args)}
+
+
+def _arguments(args: Any) -> dict[str, float]:
+    return {name: float(getattr(args, name)) for name in OPTIMIZER_ARGUMENTS if hasattr(args, name)}
+
+
+def _changes(old: dict[str, float], new: dict[str, float], groups: list[dict[str, Any]]) -> list[_retune.Changes]:
+    """Per param group of the restored optimizer, what ``new`` arguments change from ``old``: in
+    the groups whose value the ``old`` ones set (an optimizer made otherwise is left alone). A zero
+    weight decay is also the Trainer's no-decay group's: then only the first group, the decayed
+    one, takes the new weight decay."""
+    out: list[_retune.Changes] = []
+    for index, group in enumerate(groups):
+        changes: _retune.Changes = {}
+        lr = group.get("initial_lr", group.get("lr"))
+        if "learning_rate" in old and old["learning_rate"] != new.get("learning_rate") and lr == old["learning_rate"]:
+            changes["lr"] = (old["learning_rate"], new["learning_rate"])
+        decay = old.get("weight_decay")
+        if decay != new.get("weight_decay") and group.get("weight_decay") == decay and (decay or index == 0):
+            changes["weight_decay"] = (decay, new["weight_decay"])
+        betas = (old.get("adam_beta1"), old.get("adam_beta2"))
+        fresh = (new.get("adam_beta1"), new.get("adam_beta2"))
+        if betas != fresh and _retune.same(group.get("betas"), betas):
+            changes["betas"] = (betas, fresh)
+        if old.get("adam_epsilon") != new.get("adam_epsilon") and group.get("eps") == old.get("adam_epsilon"):
+            changes["eps"] = (old["adam_epsilon"], new["adam_epsilon"])
+        out.append(changes)
+    return out
 
 
 def _tensor(data: bytes) -> Any:
@@ -274,17 +327,18 @@ def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any],
     with_trial = _takes_trial(factory)
 
     def run_trial(config: dict[str, Any], trial: Trial) -> None:
-        trainer = factory(config, trial) if with_trial else factory(config)
-        apply_hyperparameters(trainer.args, config)
-        if hasattr(trainer, "_train_batch_size"):  # the Trainer reads the batch size once, when made
-            trainer._train_batch_size = trainer.args.train_batch_size
-        run = f"run-{trial.trial_id}" + (f"-rank{trial.rank}" if trial.rank else "")  # ranks train apart
-        trainer.args.output_dir = os.path.join(trainer.args.output_dir or "trainer_output", run)
-        callback = TunerCallback(trial, step=step)
-        trainer.add_callback(callback)
-        trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
-        if not callback.reported:  # no evaluation while training: one at the end, as hyperparameter_search
-            trainer.evaluate()
+        with distributed(trial):  # workers: N: the Trainer the factory makes runs DDP over the group
+            trainer = factory(config, trial) if with_trial else factory(config)
+            apply_hyperparameters(trainer.args, config)
+            if hasattr(trainer, "_train_batch_size"):  # the Trainer reads the batch size once, when made
+                trainer._train_batch_size = trainer.args.train_batch_size
+            run = f"run-{trial.trial_id}" + (f"-rank{trial.rank}" if trial.rank else "")  # each rank its folder
+            trainer.args.output_dir = os.path.join(trainer.args.output_dir or "trainer_output", run)
+            callback = TunerCallback(trial, step=step)
+            trainer.add_callback(callback)
+            trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
+            if not callback.reported:  # no evaluation while training: one at the end, as hyperparameter_search
+                trainer.evaluate()
 
     return run_trial
 
