@@ -1,9 +1,11 @@
 """Population-based training against fixed configurations and against Ray Tune's own PBT.
 
-    python benchmarks/pbt.py [--quick] [--members 8] [--slots 2] [--seed 0]
+    python benchmarks/pbt.py [--quick] [--members 8] [--slots 2] [--seed 0] [--seeds 3]
+                             [--tasks digits schedule] [--arms ...] [--keep FOLDER]
 
-One run, on one private Ray of ``--slots`` CPUs, of four arms with the same compute budget
-(``members x max_t`` member-steps) on two tasks:
+On one private Ray of ``--slots`` CPUs, four arms with the same compute budget (``members x
+max_t`` member-steps) on two tasks, each arm run once per seed (``--seeds``; the seed draws the
+initial population and the members' seeds, so the arms of one seed start alike):
 
 - ``digits``: an SGD MLP as in ``search_spaces/digits_pbt.yaml`` (64 units; learning rate and
   weight decay mutated), validation loss;
@@ -12,12 +14,14 @@ One run, on one private Ray of ``--slots`` CPUs, of four arms with the same comp
 
 The arms: tuner's PBT and PB2 (backend ``ray``), ASHA over random configurations (its trial count
 chosen so that its expected compute is the budget), and Ray Tune's ``PopulationBasedTraining``
-(backend ``tune``: Ray's scheduler and Tune's runner on the same trainable). Each prints its best
-value (the best member's last report), the compute it used (every step trained, the steps a
-member trains again after going back to a donor's checkpoint included) and its wall time, with
-ratios to Ray's PBT. For ``schedule`` the best fixed learning rate is printed too (a grid of 30
-rates, each trained ``max_t`` steps on 8 seeds; not budget-matched): what no search over fixed
-configurations can beat.
+(backend ``tune``: Ray's scheduler and Tune's runner on the same trainable). Each arm's best value
+is the best member's last report, read from ``best.yaml`` alike on both backends. Printed per arm:
+the median best value over the seeds with its [min-max], on how many seeds it is at or below
+Ray's PBT run of that seed, and the medians of the compute used (every step trained, the steps a
+member trains again after going back to a donor's checkpoint included), the wall time and the
+exploits; "x Ray" divides a median by Ray's PBT's. For ``schedule`` the best fixed learning rate
+is printed too (a grid of 30 rates, each trained ``max_t`` steps on 8 seeds; not budget-matched):
+what no search over fixed configurations can beat.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -122,8 +127,6 @@ def run_arm(text: str) -> dict[str, Any]:
 def best_fixed_rate(max_t: int, seeds: int = 8) -> tuple[float, float, float]:
     """The best fixed learning rate of ``descent`` over ``max_t`` steps (of a grid of 30), by its
     median final loss over ``seeds`` trial seeds: ``(lr, median, best seed's)``."""
-    import statistics
-
     import torch
 
     from trainables.toy import descent_step
@@ -142,49 +145,81 @@ def best_fixed_rate(max_t: int, seeds: int = 8) -> tuple[float, float, float]:
     return best
 
 
+ARMS = ("PBT", "PB2", "ASHA + random", "Ray Tune PBT")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="4 members, 8 steps: a minute or so")
+    parser.add_argument("--quick", action="store_true", help="4 members, 8 steps, 2 seeds: a minute or two")
     parser.add_argument("--members", type=int, default=None)
     parser.add_argument("--slots", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the first seed; each arm runs seeds seed, seed+1, ...")
+    parser.add_argument("--seeds", type=int, default=None, help="runs of each arm (default 3, 2 with --quick)")
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--keep", default=None, help="a folder to keep the studies in (default: deleted)")
     args = parser.parse_args()
     members = args.members or (4 if args.quick else 8)
+    seeds = [args.seed + i for i in range(args.seeds or (2 if args.quick else 3))]
     shapes = {"digits": (8, 2) if args.quick else (12, 3), "schedule": (8, 2) if args.quick else (24, 4)}
+    shapes = {task: shapes[task] for task in args.tasks}
+    arms = [arm for arm in ARMS if arm in args.arms or arm == "Ray Tune PBT"]  # every ratio is to Ray's
     os.environ.pop("RAY_ADDRESS", None)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"  # Tune saves its state every step
 
     from benchmarks._ray import private_ray
 
-    arms = ("PBT", "PB2", "ASHA + random", "Ray Tune PBT")
-    results: dict[str, dict[str, dict[str, Any]]] = {}
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tuner-pbt-") as tmp:
-        os.chdir(tmp)
-        (Path(tmp) / "trainables").symlink_to(Path(__file__).resolve().parents[1] / "trainables")
+        work = Path(args.keep).resolve() if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        os.chdir(work)
+        if not (work / "trainables").exists():
+            (work / "trainables").symlink_to(Path(__file__).resolve().parents[1] / "trainables")
         with private_ray(args.slots, tmp):
             for task, (max_t, interval) in shapes.items():
-                for arm in arms:
-                    text = study_text(task, arm, members, max_t, interval, args.slots, args.seed)
-                    results.setdefault(task, {})[arm] = run_arm(text)
-    print_table(results, members, shapes)
+                for seed in seeds:  # the arms of one seed side by side: a change of load hits all of them
+                    for arm in arms:
+                        text = study_text(task, arm, members, max_t, interval, args.slots, seed)
+                        results.setdefault(task, {}).setdefault(arm, []).append(run_arm(text))
+    print_table(results, members, shapes, seeds)
+    print(f"whole run: {time.perf_counter() - began:.0f} s")
+
+
+def spread(values: list[float]) -> str:
+    """``median [min-max]``."""
+    return f"{statistics.median(values):.4g} [{min(values):.4g}-{max(values):.4g}]"
 
 
 def print_table(
-    results: dict[str, dict[str, dict[str, Any]]], members: int, shapes: dict[str, tuple[int, int]]
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+    members: int,
+    shapes: dict[str, tuple[int, int]],
+    seeds: list[int],
 ) -> None:
+    """Per task and arm, over the seeds: the best value's median and [min-max]; on how many seeds
+    the arm ends at or below Ray's PBT run with that seed (the same initial population); member-steps,
+    wall time and exploits (medians). Each "x Ray" divides a median by Ray's PBT's median."""
+    print(f"{len(seeds)} seeds ({', '.join(map(str, seeds))}): medians, and the best value's [min-max]")
     print(
-        f"{'task':9} {'arm':14} {'best':>9} {'x Ray':>6} {'steps':>6} {'x Ray':>6} {'wall s':>7} {'x Ray':>6}"
-        f" {'exploits':>8}"
+        f"{'task':9} {'arm':14} {'best [min-max]':>26} {'x Ray':>6} {'<= Ray':>6} {'steps':>6} {'x Ray':>6}"
+        f" {'wall s':>7} {'x Ray':>6} {'exploits':>8}"
     )
     for task, arms in results.items():
-        ray_pbt = arms["Ray Tune PBT"]
+        ray_runs = arms["Ray Tune PBT"]
+        ray = {key: statistics.median(r[key] for r in ray_runs) for key in ("best", "steps", "wall")}
         max_t, interval = shapes[task]
-        for arm, r in arms.items():
+        for arm, runs in arms.items():
+            best = [r["best"] for r in runs]
+            wins = sum(r["best"] <= q["best"] for r, q in zip(runs, ray_runs, strict=True))
+            paired = "-" if arm == "Ray Tune PBT" else f"{wins}/{len(runs)}"
+            steps, wall, exploits = (statistics.median(r[key] for r in runs) for key in ("steps", "wall", "exploits"))
             print(
-                f"{task:9} {arm:14} {r['best']:9.4g} {r['best'] / ray_pbt['best']:6.2f} {r['steps']:6d} "
-                f"{r['steps'] / ray_pbt['steps']:6.2f} {r['wall']:7.1f} {r['wall'] / ray_pbt['wall']:6.2f} "
-                f"{r['exploits']:8d}"
+                f"{task:9} {arm:14} {spread(best):>26} {statistics.median(best) / ray['best']:6.2f}"
+                f" {paired:>6} {steps:6.0f} {steps / ray['steps']:6.2f} {wall:7.1f}"
+                f" {wall / ray['wall']:6.2f} {exploits:8.1f}"
             )
         print(
             f"{'':9} budget: {members} members x {max_t} steps = {members * max_t} member-steps,"
@@ -196,8 +231,8 @@ def print_table(
                 f"{'':9} best fixed learning rate ({max_t} steps, 8 seeds, not budget-matched): lr {lr:.3g},"
                 f" loss {median:.4g} median, {luckiest:.4g} at best"
             )
-            winner = min(arms.items(), key=lambda kv: kv[1]["best"])
-            print(f"{'':9} {winner[0]}'s winning schedule: {winner[1]['schedule']}")
+        arm, run = min(((a, r) for a, rs in arms.items() for r in rs), key=lambda ar: ar[1]["best"])
+        print(f"{'':9} the best run's ({arm}) schedule: {run['schedule']}")
 
 
 if __name__ == "__main__":

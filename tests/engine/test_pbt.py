@@ -59,6 +59,16 @@ def population(**options: Any) -> PopulationBasedTraining:
 
 
 # -- the decisions ------------------------------------------------------------------------------
+def saved_at(saved: dict[str, list[tuple[float, str]]]) -> Any:
+    """A ``checkpoint_of`` over ``trial -> [(step, path), ...]``: the last at or before a step."""
+
+    def at(trial_id: str, step: float) -> tuple[float, str] | None:
+        found = [s for s in saved.get(trial_id, []) if s[0] <= step]
+        return found[-1] if found else None
+
+    return at
+
+
 def test_quantiles_follow_rays_rule_and_need_two_members() -> None:
     pbt = population(quantile_fraction=0.25)
     pbt.add("a")
@@ -73,40 +83,70 @@ def test_quantiles_follow_rays_rule_and_need_two_members() -> None:
     assert "m2" not in pbt.quantiles()[1]
 
 
-def test_a_donor_without_a_checkpoint_near_the_step_is_never_used() -> None:
+def test_members_are_ranked_by_their_score_at_their_last_boundary() -> None:
     pbt = population(quantile_fraction=0.5)
+    for trial in ("a", "b", "c", "d"):
+        pbt.add(trial)
+    pbt.report("a", 4, 0.5)
+    pbt.report("b", 4, 0.2)
+    pbt.report("c", 3, 0.01)  # not at a boundary yet (interval 4): not ranked, however low
+    assert pbt.quantiles() == (["a"], ["b"])
+    pbt.report("b", 5, 0.9)  # between boundaries: b keeps its score of step 4
+    pbt.report("d", 4, 0.3)
+    assert pbt.quantiles() == (["a"], ["b"])
+    pbt.report("b", 8, 0.9)  # its next boundary: now it counts
+    assert pbt.quantiles() == (["b"], ["d"])
+
+
+def test_a_donor_is_copied_only_from_a_checkpoint_near_the_boundary_that_ranked_it() -> None:
     configs = {t: {"lr": lr} for t, lr in [("low", 0.001), ("top1", 0.1), ("top2", 0.2), ("mid", 0.01)]}
+    pbt = population(quantile_fraction=0.5)
     for trial, loss in [("low", 0.9), ("mid", 0.5), ("top1", 0.1), ("top2", 0.2)]:
         pbt.add(trial)
         pbt.report(trial, 4, loss)
-    saved: dict[str, Any] = {"top1": None}  # the best has saved nothing
-    for k in range(2, 22):
-        saved["top2"] = (4 * k - 1, f"ck/top2/{k}")  # one step before the member's boundary
-        pbt.report("low", 4 * k, 0.9)
-        exploit = pbt.exploit("low", configs, saved.get)
-        assert exploit is not None and exploit.donor == "top2" and exploit.path == f"ck/top2/{k}"
-        pbt._last["low"] = 4 * k  # as if it had gone on from its own step
-    far = population(quantile_fraction=0.5)
+    saved = {"top1": [], "top2": [(3, "ck/top2/3"), (6, "ck/top2/6")]}  # the best has saved nothing
+    exploit = pbt.exploit("low", configs, saved_at(saved))
+    assert exploit is not None and exploit.donor == "top2"
+    assert (exploit.donor_step, exploit.path) == (3, "ck/top2/3")  # the state scored at 4, not the later one
+    stale = population(quantile_fraction=0.5)
     for trial, loss in [("low", 0.9), ("top", 0.1)]:
-        far.add(trial)
-        far.report(trial, 12, loss)
-    assert far.exploit("low", configs | {"top": {"lr": 0.1}}, {"top": (4, "ck/top/4")}.get) is None  # 8 steps away
+        stale.add(trial)
+        stale.report(trial, 12, loss)
+    old = saved_at({"top": [(8, "ck/top/8")]})  # 4 steps before its boundary: not the state that ranked it
+    assert stale.exploit("low", configs | {"top": {"lr": 0.1}}, old) is None
+
+
+def test_a_member_first_at_its_boundary_goes_back_to_a_donors_last_boundary() -> None:
+    """With more members than slots, the member that reaches boundary 12 first is ranked among
+    members paused at boundary 8: it takes a donor's state there and trains those steps again."""
+    pbt = population(quantile_fraction=0.5)
+    configs = {"low": {"lr": 0.001}, "top": {"lr": 0.1}}
+    pbt.add("low"), pbt.add("top")
+    pbt.report("top", 8, 0.05)
+    pbt._last["low"] = 8
+    pbt.report("low", 12, 0.5)
+    exploit = pbt.exploit("low", configs, saved_at({"top": [(8, "ck/top/8")]}))
+    assert exploit is not None and (exploit.step, exploit.donor_step) == (12, 8)
+    pbt.report("low", 11, 0.4)  # it carries on from step 9
+    assert not pbt.due("low")
+    pbt.report("low", 12, 0.3)  # its next boundary: an interval on from the donor's step
+    assert pbt.due("low")
 
 
 def test_only_a_bottom_member_at_its_own_boundary_exploits() -> None:
     pbt = population(quantile_fraction=0.5)
     configs = {"low": {"lr": 0.001}, "top": {"lr": 0.1}}
-    saved = {"top": (3, "ck")}
+    saved = saved_at({"top": [(3, "ck")]})
     pbt.add("low"), pbt.add("top")
     pbt.report("top", 3, 0.1)
     pbt.report("low", 3, 0.9)
-    assert pbt.exploit("low", configs, saved.get) is None  # step 3: not a boundary (interval 4)
+    assert pbt.exploit("low", configs, saved) is None  # step 3: not a boundary (interval 4)
     pbt.report("top", 4, 0.1)
-    assert pbt.exploit("top", configs, saved.get) is None  # at its boundary, but in the top quantile
+    assert pbt.exploit("top", configs, saved) is None  # at its boundary, but in the top quantile
     pbt.report("low", 4, 0.9)
-    exploit = pbt.exploit("low", configs, saved.get)
+    exploit = pbt.exploit("low", configs, saved)
     assert exploit is not None and exploit.old == {"lr": 0.001} and exploit.donor_step == 3
-    assert pbt.exploit("low", configs, saved.get) is None  # once per boundary
+    assert pbt.exploit("low", configs, saved) is None  # once per boundary
 
 
 def test_exploration_perturbs_by_a_factor_within_range_or_resamples() -> None:
@@ -118,8 +158,15 @@ def test_exploration_perturbs_by_a_factor_within_range_or_resamples() -> None:
     assert perturb(Int(1, 10), 5, False, (1.3,), rng) == 6  # whole numbers stay whole
     drawn = [perturb(lr, 0.1, True, (0.8, 1.2), rng) for _ in range(50)]
     assert len(set(drawn)) == 50 and all(1e-3 <= v <= 0.5 for v in drawn)  # resampled from the range
-    act = Categorical(("relu", "tanh", "gelu"))
-    assert {perturb(act, "relu", False, (0.8, 1.2), rng) for _ in range(60)} == {"relu", "tanh", "gelu"}
+
+
+def test_a_categorical_value_moves_to_a_neighbour_or_is_resampled_as_in_ray() -> None:
+    rng = np.random.default_rng(0)
+    size = Categorical((16, 32, 64, 128))
+    assert {perturb(size, 32, False, (0.8, 1.2), rng) for _ in range(40)} == {16, 64}
+    assert {perturb(size, 128, False, (0.8, 1.2), rng) for _ in range(40)} == {64, 128}  # clamped at the end
+    assert {perturb(size, 32, True, (0.8, 1.2), rng) for _ in range(80)} == {16, 32, 64, 128}
+    assert perturb(Categorical((True, False)), 1, False, (0.8, 1.2), rng) in (True, False)  # 1 is not True: drawn
 
 
 def test_the_next_draw_depends_on_the_exploits_made_so_far_only() -> None:

@@ -85,6 +85,11 @@ class Checkpoints:
             return None, None
         return entries[-1].step, entries[-1].path
 
+    def at(self, trial_id: str, step: float) -> tuple[float, str] | None:
+        """``(step, path)`` of the trial's last kept checkpoint at or before ``step``, or ``None``."""
+        entries = [s for s in self._saved.get(trial_id, []) if s.step <= step]
+        return (entries[-1].step, entries[-1].path) if entries else None
+
     def path_of(self, trial_id: str) -> str | None:
         """The trial's last checkpoint as the user would open it (``s3://...`` for an object store)."""
         _, path = self.last(trial_id)

@@ -1,12 +1,18 @@
 """Population-based training's decisions, as Ray's ``PopulationBasedTraining`` makes them.
 
-Each member is ranked by its last reported score; at a perturbation boundary of its own steps
-(``perturbation_interval`` steps since its last one) a member in the bottom ``quantile_fraction``
-of the live population *exploits* a member of the top quantile (copies its checkpoint, carries on
-from its step) and *explores* (the donor's configuration perturbed by a factor, or resampled).
+At a perturbation boundary of its own steps (``perturbation_interval`` steps since its last
+one) a member in the bottom ``quantile_fraction`` of the live population *exploits* a member of
+the top quantile (copies its checkpoint, carries on from its step) and *explores* (the donor's
+configuration perturbed by a factor, or resampled; a categorical value moved to a neighbour, or
+resampled). As in Ray, each member is ranked by its score at its last boundary, and a member
+that has not reached one yet is not ranked: a score between boundaries would rank a member by
+how far it has got into its interval.
 
-A donor is chosen only among members that have a checkpoint near the boundary (within one
-interval of it): a member never copies a donor that has nothing to copy. Each decision draws
+A donor is chosen only among members of the top quantile that have a checkpoint near the
+boundary their score was taken at (at it, or less than one interval before it): a member never
+copies a donor that has nothing to copy, nor a state older than the score that ranked it. The
+member carries on from that checkpoint's step, before or after its own (as in Ray: a member that
+reached its boundary first takes a donor's state from the donor's last boundary). Each decision draws
 from a generator seeded by ``(seed, number of exploits so far)``, so a resumed study that
 replays its exploits draws the next one as the uninterrupted study would.
 """
@@ -21,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from tuner.engine._scheduler import Scheduler
-from tuner.space import Categorical, Float, Int, Normal, Parameter
+from tuner.space import Categorical, Float, Int, Normal, Parameter, same
 
-#: ``trial -> (step, path)`` of its last checkpoint, or ``None`` when it has none
-CheckpointOf = Callable[[str], tuple[float, str] | None]
+#: ``(trial, step) -> (step, path)`` of its last checkpoint at or before ``step``, or ``None``
+CheckpointOf = Callable[[str, float], tuple[float, str] | None]
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class PopulationBasedTraining(Scheduler):
         self._sign = 1.0 if maximize else -1.0  # scores are maximised
         self.seed = seed
         self.exploits = 0  # made so far (replayed ones included): the next decision's draw
-        self._score: dict[str, tuple[float, float]] = {}  # live member -> (step, score) of its last report
+        self._score: dict[str, tuple[float, float]] = {}  # live member -> (step, score) at its last boundary
         self._last: dict[str, float] = {}  # member -> the step of its last boundary
         self._due: set[str] = set()  # members whose last report was at a boundary
 
@@ -85,9 +91,9 @@ class PopulationBasedTraining(Scheduler):
         self._last.setdefault(trial_id, 0.0)
 
     def report(self, trial_id: str, step: float, value: float) -> bool:
-        score = self._sign * value
-        self._score[trial_id] = (step, score if math.isfinite(score) else -math.inf)
         if step - self._last.get(trial_id, 0.0) >= self.interval:
+            score = self._sign * value
+            self._score[trial_id] = (step, score if math.isfinite(score) else -math.inf)
             self._last[trial_id] = step
             self._due.add(trial_id)
         else:
@@ -104,8 +110,9 @@ class PopulationBasedTraining(Scheduler):
         return trial_id in self._due
 
     def quantiles(self) -> tuple[list[str], list[str]]:
-        """``(bottom, top)``: the live members in the lower and upper quantile, by their last score
-        (Ray's rule: ``ceil(n * quantile_fraction)`` each, at most half of them; none below two)."""
+        """``(bottom, top)``: the live members that have reached a boundary, in the lower and upper
+        quantile by their score there (Ray's rule: ``ceil(n * quantile_fraction)`` each, at most
+        half of them; none below two)."""
         ranked = sorted(self._score, key=lambda t: self._score[t][1])
         if len(ranked) <= 1:
             return [], []
@@ -117,8 +124,8 @@ class PopulationBasedTraining(Scheduler):
 
     def exploit(self, trial_id: str, config: Mapping[str, Any], checkpoint_of: CheckpointOf) -> Exploit | None:
         """At the member's boundary: the exploit it makes, or ``None`` (not in the bottom quantile,
-        or no member of the top one has a checkpoint near its step). ``config``: the flat
-        configurations of the members, by trial (the member's and its possible donors')."""
+        or no member of the top one has a checkpoint near its own last boundary). ``config``: the
+        flat configurations of the members, by trial (the member's and its possible donors')."""
         if not self.due(trial_id) or trial_id not in self._score:
             return None
         self._due.discard(trial_id)
@@ -128,8 +135,9 @@ class PopulationBasedTraining(Scheduler):
         step = self._score[trial_id][0]
         donors = []
         for donor in top:
-            saved = checkpoint_of(donor)
-            if saved is not None and abs(saved[0] - step) < self.interval:
+            scored = self._score[donor][0]
+            saved = checkpoint_of(donor, scored)
+            if saved is not None and scored - saved[0] < self.interval:
                 donors.append((donor, saved))
         if not donors:
             return None
@@ -146,8 +154,9 @@ class PopulationBasedTraining(Scheduler):
         self._last[trial_id] = donor_step
 
     def explore(self, values: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-        """``values`` perturbed: each resampled with ``resample_probability`` (a categorical one
-        always), else multiplied by one of ``perturbation_factors`` and kept within its range."""
+        """``values`` perturbed: each resampled with ``resample_probability``, else multiplied by
+        one of ``perturbation_factors`` and kept within its range (a categorical one: moved to
+        the value before or after it in its list, or kept at either end)."""
         out = dict(values)
         for name, param in self.mutations.items():
             if name not in out:
@@ -158,7 +167,15 @@ class PopulationBasedTraining(Scheduler):
 
 
 def perturb(param: Parameter, value: Any, resample: bool, factors: tuple[float, ...], rng: np.random.Generator) -> Any:
-    """One value explored: drawn afresh, or scaled by a factor (numbers; clipped to their range)."""
+    """One value explored: drawn afresh, or scaled by a factor (numbers; clipped to their range),
+    or moved one place along its list (categorical, as Ray shifts a list's index; clamped at the
+    ends, so a value at either end stays half the time)."""
+    if isinstance(param, Categorical) and not resample:
+        index = next((i for i, v in enumerate(param.values) if same(v, value)), None)
+        if index is None:  # a value not in the list: drawn from it
+            return param.sample(rng)
+        index += 1 if rng.random() < 0.5 else -1
+        return param.values[min(max(index, 0), len(param.values) - 1)]
     if resample or isinstance(param, Categorical) or not isinstance(value, int | float):
         return param.sample(rng)
     scaled = float(value) * factors[int(rng.integers(len(factors)))]

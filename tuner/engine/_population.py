@@ -67,15 +67,11 @@ class Population(Changes):
         if not self.scheduler.due(trial_id):
             return False
         configs = {t: r.params for t, r in self.recorder.trials.items()}
-        exploit = self.scheduler.exploit(trial_id, configs, self._checkpoint_of)
+        exploit = self.scheduler.exploit(trial_id, configs, self.checkpoints.at)
         if exploit is not None:
             return self._carry_out(exploit)
         own, _ = self.checkpoints.last(trial_id)
         return waiting and own == step  # its slot to a member that waits; nothing is lost
-
-    def _checkpoint_of(self, trial_id: str) -> tuple[float, str] | None:
-        step, path = self.checkpoints.last(trial_id)
-        return None if step is None or path is None else (step, path)
 
     def _carry_out(self, exploit: Exploit) -> bool:
         """The donor's checkpoint copied to the member's, its values changed, all journaled; a
