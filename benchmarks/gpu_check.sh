@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks owed by the CPU-only sessions, as one script for a device machine (see
 # ../shared/device/README.md; results and logs under $OUT):
-#   frac   4 trials at 0.5 GPU, 2 at a time on one GPU: both on cuda together; peak_gpu_mb, gpu_util
+#   frac   4 trials at 0.5 GPU, 2 at a time on one GPU: both on cuda together; peak_gpu_mb, gpu_device_busy, gpu_util_own
 #   ddp1   a trial with a whole GPU (nccl, pinned memory), digits CNN
 #   ddp2   2 ranks sharing one GPU (0.5 each: gloo over CUDA tensors)
 #   fsdp   FSDP with bf16 mixed precision, then with CPU offload, a whole GPU
@@ -56,7 +56,7 @@ for name in frac ddp1 ddp2 fsdp offload; do
     "$PY" - "$work/results/$name" >> "$OUT/summary.txt" 2>&1 <<'PYEOF'
 import json, sys, pandas as pd
 t = pd.read_parquet(f"{sys.argv[1]}/trials.parquet")
-cols = ["trial_id", "status", "value", "peak_gpu_mb", "peak_gpu_reserved_mb", "gpu_util", "peak_rss_mb", "s_per_step"]
+cols = ["trial_id", "status", "value", "peak_gpu_mb", "peak_gpu_reserved_mb", "gpu_device_busy", "gpu_util_own", "gpu_util_note", "peak_rss_mb", "s_per_step"]
 print(t[[c for c in cols if c in t]].to_string(index=False))
 span = {}  # trial -> [start, end] from the journal: how many ran at once
 for line in open(f"{sys.argv[1]}/journal.jsonl"):

@@ -9,11 +9,18 @@ the group is not ready and gets no trial.
 Actors are named after the study and the slot (``tuner:digits_mlp:slot0``, ``...:slot0:rank1``),
 and every trial's task after the trial (``trial t0007``), so that the dashboard's Actors, Jobs
 and Timeline views say which trial runs where.
+
+Each rank is readied as soon as it is started (``TrialWorker.warm``: torch imported, on a GPU
+CUDA initialised), while the searcher makes its first suggestions. GPU ranks start with
+PyTorch's expandable segments (:func:`worker_env`), so that a retry at a smaller batch after an
+out-of-memory is not refused for fragmentation.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from tuner.backends.ray._worker import TrialTask, TrialWorker
@@ -37,12 +44,13 @@ class WorkerGroup:
         self.size, self.cpus, self.gpus = size, cpus, gpus
         self.name = name
         self._paths, self._trainable = paths, trainable
-        self._env = env or {}  # variables the ranks need (an object store's credentials)
+        self._env = worker_env(env or {}, gpus, os.environ)  # variables the ranks need
         bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
         self.pg = placement_group([bundle] * size, strategy="PACK", name=name)
         self._cls: Any = ray.remote(TrialWorker)
         self.actors: list[Any] = []
         self.generation = 0  # how many times the ranks were started again
+        self.warming: list[Any] = []  # each rank's readied() since its latest start: seconds it took
         self._spawn()
 
     def _spawn(self) -> None:
@@ -57,11 +65,10 @@ class WorkerGroup:
                 max_concurrency=2,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i),
                 **({"runtime_env": {"env_vars": self._env}} if self._env else {}),
-            ).remote(self._paths)
+            ).remote(self._paths, (self._trainable, self.gpus))
             for i in range(self.size)
         ]
-        for actor in self.actors:
-            actor.warm.remote(self._trainable)
+        self.warming = [actor.readied.remote() for actor in self.actors]
 
     @property
     def pg_id(self) -> str:
@@ -151,6 +158,23 @@ def _read_last_words(ray: Any) -> Any:
 
         _READER = ray.remote(_last_words.read)
     return _READER
+
+
+ALLOC_CONF = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")  # PyTorch reads either
+EXPANDABLE = "expandable_segments:True"
+
+
+def worker_env(env: dict[str, str], gpus: float, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables a rank starts with: ``env``, and on a GPU PyTorch's allocator settings: the
+    user's where set (in ``env``, else in the driver's ``environ``: passed on, so that ranks on
+    other nodes have them too), else expandable segments."""
+    out = dict(env)
+    if gpus <= 0:
+        return out
+    user = {name: environ[name] for name in ALLOC_CONF if name in environ and name not in out}
+    if any(name in out for name in ALLOC_CONF) or user:
+        return {**out, **user}
+    return {**out, ALLOC_CONF[0]: EXPANDABLE}
 
 
 def _backend(gpus_per_worker: float) -> str:
