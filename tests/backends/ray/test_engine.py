@@ -14,7 +14,7 @@ import yaml
 
 import tuner
 from tests.conftest import ROOT, study
-from tuner.backends.ray._group import worker_env
+from tuner.backends.ray._group import allocator_env
 from tuner.backends.ray._worker import TrialTask, TrialWorker
 from tuner.trial import Trial
 
@@ -106,11 +106,11 @@ def allocator_setting(config: dict[str, Any], trial: Trial) -> None:
     trial.report(1, loss=1.0, expandable=float(os.environ.get("PYTORCH_CUDA_ALLOC_CONF") == "expandable_segments:True"))
 
 
-def test_a_gpu_workers_variables_reach_its_process(ray_local: None) -> None:
+def test_a_gpu_workers_allocator_setting_reaches_its_process(ray_local: None) -> None:
     import ray
 
-    env = worker_env({}, 0.5, {})  # what a GPU group's ranks start with (run here on a CPU)
-    actor = ray.remote(TrialWorker).options(num_cpus=0, runtime_env={"env_vars": env}).remote([str(ROOT)])
+    settings = allocator_env(0.5, {}, {})  # what a GPU group's ranks are given (run here on a CPU)
+    actor = ray.remote(TrialWorker).options(num_cpus=0).remote([str(ROOT)], ("trainables.toy:faulty", 0.0), settings)
     try:
         task = TrialTask("t1", f"{__name__}:allocator_setting", {}, seed=0, max_steps=None, gpus=0)
         events = [ray.get(ref) for ref in actor.run.options(num_returns="streaming").remote(task)]

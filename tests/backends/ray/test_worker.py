@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tuner.backends.ray import _worker
-from tuner.backends.ray._group import worker_env
+from tuner.backends.ray._group import allocator_env
 from tuner.backends.ray._usage import NOTE, GpuUtil, reset_memory
 from tuner.backends.ray._worker import TrialTask, TrialWorker, ready_cuda
 from tuner.trial import Trial
@@ -115,12 +115,12 @@ def test_a_worker_readies_itself_as_it_starts_and_a_bad_trainable_fails_its_tria
 
 
 def test_gpu_workers_start_with_expandable_segments_unless_the_user_chose() -> None:
-    assert worker_env({"A": "1"}, 0.5, {}) == {"A": "1", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
-    assert worker_env({"A": "1"}, 0, {}) == {"A": "1"}  # a CPU worker: untouched
+    assert allocator_env(0.5, {}, {}) == {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    assert allocator_env(0, {}, {}) == {}  # a CPU worker: untouched
     mine = {"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:128"}
-    assert worker_env({}, 1, mine) == mine  # the driver's setting travels to the ranks
-    assert worker_env(mine, 1, {"PYTORCH_CUDA_ALLOC_CONF": "x"}) == mine  # the study's own first
-    assert worker_env({}, 1, {"PYTORCH_ALLOC_CONF": ""}) == {"PYTORCH_ALLOC_CONF": ""}  # the newer name counts
+    assert allocator_env(1, {}, mine) == mine  # the driver's setting travels to the ranks
+    assert allocator_env(1, mine, {"PYTORCH_CUDA_ALLOC_CONF": "x"}) == {}  # the study's env carries its own
+    assert allocator_env(1, {}, {"PYTORCH_ALLOC_CONF": ""}) == {"PYTORCH_ALLOC_CONF": ""}  # the newer name counts
 
 
 def test_a_gpu_figure_left_out_says_why_even_for_a_trial_shorter_than_a_sample() -> None:

@@ -12,8 +12,10 @@ and Timeline views say which trial runs where.
 
 Each rank is readied as soon as it is started (``TrialWorker.warm``: torch imported, on a GPU
 CUDA initialised), while the searcher makes its first suggestions. GPU ranks start with
-PyTorch's expandable segments (:func:`worker_env`), so that a retry at a smaller batch after an
-out-of-memory is not refused for fragmentation.
+PyTorch's expandable segments (:func:`allocator_env`), so that a retry at a smaller batch after
+an out-of-memory is not refused for fragmentation; the rank sets them in its own environment
+before it imports torch (a runtime environment would cost a process of its own, where Ray could
+have given one it started ahead).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class WorkerGroup:
         self.size, self.cpus, self.gpus = size, cpus, gpus
         self.name = name
         self._paths, self._trainable = paths, trainable
-        self._env = worker_env(env or {}, gpus, os.environ)  # variables the ranks need
+        self._env = env or {}  # variables the ranks need (an object store's credentials)
+        self._settings = allocator_env(gpus, self._env, os.environ)  # set in the ranks, before torch
         bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
         self.pg = placement_group([bundle] * size, strategy="PACK", name=name)
         self._cls: Any = ray.remote(TrialWorker)
@@ -65,7 +68,7 @@ class WorkerGroup:
                 max_concurrency=2,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i),
                 **({"runtime_env": {"env_vars": self._env}} if self._env else {}),
-            ).remote(self._paths, (self._trainable, self.gpus))
+            ).remote(self._paths, (self._trainable, self.gpus), self._settings)
             for i in range(self.size)
         ]
         self.warming = [actor.readied.remote() for actor in self.actors]
@@ -164,17 +167,14 @@ ALLOC_CONF = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")  # PyTorch reads 
 EXPANDABLE = "expandable_segments:True"
 
 
-def worker_env(env: dict[str, str], gpus: float, environ: Mapping[str, str]) -> dict[str, str]:
-    """The variables a rank starts with: ``env``, and on a GPU PyTorch's allocator settings: the
-    user's where set (in ``env``, else in the driver's ``environ``: passed on, so that ranks on
-    other nodes have them too), else expandable segments."""
-    out = dict(env)
-    if gpus <= 0:
-        return out
-    user = {name: environ[name] for name in ALLOC_CONF if name in environ and name not in out}
-    if any(name in out for name in ALLOC_CONF) or user:
-        return {**out, **user}
-    return {**out, ALLOC_CONF[0]: EXPANDABLE}
+def allocator_env(gpus: float, env: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """PyTorch's allocator settings for a rank to take where its process has none: none on a CPU
+    or where the study's ``env`` sets them; the user's from the driver's ``environ`` where set
+    there (so that ranks on other nodes have them too); else expandable segments."""
+    if gpus <= 0 or any(name in env for name in ALLOC_CONF):
+        return {}
+    user = {name: environ[name] for name in ALLOC_CONF if name in environ}
+    return user or {ALLOC_CONF[0]: EXPANDABLE}
 
 
 def _backend(gpus_per_worker: float) -> str:

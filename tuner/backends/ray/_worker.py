@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import importlib
+import os
 import queue
 import socket
 import sys
@@ -78,9 +80,17 @@ class TrialTask:
 class TrialWorker:
     """Made a Ray actor by the engine; plain Python here so it can be tested without Ray."""
 
-    def __init__(self, path_entries: list[str] | None = None, warm: tuple[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        path_entries: list[str] | None = None,
+        warm: tuple[str, float] | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         """``warm``: the trainable and GPUs of this process's trials, to ready it for them (:meth:`warm`)
-        before any method runs: a trial sent meanwhile waits, and its clock starts after."""
+        before any method runs: a trial sent meanwhile waits, and its clock starts after.
+        ``settings``: environment variables to set where this process has none (before torch is imported)."""
+        for name, value in (settings or {}).items():
+            os.environ.setdefault(name, value)
         for entry in reversed(path_entries or []):
             if entry not in sys.path:
                 sys.path.insert(0, entry)
@@ -101,6 +111,9 @@ class TrialWorker:
         each took (``import_s``, ``cuda_s``)."""
         start = time.perf_counter()
         _import(trainable)
+        if gpus > 0:  # a trainable that imports torch only when called: it will use it
+            with _IMPORTS:
+                importlib.import_module("torch")
         took = {"import_s": round(time.perf_counter() - start, 3)}
         torch = sys.modules.get("torch")
         if gpus > 0 and torch is not None:
@@ -190,14 +203,15 @@ class TrialWorker:
 
     def _ready(self) -> None:
         """Before a trial: wait for the last trial's thread (the next trial may be sent as soon as
-        the last one's end is read), then free what it left and start the memory counters again."""
+        the last one's end is read; the thread frees what its trial left as it ends), then return
+        the CUDA cache and start the memory counters again."""
         last, self._last = self._last, None
         if last is not None:
             last.join(timeout=JOIN_S)
         torch = sys.modules.get("torch")
         if torch is not None:
             with contextlib.suppress(Exception):  # a broken CUDA context is the trial's to report
-                reset_memory(torch)
+                reset_memory(torch, collect=last is None or last.is_alive())
 
 
 def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
