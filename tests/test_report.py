@@ -171,3 +171,12 @@ def test_a_population_gets_its_panel_of_members_exploits_and_schedule(no_ray: No
     assert [ax.get_ylabel() for ax in schedules] == list(best["schedule"]) == ["lr"]
     ((steps, values),) = [(line.get_xdata(), line.get_ydata()) for line in schedules[0].lines]
     assert [[s, v] for s, v in zip(steps[:-1], values[:-1], strict=True)] == best["schedule"]["lr"]
+
+
+def test_a_missing_gpu_figure_is_explained_where_the_figures_are() -> None:
+    from tuner.report._html import _gpu_note
+
+    why = "NVML gives no per-process utilisation here (NVMLError_NotSupported: Not Supported)"
+    trials = pd.DataFrame({"gpu_device_busy": [40.0, 50.0], "gpu_util_own": [None, None], "gpu_util_note": [why, why]})
+    assert _gpu_note(trials) == f"<p class=note>a GPU utilisation figure is missing for 2 trial(s): {why}</p>"
+    assert _gpu_note(trials.drop(columns="gpu_util_note")) == ""  # an older study: nothing to explain

@@ -93,11 +93,27 @@ def test_usage_and_seconds_per_step_reach_the_results_and_the_live_view(tmp_path
     rec.trials["t1"].usage["peak_rss_mb"] = 512.0  # what rank 0's reports showed so far
     lines = Progress(rec, stream=io.StringIO()).lines()
     assert "running: t1 step 3, 512 MB, 0.1 s/step" in lines
-    ranks = [{"peak_rss_mb": 900.0, "cpu_s": 3.0, "gpu_util": 80.0}, {"peak_rss_mb": 700.0, "cpu_s": 2.0}]
+    ranks = [
+        {"peak_rss_mb": 900.0, "cpu_s": 3.0, "gpu_device_busy": 80.0, "gpu_util_note": "no per-process samples"},
+        {"peak_rss_mb": 700.0, "cpu_s": 2.0, "gpu_device_busy": 60.0},
+    ]
     rec.end("t1", "finished", usage=combine(ranks))
     row = rec.trials_frame().iloc[0]
-    assert (row["peak_rss_mb"], row["cpu_s"], row["gpu_util"]) == (900.0, 5.0, 80.0)  # largest rank, sum, mean
+    assert (row["peak_rss_mb"], row["cpu_s"], row["gpu_device_busy"]) == (900.0, 5.0, 70.0)  # largest, sum, mean
+    assert row["gpu_util_note"] == "no per-process samples" and pd.isna(row["gpu_util_own"])  # missing, with why
     assert row["s_per_step"] == 0.1 and pd.isna(row["peak_gpu_mb"])
     rec.journal.sync()
     ended = [e for e in read_journal(tmp_path) if e["e"] == "end"]
     assert ended[0]["usage"]["peak_rss_mb"] == 900.0  # journaled, so resume keeps it
+
+
+def test_a_study_that_recorded_gpu_util_is_read_with_it_as_the_devices_busy_fraction(tmp_path: Path) -> None:
+    from tuner.results import load_results
+    from tuner.results._store import TRIALS
+
+    rec = recorder(tmp_path)
+    rec.end("t1", "finished", usage={"peak_gpu_mb": 100.0, "gpu_util": 55.0})  # an old journal, replayed
+    assert rec.trials["t1"].usage["gpu_device_busy"] == 55.0
+    rec.trials_frame().drop(columns=["gpu_device_busy"]).assign(gpu_util=[41.0]).to_parquet(tmp_path / TRIALS)
+    trials = load_results(tmp_path)  # an old study's table: read by the report, tuner.load_results...
+    assert trials.loc[0, "gpu_device_busy"] == 41.0 and "gpu_util" not in trials

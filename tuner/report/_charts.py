@@ -365,7 +365,8 @@ RESOURCES = (
     ("peak_rss_mb", "peak resident memory (MB)"),
     ("peak_gpu_mb", "peak GPU memory allocated (MB)"),
     ("peak_gpu_reserved_mb", "peak GPU memory reserved (MB)"),
-    ("gpu_util", "mean GPU utilisation (%)"),
+    ("gpu_device_busy", "GPU busy, whole device (%)"),
+    ("gpu_util_own", "GPU, the trial's own share (%)"),
     ("s_per_step", "seconds per step"),
     ("cpu_s", "CPU seconds"),
 )

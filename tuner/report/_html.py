@@ -58,7 +58,8 @@ USAGE_COLUMNS = {
     "peak_rss_mb": "peak RSS MB",
     "peak_gpu_mb": "GPU allocated MB",
     "peak_gpu_reserved_mb": "GPU reserved MB",
-    "gpu_util": "GPU util %",
+    "gpu_device_busy": "GPU busy % (device)",
+    "gpu_util_own": "GPU own %",
     "cpu_s": "CPU s",
     "s_per_step": "s / step",
     "leak_mb_per_step": "leak MB / step",
@@ -81,7 +82,19 @@ def _resources(data: StudyData) -> str:
         + "</tr>"
         for _, r in top.iterrows()
     )
-    return f"<table><tr><th>trial</th><th>status</th>{head}</tr>{rows}</table>"
+    table = f"<table><tr><th>trial</th><th>status</th>{head}</tr>{rows}</table>"
+    return table + _gpu_note(data.trials)
+
+
+def _gpu_note(trials: pd.DataFrame) -> str:
+    """Why a GPU utilisation figure is missing, once, where the figures are."""
+    if "gpu_util_note" not in trials:
+        return ""
+    notes = trials["gpu_util_note"].dropna()
+    if notes.empty:
+        return ""
+    why = html.escape(str(notes.iloc[0]))
+    return f"<p class=note>a GPU utilisation figure is missing for {len(notes)} trial(s): {why}</p>"
 
 
 def _number(value: Any, fmt: str) -> str:

@@ -14,14 +14,23 @@ import pandas as pd
 from tuner.results._best import best_row
 from tuner.results._journal import Journal
 from tuner.results._pareto import pareto_mask, select
-from tuner.results._store import BEST, HISTORY, STUDY, TRIALS, write_frame, write_yaml
+from tuner.results._store import BEST, HISTORY, OLD_NAMES, STUDY, TRIALS, write_frame, write_yaml
 from tuner.status import FAILED as FAILED  # re-exported: the Ray engine imports it from here
 from tuner.status import RUNNING, STATUSES, Action, Cause, Status
 from tuner.tracking import Tracking, TrialInfo
 
-# What each trial used (tuner.backends.ray._usage): the largest rank's memory, all ranks' CPU seconds.
 CONFIG = "config/"  # history's columns of the values a step trained with (population-based training)
-USAGE = ("peak_rss_mb", "cpu_s", "peak_gpu_mb", "peak_gpu_reserved_mb", "gpu_util")
+# What each trial used (tuner.backends.ray._usage): the largest rank's memory, all ranks' CPU seconds,
+# the GPU's busy fraction (the whole device's) and the trial's own share, and why a GPU figure is missing.
+USAGE = (
+    "peak_rss_mb",
+    "cpu_s",
+    "peak_gpu_mb",
+    "peak_gpu_reserved_mb",
+    "gpu_device_busy",
+    "gpu_util_own",
+    "gpu_util_note",
+)
 
 
 @dataclass
@@ -233,7 +242,8 @@ class Recorder:
         rec.ended = at or time.time()
         rec.stop_s = stop_s if stop_s is not None else rec.stop_s
         # the ranks' own figures replace what the reports showed
-        rec.usage = {**rec.usage, **{k: v for k, v in (usage or {}).items() if v is not None}}
+        figures = {OLD_NAMES.get(k, k): v for k, v in (usage or {}).items() if v is not None}  # an old journal's
+        rec.usage = {**rec.usage, **figures}
         rec.cause, rec.hint = cause, hint
         self._log(
             {

@@ -17,6 +17,8 @@ HISTORY = "history.parquet"
 BEST = "best.yaml"
 STUDY = "study.yaml"
 SUMMARY = "summary.yaml"
+# Columns that studies recorded under an earlier name: read under today's.
+OLD_NAMES = {"gpu_util": "gpu_device_busy"}  # it was always the whole device's busy fraction
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
@@ -65,7 +67,9 @@ def _study_dir(path: str | os.PathLike[str]) -> Path:
 
 def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per trial: id, status, ``value`` (last metric), ``best_value``, ``params_*``..."""
-    return pd.read_parquet(_study_dir(path) / TRIALS)
+    frame = pd.read_parquet(_study_dir(path) / TRIALS)
+    old = {k: v for k, v in OLD_NAMES.items() if k in frame and v not in frame}
+    return frame.rename(columns=old) if old else frame
 
 
 def load_history(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -5,12 +5,18 @@ told) are tested on the simulated backend in tests/engine; these check them on r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 import tuner
-from tests.conftest import study
+from tests.conftest import ROOT, study
+from tuner.backends.ray._group import allocator_env
+from tuner.backends.ray._worker import TrialTask, TrialWorker
+from tuner.trial import Trial
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +98,25 @@ def test_digits_mlp_learns(ray_local: None, in_tmp: Path) -> None:
     assert out.best is not None and out.best.value is not None and out.best.value > 0.9
     history = tuner.load_history(out.folder)
     assert {"train_loss", "val_loss", "val_accuracy"} <= set(history)
+    summary = yaml.safe_load((out.folder / "summary.yaml").read_text())
+    assert summary["workers_ready"]["import_s_max"] > 0  # each worker imported torch before its first trial
+
+
+def allocator_setting(config: dict[str, Any], trial: Trial) -> None:
+    trial.report(1, loss=1.0, expandable=float(os.environ.get("PYTORCH_CUDA_ALLOC_CONF") == "expandable_segments:True"))
+
+
+def test_a_gpu_workers_allocator_setting_reaches_its_process(ray_local: None) -> None:
+    import ray
+
+    settings = allocator_env(0.5, {}, {})  # what a GPU group's ranks are given (run here on a CPU)
+    actor = ray.remote(TrialWorker).options(num_cpus=0).remote([str(ROOT)], ("trainables.toy:faulty", 0.0), settings)
+    try:
+        task = TrialTask("t1", f"{__name__}:allocator_setting", {}, seed=0, max_steps=None, gpus=0)
+        events = [ray.get(ref) for ref in actor.run.options(num_returns="streaming").remote(task)]
+    finally:
+        ray.kill(actor)
+    assert events[0]["metrics"]["expandable"] == 1.0 and events[-1]["kind"] == "done"
 
 
 def test_median_stopping_rule_prunes(ray_local: None, in_tmp: Path) -> None:

@@ -1,13 +1,20 @@
-"""A rank's process as plain Python (no Ray): every trial ends with an event, whatever breaks."""
+"""A rank's process as plain Python (no Ray): every trial ends with an event, whatever breaks;
+it is readied before its first trial and cleaned between trials."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import weakref
 from typing import Any
 
 import pytest
 
 from tuner.backends.ray import _worker
-from tuner.backends.ray._worker import TrialTask, TrialWorker
+from tuner.backends.ray._group import allocator_env
+from tuner.backends.ray._usage import NOTE, GpuUtil, reset_memory
+from tuner.backends.ray._worker import TrialTask, TrialWorker, ready_cuda
+from tuner.trial import Trial
 
 
 def events(task: TrialTask) -> list[dict[str, Any]]:
@@ -48,3 +55,74 @@ def test_every_end_carries_what_the_rank_used() -> None:
     assert all(e["rss_mb"] > 50 for e in out[:-1])
     assert all(e["gpu_mb"] is None for e in out[:-1])  # the GPU series of the leak check: only on CUDA
     assert "peak_gpu_mb" not in usage  # no GPU here: no GPU figures, rather than zeros
+
+
+FREED: list[str] = []  # what the trainables below saw collected
+
+
+class _Cycle:
+    """An object only the garbage collector frees (it refers to itself), like a model in a cycle."""
+
+    def __init__(self) -> None:
+        self.me = self
+        weakref.finalize(self, FREED.append, "freed")
+
+
+def leave_garbage(config: dict[str, Any], trial: Trial) -> None:
+    _Cycle()
+    trial.report(1, loss=1.0)
+
+
+def see_garbage(config: dict[str, Any], trial: Trial) -> None:
+    trial.report(1, loss=0.0 if "freed" in FREED else 1.0)
+
+
+def test_a_trial_starts_after_the_last_ones_leftovers_are_freed() -> None:
+    worker = TrialWorker([])
+    FREED.clear()
+    gc.disable()  # only the worker collects
+    try:
+        first = worker.run(TrialTask("t1", f"{__name__}:leave_garbage", {}, seed=0, max_steps=None, gpus=0))
+        assert [next(first)["kind"], next(first)["kind"]] == ["report", "done"]  # its stream not yet closed:
+        out = list(worker.run(TrialTask("t2", f"{__name__}:see_garbage", {}, seed=0, max_steps=None, gpus=0)))
+    finally:
+        gc.enable()
+    assert out[0]["metrics"]["loss"] == 0.0  # the next trial, sent at once, began with it freed
+
+
+def test_the_between_trials_reset_runs_with_real_torch_and_never_starts_cuda() -> None:
+    import torch
+
+    gc.disable()
+    try:
+        _Cycle()
+        done = reset_memory(torch)
+    finally:
+        gc.enable()
+    assert done["collected"] >= 1 and "reserved_mb" not in done  # collected; no CUDA in use here
+    assert ready_cuda(torch) is False and not torch.cuda.is_initialized()  # no GPU: nothing done
+
+
+def test_a_worker_readies_itself_as_it_starts_and_a_bad_trainable_fails_its_trial_not_the_worker() -> None:
+    worker = TrialWorker([], warm=("trainables.toy:faulty", 1.0))
+    took = worker.readied()
+    assert took["import_s"] >= 0 and "cuda_s" not in took  # no GPU here: CUDA is not started
+    assert list(worker.run(task("ok")))[-1]["kind"] == "done"
+    broken = TrialWorker([], warm=("trainables.toy:no_such_function", 1.0))
+    assert broken.readied() == {}
+    out = list(broken.run(dataclasses.replace(task("ok"), trainable="trainables.toy:no_such_function")))
+    assert out[-1]["kind"] == "error" and "no_such_function" in out[-1]["error"]
+
+
+def test_gpu_workers_start_with_expandable_segments_unless_the_user_chose() -> None:
+    assert allocator_env(0.5, {}, {}) == {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    assert allocator_env(0, {}, {}) == {}  # a CPU worker: untouched
+    mine = {"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:128"}
+    assert allocator_env(1, {}, mine) == mine  # the driver's setting travels to the ranks
+    assert allocator_env(1, mine, {"PYTORCH_CUDA_ALLOC_CONF": "x"}) == {}  # the study's env carries its own
+    assert allocator_env(1, {}, {"PYTORCH_ALLOC_CONF": ""}) == {"PYTORCH_ALLOC_CONF": ""}  # the newer name counts
+
+
+def test_a_gpu_figure_left_out_says_why_even_for_a_trial_shorter_than_a_sample() -> None:
+    figures = GpuUtil(0).figures()  # never sampled: one sample at the end (NVML has no GPU here)
+    assert set(figures) == {NOTE} and figures[NOTE].startswith("NVML gives no utilisation here (NVMLError")

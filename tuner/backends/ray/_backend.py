@@ -337,7 +337,25 @@ class RayBackend(Backend):
             self.metrics.update(counts, best)
 
     def summary(self) -> dict[str, Any]:
-        return {"respawns": self.respawns}
+        return {"respawns": self.respawns, **self._readied()}
+
+    def _readied(self) -> dict[str, Any]:
+        """How long the ranks took to get ready before their first trial (the slowest rank's
+        import of torch and the trainable, and on a GPU its CUDA start), as far as they answered."""
+        refs = [ref for group in self.groups for ref in group.warming]
+        if not refs:
+            return {}
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        took: dict[str, list[float]] = {}
+        for ref in ready:
+            try:
+                figures = self.ray.get(ref, timeout=0)
+            except Exception:  # a rank that died meanwhile
+                continue
+            for name, seconds in figures.items():
+                took.setdefault(name, []).append(float(seconds))
+        slowest = {f"{name}_max": round(max(values), 3) for name, values in took.items()}
+        return {"workers_ready": slowest} if slowest else {}
 
     def _ray_log(self, text: str) -> None:
         """Ray's own messages about the cluster, kept whole in ``logs/ray.log``."""

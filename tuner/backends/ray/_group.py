@@ -9,11 +9,20 @@ the group is not ready and gets no trial.
 Actors are named after the study and the slot (``tuner:digits_mlp:slot0``, ``...:slot0:rank1``),
 and every trial's task after the trial (``trial t0007``), so that the dashboard's Actors, Jobs
 and Timeline views say which trial runs where.
+
+Each rank is readied as soon as it is started (``TrialWorker.warm``: torch imported, on a GPU
+CUDA initialised), while the searcher makes its first suggestions. GPU ranks start with
+PyTorch's expandable segments (:func:`allocator_env`), so that a retry at a smaller batch after
+an out-of-memory is not refused for fragmentation; the rank sets them in its own environment
+before it imports torch (a runtime environment would cost a process of its own, where Ray could
+have given one it started ahead).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from tuner.backends.ray._worker import TrialTask, TrialWorker
@@ -38,11 +47,13 @@ class WorkerGroup:
         self.name = name
         self._paths, self._trainable = paths, trainable
         self._env = env or {}  # variables the ranks need (an object store's credentials)
+        self._settings = allocator_env(gpus, self._env, os.environ)  # set in the ranks, before torch
         bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
         self.pg = placement_group([bundle] * size, strategy="PACK", name=name)
         self._cls: Any = ray.remote(TrialWorker)
         self.actors: list[Any] = []
         self.generation = 0  # how many times the ranks were started again
+        self.warming: list[Any] = []  # each rank's readied() since its latest start: seconds it took
         self._spawn()
 
     def _spawn(self) -> None:
@@ -57,11 +68,10 @@ class WorkerGroup:
                 max_concurrency=2,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i),
                 **({"runtime_env": {"env_vars": self._env}} if self._env else {}),
-            ).remote(self._paths)
+            ).remote(self._paths, (self._trainable, self.gpus), self._settings)
             for i in range(self.size)
         ]
-        for actor in self.actors:
-            actor.warm.remote(self._trainable)
+        self.warming = [actor.readied.remote() for actor in self.actors]
 
     @property
     def pg_id(self) -> str:
@@ -151,6 +161,20 @@ def _read_last_words(ray: Any) -> Any:
 
         _READER = ray.remote(_last_words.read)
     return _READER
+
+
+ALLOC_CONF = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")  # PyTorch reads either
+EXPANDABLE = "expandable_segments:True"
+
+
+def allocator_env(gpus: float, env: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """PyTorch's allocator settings for a rank to take where its process has none: none on a CPU
+    or where the study's ``env`` sets them; the user's from the driver's ``environ`` where set
+    there (so that ranks on other nodes have them too); else expandable segments."""
+    if gpus <= 0 or any(name in env for name in ALLOC_CONF):
+        return {}
+    user = {name: environ[name] for name in ALLOC_CONF if name in environ}
+    return user or {ALLOC_CONF[0]: EXPANDABLE}
 
 
 def _backend(gpus_per_worker: float) -> str:

@@ -3,8 +3,15 @@
 A :class:`Usage` is started with the trial and read at its end. A daemon thread samples the
 process's resident memory (and, where a GPU is in use, its utilisation through NVML) every
 ``EVERY_S`` seconds; CPU seconds are the process's (all its threads: torch's intra-op pool
-included, DataLoader worker processes not); GPU memory is torch's own peak counters. No Ray,
-and nothing here may raise into the trial: a figure that cannot be read is left out.
+included, DataLoader worker processes not); GPU memory is torch's own peak counters, which
+:func:`reset_memory` starts again before each trial. No Ray, and nothing here may raise into the
+trial: a figure that cannot be read is left out, and a GPU figure left out says why
+(``gpu_util_note``).
+
+GPU utilisation comes in two figures: ``gpu_device_busy``, the share of time the whole device
+ran a kernel (every process on it: packed neighbours included), and ``gpu_util_own``, this
+process's own share of the SMs where NVML gives per-process utilisation. A trial shorter than
+one sampling period is sampled once at its end.
 
 :func:`combine` turns the ranks' figures into the trial's: the largest rank for memory, the
 sum for CPU seconds, the mean for GPU utilisation.
@@ -13,6 +20,7 @@ sum for CPU seconds, the mean for GPU utilisation.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 import threading
@@ -20,7 +28,10 @@ import time
 from typing import Any
 
 EVERY_S = 0.25
-FIELDS = ("peak_rss_mb", "cpu_s", "peak_gpu_mb", "peak_gpu_reserved_mb", "gpu_util")
+MEAN = ("gpu_device_busy", "gpu_util_own")  # averaged over ranks
+NOTE = "gpu_util_note"  # why a GPU utilisation figure is missing
+FIGURES = ("peak_rss_mb", "cpu_s", "peak_gpu_mb", "peak_gpu_reserved_mb", *MEAN)
+FIELDS = (*FIGURES, NOTE)
 
 
 def rss_mb() -> float | None:
@@ -43,15 +54,107 @@ def cuda() -> Any:
     return None
 
 
+def reset_memory(torch: Any, collect: bool = True) -> dict[str, float]:
+    """Free what earlier trials left in this process and start torch's memory counters again.
+
+    Collects garbage (a model kept alive by a reference cycle), then, where this process has
+    used CUDA, waits for its kernels, returns the cached blocks to the device and resets the
+    peak counters, so that every memory figure after it is the next trial's own and a packed
+    neighbour can use what the last trial no longer holds. Never initialises CUDA. Returns what
+    it did: ``collected`` objects, and on CUDA ``reserved_mb`` left (memory still referenced).
+    ``collect=False`` skips the collection (a full one costs 0.1-0.2 s with torch loaded), for a
+    caller that has just collected.
+    """
+    done: dict[str, float] = {"collected": float(gc.collect()) if collect else 0.0}
+    gpu = torch.cuda
+    if gpu.is_available() and gpu.is_initialized():
+        gpu.synchronize()
+        gpu.empty_cache()
+        gpu.reset_peak_memory_stats()
+        done["reserved_mb"] = round(gpu.memory_reserved() / 2**20, 1)
+    return done
+
+
+class GpuUtil:
+    """NVML's utilisation of one device (torch's index ``device``) over one trial: the device's
+    busy fraction at each :meth:`sample`, and this process's share of the SMs in each of NVML's
+    per-process sampling periods since ``since`` (the trial's start, epoch seconds; a period NVML
+    lists without this process counts as 0). :meth:`figures` samples once more when nothing was
+    sampled (a short trial), and names the reason for a figure it cannot give."""
+
+    def __init__(self, device: int, since: float | None = None) -> None:
+        self.device = device
+        self._nvml: Any = None
+        self._busy: list[float] = []
+        self._own: list[float | None] = []  # per NVML period: this process's SM share, None: not listed
+        self._seen_us = int((time.time() if since is None else since) * 1e6)  # later per-process samples: the trial's
+        self._note: str | None = None  # why the device's figure cannot be read
+        self._own_note: str | None = None  # why this process's share cannot be read
+
+    def sample(self) -> None:
+        if self._note is not None:
+            return
+        try:
+            if self._nvml is None:
+                import pynvml
+
+                pynvml.nvmlInit()
+                self._nvml = (pynvml, pynvml.nvmlDeviceGetHandleByIndex(_physical_index(self.device)))
+            nvml, handle = self._nvml
+            self._busy.append(float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
+        except Exception as exc:  # optional: without NVML there is no utilisation figure
+            self._note = _one_line(f"NVML gives no utilisation here ({type(exc).__name__}: {exc})")
+            return
+        self._own_share()
+
+    def _own_share(self) -> None:
+        if self._own_note is not None or self._nvml is None:
+            return
+        nvml, handle = self._nvml
+        try:
+            samples = nvml.nvmlDeviceGetProcessUtilization(handle, self._seen_us)
+        except Exception as exc:
+            if getattr(exc, "value", None) == getattr(nvml, "NVML_ERROR_NOT_FOUND", object()):
+                return  # no new period yet
+            self._own_note = _one_line(f"NVML gives no per-process utilisation here ({type(exc).__name__}: {exc})")
+            return
+        if not samples:
+            return
+        self._seen_us = max(self._seen_us, *(int(s.timeStamp) for s in samples))
+        mine = [float(s.smUtil) for s in samples if int(s.pid) == os.getpid()]
+        self._own.append(max(mine) if mine else None)
+
+    def figures(self) -> dict[str, Any]:
+        if not self._busy:
+            self.sample()  # a trial shorter than one sampling period
+        elif not self._own:
+            self._own_share()
+        out: dict[str, Any] = {}
+        if self._busy:
+            out["gpu_device_busy"] = round(sum(self._busy) / len(self._busy), 1)
+        if any(v is not None for v in self._own):
+            out["gpu_util_own"] = round(sum(v or 0.0 for v in self._own) / len(self._own), 1)
+        note = self._note or self._own_note
+        if note is None and "gpu_util_own" not in out:
+            note = (
+                "NVML's per-process samples never named this process (in a container: the host's process ids)"
+                if self._own
+                else "NVML took no per-process sample during the trial"
+            )
+        if note is not None:
+            out[NOTE] = note
+        return out
+
+
 class Usage:
     """One rank's use of the machine over one trial; ``stop()`` returns the figures."""
 
     def __init__(self, every: float = EVERY_S) -> None:
         self.every = every
         self._cpu0 = time.process_time()
+        self._began = time.time()
         self._peak_rss = rss_mb() or 0.0
-        self._util: list[float] = []
-        self._nvml: Any = None
+        self._gpu: GpuUtil | None = None  # from the first sample with CUDA in use
         self._done = threading.Event()
         if (gpu := cuda()) is not None:
             with contextlib.suppress(Exception):
@@ -75,42 +178,38 @@ class Usage:
         except Exception:
             return None
 
-    def _gpu_util(self) -> None:
-        gpu = cuda()
-        if gpu is None:
-            return
-        try:
-            if self._nvml is None:
-                import pynvml
-
-                pynvml.nvmlInit()
-                self._nvml = (pynvml, pynvml.nvmlDeviceGetHandleByIndex(_physical_index(gpu.current_device())))
-            nvml, handle = self._nvml
-            self._util.append(float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
-        except Exception:  # optional: without NVML there is no utilisation figure
-            self._nvml = (None, None) if self._nvml is None else self._nvml
+    def _utilisation(self) -> GpuUtil | None:
+        if self._gpu is None and (gpu := cuda()) is not None:
+            self._gpu = GpuUtil(gpu.current_device(), since=self._began)
+        return self._gpu
 
     def _sample(self) -> None:
         while not self._done.wait(self.every):
             self.sample()
-            if self._nvml != (None, None):
-                self._gpu_util()
+            with contextlib.suppress(Exception):
+                if (util := self._utilisation()) is not None:
+                    util.sample()
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> dict[str, Any]:
         self._done.set()
         self.sample()
-        out: dict[str, float] = {"cpu_s": round(time.process_time() - self._cpu0, 3)}
+        out: dict[str, Any] = {"cpu_s": round(time.process_time() - self._cpu0, 3)}
         if self._peak_rss:
             out["peak_rss_mb"] = round(self._peak_rss, 1)
         try:
             if (gpu := cuda()) is not None:
                 out["peak_gpu_mb"] = round(gpu.max_memory_allocated() / 2**20, 1)
                 out["peak_gpu_reserved_mb"] = round(gpu.max_memory_reserved() / 2**20, 1)
+                self._thread.join(timeout=1.0)  # its last sample first
+                if (util := self._utilisation()) is not None:
+                    out.update(util.figures())
         except Exception:  # a broken CUDA context must not hide the trial's end
             pass
-        if self._util:
-            out["gpu_util"] = round(sum(self._util) / len(self._util), 1)
         return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _physical_index(device: int) -> int:
@@ -122,17 +221,21 @@ def _physical_index(device: int) -> int:
     return device
 
 
-def combine(ranks: list[dict[str, Any]]) -> dict[str, float]:
-    """A trial's figures from its ranks': memory of the largest rank, CPU summed, utilisation averaged."""
-    out: dict[str, float] = {}
-    for name in FIELDS:
+def combine(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A trial's figures from its ranks': memory of the largest rank, CPU summed, utilisation
+    averaged (over the ranks that have it); the first rank's note on a missing GPU figure."""
+    out: dict[str, Any] = {}
+    for name in FIGURES:
         values = [float(r[name]) for r in ranks if r.get(name) is not None]
         if not values:
             continue
         if name == "cpu_s":
             out[name] = round(sum(values), 3)
-        elif name == "gpu_util":
+        elif name in MEAN:
             out[name] = round(sum(values) / len(values), 1)
         else:
             out[name] = max(values)
+    note = next((r[NOTE] for r in ranks if r.get(NOTE)), None)
+    if note is not None:
+        out[NOTE] = note
     return out

@@ -1,7 +1,13 @@
 """The long-lived process that runs trials one after another: one rank of a worker group.
 
 Reusing it across trials is what makes a short trial cheap: the interpreter, torch and the
-trainable's module are loaded once, and a DDP trial only forms a fresh process group. Each
+trainable's module are loaded once, and a DDP trial only forms a fresh process group. A new
+process is readied by :meth:`TrialWorker.warm` as it starts (the trainable and torch imported;
+on a GPU, CUDA initialised and its cuBLAS and cuDNN libraries loaded), and a trial sent to it
+meanwhile starts, and starts its clock, only once that is done. Before each trial the process
+drops what the last one left (:func:`~tuner.backends.ray._usage.reset_memory`): an empty
+CUDA cache and fresh peak counters, so that its memory figures are its own and an
+out-of-memory retry starts from nothing cached. Each
 trial runs in a thread of the actor so that the driver can ask it to stop while it trains;
 events stream back as a Ray generator (rank 0 streams reports; every rank ends with one of
 ``done``/``pruned``/``error``). A Ray Tune-style trainable (``train_fn(config)``) runs bound to a
@@ -13,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import importlib
+import os
 import queue
 import socket
 import sys
@@ -25,7 +33,7 @@ from datetime import timedelta
 from typing import Any
 
 from tuner.backends.ray import _last_words, _tune_api, _tune_hook
-from tuner.backends.ray._usage import Usage, cuda
+from tuner.backends.ray._usage import Usage, cuda, reset_memory
 from tuner.config import trainable_style
 from tuner.errors import TrialPruned
 from tuner.storage import CheckpointStore
@@ -72,21 +80,51 @@ class TrialTask:
 class TrialWorker:
     """Made a Ray actor by the engine; plain Python here so it can be tested without Ray."""
 
-    def __init__(self, path_entries: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        path_entries: list[str] | None = None,
+        warm: tuple[str, float] | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        """``warm``: the trainable and GPUs of this process's trials, to ready it for them (:meth:`warm`)
+        before any method runs: a trial sent meanwhile waits, and its clock starts after.
+        ``settings``: environment variables to set where this process has none (before torch is imported)."""
+        for name, value in (settings or {}).items():
+            os.environ.setdefault(name, value)
         for entry in reversed(path_entries or []):
             if entry not in sys.path:
                 sys.path.insert(0, entry)
         self._stops: dict[str, threading.Event] = {}
+        self._last: threading.Thread | None = None  # the last trial's thread
         key = _actor_key()
         if key is not None:  # a Ray actor: it leaves its exit code or fatal signal on its node
             with contextlib.suppress(OSError):
                 _last_words.install(key)
+        self._readied: dict[str, float] = {}
+        if warm is not None:
+            with contextlib.suppress(Exception):  # a trainable that fails to import fails its trial, with the reason
+                self._readied = self.warm(*warm)
 
-    def warm(self, trainable: str) -> float:
-        """Import the trainable (and torch) ahead of the first trial; returns the seconds it took."""
+    def warm(self, trainable: str, gpus: float = 0.0) -> dict[str, float]:
+        """Ready this process for a first trial: import the trainable (and torch), and with
+        ``gpus``, initialise CUDA and load its libraries (:func:`ready_cuda`). Returns the seconds
+        each took (``import_s``, ``cuda_s``)."""
         start = time.perf_counter()
         _import(trainable)
-        return time.perf_counter() - start
+        if gpus > 0:  # a trainable that imports torch only when called: it will use it
+            with _IMPORTS:
+                importlib.import_module("torch")
+        took = {"import_s": round(time.perf_counter() - start, 3)}
+        torch = sys.modules.get("torch")
+        if gpus > 0 and torch is not None:
+            start = time.perf_counter()
+            if ready_cuda(torch):
+                took["cuda_s"] = round(time.perf_counter() - start, 3)
+        return took
+
+    def readied(self) -> dict[str, float]:
+        """What readying this process took when it started (:meth:`warm`'s figures)."""
+        return self._readied
 
     def stacks(self) -> str:
         """Where this rank's trial threads are now: their Python stacks, innermost call last."""
@@ -122,6 +160,7 @@ class TrialWorker:
             task = dataclasses.replace(task, master=(str(master[0]), int(master[1])))
         stop = self._stops[task.trial_id] = threading.Event()
         events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._ready()
         started = time.time()
         usage = Usage()
 
@@ -151,6 +190,7 @@ class TrialWorker:
             name=f"trial-{task.trial_id}-rank{task.rank}",
         )
         thread.start()
+        self._last = thread
         try:
             while True:
                 event = events.get()
@@ -160,7 +200,18 @@ class TrialWorker:
         finally:
             thread.join(timeout=JOIN_S)  # a thread stuck in user code is left to the driver's kill
             self._stops.pop(task.trial_id, None)
-            _free_memory()
+
+    def _ready(self) -> None:
+        """Before a trial: wait for the last trial's thread (the next trial may be sent as soon as
+        the last one's end is read; the thread frees what its trial left as it ends), then return
+        the CUDA cache and start the memory counters again."""
+        last, self._last = self._last, None
+        if last is not None:
+            last.join(timeout=JOIN_S)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            with contextlib.suppress(Exception):  # a broken CUDA context is the trial's to report
+                reset_memory(torch, collect=last is None or last.is_alive())
 
 
 def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
@@ -219,6 +270,7 @@ def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+        _free_memory()  # at once, for a packed neighbour (after an out-of-memory above all)
 
 
 def _actor_key() -> str | None:
@@ -244,6 +296,22 @@ def _is_oom(exc: BaseException) -> bool:
 
 def _free_memory() -> None:
     """Drop what the last trial left behind, so the next one starts clean."""
-    gc.collect()
-    if (gpu := cuda()) is not None:
-        gpu.empty_cache()
+    with contextlib.suppress(Exception):
+        gc.collect()
+        if (gpu := cuda()) is not None:
+            gpu.empty_cache()
+
+
+def ready_cuda(torch: Any) -> bool:
+    """Initialise CUDA in this process and load the libraries a first trial would wait for: a
+    small matrix product (cuBLAS) and a small convolution (cuDNN). False where there is no GPU
+    (nothing is done). What it allocated is freed before the next trial (:func:`reset_memory`)."""
+    if not torch.cuda.is_available():
+        return False
+    torch.cuda.init()
+    a = torch.randn(64, 64, device="cuda")
+    (a @ a).sum().item()
+    image = torch.randn(1, 3, 16, 16, device="cuda")
+    torch.nn.functional.conv2d(image, torch.randn(4, 3, 3, 3, device="cuda"), padding=1).sum().item()
+    torch.cuda.synchronize()
+    return True
