@@ -111,8 +111,8 @@ class Attempts:
 
     def _on_report(self, run: Running, event: Report) -> None:
         run.last_seen, run.reported = self.backend.now(), True
-        if self.packing is not None and event.gpu_mb is not None:
-            self.packing.measured(event.trial_id, float(event.gpu_mb))
+        if self.packing is not None and (event.gpu_mb is not None or event.gpu_reserved_mb is not None):
+            self.packing.measured(event.trial_id, float(max(event.gpu_mb or 0.0, event.gpu_reserved_mb or 0.0)))
         if run.decided is not None:
             return  # the trial was already stopped; late reports do not count
         trial_id, step = run.record.trial_id, event.step

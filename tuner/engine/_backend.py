@@ -44,6 +44,7 @@ class Report:
     checkpoint: str | None = None  # where the checkpoint saved with this report lies, in the study's store
     rss_mb: float | None = None  # rank 0's resident memory, for the leak rule
     gpu_mb: float | None = None  # and its GPU memory allocated, on CUDA
+    gpu_reserved_mb: float | None = None  # the most torch has reserved on it so far (what packing needs)
 
 
 @dataclass(frozen=True)

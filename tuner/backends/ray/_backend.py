@@ -295,6 +295,7 @@ class RayBackend(Backend):
                 checkpoint=event.get("checkpoint_path"),
                 rss_mb=None if event.get("rss_mb") is None else float(event["rss_mb"]),
                 gpu_mb=event.get("gpu_mb"),
+                gpu_reserved_mb=event.get("gpu_reserved_mb"),
             )
         )
 

@@ -178,6 +178,15 @@ class Usage:
         except Exception:
             return None
 
+    def gpu_reserved_mb(self) -> float | None:
+        """The most memory torch has reserved on this rank's GPU since the trial began (its cache
+        included: what a neighbour cannot use); ``None`` without CUDA in use."""
+        try:
+            gpu = cuda()
+            return None if gpu is None else round(gpu.max_memory_reserved() / 2**20, 1)
+        except Exception:
+            return None
+
     def _utilisation(self) -> GpuUtil | None:
         if self._gpu is None and (gpu := cuda()) is not None:
             self._gpu = GpuUtil(gpu.current_device(), since=self._began)

@@ -174,6 +174,7 @@ class TrialWorker:
                     "time": time.time() - started,
                     "rss_mb": usage.sample(),
                     "gpu_mb": usage.gpu_mb(),
+                    "gpu_reserved_mb": usage.gpu_reserved_mb(),
                     **record,
                 }
             )
