@@ -140,7 +140,8 @@ def _tuner(
         param_space={},
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=make_scheduler(study, time_attr, key, slots),
+            # (without a run_cap Tune would add paused members without end: the cluster bounds them)
+            scheduler=make_scheduler(study, time_attr, key, slots if spec.run_cap is not None else None),
             num_samples=spec.run_cap or -1,
             max_concurrent_trials=None if population else slots,
             reuse_actors=True,  # a trial costs ~0.5 s of Tune instead of ~2 s
