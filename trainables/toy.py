@@ -221,3 +221,18 @@ def _regression() -> tuple[Any, Any, float]:
     y = x @ torch.randn(8, 1, generator=g) + 0.5 * torch.randn(512, 1, generator=g)
     floor = float(((x @ torch.linalg.lstsq(x, y).solution - y) ** 2).mean())
     return x, y, floor
+
+
+def descent_ranks(config: dict[str, Any], trial: Trial) -> None:
+    """:func:`descent` that reports, with each step, where this rank went on from: ``restored``
+    (the step of the checkpoint it loaded, 0 for none) and ``restored_sq`` (its square). Averaged
+    over the ranks, ``restored_sq == restored ** 2`` only when every rank loaded the same step."""
+    saved = trial.checkpoint()
+    at = 0.0 if saved is None else float(saved["step"])
+    report = trial.report
+
+    def reporting(step: float, **metrics: Any) -> None:
+        report(step, restored=at, restored_sq=at * at, **metrics)
+
+    trial.report = reporting  # type: ignore[method-assign]
+    descent(config, trial)

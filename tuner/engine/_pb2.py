@@ -5,18 +5,21 @@ against the interval's end and the member's values (in the unit cube: log scale 
 parameter is searched on one). A member that exploits takes the values that maximise the upper
 confidence bound of a GP (:mod:`tuner.gp`) fitted to those improvements, at the current step,
 over random candidates; with fewer than :data:`MIN_DATA` intervals seen, it draws them at random.
-The data are those of this session: a resumed study starts its GP afresh.
+
+The GP's data are a function of the reports and exploits alone (each interval is recorded when its
+boundary is reported, each exploit rebases the member on the donor's score): a resumed study,
+whose journal replays both in order, fits its GP to the same data as the uninterrupted one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from tuner.engine._pbt import CheckpointOf, Exploit, PopulationBasedTraining
+from tuner.engine._pbt import PopulationBasedTraining
 from tuner.space import Float, Int, Parameter
 
 MIN_DATA = 4  # intervals seen before the GP chooses
@@ -33,19 +36,30 @@ class PopulationBasedBandits(PopulationBasedTraining):
         self._data: list[tuple[float, list[float], float]] = []  # (step, values in the cube, improvement)
         self._previous: dict[str, tuple[float, float]] = {}  # member -> (step, score) at its last boundary
         self._now = 0.0
+        # trial -> its values now (those the interval just reported trained with): the study's records
+        self.values_of: Callable[[str], Mapping[str, Any]] = lambda trial_id: {}
 
-    def exploit(self, trial_id: str, config: Mapping[str, Any], checkpoint_of: CheckpointOf) -> Exploit | None:
-        if self.due(trial_id) and trial_id in self._score:
-            step, score = self._score[trial_id]
+    def report(self, trial_id: str, step: float, value: float) -> bool:
+        super().report(trial_id, step, value)
+        if self.due(trial_id):  # a boundary: the interval it closes is one more point for the GP
+            score = self._score[trial_id][1]
             before = self._previous.get(trial_id)
             if before is not None and step > before[0] and math.isfinite(score) and math.isfinite(before[1]):
-                self._data = [*self._data, (step, self._encode(config[trial_id]), score - before[1])][-WINDOW:]
+                point = (step, self._encode(self.values_of(trial_id)), score - before[1])
+                self._data = [*self._data, point][-WINDOW:]
             self._previous[trial_id] = (step, score)
             self._now = step
-        made = super().exploit(trial_id, config, checkpoint_of)
-        if made is not None and made.donor in self._score:  # it goes on from the donor's score
-            self._previous[trial_id] = (made.donor_step, self._score[made.donor][1])
-        return made
+        return False
+
+    def applied(self, trial_id: str, donor_step: float, donor: str | None = None) -> None:
+        super().applied(trial_id, donor_step, donor)
+        if donor is not None and donor in self._score:  # it goes on from the donor's score
+            self._previous[trial_id] = (donor_step, self._score[donor][1])
+
+    @property
+    def data(self) -> list[tuple[float, list[float], float]]:
+        """The GP's data: ``(step, values in the unit cube, improvement)`` of each recent interval."""
+        return list(self._data)
 
     def explore(self, values: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         out = dict(values)

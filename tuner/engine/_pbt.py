@@ -145,11 +145,12 @@ class PopulationBasedTraining(Scheduler):
         donor, (donor_step, path) = donors[int(rng.integers(len(donors)))]
         old = {k: config[trial_id][k] for k in self.mutations if k in config[trial_id]}
         new = self.explore({k: config[donor][k] for k in self.mutations if k in config[donor]}, rng)
-        self.applied(trial_id, donor_step)
+        self.applied(trial_id, donor_step, donor)
         return Exploit(trial_id, donor, step, donor_step, path, old, new)
 
-    def applied(self, trial_id: str, donor_step: float) -> None:
-        """An exploit was made (live, or read back from the journal): the member carries on from ``donor_step``."""
+    def applied(self, trial_id: str, donor_step: float, donor: str | None = None) -> None:
+        """An exploit was made (live, or read back from the journal): the member carries on from
+        ``donor_step`` of ``donor``'s."""
         self.exploits += 1
         self._last[trial_id] = donor_step
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from tuner.config import Pb2, Pbt, Study
 from tuner.engine._checkpoints import Checkpoints
+from tuner.engine._pb2 import PopulationBasedBandits
 from tuner.engine._pbt import Exploit, PopulationBasedTraining
 from tuner.results import Recorder, TrialRecord
 
@@ -55,6 +56,8 @@ class Population(Changes):
             say,
         )
         self.recorder.mutable = list(scheduler.mutations)
+        if isinstance(scheduler, PopulationBasedBandits):  # its GP's data: each interval's values
+            scheduler.values_of = lambda trial_id: self.recorder.trials[trial_id].params
         spec = study.spec.early_terminate
         self.max_t: int | None = spec.max_t if isinstance(spec, Pbt | Pb2) else None
 
@@ -92,7 +95,7 @@ class Population(Changes):
         self.recorder.exploit(event)
         if event.get("copy"):
             self.checkpoints.replace(event["trial"], event["donor_step"], event["copy"], journal=False)
-        self.scheduler.applied(event["trial"], event["donor_step"])
+        self.scheduler.applied(event["trial"], event["donor_step"], event.get("donor"))
 
 
 class Schedule(Changes):
@@ -140,8 +143,6 @@ def population_scheduler(spec: Pbt | Pb2, study: Study, seed: int) -> Population
         "seed": seed,
     }
     if isinstance(spec, Pb2):
-        from tuner.engine._pb2 import PopulationBasedBandits
-
         return PopulationBasedBandits(**options)
     return PopulationBasedTraining(
         **options, resample_probability=spec.resample_probability, perturbation_factors=spec.perturbation_factors

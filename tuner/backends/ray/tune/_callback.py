@@ -84,10 +84,10 @@ def metrics_of(result: dict[str, Any], keep: frozenset[str] = frozenset()) -> di
     return numeric({k: v for k, v in result.items() if k != RESERVED and (k not in AUTO or k in keep)})
 
 
-def make_scheduler(study: Study, time_attr: str, key: str) -> TrialScheduler | None:
+def make_scheduler(study: Study, time_attr: str, key: str, slots: int | None = None) -> TrialScheduler | None:
     """Ray's own scheduler for the study's ``early_terminate``, as the engine's is configured
     (hyperband: the engine's W&B rule behind Tune's interface; pbt, pb2: Ray's, recording each
-    exploit)."""
+    exploit, with at most ``slots`` members running at a time)."""
     sched, metric = study.spec.scheduler, study.metric
     if sched is None or metric is None:  # a study without a metric has no early_terminate
         return None
@@ -110,7 +110,7 @@ def make_scheduler(study: Study, time_attr: str, key: str) -> TrialScheduler | N
     if isinstance(sched, Pbt | Pb2):
         from tuner.backends.ray.tune._pbt import population_scheduler
 
-        return population_scheduler(study, sched, time_attr, key)
+        return population_scheduler(study, sched, time_attr, key, slots)
     if isinstance(sched, Median):
         return _Median(
             key=key,

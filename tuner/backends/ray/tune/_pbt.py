@@ -13,11 +13,16 @@ this module adds what the engine guarantees on the other backends:
   beside Tune's own folders; for a group trial, in the study's store), so the donor pruning its
   checkpoints never takes the member's away;
 - each exploit is one ``exploit`` event in the journal (member, donor, steps, old and new
-  values, the copy), so ``history.parquet`` and ``best.yaml``'s schedule read as the engine's.
+  values, the copy), so ``history.parquet`` and ``best.yaml``'s schedule read as the engine's;
+- at most ``slots`` members run at a time (``max_concurrent``): the others wait paused, so Ray's
+  PBT pauses a member at its boundary and the waiting ones take turns;
+- a member brought back by ``Tuner.restore`` (which restores no scheduler state) is ranked again
+  at once, by the result its checkpoint was saved with, and can be copied from that checkpoint.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import tempfile
@@ -27,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Checkpoint
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.pb2 import PB2
 
 from tuner.backends.ray.tune._callback import LIVE, ours
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED
 from tuner.config import Pb2, Pbt, Study
+from tuner.results import read_journal
 from tuner.space import Beta, Categorical, Constant, Float, Int, Normal, Parameter, nest
 
 _MISSING = object()
@@ -94,8 +101,11 @@ def bounded(param: Parameter, value: Any) -> Any:
     return value
 
 
-def population_scheduler(study: Study, spec: Pbt | Pb2, time_attr: str, key: str) -> PopulationBasedTraining:
-    """Ray's PBT (or PB2) configured as ``spec`` asks, its mutations nested as the config is."""
+def population_scheduler(
+    study: Study, spec: Pbt | Pb2, time_attr: str, key: str, slots: int | None = None
+) -> PopulationBasedTraining:
+    """Ray's PBT (or PB2) configured as ``spec`` asks, its mutations nested as the config is;
+    ``slots``: the most members running at a time."""
     mutations = spec.mutable(study.space)
     paths = {name: study.space.paths.get(name) or tuple(name.split(".")) for name in mutations}
     options: dict[str, Any] = {
@@ -105,6 +115,7 @@ def population_scheduler(study: Study, spec: Pbt | Pb2, time_attr: str, key: str
         "perturbation_interval": spec.perturbation_interval,
         "quantile_fraction": spec.quantile_fraction,
         "log_config": False,  # the journal has every exploit
+        "slots": slots,
     }
     if isinstance(spec, Pb2):
         bounds = {name: [p.low, p.high] for name, p in mutations.items() if isinstance(p, Float | Int)}
@@ -143,16 +154,89 @@ class _Population:
     _time_attr: str
     _trial_state: dict[Any, Any]
 
+    _metric: Any
+    _metric_op: Any
+    _perturbation_interval: Any
+
     def __init__(
-        self, *, key: str, mutations: Mapping[str, Parameter], paths: dict[str, tuple[str, ...]], **options: Any
+        self,
+        *,
+        key: str,
+        mutations: Mapping[str, Parameter],
+        paths: dict[str, tuple[str, ...]],
+        slots: int | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(**options)
-        self.key, self.mutations, self.paths = key, dict(mutations), paths
+        self.key, self.mutations, self.paths, self.slots = key, dict(mutations), paths, slots
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         with warnings.catch_warnings():  # each member copies the donor's checkpoint: none is lost to num_to_keep
             warnings.filterwarnings("ignore", message=".*num_to_keep.*")
             super().on_trial_add(_Unsearched(tune_controller), trial)  # type: ignore[misc]
+        self._restored(trial)
+        others = [t for t in tune_controller.get_trials() if t is not trial]
+        if trial.status == Trial.PENDING and not self._room(others):
+            trial.set_status(Trial.PAUSED)  # it waits its turn: Ray's PBT then pauses members at their boundaries
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        if not self._room(tune_controller.get_trials()):
+            return None
+        return super().choose_trial_to_run(tune_controller)  # type: ignore[misc]
+
+    def _room(self, trials: list[Any]) -> bool:
+        """Whether one more member may run (``slots`` bounds those running or about to)."""
+        busy = sum(1 for t in trials if t.status in (Trial.RUNNING, Trial.PENDING))
+        return self.slots is None or busy < self.slots
+
+    def _restored(self, trial: Any) -> None:
+        """A member ``Tuner.restore`` brought back: ranked by the result its checkpoint was saved
+        with, a donor of that checkpoint, its next boundary an interval after it (Ray's PBT keeps
+        no state across a restore and would start it afresh, unranked until its next boundary)."""
+        live = LIVE.get(self.key)
+        if live is None:
+            return
+        rec = live.recorder.trials.get(ours(trial))
+        latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+        if rec is None or not rec.iterations or latest is None or latest.checkpoint is None:
+            return
+        events = read_journal(Path(self.key))
+        pending = pending_exploit(events, rec.trial_id, latest.checkpoint.path)
+        if pending is not None:  # journaled, but the driver died before Tune saved it: carried out now
+            latest = self._carry_out(trial, pending, _reported(events, pending["donor"], pending["donor_step"]))
+        metrics = dict(latest.metrics or {})
+        at = metrics.get(self._time_attr, metrics.get("step"))
+        value = metrics.get(self._metric)
+        if at is None or value is None:
+            return
+        changed = live.recorder.schedules.get(rec.trial_id) or [(0, {})]
+        steps = [h["step"] for h in live.recorder.history if h["trial_id"] == rec.trial_id]
+        state = self._trial_state[trial]
+        state.last_result, state.last_checkpoint = metrics, latest.checkpoint
+        state.last_score = self._metric_op * float(value)
+        state.last_train_time = at
+        state.last_perturbation_time = last_boundary(steps, changed[-1][0], at, self._perturbation_interval)
+
+    def _carry_out(self, trial: Any, exploit: dict[str, Any], metrics: dict[str, Any]) -> Any:
+        """The member's Tune state as a journaled exploit left it: its new values, and its copy of
+        the donor's checkpoint as the one it goes on from."""
+        from ray.train._internal.session import _TrainingResult
+
+        config = copy.deepcopy(trial.config)
+        for name, value in exploit["new"].items():
+            *parents, leaf = self.paths.get(name, (name,))
+            node = config
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        trial.set_config(config)
+        at = exploit["donor_step"]
+        result = _TrainingResult(
+            checkpoint=Checkpoint.from_directory(exploit["copy"]), metrics={**metrics, "step": at, self._time_attr: at}
+        )
+        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = result
+        trial.run_metadata.invalidate_cache()
+        return result
 
     def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         new, operations = super()._get_new_config(trial, trial_to_clone)  # type: ignore[misc]
@@ -176,7 +260,7 @@ class _Population:
         found = metrics.get("step", metrics.get(self._time_attr))
         donor_step = float(found) if found is not None else 0.0
         try:
-            copy = _own_copy(taken, member, donor, donor_step, live.store)
+            own = _own_copy(taken, member, donor, donor_step, live.store)
         except OSError as exc:
             logger.warning("%s: cannot copy %s's checkpoint (%s); it goes on as it was", member, donor, exc)
             return
@@ -185,12 +269,13 @@ class _Population:
         super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[misc]
         # the member restores the copy, and its results are rewound to the copy's step
         trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
-            checkpoint=copy, metrics=metrics
+            checkpoint=own, metrics=metrics
         )
-        live.checkpoints[member] = copy.path
+        trial.run_metadata.invalidate_cache()  # else Tune saves the member's state without its new checkpoint
+        live.checkpoints[member] = own.path
         event = {"trial": member, "donor": donor, "step": step, "donor_step": donor_step, "path": taken.path}
         new = _values(trial.config, self.paths)
-        live.recorder.exploit({**event, "old": old, "new": new, "copy": copy.path})
+        live.recorder.exploit({**event, "old": old, "new": new, "copy": own.path})
 
 
 class TunePbt(_Population, PopulationBasedTraining):
@@ -199,6 +284,41 @@ class TunePbt(_Population, PopulationBasedTraining):
 
 class TunePb2(_Population, PB2):
     """Ray's ``PB2`` over tuner ids, recording each exploit."""
+
+
+def last_boundary(steps: list[float], since: float, until: float, interval: float) -> float:
+    """The step of a member's last perturbation boundary up to ``until``, as Ray's PBT counts them
+    (the first report at least ``interval`` steps after the last one), from ``since`` (its last
+    exploit's step, or 0) over the steps it reported."""
+    last = since
+    for step in sorted(s for s in steps if since < s <= until):
+        if step - last >= interval:
+            last = step
+    return last
+
+
+def pending_exploit(events: list[dict[str, Any]], member: str, latest: str) -> dict[str, Any] | None:
+    """The member's last journaled exploit when Tune's state does not have it: no checkpoint of the
+    member's was journaled after it, yet the checkpoint Tune would restore is not its copy."""
+    found: dict[str, Any] | None = None
+    for ev in events:
+        if ev.get("trial") != member:
+            continue
+        if ev.get("e") == "exploit":
+            found = ev if ev.get("copy") else None
+        elif ev.get("e") == "ckpt" or (ev.get("e") == "retry" and found is not None):
+            found = None  # it went on after the exploit: Tune had it
+    if found is None or Path(found["copy"]) == Path(latest) or not Path(found["copy"]).exists():
+        return None
+    return found
+
+
+def _reported(events: list[dict[str, Any]], trial: str, step: float) -> dict[str, Any]:
+    """What ``trial`` reported at ``step``, as the journal has it."""
+    for ev in reversed(events):
+        if ev.get("e") == "report" and ev.get("trial") == trial and ev.get("step") == step:
+            return dict(ev.get("metrics") or {})
+    return {}
 
 
 def _values(config: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:

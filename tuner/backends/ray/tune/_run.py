@@ -132,14 +132,16 @@ def _tuner(
     if experiment.exists():  # killed before Tune saved any state: nothing of Tune's to restore
         shutil.rmtree(experiment)
     searcher = StudySearcher(study, seed, key, time_attr, trial_seed)
-    # a population is added whole: Ray's PBT pauses a member at a boundary while another waits
+    # a population is added whole (Tune's max_concurrent_trials would hold members back until others
+    # end): its scheduler runs `slots` members at a time, pausing one at a boundary while another waits
     population = isinstance(spec.scheduler, Pbt | Pb2)
     return tune.Tuner(
         trainable,
         param_space={},
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=make_scheduler(study, time_attr, key),
+            # (without a run_cap Tune would add paused members without end: the cluster bounds them)
+            scheduler=make_scheduler(study, time_attr, key, slots if spec.run_cap is not None else None),
             num_samples=spec.run_cap or -1,
             max_concurrent_trials=None if population else slots,
             reuse_actors=True,  # a trial costs ~0.5 s of Tune instead of ~2 s
