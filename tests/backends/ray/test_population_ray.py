@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
+import yaml
 from ray.tune import Checkpoint
 
 import tuner
@@ -158,6 +159,8 @@ def test_an_interrupted_tune_population_resumes_with_every_member_max_concurrent
     for trial in trials.index:
         steps = history[history["trial_id"] == trial]["step"].tolist()
         assert steps == sorted(set(steps)) and steps[-1] == 6  # no step twice, across the restore
+    best = yaml.safe_load((folder / "best.yaml").read_text())  # the winner's schedule, as train replays it
+    assert best["schedule"]["lr"][0][0] == 0 and best["params"]["lr"] == best["schedule"]["lr"][-1][1]
 
 
 def _journal_an_exploit_tune_never_saved(folder: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
