@@ -25,6 +25,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from tuner.backends.ray import _last_words
 from tuner.backends.ray._worker import TrialTask, TrialWorker
 from tuner.trial import choose_backend
 
@@ -120,6 +121,10 @@ class WorkerGroup:
         if not node or rank >= len(self.actors):
             return None
         key = self.actors[rank]._actor_id.hex()
+        if node == ray.get_runtime_context().get_node_id():  # the driver's own node: read at once, no task
+            words = _last_words.read(key)
+            if words is not None:
+                return words
         ref = (
             _read_last_words(ray)
             .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))

@@ -5,7 +5,8 @@ in a small file on its node (``<tmp>/tuner-last-words/<key>.txt``, the key being
 ``faulthandler`` writes the fatal signal (SIGSEGV, SIGFPE, SIGABRT, SIGBUS, SIGILL) with every
 thread's Python stack, and ``os._exit`` is wrapped to write its exit code and caller first.
 Nothing is written for SIGKILL (the kernel's OOM killer, ``kill -9``): no file means that. The
-driver reads the file through a task on the dead rank's node (:func:`read`), which deletes it;
+driver reads the file (:func:`read`, which deletes it) itself when the dead rank was on its own
+node, else through a task on that node;
 files of processes that are gone are swept when a new worker starts. No Ray here.
 """
 
