@@ -28,7 +28,7 @@ run_cap: 4
 max_concurrent: 2
 early_terminate:
   type: pbt
-  max_t: 8
+  max_t: 6
   perturbation_interval: 2
   quantile_fraction: 0.25
   mutations:
@@ -38,7 +38,7 @@ parameters:
   optimizer: {value: sgd}
   hidden: {value: 32}
   layers: {value: 1}
-  epochs: {value: 8}
+  epochs: {value: 6}
   checkpoint_every: {value: 2}
 """
 
@@ -77,7 +77,7 @@ def test_a_killed_population_resumes_without_losing_a_member_and_its_schedule_re
     resumed = cli_here("resume", str(folder), "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     trials = pd.read_parquet(folder / "trials.parquet")
-    assert len(trials) == 4 and set(trials["status"]) == {"finished"} and set(trials["step"]) == {8}
+    assert len(trials) == 4 and set(trials["status"]) == {"finished"} and set(trials["step"]) == {6}
     history = pd.read_parquet(folder / "history.parquet")
     rows = history[history["trial_id"] == exploit["trial"]].set_index("step")["config/lr"]
     assert rows[exploit["donor_step"] + 1] == exploit["new"]["lr"]  # it went on with its new value
@@ -91,5 +91,5 @@ def test_a_killed_population_resumes_without_losing_a_member_and_its_schedule_re
     changes = [e for e in final if e["e"] == "exploit"]
     assert [[e["donor_step"], e["new"]["lr"]] for e in changes] == best["schedule"]["lr"][1:]
     history = pd.read_parquet(tmp_path / "final" / "history.parquet").set_index("step")["config/lr"]
-    for (at, value), (until, _) in zip(best["schedule"]["lr"], [*best["schedule"]["lr"][1:], [8, None]], strict=True):
+    for (at, value), (until, _) in zip(best["schedule"]["lr"], [*best["schedule"]["lr"][1:], [6, None]], strict=True):
         assert set(history[(history.index > at) & (history.index <= until)]) == {value}  # each step's value
