@@ -19,7 +19,7 @@ from tuner.engine._packing import Packing
 from tuner.engine._population import Changes
 from tuner.engine._stacks import innermost
 from tuner.results import Recorder, TrialRecord
-from tuner.status import FAILED, Status
+from tuner.status import FAILED, Cause, Status
 
 START_S = 30.0  # the least start-up a trial is given before its first report, beyond stall_timeout
 
@@ -191,14 +191,21 @@ class Attempts:
         """A trial whose node was lost: continued from its last checkpoint on the next slot that
         is placed on live nodes; not counted against ``max_failures``."""
         trial_id = run.record.trial_id
+        step = self._again(run, error, cause="node_lost")
+        self.say(f"{trial_id}: its node was lost; it continues from step {step or 0} on a live node")
+
+    def _again(self, run: Running, error: str | None, cause: Cause) -> float | None:
+        """Queue the trial to continue, first, from its last checkpoint (returned: its step), the
+        attempt not charged to ``max_failures``; its slot is idle from now."""
+        trial_id = run.record.trial_id
         step, _ = self.checkpoints.last(trial_id)
-        self.closing.rewind(trial_id, step, error, cause="node_lost")
+        self.closing.rewind(trial_id, step, error, cause=cause)
         run.record.attempts += 1
         run.record.infra_retries += 1
         self.resumable.insert(0, trial_id)
         self._requeued.add(trial_id)
         self.idle_since[run.slot] = self.backend.now()
-        self.say(f"{trial_id}: its node was lost; it continues from step {step or 0} on a live node")
+        return step
 
     def _repack(self, run: Running, error: str | None, neighbours: int) -> None:
         """Out of memory next to other trials on its GPU (``gpus: auto``): not the configuration's
@@ -206,13 +213,7 @@ class Attempts:
         ``max_failures`` (:class:`tuner.engine.Packing` has backed that GPU's limit off)."""
         assert self.packing is not None
         trial_id = run.record.trial_id
-        step, _ = self.checkpoints.last(trial_id)
-        self.closing.rewind(trial_id, step, error, cause="oom")
-        run.record.attempts += 1
-        run.record.infra_retries += 1
-        self.resumable.insert(0, trial_id)
-        self._requeued.add(trial_id)
-        self.idle_since[run.slot] = self.backend.now()
+        step = self._again(run, error, cause="oom")
         gpu = (self.backend.gpus() or {}).get(run.slot)
         where = f" on {gpu.key}" if gpu is not None else ""
         limit = self.packing.limit(gpu.key) if gpu is not None else None
