@@ -169,6 +169,7 @@ class _Population:
     ) -> None:
         super().__init__(**options)
         self.key, self.mutations, self.paths, self.slots = key, dict(mutations), paths, slots
+        self._journal: list[dict[str, Any]] | None = None  # read once, by the first member a restore brings back
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         with warnings.catch_warnings():  # each member copies the donor's checkpoint: none is lost to num_to_keep
@@ -200,7 +201,9 @@ class _Population:
         latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
         if rec is None or not rec.iterations or latest is None or latest.checkpoint is None:
             return
-        events = read_journal(Path(self.key))
+        if self._journal is None:
+            self._journal = read_journal(Path(self.key))
+        events = self._journal
         pending = pending_exploit(events, rec.trial_id, latest.checkpoint.path)
         if pending is not None:  # journaled, but the driver died before Tune saved it: carried out now
             latest = self._carry_out(trial, pending, _reported(events, pending["donor"], pending["donor_step"]))
