@@ -8,6 +8,8 @@
 #   warm   16 trials of the packing loop (trainables/anchor_cnn.py) at 0.125 GPU: seconds to the first
 #          report of each trial in start order (the first 8 on fresh workers), workers_ready
 #   oom    a trial that runs out of memory at batch 256: on_oom: halve_batch retries it at 128 (micro_batch)
+#   settle 4 trials of the packing loop with gpus: auto that report only at their end: the others start
+#          beside the first once its memory has settled (starts a few seconds apart, not a trial apart)
 # (nccl across ranks, one GPU a rank, needs two GPUs: not on a one-GPU machine.)
 # There:  mkdir -p /tmp/site && tar xJf .devbundle/site.tar.xz -C /tmp/site &&
 #         export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 && bash benchmarks/gpu_check.sh
@@ -48,7 +50,7 @@ study fsdp "{workers: 1, gpus: $(g 1), strategy: fsdp, mixed_precision: bf16}" t
   layers: {value: 3}"
 study offload "{workers: 1, gpus: $(g 1), strategy: fsdp, cpu_offload: true}" trainables.digits:train_mlp "  hidden: {value: 512}
   layers: {value: 3}"
-if [ "$GPUS" = 0 ]; then dev=cpu; batch=32; steps=5; warm_trials=4; else dev=cuda; batch=256; steps=300; warm_trials=16; fi
+if [ "$GPUS" = 0 ]; then dev=cpu; batch=32; steps=5; warm_trials=4; long=20; else dev=cuda; batch=256; steps=300; warm_trials=16; long=3000; fi
 cat > "$work/warm.yaml" <<YAML
 name: warm
 trainable: trainables.anchor_cnn:train
@@ -60,6 +62,21 @@ resources: {gpus: $(g 0.125), cpus: 1}
 parameters:
   lr: {distribution: log_uniform_values, min: 0.01, max: 0.1}
   steps: {value: $steps}
+  batch: {value: $batch}
+  device: {value: $dev}
+YAML
+cat > "$work/settle.yaml" <<YAML
+name: settle
+trainable: trainables.anchor_cnn:train
+metric: {name: loss, goal: minimize}
+method: random
+seed: 0
+run_cap: 4
+resources: {gpus: $([ "$GPUS" = 0 ] && echo 0 || echo auto), cpus: 1}
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.01, max: 0.1}
+  steps: {value: $long}
+  report_every: {value: $long}
   batch: {value: $batch}
   device: {value: $dev}
 YAML
@@ -77,7 +94,7 @@ parameters:
   fill: {value: 0.55}
 YAML
 
-for name in ${ONLY:-frac ddp1 ddp2 fsdp offload warm oom}; do
+for name in ${ONLY:-frac ddp1 ddp2 fsdp offload warm oom settle}; do
   start=$(date +%s)
   (cd "$work" && PYTHONPATH="$root:${PYTHONPATH:-}" timeout 240 "$PY" -m tuner run "$name.yaml" --no-dashboard \
     > "$OUT/$name.log" 2>&1)
@@ -107,6 +124,8 @@ for _, d in edges:
     running += d
     peak = max(peak, running)
 print(f"at most {peak} trial(s) at once")
+starts = sorted(a for a, _ in span.values() if a)
+print("starts s after the first:", " ".join(f"{t - starts[0]:.1f}" for t in starts))
 h = pd.read_parquet(f"{sys.argv[1]}/history.parquet").sort_values("time_s")
 if "t_report" in h:  # from the trial's launch by the driver (a worker's start-up included)
     first = h.groupby("trial_id")["t_report"].first() - pd.Series({k: v[0] for k, v in span.items()})

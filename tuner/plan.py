@@ -340,7 +340,8 @@ def _auto_line(plan: Plan) -> str:
     return (
         f"gpus: auto: trials share {where} as their measured memory allows ({HEADROOM:.0%} of it kept free, "
         f"{CONTEXT_MB:.0f} MB a trial for its CUDA context), within the CPUs; the first on a GPU runs alone until "
-        "it reports its memory, and an out-of-memory next to other trials is retried with fewer"
+        "its memory is known (its first report, or settled while it computes), and an out-of-memory next to other "
+        "trials is retried with fewer"
     )
 
 

@@ -87,6 +87,6 @@ def hydra_style(config: dict[str, Any], step: int) -> dict[str, float]:
 
 def hungry(config: dict[str, Any], step: int) -> dict[str, float]:
     """Holds ``batch`` x 1000 MB of a simulated GPU (``gpu_mb``), twice that from step 3 when
-    ``grows`` is set (an appetite its first reports understate)."""
+    ``grows`` is set (an appetite its first reports understate); a step takes ``seconds`` (1)."""
     mb = config["batch"] * 1000.0 * (2.0 if config.get("grows") and step >= 3 else 1.0)
-    return {"loss": config["x"] + 1.0 / step, "gpu_mb": mb}
+    return {"loss": config["x"] + 1.0 / step, "gpu_mb": mb, "seconds": config.get("seconds", 1.0)}

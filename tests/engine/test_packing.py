@@ -3,6 +3,7 @@ simulated backend with simulated GPU memory (no Ray, no GPU)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import tuner
 from tests.conftest import study
 from tuner.backends.simulated import SimulatedBackend
-from tuner.engine import Gpu, Launch, Packing, execute, per_gpu_bound
+from tuner.engine import SETTLE_S, Gpu, Launch, Packing, execute, per_gpu_bound
 from tuner.errors import ConfigError
 
 GPU = Gpu("gpu0", 10_000.0)  # 8,500 MB usable with 15% headroom
@@ -72,23 +73,23 @@ def test_memory_per_configuration_and_headroom_decide_how_many_share_a_gpu() -> 
     assert Packing(["batch"], headroom=0.0, context_mb=500.0).admits(GPU, None)
 
 
-def test_an_out_of_memory_among_packed_trials_backs_the_gpu_off_for_good() -> None:
+def test_an_out_of_memory_among_packed_trials_backs_gpus_of_its_size_off_for_good() -> None:
     p = packing()
     for t in ("t1", "t2", "t3"):
         p.started(t, GPU, {"batch": 1})
     p.measured("t1", 500.0)
     assert p.ended("t3", None, oom=True) == 2  # two neighbours when it ran out
-    assert p.limit("gpu0") == 2  # one fewer than the 3 that failed
+    assert p.limit(GPU) == 2  # one fewer than the 3 that failed
+    assert p.limit(Gpu("gpu1", 10_000.0)) == 2 and p.limit(Gpu("gpu2", 80_000.0)) is None  # a GPU of its size too
     assert not p.admits(GPU, {"batch": 1})  # t1 and t2 run: the limit is reached
     p.ended("t2", 600.0)
     assert p.admits(GPU, {"batch": 1})
     p.started("t5", GPU, {"batch": 1})
-    assert p.ended("t5", None, oom=True) == 1 and p.limit("gpu0") == 1
+    assert p.ended("t5", None, oom=True) == 1 and p.limit(GPU) == 1
     p.ended("t1", 500.0)
     assert p.ended("t6", None, oom=True) == 0  # not running here: nothing to back off
     p.started("t7", GPU, {"batch": 1})
-    assert p.ended("t7", None, oom=True) == 0 and p.limit("gpu0") == 1  # alone: its own failure
-    assert p.limit("gpu1") is None
+    assert p.ended("t7", None, oom=True) == 0 and p.limit(GPU) == 1  # alone: its own failure
 
 
 @pytest.mark.parametrize(
@@ -118,8 +119,11 @@ class Watched(SimulatedBackend):
         return out
 
 
-def run(backend_of: Any, cap: int = 12, batches: str = "[1, 2]", grows: bool = False) -> tuple[Any, Watched, list[str]]:
-    s = study(STUDY.format(cap=cap, batches=batches, grows=str(grows).lower()), allow_modules=["tests"])
+def run(
+    backend_of: Any, cap: int = 12, batches: str = "[1, 2]", grows: bool = False, seconds: float = 1.0
+) -> tuple[Any, Watched, list[str]]:
+    text = STUDY.format(cap=cap, batches=batches, grows=str(grows).lower()) + f"  seconds: {{value: {seconds}}}\n"
+    s = study(text, allow_modules=["tests"])
     backend = backend_of(s)
     said: list[str] = []
     folder = Path("results/packed").resolve()
@@ -137,6 +141,18 @@ def test_auto_packs_trials_onto_simulated_gpus_as_their_memory_allows() -> None:
     assert max(backend.most.values()) <= 4
     assert trials["peak_gpu_reserved_mb"].max() == 2_000.0
     assert any("auto: up to 8 trial(s) share the GPUs" in line for line in said)
+
+
+@pytest.mark.parametrize("seconds", [100.0, 1.0])
+def test_a_settled_appetite_packs_neighbours_before_a_first_report_an_epoch_away(seconds: float) -> None:
+    # one report a step: with steps of 100 s, the memory settles SETTLE_S into the first (as a GPU
+    # worker says); with 1-s steps the first report says it first
+    out, backend, _ = run(lambda s: Watched(s, gpus=[10_000.0], cpus=8), cap=4, batches="[1]", seconds=seconds)
+    trials = pd.read_parquet(out.folder / "trials.parquet")
+    assert set(trials["status"]) == {"finished"} and backend.most["gpu0"] == 4
+    lines = (out.folder / "journal.jsonl").read_text().splitlines()
+    starts = sorted(e["t"] for e in map(json.loads, lines) if e["e"] == "start")
+    assert [round(t - starts[0], 6) for t in starts] == [0.0] + [min(SETTLE_S, seconds)] * 3
 
 
 def test_trials_too_large_to_share_run_one_a_gpu() -> None:

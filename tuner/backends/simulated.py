@@ -13,7 +13,9 @@ after that step. Nothing is written to disk.
 A step may also carry ``gpu_mb``, the GPU memory the trial holds after it: given the GPUs it
 simulates (``gpus``, each one's memory in MB), the backend places slots on them as Ray would
 with ``resources: {gpus: auto}`` and ends a trial whose step takes its GPU past its memory as
-out of memory, as CUDA would. Without ``gpus`` it simulates a machine without a GPU.
+out of memory, as CUDA would. Without ``gpus`` it simulates a machine without a GPU. A step
+longer than ``SETTLE_S`` that holds more than the trial has told so far says so ``SETTLE_S``
+into it (a :class:`~tuner.engine.Memory` event, as a GPU worker does when its memory settles).
 
 A trainable of three arguments, ``f(config, step, state)``, keeps what it learns in ``state`` (a
 dict it changes in place); a copy is kept with each checkpoint, and a launch given a checkpoint
@@ -34,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuner.engine import Backend, End, Event, Gpu, Launch, Report, per_gpu_bound
+from tuner.engine import SETTLE_S, Backend, End, Event, Gpu, Launch, Memory, Report, per_gpu_bound
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -71,6 +73,8 @@ class _Trial:
     state: dict[str, Any] | None = None  # a stateful trainable's state
     gpu_mb: float = 0.0  # GPU memory it holds now (simulated)
     peak_gpu_mb: float = 0.0
+    told_mb: float = 0.0  # the most GPU memory its reports and Memory events have said
+    memory_token: int = -1  # seq of its pending Memory event
 
 
 class SimulatedBackend(Backend):
@@ -112,7 +116,7 @@ class SimulatedBackend(Backend):
         self._taken: list[str] = []  # trials whose report poll just returned: their next step is due
         self._epoch = time.time()
         self._real = time.perf_counter()
-        self.events = 0  # reports and ends returned by poll
+        self.events = 0  # events returned by poll
         self.steps = 0  # trainable calls that returned a step
         self.ended = 0
 
@@ -175,6 +179,10 @@ class SimulatedBackend(Backend):
             while self._heap and self._heap[0][0] == due:
                 _, seq, event = heapq.heappop(self._heap)
                 trial = self._trials.get(event.trial_id)
+                if isinstance(event, Memory):
+                    if trial is not None and trial.memory_token == seq and not trial.ending:
+                        out.append(event)
+                    continue
                 if trial is None or trial.token != seq:
                     continue  # superseded: the trial was stopped or aborted after this was scheduled
                 if isinstance(event, End):
@@ -254,6 +262,11 @@ class SimulatedBackend(Backend):
         if self._stateful:
             self._states[path] = copy.deepcopy(trial.state)  # type: ignore[arg-type]
         held = trial.gpu_mb if gpu_mb is not None else None
+        if held is not None and held > trial.told_mb:
+            if seconds > SETTLE_S:  # a long step: its memory settles before its report
+                trial.memory_token = next(self._seq)
+                heapq.heappush(self._heap, (self._clock + SETTLE_S, trial.memory_token, Memory(launch.trial_id, held)))
+            trial.told_mb = held
         self._push(at, trial, Report(launch.trial_id, step, at - trial.started, metrics, checkpoint=path, gpu_mb=held))
 
     def _hold(self, trial: _Trial, mb: float) -> None:

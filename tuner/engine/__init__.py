@@ -5,9 +5,9 @@ failure leads to, and records everything; a :class:`Backend` runs the trials it 
 """
 
 from tuner.engine._admission import Admission, slots_for
-from tuner.engine._backend import Backend, End, Event, Launch, Report
+from tuner.engine._backend import Backend, End, Event, Launch, Memory, Report
 from tuner.engine._loop import Engine
-from tuner.engine._packing import CONTEXT_MB, HEADROOM, Gpu, Packing, memory_parameters, per_gpu_bound
+from tuner.engine._packing import CONTEXT_MB, HEADROOM, SETTLE_S, Gpu, Packing, memory_parameters, per_gpu_bound
 from tuner.engine._run import Outcomes, execute
 from tuner.engine._schedulers import (
     AsyncSuccessiveHalving,
@@ -21,6 +21,7 @@ from tuner.engine._schedulers import (
 __all__ = [
     "CONTEXT_MB",
     "HEADROOM",
+    "SETTLE_S",
     "Admission",
     "AsyncSuccessiveHalving",
     "Backend",
@@ -30,6 +31,7 @@ __all__ = [
     "Gpu",
     "Launch",
     "MedianStopping",
+    "Memory",
     "NoScheduler",
     "Outcomes",
     "Packing",

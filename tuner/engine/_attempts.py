@@ -10,7 +10,7 @@ from typing import Any
 from tuner.config import Study
 from tuner.diagnose import diagnose
 from tuner.engine import _retries as retries
-from tuner.engine._backend import Backend, End, Event, Launch, Report
+from tuner.engine._backend import Backend, End, Event, Launch, Memory, Report
 from tuner.engine._checkpoints import Checkpoints
 from tuner.engine._closing import Closing
 from tuner.engine._judge import Judge
@@ -104,7 +104,10 @@ class Attempts:
         run = self.trials.get(event.trial_id)
         if run is None:
             return  # a late event of a trial already ended (an interrupt, an abort)
-        if isinstance(event, Report):
+        if isinstance(event, Memory):  # a settled appetite, before or between reports
+            if self.packing is not None:
+                self.packing.measured(event.trial_id, event.gpu_reserved_mb)
+        elif isinstance(event, Report):
             self._on_report(run, event)
         else:
             self._on_end(run, event)
@@ -216,8 +219,12 @@ class Attempts:
         step = self._again(run, error, cause="oom")
         gpu = (self.backend.gpus() or {}).get(run.slot)
         where = f" on {gpu.key}" if gpu is not None else ""
-        limit = self.packing.limit(gpu.key) if gpu is not None else None
-        then = f"; that GPU runs at most {limit} trial(s) at once from now on" if limit is not None else ""
+        limit = self.packing.limit(gpu) if gpu is not None else None
+        then = (
+            f"; that GPU and any other of its {gpu.total_mb:.0f} MB run at most {limit} trial(s) at once from now on"
+            if gpu is not None and limit is not None
+            else ""
+        )
         self.say(
             f"{trial_id}: out of memory next to {neighbours} other trial(s){where}; it continues from step "
             f"{step or 0} with fewer neighbours{then}"

@@ -61,7 +61,17 @@ class End:
     usage: dict[str, float] = field(default_factory=dict)  # what its ranks used (peak_rss_mb, cpu_s, ...)
 
 
-Event = Report | End
+@dataclass(frozen=True)
+class Memory:
+    """A running trial's GPU memory has settled between its reports: the most it has reserved
+    stayed the same for ``SETTLE_S`` seconds while its GPU computed (what ``gpus: auto`` needs to
+    pack its neighbours before a first report that may be an epoch away)."""
+
+    trial_id: str
+    gpu_reserved_mb: float
+
+
+Event = Report | End | Memory
 
 
 class Backend(ABC):

@@ -9,7 +9,8 @@ uses; :class:`Packing` then says which of those slots may take a trial now:
 - Next to running trials, a trial starts only when every one of them has a known appetite and
   the estimates of all of them, each with a CUDA context's margin, fit in the GPU's memory less
   the headroom. Before anything is measured, the first trial on a GPU runs alone until it
-  reports its memory (or ends).
+  reports its memory (or ends), or until its memory has settled (:class:`~tuner.engine.Memory`:
+  the most it reserved unchanged for ``SETTLE_S`` seconds of computing), whichever comes first.
 - A configuration's estimate is the largest peak measured for trials with the same values of
   its memory-relevant parameters (:func:`memory_parameters`: sizes, counts and choices; not real
   numbers such as a learning rate), else the largest peak any trial has had. A
@@ -17,7 +18,8 @@ uses; :class:`Packing` then says which of those slots may take a trial now:
   can only be underestimated when it is larger than everything measured, which the headroom
   and the back-off below absorb.
 - An out-of-memory with neighbours on its GPU is not the configuration's fault: the trial goes
-  on (from its last checkpoint) with fewer neighbours, and that GPU takes at most one trial fewer
+  on (from its last checkpoint) with fewer neighbours, and that GPU, and every GPU of the same
+  memory (the same model: the same trials would fail there too), takes at most one trial fewer
   than failed, from then on (the limit never climbs back).
 """
 
@@ -31,6 +33,7 @@ from typing import Any
 HEADROOM = 0.15  # of each GPU's memory, left free: allocator fragmentation, a peak not yet seen
 CONTEXT_MB = 512.0  # per trial: its process's CUDA context and libraries, outside torch's counters
 MOST_PER_GPU = 16  # slots a GPU at most, however many CPUs there are
+SETTLE_S = 2.0  # a trial's reserved GPU memory unchanged this long while its GPU computes: its appetite
 
 
 def per_gpu_bound(cpus: float, gpus: int, cpus_per_trial: float) -> int:
@@ -58,7 +61,7 @@ class Gpu:
 
 @dataclass
 class _Trial:
-    gpu: str
+    gpu: Gpu
     key: tuple[Any, ...]
 
 
@@ -74,7 +77,7 @@ class Packing:
         self.headroom, self.context_mb = headroom, context_mb
         self.peaks: dict[tuple[Any, ...], float] = {}  # memory key -> the largest peak measured (MB)
         self.largest: float | None = None  # the largest peak of any trial
-        self.ceiling: dict[str, int] = {}  # GPU -> the most trials it may run (after an out-of-memory)
+        self.ceiling: dict[float, int] = {}  # GPUs of this memory -> the most trials each may run (after an OOM)
         self.running: dict[str, _Trial] = {}
 
     def key(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -88,12 +91,13 @@ class Packing:
         return self.peaks.get(self.key(params), self.largest)
 
     def on(self, gpu: str) -> list[str]:
-        """The trials running on ``gpu``."""
-        return [t for t, run in self.running.items() if run.gpu == gpu]
+        """The trials running on the GPU of key ``gpu``."""
+        return [t for t, run in self.running.items() if run.gpu.key == gpu]
 
-    def limit(self, gpu: str) -> int | None:
-        """The most trials ``gpu`` may run, after an out-of-memory there; ``None``: memory alone decides."""
-        return self.ceiling.get(gpu)
+    def limit(self, gpu: Gpu) -> int | None:
+        """The most trials ``gpu`` may run, after an out-of-memory on a GPU of its size; ``None``:
+        memory alone decides."""
+        return self.ceiling.get(gpu.total_mb)
 
     def admits(self, gpu: Gpu, params: Mapping[str, Any] | None) -> bool:
         """Whether a trial of ``params`` may start on ``gpu`` next to the trials running there
@@ -101,7 +105,7 @@ class Packing:
         here = self.on(gpu.key)
         if not here:
             return True
-        limit = self.limit(gpu.key)
+        limit = self.limit(gpu)
         if limit is not None and len(here) >= limit:
             return False
         needs = [self.peaks.get(self.running[t].key, self.largest) for t in here] + [self.estimate(params)]
@@ -111,7 +115,7 @@ class Packing:
         return used <= gpu.total_mb * (1 - self.headroom)
 
     def started(self, trial_id: str, gpu: Gpu, params: Mapping[str, Any]) -> None:
-        self.running[trial_id] = _Trial(gpu.key, self.key(params))
+        self.running[trial_id] = _Trial(gpu, self.key(params))
 
     def measured(self, trial_id: str, mb: float) -> None:
         """A running trial's GPU memory now: its configuration needs at least this much."""
@@ -122,7 +126,7 @@ class Packing:
     def ended(self, trial_id: str, peak_mb: float | None, oom: bool = False) -> int:
         """A trial ended with ``peak_mb`` reserved at its peak (when measured). Returns how many
         neighbours it had on its GPU when it ran out of memory (``oom``); with one or more, that
-        GPU's limit backs off below the count that failed."""
+        GPU's limit (and that of every GPU of its size) backs off below the count that failed."""
         run = self.running.pop(trial_id, None)
         if run is None:
             return 0
@@ -130,10 +134,10 @@ class Packing:
             self._peak(run.key, peak_mb)
         if not oom:
             return 0
-        neighbours = len(self.on(run.gpu))
+        neighbours = len(self.on(run.gpu.key))
         if neighbours:
-            failed = neighbours + 1
-            self.ceiling[run.gpu] = max(1, min(self.ceiling.get(run.gpu, failed), failed - 1))
+            failed, size = neighbours + 1, run.gpu.total_mb
+            self.ceiling[size] = max(1, min(self.ceiling.get(size, failed), failed - 1))
         return neighbours
 
     def _peak(self, key: tuple[Any, ...], mb: float) -> None:

@@ -75,7 +75,7 @@ def execute(
             f"resources.gpus: auto found no GPU on {backend.where}; trials run on CPU, {slots} at a time"
             if backend.gpus() is None
             else f"resources.gpus: auto: up to {slots} trial(s) share the GPUs as their measured memory allows; "
-            "the first on each GPU runs alone until it reports its memory"
+            "the first on each GPU runs alone until its memory is known"
         )
     interrupted = False
     try:

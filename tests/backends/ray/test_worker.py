@@ -12,7 +12,7 @@ import pytest
 
 from tuner.backends.ray import _worker
 from tuner.backends.ray._group import allocator_env
-from tuner.backends.ray._usage import NOTE, GpuUtil, reset_memory
+from tuner.backends.ray._usage import NOTE, GpuUtil, Settled, reset_memory
 from tuner.backends.ray._worker import TrialTask, TrialWorker, ready_cuda
 from tuner.trial import Trial
 
@@ -126,3 +126,34 @@ def test_gpu_workers_start_with_expandable_segments_unless_the_user_chose() -> N
 def test_a_gpu_figure_left_out_says_why_even_for_a_trial_shorter_than_a_sample() -> None:
     figures = GpuUtil(0).figures()  # never sampled: one sample at the end (NVML has no GPU here)
     assert set(figures) == {NOTE} and figures[NOTE].startswith("NVML gives no utilisation here (NVMLError")
+
+
+def test_gpu_memory_settles_only_while_the_device_computes() -> None:
+    s = Settled(settle_s=2.0)
+    # the model moved to the GPU, then no kernel for 2.5 s (data loading, a compilation): not settled
+    assert [s.sample(t, 500.0, 0.0) for t in (0.0, 1.0, 2.5)] == [None] * 3
+    assert [s.sample(t, 500.0, None) for t in (3.0, 6.0)] == [None] * 2  # NVML cannot say: reports only
+    assert s.sample(7.0, 4_000.0, 80.0) is None  # training: the level climbs in the first steps
+    assert s.sample(8.0, 6_000.0, 90.0) is None  # a new level starts the clock again
+    assert s.sample(9.0, 6_000.0, 0.0) is None
+    assert s.sample(10.0, 6_000.0, 70.0) == 6_000.0  # 2 s at one level, the device busy in 2 of 3 samples
+    assert s.sample(11.0, 6_000.0, 70.0) is None  # told once
+    assert s.sample(12.0, 7_000.0, 70.0) is None and s.sample(14.0, 7_000.0, 70.0) == 7_000.0  # higher: again
+    s.told = 9_000.0  # a report said more meanwhile
+    assert s.sample(15.0, 9_000.0, 90.0) is None and s.sample(18.0, 9_000.0, 90.0) is None
+
+
+def test_rank_0_of_a_gpu_trial_streams_its_settled_memory_between_its_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Settling(_worker.Usage):  # what the sampler does on a GPU once the memory holds still
+        def __init__(self, *args: Any, settled: Any = None, **kwargs: Any) -> None:
+            super().__init__(*args, settled=settled, **kwargs)
+            if settled is not None:
+                settled(1_234.0)
+
+    monkeypatch.setattr(_worker, "Usage", Settling)
+    out = events(dataclasses.replace(task("ok"), gpus=0.5))
+    assert [e["kind"] for e in out] == ["memory", "report", "report", "report", "done"]
+    assert out[0]["gpu_reserved_mb"] == 1_234.0
+    assert [e["kind"] for e in events(task("ok"))] == ["report"] * 3 + ["done"]  # no GPU: nothing to settle
+    other = dataclasses.replace(task("ok"), gpus=0.5, rank=1)
+    assert [e["kind"] for e in events(other)] == ["done"]  # rank 0 speaks for the trial

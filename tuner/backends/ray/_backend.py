@@ -22,7 +22,7 @@ from tuner.backends.ray._metrics import study_metrics
 from tuner.backends.ray._usage import combine
 from tuner.backends.ray._worker import TrialTask
 from tuner.config import Study
-from tuner.engine import Backend, End, Event, Gpu, Launch, Report
+from tuner.engine import Backend, End, Event, Gpu, Launch, Memory, Report
 from tuner.storage import CheckpointStore, credentials, is_remote
 
 STACKS_WAIT_S = 5.0  # how long a stalled trial's ranks get to say where they are
@@ -231,6 +231,9 @@ class RayBackend(Backend):
             event = self._death(trial, rank, exc)
         if event["kind"] == "report":
             self._report(trial, event)
+            return
+        if event["kind"] == "memory":
+            self._pending.append(Memory(trial.trial_id, float(event["gpu_reserved_mb"])))
             return
         del self.streams[stream], trial.streams[stream]
         trial.ended[rank] = event

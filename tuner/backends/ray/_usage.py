@@ -13,6 +13,10 @@ ran a kernel (every process on it: packed neighbours included), and ``gpu_util_o
 process's own share of the SMs where NVML gives per-process utilisation. A trial shorter than
 one sampling period is sampled once at its end.
 
+For ``gpus: auto``, rank 0 also says when the trial's GPU memory has settled (:class:`Settled`):
+the most it reserved unchanged for ``SETTLE_S`` seconds while the device computed. Packing
+needs a trial's appetite, and a trial may report only once an epoch.
+
 :func:`combine` turns the ranks' figures into the trial's: the largest rank for memory, the
 sum for CPU seconds, the mean for GPU utilisation.
 """
@@ -25,7 +29,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+from tuner.engine import SETTLE_S
 
 EVERY_S = 0.25
 MEAN = ("gpu_device_busy", "gpu_util_own")  # averaged over ranks
@@ -91,9 +98,10 @@ class GpuUtil:
         self._note: str | None = None  # why the device's figure cannot be read
         self._own_note: str | None = None  # why this process's share cannot be read
 
-    def sample(self) -> None:
+    def sample(self) -> float | None:
+        """The device's busy percentage now (``None``: NVML cannot say)."""
         if self._note is not None:
-            return
+            return None
         try:
             if self._nvml is None:
                 import pynvml
@@ -101,11 +109,13 @@ class GpuUtil:
                 pynvml.nvmlInit()
                 self._nvml = (pynvml, pynvml.nvmlDeviceGetHandleByIndex(_physical_index(self.device)))
             nvml, handle = self._nvml
-            self._busy.append(float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
+            busy = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
         except Exception as exc:  # optional: without NVML there is no utilisation figure
             self._note = _one_line(f"NVML gives no utilisation here ({type(exc).__name__}: {exc})")
-            return
+            return None
+        self._busy.append(busy)
         self._own_share()
+        return busy
 
     def _own_share(self) -> None:
         if self._own_note is not None or self._nvml is None:
@@ -146,11 +156,43 @@ class GpuUtil:
         return out
 
 
-class Usage:
-    """One rank's use of the machine over one trial; ``stop()`` returns the figures."""
+class Settled:
+    """Whether a trial's GPU memory has settled, from samples of the most it has reserved and of
+    the device's busy percentage: a level is settled once it has stayed the same for ``settle_s``
+    seconds in which the device computed in at least half the samples (memory that waits for data
+    loading or a compilation is not yet what training takes). Each level is told once, and only
+    one above the last told (a report's figure counts as told)."""
 
-    def __init__(self, every: float = EVERY_S) -> None:
+    def __init__(self, settle_s: float = SETTLE_S) -> None:
+        self.settle_s = settle_s
+        self.told = 0.0
+        self._level: float | None = None
+        self._since = 0.0
+        self._samples = self._busy = 0
+
+    def sample(self, now: float, reserved_mb: float | None, busy: float | None) -> float | None:
+        """A sample at ``now`` (seconds); returns the settled level to tell, else ``None``."""
+        if not reserved_mb or reserved_mb <= self.told:
+            self._level = None
+            return None
+        if reserved_mb != self._level:
+            self._level, self._since, self._samples, self._busy = reserved_mb, now, 0, 0
+        self._samples += 1
+        self._busy += bool(busy)
+        if now - self._since < self.settle_s or 2 * self._busy < self._samples:
+            return None
+        self.told, self._level = reserved_mb, None
+        return reserved_mb
+
+
+class Usage:
+    """One rank's use of the machine over one trial; ``stop()`` returns the figures. With
+    ``settled``, it is called with the trial's GPU memory each time that settles at a new level."""
+
+    def __init__(self, every: float = EVERY_S, settled: Callable[[float], None] | None = None) -> None:
         self.every = every
+        self._settled = settled
+        self.settling = Settled()
         self._cpu0 = time.process_time()
         self._began = time.time()
         self._peak_rss = rss_mb() or 0.0
@@ -183,9 +225,12 @@ class Usage:
         included: what a neighbour cannot use); ``None`` without CUDA in use."""
         try:
             gpu = cuda()
-            return None if gpu is None else round(gpu.max_memory_reserved() / 2**20, 1)
+            most = None if gpu is None else round(gpu.max_memory_reserved() / 2**20, 1)
         except Exception:
             return None
+        if most is not None:  # a report tells it: no need to tell it again
+            self.settling.told = max(self.settling.told, most)
+        return most
 
     def _utilisation(self) -> GpuUtil | None:
         if self._gpu is None and (gpu := cuda()) is not None:
@@ -197,7 +242,16 @@ class Usage:
             self.sample()
             with contextlib.suppress(Exception):
                 if (util := self._utilisation()) is not None:
-                    util.sample()
+                    busy = util.sample()
+                    if self._settled is not None:
+                        self._settle(busy)
+
+    def _settle(self, busy: float | None) -> None:
+        gpu = cuda()
+        reserved = None if gpu is None else gpu.max_memory_reserved() / 2**20
+        level = self.settling.sample(time.monotonic(), None if reserved is None else round(reserved, 1), busy)
+        if level is not None and self._settled is not None:
+            self._settled(level)
 
     def stop(self) -> dict[str, Any]:
         self._done.set()

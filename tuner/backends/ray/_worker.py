@@ -9,9 +9,10 @@ drops what the last one left (:func:`~tuner.backends.ray._usage.reset_memory`): 
 CUDA cache and fresh peak counters, so that its memory figures are its own and an
 out-of-memory retry starts from nothing cached. Each
 trial runs in a thread of the actor so that the driver can ask it to stop while it trains;
-events stream back as a Ray generator (rank 0 streams reports; every rank ends with one of
-``done``/``pruned``/``error``). A Ray Tune-style trainable (``train_fn(config)``) runs bound to a
-:class:`~tuner.backends.ray._tune_api.Session` that answers Ray's ``report`` and the like.
+events stream back as a Ray generator (rank 0 streams reports, and on a GPU its memory once
+settled; every rank ends with one of ``done``/``pruned``/``error``). A Ray Tune-style trainable
+(``train_fn(config)``) runs bound to a :class:`~tuner.backends.ray._tune_api.Session` that
+answers Ray's ``report`` and the like.
 """
 
 from __future__ import annotations
@@ -162,7 +163,11 @@ class TrialWorker:
         events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._ready()
         started = time.time()
-        usage = Usage()
+
+        def settled(mb: float) -> None:  # gpus: auto packs next to this trial once its appetite is known
+            events.put({"kind": "memory", "gpu_reserved_mb": mb})
+
+        usage = Usage(settled=settled if task.rank == 0 and task.gpus > 0 else None)
 
         def emit(record: dict[str, Any]) -> None:
             state = record.pop("checkpoint", None)  # never through Ray: to storage, the driver gets where
@@ -196,7 +201,7 @@ class TrialWorker:
             while True:
                 event = events.get()
                 yield event
-                if event["kind"] != "report":
+                if event["kind"] not in ("report", "memory"):
                     break
         finally:
             thread.join(timeout=JOIN_S)  # a thread stuck in user code is left to the driver's kill
