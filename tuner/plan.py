@@ -339,7 +339,7 @@ def _auto_line(plan: Plan) -> str:
     where = f"each of the {plan.gpus} GPU(s)" if plan.gpus else "each GPU"
     return (
         f"gpus: auto: trials share {where} as their measured memory allows ({HEADROOM:.0%} of it kept free, "
-        f"{CONTEXT_MB:.0f} MB a trial for its CUDA context), within the CPUs; the first on a GPU runs alone until "
+        f"{CONTEXT_MB:.0f} MB for each worker's CUDA context), within the CPUs; the first on a GPU runs alone until "
         "its memory is known (its first report, or settled while it computes), and an out-of-memory next to other "
         "trials is retried with fewer"
     )

@@ -73,6 +73,17 @@ def test_memory_per_configuration_and_headroom_decide_how_many_share_a_gpu() -> 
     assert Packing(["batch"], headroom=0.0, context_mb=500.0).admits(GPU, None)
 
 
+def test_every_worker_on_a_gpu_counts_its_cuda_context_busy_or_idle() -> None:
+    p = packing()
+    p.started("t1", GPU, {"batch": 1})
+    p.measured("t1", 1_000.0)
+    for t in ("t2", "t3", "t4"):
+        assert p.admits(GPU, {"batch": 1}, workers=8)  # 4 x 1000 + 8 x 500 <= 8500
+        p.started(t, GPU, {"batch": 1})
+    assert not p.admits(GPU, {"batch": 1}, workers=8)  # 5 x 1000 + 8 x 500 > 8500: the idle workers' contexts
+    assert p.admits(GPU, {"batch": 1}, workers=4)  # 5 x 1000 + 5 x 500: at least one context a trial
+
+
 def test_an_out_of_memory_among_packed_trials_backs_gpus_of_its_size_off_for_good() -> None:
     p = packing()
     for t in ("t1", "t2", "t3"):
@@ -162,8 +173,9 @@ def test_trials_too_large_to_share_run_one_a_gpu() -> None:
 
 
 def test_an_out_of_memory_among_packed_trials_is_continued_with_fewer_neighbours() -> None:
-    # each trial's first reports say 1,000 MB (3 fit in 5,500 less the headroom), then it grows to 2,000
-    out, backend, said = run(lambda s: Watched(s, gpus=[5_500.0], cpus=8), cap=6, batches="[1]", grows=True)
+    # each trial's first reports say 1,000 MB (3 fit in 5,500 less the headroom, with the contexts of
+    # the 3 slots the CPUs allow), then it grows to 2,000
+    out, backend, said = run(lambda s: Watched(s, gpus=[5_500.0], cpus=3), cap=6, batches="[1]", grows=True)
     trials = pd.read_parquet(out.folder / "trials.parquet")
     assert set(trials["status"]) == {"finished"}  # none failed: each out-of-memory was retried
     assert (trials["infra_retries"] > 0).any()

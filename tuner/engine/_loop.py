@@ -9,6 +9,7 @@ where they were.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,10 @@ class Engine:
         if packing is None:
             return self.backend.free()
         gpus = self.backend.gpus() or {}
-        return self.backend.free(lambda slot: slot in gpus and packing.admits(gpus[slot], params))
+        workers = Counter(gpu.key for gpu in gpus.values())  # each slot's worker holds a CUDA context
+        return self.backend.free(
+            lambda slot: slot in gpus and packing.admits(gpus[slot], params, workers[gpus[slot].key])
+        )
 
     def _params(self, trial_id: str) -> dict[str, Any]:
         return self.recorder.trials[trial_id].params

@@ -7,8 +7,9 @@ uses; :class:`Packing` then says which of those slots may take a trial now:
 - A trial alone on a GPU may always start (its own out-of-memory is its configuration's, and
   ``on_oom`` decides what follows).
 - Next to running trials, a trial starts only when every one of them has a known appetite and
-  the estimates of all of them, each with a CUDA context's margin, fit in the GPU's memory less
-  the headroom. Before anything is measured, the first trial on a GPU runs alone until it
+  the estimates of all of them fit in the GPU's memory less the headroom and less a CUDA
+  context for each worker process on that GPU (every slot's worker keeps one, busy or idle: it
+  readied CUDA when it started). Before anything is measured, the first trial on a GPU runs alone until it
   reports its memory (or ends), or until its memory has settled (:class:`~tuner.engine.Memory`:
   the most it reserved unchanged for ``SETTLE_S`` seconds of computing), whichever comes first.
 - A configuration's estimate is the largest peak measured for trials with the same values of
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 HEADROOM = 0.15  # of each GPU's memory, left free: allocator fragmentation, a peak not yet seen
-CONTEXT_MB = 512.0  # per trial: its process's CUDA context and libraries, outside torch's counters
+CONTEXT_MB = 512.0  # per worker process on a GPU: its CUDA context and libraries, outside torch's counters
 MOST_PER_GPU = 16  # slots a GPU at most, however many CPUs there are
 SETTLE_S = 2.0  # a trial's reserved GPU memory unchanged this long while its GPU computes: its appetite
 
@@ -99,9 +100,10 @@ class Packing:
         memory alone decides."""
         return self.ceiling.get(gpu.total_mb)
 
-    def admits(self, gpu: Gpu, params: Mapping[str, Any] | None) -> bool:
+    def admits(self, gpu: Gpu, params: Mapping[str, Any] | None, workers: int = 0) -> bool:
         """Whether a trial of ``params`` may start on ``gpu`` next to the trials running there
-        (``params=None``: whether some known configuration could)."""
+        (``params=None``: whether some known configuration could); ``workers``: the processes
+        holding a CUDA context on ``gpu`` (its slots' workers; at least one a trial)."""
         here = self.on(gpu.key)
         if not here:
             return True
@@ -111,7 +113,7 @@ class Packing:
         needs = [self.peaks.get(self.running[t].key, self.largest) for t in here] + [self.estimate(params)]
         if any(n is None for n in needs):
             return False  # an appetite not measured yet: it runs alone until it is
-        used = sum(n + self.context_mb for n in needs if n is not None)
+        used = sum(n for n in needs if n is not None) + self.context_mb * max(workers, len(needs))
         return used <= gpu.total_mb * (1 - self.headroom)
 
     def started(self, trial_id: str, gpu: Gpu, params: Mapping[str, Any]) -> None:
