@@ -14,7 +14,7 @@ import pytest
 import tuner
 from tests.conftest import study
 from tuner.backends.simulated import SimulatedBackend
-from tuner.engine import SETTLE_S, Gpu, Launch, Packing, execute, per_gpu_bound
+from tuner.engine import SETTLE_S, End, Gpu, Launch, Memory, Packing, execute, per_gpu_bound
 from tuner.errors import ConfigError
 
 GPU = Gpu("gpu0", 10_000.0)  # 8,500 MB usable with 15% headroom
@@ -164,6 +164,40 @@ def test_a_settled_appetite_packs_neighbours_before_a_first_report_an_epoch_away
     lines = (out.folder / "journal.jsonl").read_text().splitlines()
     starts = sorted(e["t"] for e in map(json.loads, lines) if e["e"] == "start")
     assert [round(t - starts[0], 6) for t in starts] == [0.0] + [min(SETTLE_S, seconds)] * 3
+
+
+def test_an_early_settled_figure_counts_for_a_trial_alone_or_to_raise_an_appetite() -> None:
+    p = packing()
+    p.started("t1", GPU, {"batch": 4})
+    p.measured("t1", 3_000.0)
+    p.started("t2", GPU, {"batch": 2})  # joins t1: a batch 2 is assumed as hungry as t1
+    p.settled("t2", 500.0)  # next to t1's kernels: maybe still loading its data, not taken
+    assert p.estimate({"batch": 2}) == 3_000.0
+    p.settled("t1", 3_500.0)  # raises an appetite already measured
+    assert p.estimate({"batch": 4}) == 3_500.0
+    p.ended("t1", 3_500.0)
+    p.settled("t2", 600.0)  # alone now: the device computes for it alone
+    assert p.estimate({"batch": 2}) == 600.0
+
+
+def test_the_idle_workers_contexts_bound_a_study_on_one_gpu() -> None:
+    # 8 slots (8 CPUs) on a GPU of 10,000 MB: 8,500 less 8 contexts of 512 MB leaves room for 4
+    # trials of 1,000 MB (5 if only the running trials' contexts were counted)
+    _, backend, _ = run(lambda s: Watched(s, gpus=[10_000.0], cpus=8), cap=8, batches="[1]")
+    assert backend.most["gpu0"] == 4
+
+
+def test_a_stopped_trials_memory_event_is_dropped_and_its_next_attempt_tells_its_own() -> None:
+    s = study(STUDY.format(cap=2, batches="[1]", grows="false"), allow_modules=["tests"])
+    backend = SimulatedBackend(s, gpus=[10_000.0], cpus=2)
+    backend.open(1)
+    launch = Launch("t1", {"x": 0.5, "batch": 1, "grows": False, "seconds": 10.0}, seed=0, max_steps=3)
+    backend.start(0, launch)
+    backend.stop("t1")  # before its memory settled (at 2 s)
+    assert [type(e) for e in backend.poll(1.0)] == [End]
+    backend.start(0, launch)  # again, at 0 s
+    assert backend.poll(1.0) == [Memory("t1", 1_000.0)] and backend.now() == SETTLE_S  # its own, once
+    assert [type(e).__name__ for e in backend.poll(1.0)] == ["Report"]
 
 
 def test_trials_too_large_to_share_run_one_a_gpu() -> None:

@@ -13,9 +13,9 @@ after that step. Nothing is written to disk.
 A step may also carry ``gpu_mb``, the GPU memory the trial holds after it: given the GPUs it
 simulates (``gpus``, each one's memory in MB), the backend places slots on them as Ray would
 with ``resources: {gpus: auto}`` and ends a trial whose step takes its GPU past its memory as
-out of memory, as CUDA would. Without ``gpus`` it simulates a machine without a GPU. A step
-longer than ``SETTLE_S`` that holds more than the trial has told so far says so ``SETTLE_S``
-into it (a :class:`~tuner.engine.Memory` event, as a GPU worker does when its memory settles).
+out of memory, as CUDA would. Without ``gpus`` it simulates a machine without a GPU. On
+simulated GPUs, a step longer than ``SETTLE_S`` that holds more than the trial has told so far
+says so ``SETTLE_S`` into it (a :class:`~tuner.engine.Memory` event, as a GPU worker does when its memory settles).
 
 A trainable of three arguments, ``f(config, step, state)``, keeps what it learns in ``state`` (a
 dict it changes in place); a copy is kept with each checkpoint, and a launch given a checkpoint
@@ -263,7 +263,7 @@ class SimulatedBackend(Backend):
             self._states[path] = copy.deepcopy(trial.state)  # type: ignore[arg-type]
         held = trial.gpu_mb if gpu_mb is not None else None
         if held is not None and held > trial.told_mb:
-            if seconds > SETTLE_S:  # a long step: its memory settles before its report
+            if seconds > SETTLE_S and self._auto:  # a long step: its memory settles before its report
                 trial.memory_token = next(self._seq)
                 heapq.heappush(self._heap, (self._clock + SETTLE_S, trial.memory_token, Memory(launch.trial_id, held)))
             trial.told_mb = held

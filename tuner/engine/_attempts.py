@@ -106,7 +106,7 @@ class Attempts:
             return  # a late event of a trial already ended (an interrupt, an abort)
         if isinstance(event, Memory):  # a settled appetite, before or between reports
             if self.packing is not None:
-                self.packing.measured(event.trial_id, event.gpu_reserved_mb)
+                self.packing.settled(event.trial_id, event.gpu_reserved_mb)
         elif isinstance(event, Report):
             self._on_report(run, event)
         else:

@@ -70,7 +70,8 @@ class Packing:
     """Which slot may take a trial now, from the trials running on each GPU and what they used.
 
     Call order: :meth:`admits` to pick a slot, :meth:`started` when a trial starts on it,
-    :meth:`measured` at each of its reports with a GPU memory figure, :meth:`ended` at its end.
+    :meth:`measured` at each of its reports with a GPU memory figure, :meth:`settled` when its
+    memory settles between reports, :meth:`ended` at its end.
     """
 
     def __init__(self, relevant: list[str], headroom: float = HEADROOM, context_mb: float = CONTEXT_MB) -> None:
@@ -124,6 +125,16 @@ class Packing:
         run = self.running.get(trial_id)
         if run is not None and mb > 0:
             self._peak(run.key, mb)
+
+    def settled(self, trial_id: str, mb: float) -> None:
+        """A running trial's memory settled at ``mb`` between its reports (:class:`~tuner.engine.Memory`).
+        Taken as its configuration's appetite only where it tells something safe: the trial is
+        alone on its GPU (settling is judged while the device computes, and next to others their
+        kernels count too: a trial still loading its data could look settled), or it raises an
+        appetite already measured."""
+        run = self.running.get(trial_id)
+        if run is not None and (len(self.on(run.gpu.key)) == 1 or run.key in self.peaks):
+            self.measured(trial_id, mb)
 
     def ended(self, trial_id: str, peak_mb: float | None, oom: bool = False) -> int:
         """A trial ended with ``peak_mb`` reserved at its peak (when measured). Returns how many

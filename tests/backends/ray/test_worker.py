@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import time
 import weakref
 from typing import Any
 
 import pytest
 
-from tuner.backends.ray import _worker
+from tuner.backends.ray import _usage, _worker
 from tuner.backends.ray._group import allocator_env
-from tuner.backends.ray._usage import NOTE, GpuUtil, Settled, reset_memory
+from tuner.backends.ray._usage import NOTE, GpuUtil, Settled, Usage, reset_memory
 from tuner.backends.ray._worker import TrialTask, TrialWorker, ready_cuda
 from tuner.trial import Trial
 
@@ -151,9 +152,69 @@ def test_rank_0_of_a_gpu_trial_streams_its_settled_memory_between_its_reports(mo
                 settled(1_234.0)
 
     monkeypatch.setattr(_worker, "Usage", Settling)
-    out = events(dataclasses.replace(task("ok"), gpus=0.5))
+    out = events(dataclasses.replace(task("ok"), gpus=0.5, settle=True))
     assert [e["kind"] for e in out] == ["memory", "report", "report", "report", "done"]
     assert out[0]["gpu_reserved_mb"] == 1_234.0
     assert [e["kind"] for e in events(task("ok"))] == ["report"] * 3 + ["done"]  # no GPU: nothing to settle
-    other = dataclasses.replace(task("ok"), gpus=0.5, rank=1)
+    other = dataclasses.replace(task("ok"), gpus=0.5, rank=1, settle=True)
     assert [e["kind"] for e in events(other)] == ["done"]  # rank 0 speaks for the trial
+    fraction = dataclasses.replace(task("ok"), gpus=0.5)
+    assert [e["kind"] for e in events(fraction)] == ["report"] * 3 + ["done"]  # not gpus: auto: not watched
+
+
+class _Cuda:
+    """``torch.cuda`` as far as :class:`Usage` reads it, with the most reserved memory set by the test."""
+
+    reserved = 0
+
+    def max_memory_reserved(self) -> int:
+        return self.reserved
+
+    def max_memory_allocated(self) -> int:
+        return self.reserved
+
+    def memory_allocated(self) -> int:
+        return self.reserved
+
+    def current_device(self) -> int:
+        return 0
+
+    def reset_peak_memory_stats(self) -> None:
+        pass
+
+
+def _nvml(busy: float) -> type:
+    class Util:  # NVML's device figure, as GpuUtil gives it
+        def __init__(self, device: int, since: float | None = None) -> None:
+            pass
+
+        def sample(self) -> float:
+            return busy
+
+        def figures(self) -> dict[str, Any]:
+            return {}
+
+    return Util
+
+
+@pytest.mark.parametrize("busy", [80.0, 0.0])
+def test_the_sampler_tells_each_higher_level_once_it_has_held_while_the_gpu_computed(
+    monkeypatch: pytest.MonkeyPatch, busy: float
+) -> None:
+    cuda = _Cuda()
+    monkeypatch.setattr(_usage, "cuda", lambda: cuda)
+    monkeypatch.setattr(_usage, "GpuUtil", _nvml(busy))
+    told: list[float] = []
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + (5.0 if busy else 0.5)
+        while len(told) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    cuda.reserved = 3 * 2**30
+    usage = Usage(every=0.01, settled=told.append, settle_s=0.1)
+    wait_for(1)
+    cuda.reserved = 4 * 2**30
+    wait_for(2)
+    usage.stop()
+    assert told == ([3072.0, 4096.0] if busy else [])  # an idle GPU: loading data, nothing settled

@@ -165,6 +165,7 @@ class RayBackend(Backend):
             strategy=res.strategy_options(),
             api=self.study.spec.trainable_api,
             study=self.study.name,
+            settle=res.auto_gpus,
         )
         nodes = self.view.placed(group.pg_id) or []
         if len(set(nodes)) > 1 and res.strategy == "pipeline" and slot not in self._split:

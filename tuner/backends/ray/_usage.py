@@ -181,7 +181,7 @@ class Settled:
         self._busy += bool(busy)
         if now - self._since < self.settle_s or 2 * self._busy < self._samples:
             return None
-        self.told, self._level = reserved_mb, None
+        self.told, self._level = max(self.told, reserved_mb), None  # a report may have told more meanwhile
         return reserved_mb
 
 
@@ -189,10 +189,12 @@ class Usage:
     """One rank's use of the machine over one trial; ``stop()`` returns the figures. With
     ``settled``, it is called with the trial's GPU memory each time that settles at a new level."""
 
-    def __init__(self, every: float = EVERY_S, settled: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self, every: float = EVERY_S, settled: Callable[[float], None] | None = None, settle_s: float = SETTLE_S
+    ) -> None:
         self.every = every
         self._settled = settled
-        self.settling = Settled()
+        self.settling = Settled(settle_s)
         self._cpu0 = time.process_time()
         self._began = time.time()
         self._peak_rss = rss_mb() or 0.0

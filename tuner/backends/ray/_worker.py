@@ -76,6 +76,7 @@ class TrialTask:
     strategy: Any = None  # how the model is spread over the ranks (tuner.strategies.StrategyOptions)
     api: str = "auto"  # the trainable's API (trainable_api): auto, tuner or tune
     study: str = ""  # the study's name (a Ray Tune-style trainable's experiment name)
+    settle: bool = False  # gpus: auto: rank 0 says when its GPU memory settles (a "memory" event)
 
 
 class TrialWorker:
@@ -167,7 +168,7 @@ class TrialWorker:
         def settled(mb: float) -> None:  # gpus: auto packs next to this trial once its appetite is known
             events.put({"kind": "memory", "gpu_reserved_mb": mb})
 
-        usage = Usage(settled=settled if task.rank == 0 and task.gpus > 0 else None)
+        usage = Usage(settled=settled if task.settle and task.rank == 0 and task.gpus > 0 else None)
 
         def emit(record: dict[str, Any]) -> None:
             state = record.pop("checkpoint", None)  # never through Ray: to storage, the driver gets where
