@@ -14,6 +14,13 @@ unchanged (the tests in tests/backends/ray/test_tune_trainables.py run them).
   images, normalised as the quickstart normalises FashionMNIST) in place of FashionMNIST, the
   model is the network of Ray's ``ray/train/examples/pytorch/torch_quick_start.py`` sized for
   8x8 images in place of torchvision's resnet18, and the learning rate comes from ``config``.
+- ``objective``: the function trainable of Ray's own front-page example (the ray-project/ray
+  README, "Tune: Hyperparameter Tuning at Scale"), which returns its metrics instead of
+  reporting them; ``objective_yields`` and ``objective_number``: ours, the same yielding a dict
+  each iteration and returning a bare number, as Ray 2.60's function runner also takes them.
+- ``train_sparse_checkpoints``: the pattern of Ray 2.60's
+  ``ray/tune/examples/hyperband_function_example.py``, written small: 100 iterations for a
+  scheduler to cut short, a checkpoint every third one and ``None`` in between.
 - ``context_probe`` and ``never_reports``: ours, not Ray's: each rank writes what Ray's
   functions answer it; a Tune-style trainable that forgets to report.
 """
@@ -192,3 +199,36 @@ def context_probe(config):
 
 def never_reports(config):
     tune.get_context()  # a Ray Tune trainable by its looks, but it reports nothing
+
+
+# -- returned metrics: Ray's front-page example, then yielded ones and a bare number ---------------
+def objective(config):
+    score = config["a"] ** 2 + config["b"]
+    return {"score": score}
+
+
+def objective_yields(config):
+    for x in range(1, 4):
+        yield {"score": config["a"] * x + config["b"]}
+
+
+def objective_number(config):
+    return config["a"] ** 2 + config["b"]
+
+
+# -- a checkpoint every third iteration, run until the scheduler stops it -------------------------
+def train_sparse_checkpoints(config):
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder, open(os.path.join(folder, "state.json")) as f:
+            start = json.load(f)["timestep"] + 1
+    for timestep in range(start, 100):
+        value = config.get("height", 1) * timestep / (timestep + config.get("width", 1))
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = None
+            if timestep % 3 == 0:
+                with open(os.path.join(folder, "state.json"), "w") as f:
+                    json.dump({"timestep": timestep}, f)
+                checkpoint = Checkpoint.from_directory(folder)
+            tune.report({"episode_reward_mean": value}, checkpoint=checkpoint)

@@ -186,6 +186,9 @@ def test_best_checkpoint_is_rays(ours: tuner.Analysis, theirs: Any, metric: str 
         assert ours.get_best_checkpoint(mine, metric, mode) == (expected.path if expected else None)
         latest = ray_trial.checkpoint
         assert mine.checkpoint == (latest.path if latest else None)
+        if latest is not None:  # and it reads as Ray's Checkpoint does
+            with mine.checkpoint.as_directory() as folder, latest.as_directory() as theirs_:
+                assert sorted(p.name for p in Path(folder).iterdir()) == sorted(p.name for p in Path(theirs_).iterdir())
 
 
 @pytest.mark.slow
@@ -388,6 +391,50 @@ def test_a_study_refuses_the_tune_flags(study_folder: Path, tmp_path: Path) -> N
     for verb in ("results", "best", "report"):
         done = cli_here(verb, str(study_folder), "--metric", "loss", cwd=tmp_path)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--metric" in done.stderr
+
+
+def test_a_results_checkpoint_reads_as_a_ray_checkpoint(tmp_path: Path) -> None:
+    """``best_result.checkpoint.as_directory()`` as Ray's examples read it; still the path it was."""
+    import yaml
+
+    saved = tmp_path / "t0001" / "checkpoint_000003"
+    (saved / "sub").mkdir(parents=True)
+    (saved / "model.pt").write_text("weights")
+    (saved / "sub" / "more.txt").write_text("x")
+    trial = tuner.TrialResult("t0001", {}, {}, pd.DataFrame(), str(saved), "finished", str(tmp_path),
+                              checkpoints=[(str(saved), {"loss": 1.0})])  # fmt: skip
+    checkpoint = trial.checkpoint
+    assert checkpoint == str(saved) and checkpoint.path == str(saved) and isinstance(checkpoint, str)
+    with checkpoint.as_directory() as folder:
+        assert (Path(folder) / "model.pt").read_text() == "weights"
+    copy = Path(checkpoint.to_directory(tmp_path / "copy"))
+    assert (copy / "sub" / "more.txt").read_text() == "x" and (copy / "model.pt").exists()
+    assert Path(checkpoint.to_directory()).joinpath("model.pt").exists()  # a fresh temporary folder
+    assert trial.checkpoints[0][0].as_directory  # the kept ones too
+    assert yaml.safe_load(yaml.safe_dump({"checkpoint": checkpoint})) == {"checkpoint": str(saved)}
+    state = tmp_path / "t0002" / "step-00000003.pt"  # tuner's own trainables write a state file
+    state.parent.mkdir()
+    state.write_bytes(b"state")
+    state_file = tuner.TrialResult("t0002", {}, {}, pd.DataFrame(), str(state), "finished", "").checkpoint
+    with pytest.raises(ResultsError, match=r"step-00000003.pt: not a directory: it is a state file written by trial"):
+        state_file.to_directory()
+
+
+def test_numpy_numbers_in_a_tune_pickle_are_read_as_numbers() -> None:
+    """Ray pickles a result holding numpy values (``loss.cpu().numpy()``, as its CIFAR example
+    reports): they are read back as numbers, everything else still as stubs."""
+    import pickle
+
+    import numpy as np
+
+    from tuner.results._pickle import Stub, read_pickle
+
+    data = pickle.dumps({"loss": np.float32(0.5), "n": np.int64(3), "arr": np.array(2.5), "k": [np.float64(1)],
+                         "x": Path("/a")})  # fmt: skip
+    read = read_pickle(data)
+    assert read["loss"] == 0.5 and type(read["loss"]) is float and read["n"] == 3 and type(read["n"]) is int
+    assert read["arr"] == 2.5 and type(read["arr"]) is float and read["k"] == [1.0]
+    assert isinstance(read["x"], Stub)
 
 
 def test_a_folder_of_neither_kind_is_refused(tmp_path: Path) -> None:

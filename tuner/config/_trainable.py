@@ -125,6 +125,11 @@ def trainable_style(fn: Callable[..., Any], api: str = "auto") -> Style:
     or one of their functions or classes); otherwise for ``tuner``. :class:`TypeError` when
     ``fn`` cannot be called the way ``api`` says.
     """
+    if _tune_trainable_class(fn):
+        raise TypeError(
+            "is a ray.tune.Trainable class (Ray Tune's class API), which tuner does not run: write it as a "
+            "function trainable, train_fn(config) calling tune.report (see docs/ray-tune.md)"
+        )
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # no signature to read: the first trial will tell
@@ -142,6 +147,13 @@ def trainable_style(fn: Callable[..., Any], api: str = "auto") -> Style:
             )
         raise TypeError("must take (config, trial)")
     return "tuner"
+
+
+def _tune_trainable_class(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is a subclass of Ray Tune's ``Trainable`` (told without importing Ray)."""
+    return inspect.isclass(fn) and any(
+        c.__name__ == "Trainable" and c.__module__.startswith("ray.tune") for c in inspect.getmro(fn)
+    )
 
 
 def _tune_like(signature: inspect.Signature) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from tuner.errors import ResultsError
+from tuner.results._checkpoint import Checkpoint
 from tuner.results._scopes import MODES, SCOPES, best_of, flat, lookup
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ class TrialResult:
 
     ``metrics`` is the last result it reported (Ray's ``last_result``, also under that name),
     ``metric_history`` every result as a DataFrame, ``checkpoint`` its latest checkpoint (a
-    path, ``None`` without one), ``status`` as its run recorded it (Ray's ``TERMINATED`` or
+    path, ``None`` without one; a :class:`Checkpoint`, a ``str`` that also has Ray's
+    ``as_directory()``, ``to_directory()`` and ``path``), ``status`` as its run recorded it (Ray's ``TERMINATED`` or
     ``ERROR``; tuner's ``finished``, ``pruned``, ...), ``path`` its folder (a Tune trial's own;
     a tuner study's results folder). ``metric_analysis`` holds each metric's figures by scope,
     ``checkpoints`` the kept checkpoints with the result each was reported with.
@@ -43,7 +45,7 @@ class TrialResult:
     config: dict[str, Any]
     metrics: dict[str, Any]
     metric_history: pd.DataFrame
-    checkpoint: str | None
+    checkpoint: Checkpoint | str | None
     status: str
     path: str
     metric_analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -57,6 +59,11 @@ class TrialResult:
     @property
     def metrics_dataframe(self) -> pd.DataFrame:  # a Ray ``Result``'s name
         return self.metric_history
+
+    def __post_init__(self) -> None:  # paths that also answer as Ray's Checkpoint (as_directory, ...)
+        if isinstance(self.checkpoint, str) and not isinstance(self.checkpoint, Checkpoint):
+            self.checkpoint = Checkpoint(self.checkpoint)
+        self.checkpoints = [(p if isinstance(p, Checkpoint) else Checkpoint(p), r) for p, r in self.checkpoints]
 
     def __repr__(self) -> str:
         return f"TrialResult({self.trial_id}, {self.status}, config={self.config})"

@@ -49,8 +49,22 @@ class Stub:
         return state if isinstance(state, dict) else {}
 
 
+# numpy's own rebuilders of its scalars and arrays (a metric computed with numpy, as Ray pickles
+# it), which only make data: read for real, as numbers.
+_NUMPY = {
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+}
+
+
 class _Unpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> type[Stub]:
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _NUMPY:
+            return super().find_class(module, name)
         return type(name, (Stub,), {"name": f"{module}.{name}"})
 
     def persistent_load(self, pid: Any) -> Any:
@@ -58,12 +72,24 @@ class _Unpickler(pickle.Unpickler):
 
 
 def read_pickle(data: bytes) -> Any:
-    """The pickled value with every object of a class replaced by a :class:`Stub`; ``None``
-    when ``data`` is not a pickle this can read."""
+    """The pickled value with every object of a class replaced by a :class:`Stub` (numpy's
+    scalars and arrays aside: a numpy scalar or a 0-d array comes back as a Python number);
+    ``None`` when ``data`` is not a pickle this can read."""
     try:
-        return _Unpickler(io.BytesIO(data)).load()
+        return _numbers(_Unpickler(io.BytesIO(data)).load())
     except Exception:  # a format this reader does not follow: the caller does without
         return None
+
+
+def _numbers(value: Any) -> Any:
+    """``value`` with numpy scalars and 0-d arrays as Python numbers, in dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_numbers(v) for v in value)
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
 
 
 def attrs(value: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from tuner.results._analysis import TrialResult
+from tuner.results._checkpoint import Checkpoint
 from tuner.results._journal import read_journal
 from tuner.results._scopes import metric_analysis
 from tuner.results._store import STUDY, load_history, load_results, missing, objectives, row_params
@@ -61,7 +62,9 @@ def read_study_folder(folder: Path) -> tuple[list[TrialResult], str | None, str 
         history = pd.DataFrame(run.reports)
         if not history.empty:
             history = history[[*FIRST, *(c for c in history.columns if c not in FIRST)]]
-        saved = [(_shown(location, path), _at(run.reports, step)) for step, path in run.checkpoints]
+        saved: list[tuple[str, dict[str, Any]]] = [
+            (Checkpoint(_shown(location, path), location), _at(run.reports, step)) for step, path in run.checkpoints
+        ]
         if _remote(location) and (study or {}).get("backend") != "simulated":  # not listed here: by the rule
             kept = _pruned(saved, policy, metric, maximize)
         else:  # on this disk, those still there (a simulated run's are all there)

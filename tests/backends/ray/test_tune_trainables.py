@@ -134,15 +134,21 @@ def test_only_numbers_are_recorded() -> None:
     assert numeric(reported) == {"loss": 0.5, "n": 3.0, "val/acc": 0.25}
 
 
-def _run_rank(trainable: str, tmp_path: Path, checkpoint: str | None = None, stop_after: int = 3) -> list[Any]:
+def _run_rank(
+    trainable: str,
+    tmp_path: Path,
+    checkpoint: str | None = None,
+    stop_after: int = 3,
+    config: dict[str, Any] | None = None,
+    max_steps: int | None = None,
+) -> list[Any]:
     """One trial of ``trainable`` on this thread as a worker rank runs it (no Ray): its events."""
     from tuner.backends.ray._worker import TrialTask, _train
     from tuner.storage import CheckpointStore
 
     store = CheckpointStore(str(tmp_path / "ckpt"))
-    task = TrialTask(
-        "t1", trainable, {"width": 10, "height": 20}, 0, None, 0.0, store=store, checkpoint=checkpoint, study="s"
-    )
+    config = {"width": 10, "height": 20} if config is None else config
+    task = TrialTask("t1", trainable, config, 0, max_steps, 0.0, store=store, checkpoint=checkpoint, study="s")
     stop, events = threading.Event(), []
 
     def emit(record: dict[str, Any]) -> None:
@@ -169,6 +175,54 @@ def test_a_rank_reports_training_iterations_and_keeps_checkpoint_directories(tmp
     assert [r["step"] for r in again[:-1]] == [2, 3]
     assert [r["metrics"]["iterations"] for r in again[:-1]] == [1.0, 2.0]
     assert sorted(p.name for p in last.parent.iterdir()) == [f"checkpoint_00000{i}" for i in (1, 2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("name", "scores"),
+    [("objective", [("score", 3.0)]), ("objective_yields", [("score", v) for v in (3.0, 4.0, 5.0)]),
+     ("objective_number", [("_metric", 3.0)])],
+)  # fmt: skip
+def test_returned_or_yielded_metrics_are_reports_as_in_ray_tune(tmp_path: Path, name: str, scores: list[Any]) -> None:
+    *reports, end = _run_rank(f"{EXAMPLES}:{name}", tmp_path, config={"a": 1.0, "b": 2}, stop_after=99)
+    assert end == {"kind": "done"}
+    assert [r["step"] for r in reports] == list(range(1, len(scores) + 1))
+    assert [(k, r["metrics"][k]) for r, (k, _) in zip(reports, scores, strict=True)] == scores
+
+
+def test_what_a_tune_trainable_returns_must_be_metrics(tmp_path: Path) -> None:
+    from tuner.backends.ray._tune_api import returned
+
+    assert list(returned(None)) == [] and list(returned({})) == []
+    with pytest.raises(ValueError, match="returned or yielded str: return or yield a dict of metrics"):
+        list(returned("done"))
+
+
+def test_a_tune_trainable_ends_at_max_t_as_tune_stops_it(tmp_path: Path) -> None:
+    # it would run 100 iterations; ASHA's max_t (the trial's budget) ends it at 5, where Tune would,
+    # with no report and no checkpoint past it (the engine's stop arrives a few iterations late)
+    *reports, end = _run_rank(f"{EXAMPLES}:train_sparse_checkpoints", tmp_path, stop_after=99, max_steps=5)
+    assert end == {"kind": "pruned"} and [r["step"] for r in reports] == [1, 2, 3, 4, 5]
+    assert [Path(r["checkpoint_path"]).name for r in reports if "checkpoint_path" in r] == [
+        "checkpoint_000001",
+        "checkpoint_000004",
+    ]
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "t1").iterdir()) == ["checkpoint_000001", "checkpoint_000004"]
+    # a retry from iteration 4's checkpoint goes on at 5 (its timestep 4) and ends there
+    again = _run_rank(
+        f"{EXAMPLES}:train_sparse_checkpoints", tmp_path, reports[3]["checkpoint_path"], stop_after=99, max_steps=5
+    )
+    assert [r["step"] for r in again[:-1]] == [5] and again[-1] == {"kind": "pruned"}
+
+
+def test_a_class_trainable_is_refused_before_anything_runs() -> None:
+    from tuner.config._trainable import check_trainable
+
+    (problem,) = check_trainable("ray.tune.utils.mock_trainable:MyTrainableClass", "episode_reward_mean", ["ray"])
+    assert problem.path == "trainable"
+    assert "is a ray.tune.Trainable class (Ray Tune's class API), which tuner does not run" in problem.message
+    assert "\n" not in problem.message
+    with pytest.raises(TypeError, match="class API"):
+        trainable_style(import_trainable("ray.tune.utils.mock_trainable:MyTrainableClass"), "tune")
 
 
 def test_a_tune_trainable_that_never_reports_is_told_so(tmp_path: Path) -> None:
@@ -309,6 +363,25 @@ def test_rays_function_example_runs_under_asha_from_the_cli(ray_local: None, tmp
     assert checkpoint.name == f"checkpoint_{best['step']:06d}"
     for trial_folder in (folder / "checkpoints").iterdir():
         assert len(list(trial_folder.iterdir())) <= 2  # the last and the best; older ones deleted
+
+
+@pytest.mark.slow
+def test_yielded_metrics_are_reported_on_tune(ray_local: None, in_tmp: Path) -> None:
+    """On backend tune the trainable runs in Tune's own session: what it yields (or returns, the
+    same path) is reported there; the engine's path is tested above without Ray."""
+    body = f"""
+    name: yields
+    trainable: {EXAMPLES}:objective_yields
+    backend: tune
+    metric: {{name: score, goal: minimize}}
+    method: grid
+    parameters:
+      a: {{value: 0.5}}
+      b: {{value: 1}}
+    """
+    out = tuner.run(study(body), quiet=True)
+    assert list(tuner.load_history(out.folder)["score"]) == [1.5, 2.0, 2.5]
+    assert tuner.load(out.folder).get_best_result().metrics["score"] == 2.5
 
 
 @pytest.mark.slow

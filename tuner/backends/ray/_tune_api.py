@@ -15,13 +15,15 @@ import os
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tuner.backends.ray import _tune_hook
 from tuner.errors import TrialPruned
 from tuner.storage import CheckpointStore, is_remote
 from tuner.trial import Trial
+
+DEFAULT_METRIC = "_metric"  # Ray Tune's name for a number a trainable returns
 
 
 class NotReported(RuntimeError):
@@ -85,7 +87,8 @@ class Session:
             self.latest = path
         if self.emit is not None:
             self.emit({"step": step, "metrics": clean, **({"checkpoint_path": path} if path else {})})
-        if stop:
+        budget = self.trial.max_steps
+        if stop or (budget is not None and step >= budget):  # at max_t it ends here, as Tune stops it
             raise TrialPruned(self.trial.trial_id)
 
     def tune_checkpoint(self) -> Any:
@@ -224,16 +227,32 @@ def run(fn: Callable[..., Any], config: dict[str, Any], session: Session) -> Non
     _tune_hook.rebind(getattr(fn, "__globals__", {}))
     session.begin()
     with _tune_hook.bind(session):
-        if _takes_config(fn):
-            fn(config)
-        else:
-            fn()
+        for metrics in returned(fn(config) if _takes_config(fn) else fn()):
+            session.report(metrics)
     if session.iteration == 0:
         name = getattr(fn, "__name__", "the trainable")
         raise NotReported(
             f"{name} returned without reporting: a Ray Tune-style trainable reports each iteration with "
-            "ray.tune.report(metrics) or ray.train.report(metrics)"
+            "ray.tune.report(metrics) or ray.train.report(metrics), or returns (or yields) a dict of metrics"
         )
+
+
+def returned(output: Any) -> Iterator[dict[str, Any]]:
+    """The reports a Ray Tune function trainable makes by returning or yielding, as Ray Tune takes
+    them: a dict is a report, a number is ``{"_metric": number}``, ``None`` (or another false
+    value) none; a generator's values are taken one by one as it yields them."""
+    for value in output if inspect.isgenerator(output) else (output,):
+        if not value:
+            continue
+        if isinstance(value, Mapping):
+            yield dict(value)
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            yield {DEFAULT_METRIC: value}
+        else:
+            raise ValueError(
+                f"a Ray Tune trainable returned or yielded {type(value).__name__}: return or yield a dict of "
+                "metrics or a single number"
+            )
 
 
 def run_here(

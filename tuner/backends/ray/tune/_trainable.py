@@ -76,7 +76,10 @@ def _single(config: dict[str, Any], job: Job) -> None:
     fn = _import(job)
     config, meta = _split(config)
     if trainable_style(fn, job.api) == "tune":  # Ray Tune's own session answers its calls
-        fn(config) if inspect.signature(fn).parameters else fn()
+        from tuner.backends.ray._tune_api import returned
+
+        for metrics in returned(fn(config) if inspect.signature(fn).parameters else fn()):
+            tune.report(metrics)  # what it returned or yielded, as Tune takes it
         return
     trial = _TuneTrial(
         meta["id"],
