@@ -122,14 +122,14 @@ def trainable_style(fn: Callable[..., Any], api: str = "auto") -> Style:
 
     ``api`` ``auto`` takes a function for ``tune`` when it has exactly one required positional
     parameter (or no parameter at all) and its module uses Ray (holds ``ray``, ``tune``, ``train``
-    or one of their functions or classes); otherwise for ``tuner``. :class:`TypeError` when
+    or one of their functions or classes); otherwise for ``tuner``. A ``ray.tune.Trainable``
+    subclass (Ray Tune's class API) is ``tune``. :class:`TypeError` when
     ``fn`` cannot be called the way ``api`` says.
     """
-    if _tune_trainable_class(fn):
-        raise TypeError(
-            "is a ray.tune.Trainable class (Ray Tune's class API), which tuner does not run: write it as a "
-            "function trainable, train_fn(config) calling tune.report (see docs/ray-tune.md)"
-        )
+    if is_tune_class(fn):  # Ray Tune's class API: run by tuner.backends.ray._tune_class
+        if api == "tuner":
+            raise TypeError("is a ray.tune.Trainable class: it runs as a Ray Tune trainable (trainable_api: tune)")
+        return "tune"
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # no signature to read: the first trial will tell
@@ -149,7 +149,7 @@ def trainable_style(fn: Callable[..., Any], api: str = "auto") -> Style:
     return "tuner"
 
 
-def _tune_trainable_class(fn: Callable[..., Any]) -> bool:
+def is_tune_class(fn: Callable[..., Any]) -> bool:
     """Whether ``fn`` is a subclass of Ray Tune's ``Trainable`` (told without importing Ray)."""
     return inspect.isclass(fn) and any(
         c.__name__ == "Trainable" and c.__module__.startswith("ray.tune") for c in inspect.getmro(fn)

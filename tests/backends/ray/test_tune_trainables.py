@@ -6,6 +6,7 @@ records, checkpoint directories kept and handed back on a retry, ASHA on
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -214,15 +215,61 @@ def test_a_tune_trainable_ends_at_max_t_as_tune_stops_it(tmp_path: Path) -> None
     assert [r["step"] for r in again[:-1]] == [5] and again[-1] == {"kind": "pruned"}
 
 
-def test_a_class_trainable_is_refused_before_anything_runs() -> None:
+MOCK = "ray.tune.utils.mock_trainable:MyTrainableClass"  # Ray's own class trainable (its tests' example)
+
+
+def test_a_class_trainable_is_a_ray_tune_trainable_and_checked_as_one() -> None:
     from tuner.config._trainable import check_trainable
 
-    (problem,) = check_trainable("ray.tune.utils.mock_trainable:MyTrainableClass", "episode_reward_mean", ["ray"])
-    assert problem.path == "trainable"
-    assert "is a ray.tune.Trainable class (Ray Tune's class API), which tuner does not run" in problem.message
-    assert "\n" not in problem.message
-    with pytest.raises(TypeError, match="class API"):
-        trainable_style(import_trainable("ray.tune.utils.mock_trainable:MyTrainableClass"), "tune")
+    assert check_trainable(MOCK, "episode_reward_mean", ["ray"]) == []
+    assert trainable_style(import_trainable(MOCK)) == "tune"
+    with pytest.raises(TypeError, match=r"is a ray.tune.Trainable class: it runs as a Ray Tune trainable"):
+        trainable_style(import_trainable(MOCK), "tuner")
+
+
+def test_a_class_trainable_steps_saves_each_step_and_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
+    *reports, end = _run_rank(MOCK, tmp_path, stop_after=2, config={"width": 2, "height": 3})
+    assert end == {"kind": "pruned"} and [r["step"] for r in reports] == [1, 2, 3]
+    assert [round(r["metrics"]["episode_reward_mean"], 6) for r in reports] == [
+        round(3 * math.tanh(t / 2), 6) for t in (1, 2, 3)
+    ]
+    assert "pid" not in reports[0]["metrics"] and "time_total_s" in reports[0]["metrics"]  # Ray's times, no host
+    saved = Path(reports[1]["checkpoint_path"])
+    assert json.loads((saved / "checkpoint").read_text()) == {"timestep": 2}  # its own save_checkpoint
+    # a retry from step 2: load_checkpoint gives timestep 2 back, and Ray's iteration count is 2
+    config = {"width": 2, "height": 3, "mock_error": True}  # fails after a restore only when not restored
+    *again, end = _run_rank(MOCK, tmp_path, str(saved), stop_after=2, config=config)
+    assert [r["step"] for r in again] == [3, 4, 5] and end == {"kind": "pruned"}
+    assert round(again[0]["metrics"]["episode_reward_mean"], 6) == round(3 * math.tanh(3 / 2), 6)
+    *_, failed = _run_rank(MOCK, tmp_path, stop_after=5, config=config)  # not restored: fails at its 2nd step
+    assert failed["kind"] == "error" and "Failing on purpose" in failed["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_class_trainable_runs_as_a_study_retried_from_its_checkpoint(
+    ray_local: None, in_tmp: Path, backend: str
+) -> None:
+    body = f"""
+    name: cls
+    trainable: {MOCK}
+    backend: {backend}
+    metric: {{name: episode_reward_mean, goal: maximize}}
+    method: grid
+    max_failures: 1
+    early_terminate: {{type: asha, max_t: 4, grace_period: 4}}
+    parameters:
+      width: {{value: 2}}
+      height: {{values: [1, 3]}}
+      mock_error: {{value: true}}
+    """
+    out = tuner.run(study(body, allow_modules=["ray.tune.utils"]), quiet=True)
+    trials = tuner.load_results(out.folder).sort_values("trial_id")
+    assert list(trials["status"]) == ["finished"] * 2 and list(trials["attempts"]) == [1, 1]  # failed once each
+    history = tuner.load_history(out.folder)
+    assert sorted(history["step"].unique()) == [1, 2, 3, 4]  # went on from step 1's checkpoint, to max_t
+    best = tuner.load_best(out.folder)
+    assert best["params"]["height"] == 3 and best["metric"]["value"] == pytest.approx(3 * math.tanh(4 / 2))
 
 
 def test_a_tune_trainable_that_never_reports_is_told_so(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tuner.backends.ray import _tune_hook
+from tuner.backends.ray._tune_class import function_of
+from tuner.config import is_tune_class
 from tuner.errors import TrialPruned
 from tuner.storage import CheckpointStore, is_remote
 from tuner.trial import Trial
@@ -224,6 +226,8 @@ def run(fn: Callable[..., Any], config: dict[str, Any], session: Session) -> Non
     """Call a Ray Tune-style trainable (``fn(config)``, or ``fn()`` when it takes nothing) in
     this thread, bound to ``session``; :class:`NotReported` when it returned without a report."""
     _tune_hook.install()
+    if is_tune_class(fn):  # Ray Tune's class API, as a function trainable
+        fn = function_of(fn)
     _tune_hook.rebind(getattr(fn, "__globals__", {}))
     session.begin()
     with _tune_hook.bind(session):

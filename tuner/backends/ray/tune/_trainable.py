@@ -71,14 +71,16 @@ def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 def _single(config: dict[str, Any], job: Job) -> None:
     from ray import tune
 
-    from tuner.config import trainable_style
+    from tuner.config import is_tune_class, trainable_style
 
     fn = _import(job)
     config, meta = _split(config)
     if trainable_style(fn, job.api) == "tune":  # Ray Tune's own session answers its calls
         from tuner.backends.ray._tune_api import returned
+        from tuner.backends.ray._tune_class import function_of
 
-        for metrics in returned(fn(config) if inspect.signature(fn).parameters else fn()):
+        run: Any = function_of(fn) if is_tune_class(fn) else fn  # Ray Tune's class API, as a function
+        for metrics in returned(run(config) if inspect.signature(run).parameters else run()):
             tune.report(metrics)  # what it returned or yielded, as Tune takes it
         return
     trial = _TuneTrial(
