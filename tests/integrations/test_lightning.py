@@ -90,6 +90,102 @@ def test_an_unlogged_monitor_is_named(tmp_path: Path) -> None:
         trainer.fit(lt.Linear(), *lt.loaders())
 
 
+def fit_module(
+    trial: Trial, module: object, epochs: int, folder: Path, *callbacks: object, validate: bool = True
+) -> None:
+    """``module`` on the loaders of ``lt``, the training loader alone without ``validate``."""
+    import lightning as L
+
+    from tests.integrations import lightning_trainables as lt
+    from tuner.integrations.lightning import TunerCallback
+
+    callback = TunerCallback(trial, monitor=getattr(module, "monitor", "val_loss"))
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        callbacks=[callback, *callbacks],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=folder,
+    )
+    train, val = lt.loaders()
+    trainer.fit(module, train, val if validate else None, ckpt_path=callback.ckpt_path)  # type: ignore[arg-type]
+
+
+def test_a_retry_goes_on_with_early_stopping_and_a_plateau_scheduler(tmp_path: Path) -> None:
+    """EarlyStopping, a ReduceLROnPlateau on ``val_loss`` and ``on_epoch`` training metrics (as
+    Lightning's own examples use them): the checkpoint of an epoch is the epoch's end, so that a
+    fit resumed from it starts the next epoch, with the monitored metrics to come."""
+    import lightning as L
+    import torch
+
+    from tests.integrations import lightning_trainables as lt
+
+    class Plateau(lt.Linear):
+        def training_step(self, batch: object, batch_idx: int) -> torch.Tensor:
+            self.log("epoch_seen", float(self.current_epoch), on_step=False, on_epoch=True)
+            return super().training_step(batch, batch_idx)
+
+        def configure_optimizers(self) -> object:
+            optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+
+    store = CheckpointStore(str(tmp_path))
+    first = Trial("t0", 0, store=store)
+    fit_module(first, Plateau(), 2, tmp_path, L.pytorch.callbacks.EarlyStopping(monitor="val_loss", patience=5))
+    assert [r["metrics"]["epoch_seen"] for r in first.reports] == [0.0, 1.0]  # the epoch's own, not the last one's
+    saved = store.load(store.save("t0", 2, first.reports[1]["checkpoint"]))[1]
+
+    retry = Trial("t0", 0, store=store, checkpoint=saved)
+    fit_module(retry, Plateau(), 4, tmp_path, L.pytorch.callbacks.EarlyStopping(monitor="val_loss", patience=5))
+    assert [r["step"] for r in retry.reports] == [3.0, 4.0]
+    assert [r["metrics"]["first_epoch"] for r in retry.reports] == [2.0, 2.0]
+
+
+def test_a_fit_without_validation_reports_its_training_metrics_every_epoch(tmp_path: Path) -> None:
+    """A GAN of Lightning's examples: manual optimization over two optimizers, ``self.log_dict`` in
+    ``training_step``, no validation at all."""
+    import torch
+
+    from tests.integrations import lightning_trainables as lt
+
+    class TwoOptimizers(lt.Linear):
+        monitor = "loss_a"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.automatic_optimization = False
+            self.other = torch.nn.Linear(4, 2)
+
+        def training_step(self, batch: object, batch_idx: int) -> None:
+            x, y = batch  # type: ignore[misc]
+            losses = {}
+            for name, net, optimizer in zip("ab", (self.net, self.other), self.optimizers(), strict=True):  # type: ignore[arg-type]
+                loss = torch.nn.functional.cross_entropy(net(x), y)
+                optimizer.zero_grad()
+                self.manual_backward(loss)
+                optimizer.step()
+                losses[f"loss_{name}"] = loss
+            self.log_dict(losses)
+
+        def configure_optimizers(self) -> object:
+            return torch.optim.SGD(self.net.parameters(), lr=0.1), torch.optim.Adam(self.other.parameters())
+
+    store = CheckpointStore(str(tmp_path))
+    trial = Trial("t0", 0, store=store)
+    fit_module(trial, TwoOptimizers(), 2, tmp_path, validate=False)
+    assert [r["step"] for r in trial.reports] == [1.0, 2.0]
+    assert set(trial.reports[0]["metrics"]) == {"loss_a", "loss_b"} and "lightning" in trial.reports[0]["checkpoint"]
+
+    module = TwoOptimizers()
+    module.monitor = "val_loss"
+    message = r"'val_loss' was not logged \(logged: loss_a, loss_b\); .* in training_step \(the fit has no validation\)"
+    with pytest.raises(KeyError, match=message):
+        fit_module(Trial("t1", 0), module, 1, tmp_path, validate=False)
+
+
 class Recorder:
     """What the optimizer and scheduler hold when training starts (after Lightning's restore)."""
 

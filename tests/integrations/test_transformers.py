@@ -139,6 +139,37 @@ def test_a_pruned_trial_stops_the_trainer_and_train_raises_trial_pruned(tmp_path
     assert made.control.should_training_stop
 
 
+def test_a_search_trial_s_model_init_gets_its_configuration(tmp_path: Path) -> None:
+    """``Trainer(model_init=...)`` as ``hyperparameter_search`` scripts write it: a
+    ``model_init(trial)`` that reads a hyperparameter from the trial (a dict under the Ray backend),
+    and takes ``None`` when the Trainer is made. The trial's model is built with its value."""
+    import cloudpickle
+
+    from tuner.integrations.transformers import trial_function
+
+    seen = tmp_path / "seen"  # the factory travels pickled: it writes down what model_init got
+
+    def model_init(trial: Any) -> Any:
+        with seen.open("a") as out:
+            out.write(f"{None if trial is None else trial['dropout']}\n")
+        made = tiny.make_trainer({})
+        made.model.config.hidden_dropout_prob = 0.0 if trial is None else trial["dropout"]
+        return made.model
+
+    def factory(config: dict[str, Any]) -> Any:
+        made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(tmp_path / "out"))
+        return transformers.Trainer(
+            model_init=model_init, args=made.args, train_dataset=made.train_dataset, eval_dataset=made.eval_dataset
+        )
+
+    pickled = tmp_path / "factory.pkl"
+    pickled.write_bytes(cloudpickle.dumps((factory, "epoch")))
+    trial = Trial("t0", 0)
+    trial_function(pickled)({"dropout": 0.25, "learning_rate": 1e-3}, trial)
+    assert seen.read_text().split() == ["None", "0.25"]  # the Trainer made, then its model for training
+    assert [r["step"] for r in trial.reports] == [1.0]
+
+
 def test_the_step_is_global_step_or_epoch() -> None:
     from tuner.integrations.transformers import TunerCallback
 

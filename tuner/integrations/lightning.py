@@ -8,7 +8,7 @@
         trainer = L.Trainer(max_epochs=config["epochs"], callbacks=[callback], **trainer_options(trial))
         trainer.fit(Model(config), train_loader, val_loader, ckpt_path=callback.ckpt_path)
 
-``TunerCallback`` reports what the ``LightningModule`` logs at each validation end (the epoch is
+``TunerCallback`` reports what the ``LightningModule`` logs at each validation (the epoch is
 the step), stops the Trainer when the scheduler prunes the trial, and keeps the Trainer's
 checkpoint in the study's checkpoint store, which ``ckpt_path`` hands back to a retried or resumed
 trial. ``trainer_options`` runs the Trainer on the trial's device and, for ``workers: N``, as DDP
@@ -83,10 +83,13 @@ def _resolve(package: Any, dotted: str) -> type:
 class TunerCallback(_Callback):
     """A Lightning ``Callback`` that ties a ``Trainer`` to ``trial``.
 
-    At each validation end of ``fit`` (not the sanity check) it reports every scalar in
-    ``trainer.callback_metrics``, ``monitor`` among them, at step ``epoch + 1`` (a validation in
-    the middle of an epoch: the fraction of the epoch done). When the study keeps checkpoints, the
-    Trainer's checkpoint goes with the report. When the scheduler has stopped the trial, it sets
+    At each validation of ``fit`` (not the sanity check) it reports every scalar in
+    ``trainer.callback_metrics``, ``monitor`` among them, at step ``epoch + 1``: the validation at
+    an epoch's end at that end (``on_train_epoch_end``), one in the middle of an epoch at once, at
+    the fraction of the epoch done. A fit without validation reports its training metrics at
+    every epoch's end. When the study keeps checkpoints, the Trainer's checkpoint goes with the
+    report, written where ``ModelCheckpoint`` writes its own, so that a fit resumed from it starts
+    the next epoch. When the scheduler has stopped the trial, it sets
     ``trainer.should_stop`` and raises :class:`tuner.errors.TrialPruned`, which Lightning lets out
     of ``fit`` after its own clean-up, on every rank at the same step; the trainable lets it
     propagate and the trial ends pruned.
@@ -108,6 +111,7 @@ class TunerCallback(_Callback):
         self.retuned: list[str] = []  # what the last restore re-applied of this fit's configuration
         self._configured: dict[str, Any] | None = None  # this fit's optimizers as configured
         self._restored: dict[str, Any] | None = None  # those of the fit that wrote the checkpoint
+        self._pending: float | None = None  # the step of a validation at an epoch's end, reported at that end
         self._folder = Path(tempfile.mkdtemp(prefix="tuner-lightning-"))
         weakref.finalize(self, shutil.rmtree, self._folder, True)
 
@@ -147,18 +151,44 @@ class TunerCallback(_Callback):
                 done.update(_retune.reconfigure(scheduler, was, now))
         self.retuned = sorted(done)
 
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._pending = None
+
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking or getattr(trainer.state.fn, "value", None) != "fit":
             return
+        self._metrics(trainer, "validation_step")  # the monitor logged, or a clear error now
+        step = _step(trainer)
+        if step == int(trainer.current_epoch) + 1:
+            # The validation at the epoch's end: report at the epoch's end (next), where the
+            # checkpoint has the epoch's training done, as Lightning's ModelCheckpoint saves it;
+            # one written here would make a resumed fit run the end of this epoch again, with no
+            # metrics (EarlyStopping, ModelCheckpoint(monitor=...) and ReduceLROnPlateau then fail).
+            self._pending = step
+            return
+        self._report(trainer, step, "validation_step")
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        step, self._pending = self._pending, None
+        if step is not None:
+            self._report(trainer, step, "validation_step")
+        elif not trainer.enable_validation:  # a fit with no validation: the epoch's training metrics
+            self._report(trainer, float(trainer.current_epoch + 1), "training_step (the fit has no validation)")
+
+    def _metrics(self, trainer: Any, where: str) -> dict[str, float]:
         metrics = _scalars(trainer.callback_metrics)
         if self.monitor not in metrics:
             logged = ", ".join(sorted(metrics)) or "nothing"
             raise KeyError(
                 f"TunerCallback: monitor {self.monitor!r} was not logged (logged: {logged});"
-                f" call self.log({self.monitor!r}, ...) in validation_step"
+                f" call self.log({self.monitor!r}, ...) in {where}"
             )
+        return metrics
+
+    def _report(self, trainer: Any, step: float, where: str) -> None:
+        metrics = self._metrics(trainer, where)
         try:
-            self.trial.report(_step(trainer), checkpoint=self._checkpoint(trainer), **metrics)
+            self.trial.report(step, checkpoint=self._checkpoint(trainer), **metrics)
         except TrialPruned:
             trainer.should_stop = True
             raise

@@ -330,6 +330,7 @@ def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any],
         with distributed(trial):  # workers: N: the Trainer the factory makes runs DDP over the group
             trainer = factory(config, trial) if with_trial else factory(config)
             apply_hyperparameters(trainer.args, config)
+            _model_init_with(trainer, config)
             if hasattr(trainer, "_train_batch_size"):  # the Trainer reads the batch size once, when made
                 trainer._train_batch_size = trainer.args.train_batch_size
             run = f"run-{trial.trial_id}" + (f"-rank{trial.rank}" if trial.rank else "")  # each rank its folder
@@ -341,6 +342,23 @@ def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any],
                 trainer.evaluate()
 
     return run_trial
+
+
+def _model_init_with(trainer: Any, config: dict[str, Any]) -> None:
+    """A ``model_init(trial)`` gets the trial's configuration when ``train`` builds the model, as
+    under ``hyperparameter_search(backend="ray")``, where ``trial`` is that dict: one that reads
+    ``trial["dropout"]`` builds each trial's model with its own value (``train`` itself passes
+    ``None``, and the value would be silently left out)."""
+    from transformers.trainer_utils import number_of_arguments
+
+    init = getattr(trainer, "model_init", None)
+    if init is None or number_of_arguments(init) != 1:
+        return
+
+    def model_init(trial: Any) -> Any:
+        return init(dict(config) if trial is None else trial)
+
+    trainer.model_init = model_init
 
 
 def _takes_trial(factory: Callable[..., Any]) -> bool:
