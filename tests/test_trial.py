@@ -43,12 +43,13 @@ def test_report_raises_pruned_once_told_to_stop() -> None:
     stop = False
     seen = []
     trial = Trial("t1", 0, emit=seen.append, should_stop=lambda: stop)
-    trial.report(1, loss=1.0)
+    trial.report(1, loss=1.0, checkpoint={"w": 1})
     stop = True
     with pytest.raises(TrialPruned):
-        trial.report(2, loss=0.5)
+        trial.report(2, loss=0.5, checkpoint={"w": 2})
     assert not isinstance(TrialPruned("x"), Exception)  # `except Exception` in a trainable cannot eat it
     assert [r["step"] for r in seen] == [1, 2]
+    assert "checkpoint" in seen[0] and "checkpoint" not in seen[1]  # stopped: nobody would record it
 
 
 def test_device_is_cpu_without_cuda_even_with_gpus() -> None:

@@ -190,6 +190,8 @@ class Trial:
         stop = self._should_stop()
         if self.distributed:
             clean, stop = _average(clean, stop, holds)
+        if stop:  # stopped (pruned, or a population member told to exploit): nothing records this
+            checkpoint = None  # report's checkpoint, and a file written now would only stay behind
         if checkpoint is not None:
             checkpoint = self.strategy.checkpoint(checkpoint, step, self)  # every rank: FSDP's shards
             self._checkpoint = checkpoint

@@ -168,14 +168,16 @@ def test_a_rank_reports_training_iterations_and_keeps_checkpoint_directories(tmp
     assert [r["step"] for r in reports] == [1, 2, 3, 4]
     assert [r["metrics"]["training_iteration"] for r in reports] == [1.0, 2.0, 3.0, 4.0]
     assert [r["metrics"]["iterations"] for r in reports] == [0.0, 1.0, 2.0, 3.0]
-    last = Path(reports[-1]["checkpoint_path"])
-    assert last.name == "checkpoint_000004"
-    assert json.loads((last / "checkpoint.json").read_text()) == {"step": 3}
+    assert "checkpoint_path" not in reports[-1]  # a report after the stop: nobody records its checkpoint
+    last = Path(reports[-2]["checkpoint_path"])
+    assert last.name == "checkpoint_000003"
+    assert json.loads((last / "checkpoint.json").read_text()) == {"step": 2}
+    assert sorted(p.name for p in last.parent.iterdir()) == [f"checkpoint_00000{i}" for i in (1, 2, 3)]  # none left
     # a retry from the checkpoint of iteration 1 goes on at 2; the first attempt's later ones are dropped
     again = _run_rank(f"{EXAMPLES}:train_func", tmp_path, checkpoint=reports[0]["checkpoint_path"], stop_after=1)
     assert [r["step"] for r in again[:-1]] == [2, 3]
     assert [r["metrics"]["iterations"] for r in again[:-1]] == [1.0, 2.0]
-    assert sorted(p.name for p in last.parent.iterdir()) == [f"checkpoint_00000{i}" for i in (1, 2, 3)]
+    assert sorted(p.name for p in last.parent.iterdir()) == [f"checkpoint_00000{i}" for i in (1, 2)]
 
 
 @pytest.mark.parametrize(

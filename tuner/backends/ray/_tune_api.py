@@ -71,7 +71,8 @@ class Session:
         clean = numeric(metrics)
         clean["training_iteration"] = float(step)
         path = None
-        if checkpoint is not None and self.store is not None:
+        stopped = self.trial.world_size == 1 and self.should_stop()  # several ranks agree below, after the copy
+        if checkpoint is not None and self.store is not None and not stopped:  # a stopped trial's: nobody records it
             source = getattr(checkpoint, "path", None)
             if source is None:
                 raise TypeError(
@@ -79,7 +80,7 @@ class Session:
                     f"(Checkpoint.from_directory(dir)), got {type(checkpoint).__name__}"
                 )
             path = self.store.save_directory(self.trial.trial_id, step, source, getattr(checkpoint, "filesystem", None))
-        stop = self.should_stop()
+        stop = stopped or self.should_stop()
         if self.trial.world_size > 1:  # also the barrier after every rank's copy
             stop, saved = _agree(stop, path is not None)
             if saved and path is None and self.store is not None:
