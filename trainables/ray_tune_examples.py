@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 from ray import tune
 from ray.tune import Checkpoint
+from ray.tune.utils.mock_trainable import MyTrainableClass
 from torch.nn import CrossEntropyLoss
 from torch.optim import Adam
 from torch.utils.data import DataLoader, TensorDataset
@@ -232,3 +233,17 @@ def train_sparse_checkpoints(config):
                     json.dump({"timestep": timestep}, f)
                 checkpoint = Checkpoint.from_directory(folder)
             tune.report({"episode_reward_mean": value}, checkpoint=checkpoint)
+
+
+# -- resources asked for in code, as Ray's examples do (tune.with_resources at module level) -----
+def objective_on_two_cpus(config):
+    return objective(config)
+
+
+def objective_sized_by_config(config):
+    return objective(config)
+
+
+objective_on_two_cpus = tune.with_resources(objective_on_two_cpus, {"cpu": 2})
+objective_sized_by_config = tune.with_resources(objective_sized_by_config, lambda config: {"cpu": config["a"]})
+class_on_two_cpus = tune.with_resources(MyTrainableClass, {"cpu": 2, "gpu": 0})

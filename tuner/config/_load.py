@@ -21,8 +21,8 @@ from tuner.config._program import (
     resolve_program,
     runs_program,
 )
-from tuner.config._schema import IGNORED_KEYS, Hyperband, Metric, StudySpec, pydantic_problems
-from tuner.config._trainable import allowed_modules, check_trainable, split
+from tuner.config._schema import IGNORED_KEYS, Hyperband, Metric, Resources, StudySpec, pydantic_problems
+from tuner.config._trainable import allowed_modules, check_trainable, declared_resources, import_trainable, split
 from tuner.config._wandb import folder_name, wandb_keys
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
@@ -222,11 +222,14 @@ def load_study(
             f"{source}: early_terminate: max_iter ({et.max_iter}) with eta: {et.eta:g}, s: {et.s} places no band "
             "(max_iter / eta < 1): no trial is stopped early"
         )
+    if check_import and not program and spec.backend != "simulated":
+        spec = _with_declared_resources(spec, "resources" in data, source, notices)
     if spec.backend == "simulated" and "resources" in data:
         notices.append(f"{source}: backend simulated: resources are not used (a trial is a function call)")
     study_name = folder_name(spec.name or (Path(path).stem if path is not None else "")) or "study"
     if spec.name and study_name != spec.name:
         notices.append(f"{source}: name {spec.name!r} is kept as the study's title; its results folder is {study_name}")
+    assert spec.trainable is not None
     return Study(
         spec=spec,
         space=space,
@@ -250,6 +253,28 @@ def until_stopped(spec: StudySpec) -> str:
     ends = ["Ctrl-C", *(["time_limit"] if spec.time_limit is not None else [])]
     ends += ["metric.target"] if isinstance(spec.metric, Metric) and spec.metric.target is not None else []
     return f"no run_cap: the study runs until stopped ({', '.join(ends)}; or the searcher running out)"
+
+
+def _with_declared_resources(spec: StudySpec, given: bool, source: str, notices: list[str]) -> StudySpec:
+    """``spec`` with the resources its trainable declares through Ray Tune's ``tune.with_resources``
+    where the study gives none (said in a notice); a notice where they are not used."""
+    assert spec.trainable is not None
+    declared = declared_resources(import_trainable(spec.trainable))
+    if declared is None:
+        return spec
+    where = f"{source}: trainable: its tune.with_resources"
+    if isinstance(declared, str):
+        notices.append(f"{where} is not used ({declared}); a trial's resources are the study's resources block")
+    elif given:
+        notices.append(f"{where} ({_shown(declared)}) is not used: the study's resources block says a trial's")
+    else:
+        notices.append(f"{where}: {_shown(declared)} a trial (no resources block in the study)")
+        spec = spec.model_copy(update={"resources": Resources(cpus=declared["cpus"], gpus=declared["gpus"])})
+    return spec
+
+
+def _shown(resources: dict[str, float]) -> str:
+    return f"{resources['cpus']:g} CPU, {resources['gpus']:g} GPU"
 
 
 def _endless(spec: StudySpec, space: Space) -> list[Problem]:

@@ -149,6 +149,35 @@ def trainable_style(fn: Callable[..., Any], api: str = "auto") -> Style:
     return "tuner"
 
 
+def declared_resources(fn: Callable[..., Any]) -> dict[str, float] | str | None:
+    """What a trial of ``fn`` asks for through Ray Tune's ``tune.with_resources`` (or a class
+    trainable's ``default_resource_request``), as ``{"cpus": n, "gpus": m}``; a string saying why
+    it cannot be used (several bundles, resources that depend on the config); ``None``: it asks
+    for nothing. Told without importing Ray."""
+    request: Any = getattr(fn, "_resources", None)
+    if request is None and is_tune_class(fn) and "default_resource_request" in _defined(fn):
+        try:
+            request = fn.default_resource_request({})  # type: ignore[attr-defined]
+        except Exception:
+            return "its default_resource_request depends on the config"
+    if request is None:
+        return None
+    bundles = getattr(request, "bundles", None)
+    if bundles is None:
+        return "its resources are a function of the config" if callable(request) else None
+    if len(bundles) != 1:
+        return f"it asks for {len(bundles)} bundles (a Ray Train placement): give workers, cpus and gpus instead"
+    bundle = {str(k).upper(): float(v) for k, v in bundles[0].items()}
+    return {"cpus": bundle.get("CPU", 1.0) or 1.0, "gpus": bundle.get("GPU", 0.0)}
+
+
+def _defined(cls: Any) -> set[str]:
+    """The attributes a class or its bases define, Ray Tune's own ``Trainable`` aside (its default
+    ``default_resource_request`` asks for nothing of its own)."""
+    ray_bases = {("ray.tune.trainable.trainable", "Trainable"), ("builtins", "object")}
+    return {name for c in inspect.getmro(cls) if (c.__module__, c.__name__) not in ray_bases for name in vars(c)}
+
+
 def is_tune_class(fn: Callable[..., Any]) -> bool:
     """Whether ``fn`` is a subclass of Ray Tune's ``Trainable`` (told without importing Ray)."""
     return inspect.isclass(fn) and any(

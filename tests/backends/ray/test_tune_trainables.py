@@ -274,6 +274,37 @@ def test_a_class_trainable_runs_as_a_study_retried_from_its_checkpoint(
     assert best["params"]["height"] == 3 and best["metric"]["value"] == pytest.approx(3 * math.tanh(4 / 2))
 
 
+@pytest.mark.parametrize(
+    ("trainable", "resources", "cpus", "said"),
+    [
+        ("objective_on_two_cpus", "", 2.0, "its tune.with_resources: 2 CPU, 0 GPU a trial (no resources block"),
+        ("objective_on_two_cpus", "resources: {cpus: 1}", 1.0, "(2 CPU, 0 GPU) is not used: the study's resources"),
+        ("objective_sized_by_config", "", 1.0, "is not used (its resources are a function of the config)"),
+        ("objective", "", 1.0, None),
+        ("class_on_two_cpus", "", 2.0, "its tune.with_resources: 2 CPU, 0 GPU a trial"),
+        ("MyTrainableClass", "", 1.0, None),  # Ray's Trainable asks for nothing of its own
+    ],
+)
+def test_resources_asked_for_with_tune_with_resources_are_a_trials_unless_the_study_says(
+    trainable: str, resources: str, cpus: float, said: str | None
+) -> None:
+    s = study(
+        f"""
+        name: res
+        trainable: {EXAMPLES}:{trainable}
+        metric: {{name: score, goal: minimize}}
+        method: grid
+        parameters:
+          a: {{value: 1}}
+          b: {{value: 2}}
+        {resources}
+        """
+    )
+    assert s.spec.resources.cpu == cpus
+    notes = [n for n in s.notices if "tune.with_resources" in n]
+    assert (notes == []) if said is None else (len(notes) == 1 and said in notes[0])
+
+
 def test_a_tune_trainable_that_never_reports_is_told_so(tmp_path: Path) -> None:
     (end,) = _run_rank(f"{EXAMPLES}:never_reports", tmp_path)
     assert end["kind"] == "error" and "returned without reporting" in end["error"]
