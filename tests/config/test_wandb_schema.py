@@ -103,6 +103,14 @@ def test_method_custom_runs_its_schedulers_engine(engine: str, method: str) -> N
     assert any("scheduler.source, scheduler.optimizer" in n for n in study.notices)
 
 
+def test_wandbs_old_ray_tune_block_is_named_as_such() -> None:
+    """wandb/examples' keras-cnn-fashion/sweep-tune-hyperopt.yaml: a ``tune:`` block of wandb 0.8."""
+    legacy = {"tune": {"num_samples": 10, "search_alg": {"hyperopt.HyperOptSearch": {"metric": "loss"}}}}
+    assert problems(text(legacy)) == [
+        "tune: W&B's old Ray Tune sweep block is not read: write method and parameters instead"
+    ]
+
+
 def test_a_scheduler_without_method_custom_is_refused() -> None:
     assert problems(text(scheduler={"engine": "optuna"})) == [
         "scheduler: is for method: custom (W&B's rule), got method 'random'"

@@ -344,11 +344,13 @@ print(json.dumps(pairs))
 def test_the_hook_commits_rows_at_wandbs_own_step(tmp_path: Path) -> None:
     """What the child hook sends, row by row, next to the ``_step`` W&B's run itself has committed."""
     (tmp_path / "steps.py").write_text(STEPS, encoding="utf-8")
+    (tmp_path / "params.yaml").write_text("wandb_version: 1\n", encoding="utf-8")
     env = {
         **os.environ,
         "WANDB_MODE": "offline",
         "WANDB_SILENT": "true",
         "WANDB_DIR": str(tmp_path),
+        "WANDB_SWEEP_PARAM_PATH": str(tmp_path / "params.yaml"),  # as every trial's run has it
         "TUNER_WANDB_EVENTS": str(tmp_path / "events.jsonl"),
         "PYTHONPATH": str(ROOT / "tuner" / "integrations" / "_wandb_site"),
     }
@@ -360,3 +362,89 @@ def test_the_hook_commits_rows_at_wandbs_own_step(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 5, 7, 8]
     assert rows[2]["metrics"] == {"a": 4.0, "b": 5.0}
+
+
+# As scripts in the wild write them: an agent function (wandb/wandb's sweep_check.py), mode="online"
+# (common in project scripts), and cross-validation folds that clear W&B's variables and start runs
+# of their own in forked processes (wandb/examples' sweeps-cross-validation).
+AGENT = """
+import json
+import multiprocessing
+import os
+
+import wandb
+
+
+def fold():
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        del os.environ[key]
+    run = wandb.init(config={"fold": 1})
+    run.log({"acc": 0.125})
+    run.finish()
+
+
+def train():
+    run = wandb.init(mode="online", settings=wandb.Settings(mode="online"))
+    with run:
+        run.log({"acc": 0.5}, commit=False)
+        child = multiprocessing.get_context("fork").Process(target=fold)
+        child.start()
+        child.join()
+        run.log({"loss": 1.0 + run.config.lr})
+        calls.append(run.settings.mode)
+        with open(f"sweep-{run.id}.txt", "w") as f:
+            f.write(sweep_id)
+
+
+calls = []
+sweep_id = wandb.sweep({"method": "grid", "parameters": {"lr": {"values": [9]}}}, project="p")
+wandb.agent(sweep_id, function=train, count=5)
+print(json.dumps({"sweep_id": sweep_id, "calls": calls}))
+"""
+
+
+def test_agent_functions_online_runs_and_foreign_runs_as_a_sweep_runs_them(tmp_path: Path) -> None:
+    (tmp_path / "agent.py").write_text(AGENT, encoding="utf-8")
+    (tmp_path / "params.yaml").write_text("wandb_version: 1\n\nlr:\n  value: 0.25\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env |= {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_SWEEP_PARAM_PATH": str(tmp_path / "params.yaml"),
+        "TUNER_WANDB_EVENTS": str(tmp_path / "events.jsonl"),
+        "TUNER_WANDB_SWEEP": "my-study",
+        "PYTHONPATH": str(ROOT / "tuner" / "integrations" / "_wandb_site"),
+    }
+    out = subprocess.run(
+        [sys.executable, "agent.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    # wandb.sweep is the study, without W&B's server; wandb.agent runs the function once, offline
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"sweep_id": "my-study", "calls": ["offline"]}
+    assert "wandb.sweep() returns the study's id 'my-study'" in out.stderr
+    # the sweep's run only: the fold's run (its own process, W&B's variables cleared) is not the trial's
+    rows = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert rows == [{"step": 0, "metrics": {"acc": 0.5, "loss": 1.25}}]
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 2
+
+
+@pytest.mark.slow
+def test_an_agent_function_script_runs_as_the_program_of_a_study(tmp_path: Path, ray_local: None) -> None:
+    sweep = """
+        program: agent.py
+        method: grid
+        metric: {name: loss}
+        parameters:
+          lr: {values: [0.25, 0.5]}
+    """
+    write(tmp_path, {"agent.py": AGENT, "sweep.yaml": sweep})
+    out = cli_here("run", "sweep.yaml", "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "results" / "sweep"
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert set(trials["status"]) == {"finished"}
+    assert sorted(trials["metric_loss"]) == [1.25, 1.5]
+    history = pd.read_parquet(folder / "history.parquet")
+    assert len(history) == 2 and set(history["acc"]) == {0.5}  # the folds' 0.125 is theirs
+    assert {(tmp_path / f"sweep-{t}.txt").read_text() for t in trials["trial_id"]} == {"sweep"}  # the study's name

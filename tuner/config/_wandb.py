@@ -35,6 +35,11 @@ def wandb_keys(data: dict[str, Any], source: str) -> tuple[list[str], list[Probl
     dropped = [(k, why) for k, why in DROPPED.items() if data.pop(k, None) is not None]
     notices = [f"{source}: ignoring W&B key '{k}' ({why})" for k, why in dropped]
     problems: list[Problem] = []
+    if "tune" in data:  # wandb 0.8's Ray Tune sweeps: a Tune search written out, not W&B's schema
+        data.pop("tune")
+        problems.append(
+            Problem("tune", "W&B's old Ray Tune sweep block is not read: write method and parameters instead")
+        )
     if "metrics" in data:
         metrics = data.pop("metrics")
         if "metric" in data:

@@ -41,6 +41,7 @@ __all__ = ["ProgramFailed", "command_line", "train"]
 HOOK = Path(__file__).resolve().with_name("_wandb_site")  # the child's sitecustomize
 EVENTS = "TUNER_WANDB_EVENTS"  # where the child appends its history rows, one JSON line each
 PARENT = "TUNER_WANDB_PARENT"  # the pid the child watches: it ends itself when that is gone
+SWEEP = "TUNER_WANDB_SWEEP"  # the study's name: what wandb.sweep returns in the child
 POLL_S = 0.05
 TERM_S = 10.0  # SIGTERM to SIGKILL (W&B's agent waits 30 s)
 TAIL = 20  # the script's last stderr lines kept for a failure's message
@@ -184,7 +185,7 @@ def _child_env(settings: dict[str, Any], trial: Trial, folder: Path, params: Pat
         PYTHONPATH=os.pathsep.join([str(HOOK), *filter(None, [env.get("PYTHONPATH")])]),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), *filter(None, [env.get("PATH")])]),
         PYTHONUNBUFFERED="1",
-        **{EVENTS: str(events), PARENT: str(os.getpid())},
+        **{EVENTS: str(events), PARENT: str(os.getpid()), SWEEP: str(settings["study"])},
     )
     for key in ("project", "entity"):
         if settings.get(key):

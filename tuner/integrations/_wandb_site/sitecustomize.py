@@ -5,8 +5,18 @@ program's interpreter may not have tuner.
 When the program imports ``wandb``, ``wandb.Run._log`` (behind ``wandb.log`` and ``run.log``)
 is wrapped: the history rows W&B commits are replayed with its own rules (``step``, ``commit``,
 ``_step`` counting from 0) and each is appended to ``TUNER_WANDB_EVENTS`` as a JSON line with
-its numeric values (nested dicts flattened with dots). A thread ends the process when the trial's
-process (``TUNER_WANDB_PARENT``) is gone. Then the ``sitecustomize`` this one shadows, if any, runs.
+its numeric values (nested dicts flattened with dots). Only the rows of the sweep's run count: a
+run started while ``WANDB_SWEEP_PARAM_PATH`` is in the environment, as W&B's sweep run is (not
+the runs of processes that cleared W&B's variables first, a cross-validation's folds). And:
+
+- ``wandb.init`` runs offline whatever its ``mode`` or ``settings`` say (a script's
+  ``mode="online"`` would need an account and the network; ``mode="disabled"`` logs nothing);
+- ``wandb.sweep`` returns the study's name without contacting W&B (the study file's parameters
+  are searched, not the dict it is given), and ``wandb.agent(sweep_id, function)`` calls
+  ``function`` once: this trial's run, as W&B's agent calls it for each run.
+
+A thread ends the process when the trial's process (``TUNER_WANDB_PARENT``) is gone. Then the
+``sitecustomize`` this one shadows, if any, runs.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from typing import Any
 
 _EVENTS = os.environ.get("TUNER_WANDB_EVENTS")
 _PARENT = os.environ.get("TUNER_WANDB_PARENT")
+_SWEEP = os.environ.get("TUNER_WANDB_SWEEP") or "tuner"  # what wandb.sweep returns: the study's name
 
 
 class _History:
@@ -34,6 +45,7 @@ class _History:
         self.step = 0
         self.row: dict[str, Any] = {}
         self.lock = threading.Lock()
+        self.foreign: set[int] = set()  # id() of the runs that are not the sweep's run
 
     def log(self, data: Any, step: Any = None, commit: Any = None) -> None:
         with self.lock:
@@ -92,14 +104,67 @@ def _patch(wandb: Any, history: _History) -> None:
 
     def _log(self: Any, data: Any, step: Any = None, commit: Any = None) -> Any:
         out = log(self, data=data, step=step, commit=commit)
-        history.log(data, step, commit)
+        if id(self) not in history.foreign:
+            history.log(data, step, commit)
         return out
 
     def _atexit_cleanup(self: Any, *args: Any, **kwargs: Any) -> Any:
-        history.flush()  # the row still open when the run finishes
+        if id(self) not in history.foreign:
+            history.flush()  # the row still open when the run finishes
         return cleanup(self, *args, **kwargs)
 
     run._log, run._atexit_cleanup, run._tuner_patched = _log, _atexit_cleanup, True
+    if callable(getattr(wandb, "init", None)):
+        wandb.init = _offline_init(wandb.init, history)
+    if callable(getattr(wandb, "sweep", None)):
+        wandb.sweep = _sweep
+    if callable(getattr(wandb, "agent", None)):
+        wandb.agent = _agent(wandb)
+
+
+def _offline_init(init: Any, history: _History) -> Any:
+    """``wandb.init`` in offline mode, whatever the script asks; a run started without W&B's
+    sweep variables in its environment is not the sweep's run (its rows are not the trial's)."""
+
+    def offline_init(*args: Any, **kwargs: Any) -> Any:
+        kwargs["mode"] = "offline"  # the argument overrides settings=... and WANDB_MODE
+        ours = bool(os.environ.get("WANDB_SWEEP_PARAM_PATH"))
+        started = init(*args, **kwargs)
+        if not ours and started is not None:
+            history.foreign.add(id(started))
+        return started
+
+    offline_init.__wrapped__ = init  # type: ignore[attr-defined]
+    offline_init.__doc__ = init.__doc__
+    return offline_init
+
+
+def _sweep(sweep: Any = None, entity: Any = None, project: Any = None, prior_runs: Any = None) -> str:
+    """``wandb.sweep``: the study is the sweep; its id is the study's name."""
+    sys.stderr.write(
+        f"tuner: wandb.sweep() returns the study's id {_SWEEP!r}; the study file's parameters are searched, "
+        "not the configuration given to it\n"
+    )
+    return _SWEEP
+
+
+def _agent(wandb: Any) -> Any:
+    def agent(sweep_id: Any = None, function: Any = None, *args: Any, **kwargs: Any) -> None:
+        """``wandb.agent``: ``function`` once, as this trial's run (``count`` and the rest do not
+        apply: each trial is one run). An exception in it fails the trial."""
+        if function is None:
+            raise RuntimeError(
+                "tuner: wandb.agent() without a function would start the sweep's program, and this "
+                "script is that program already: pass function=, or let the script train directly"
+            )
+        try:
+            function()
+        except BaseException:
+            wandb.finish(exit_code=1)
+            raise
+        wandb.finish()
+
+    return agent
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
