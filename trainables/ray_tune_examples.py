@@ -247,3 +247,35 @@ def objective_sized_by_config(config):
 objective_on_two_cpus = tune.with_resources(objective_on_two_cpus, {"cpu": 2})
 objective_sized_by_config = tune.with_resources(objective_sized_by_config, lambda config: {"cpu": config["a"]})
 class_on_two_cpus = tune.with_resources(MyTrainableClass, {"cpu": 2, "gpu": 0})
+
+
+# -- class trainables written for these tests: one that never saves, one that saves a dict --------
+class Counter(tune.Trainable):
+    """Counts its steps; never saves (Ray Tune runs such a class without checkpoints)."""
+
+    def setup(self, config):
+        with open(os.path.join(self.logdir, "setup.txt"), "w") as f:
+            f.write(f"{self.trial_id} {self.trial_name}")
+        self.count = 0
+
+    def step(self):
+        self.count += 1
+        return {"count": self.count, "timesteps_this_iter": 10}
+
+
+class SavingCounter(Counter):
+    """The same, saving a dict (Ray pickles it into the checkpoint folder)."""
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"count": self.count}
+
+    def load_checkpoint(self, checkpoint):
+        self.count = checkpoint["count"]
+
+
+def objective_on_odd_gpus(config):
+    return objective(config)
+
+
+objective_on_odd_gpus = tune.with_resources(objective_on_odd_gpus, {"cpu": 1, "gpu": 1.5})
+class_sized_by_config = tune.with_resources(MyTrainableClass, lambda config: {"cpu": config["a"]})

@@ -435,6 +435,12 @@ def test_numpy_numbers_in_a_tune_pickle_are_read_as_numbers() -> None:
     assert read["loss"] == 0.5 and type(read["loss"]) is float and read["n"] == 3 and type(read["n"]) is int
     assert read["arr"] == 2.5 and type(read["arr"]) is float and read["k"] == [1.0]
     assert isinstance(read["x"], Stub)
+    assert list(read_pickle(pickle.dumps({"v": np.arange(3.0)}))["v"]) == [0.0, 1.0, 2.0]  # a small array
+    # a crafted pickle that asks numpy for a huge empty array (numpy's own pickles never do): refused
+    crafted = b"cnumpy._core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(I100000000\ntS'f8'\ntR."
+    assert read_pickle(crafted) is None
+    numpy1 = pickle.dumps(np.float64(2.0), protocol=3).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert read_pickle(numpy1) == 2.0  # written under numpy 1
 
 
 def test_a_folder_of_neither_kind_is_refused(tmp_path: Path) -> None:

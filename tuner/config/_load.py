@@ -223,7 +223,7 @@ def load_study(
             "(max_iter / eta < 1): no trial is stopped early"
         )
     if check_import and not program and spec.backend != "simulated":
-        spec = _with_declared_resources(spec, "resources" in data, source, notices)
+        spec = _with_declared_resources(spec, data, source, notices)
     if spec.backend == "simulated" and "resources" in data:
         notices.append(f"{source}: backend simulated: resources are not used (a trial is a function call)")
     study_name = folder_name(spec.name or (Path(path).stem if path is not None else "")) or "study"
@@ -255,9 +255,10 @@ def until_stopped(spec: StudySpec) -> str:
     return f"no run_cap: the study runs until stopped ({', '.join(ends)}; or the searcher running out)"
 
 
-def _with_declared_resources(spec: StudySpec, given: bool, source: str, notices: list[str]) -> StudySpec:
+def _with_declared_resources(spec: StudySpec, data: dict[str, Any], source: str, notices: list[str]) -> StudySpec:
     """``spec`` with the resources its trainable declares through Ray Tune's ``tune.with_resources``
-    where the study gives none (said in a notice); a notice where they are not used."""
+    where the study gives none (said in a notice, and written into ``data``, the study as saved,
+    so that a resume runs with the same); a notice where they are not used."""
     assert spec.trainable is not None
     declared = declared_resources(import_trainable(spec.trainable))
     if declared is None:
@@ -265,12 +266,20 @@ def _with_declared_resources(spec: StudySpec, given: bool, source: str, notices:
     where = f"{source}: trainable: its tune.with_resources"
     if isinstance(declared, str):
         notices.append(f"{where} is not used ({declared}); a trial's resources are the study's resources block")
-    elif given:
-        notices.append(f"{where} ({_shown(declared)}) is not used: the study's resources block says a trial's")
-    else:
-        notices.append(f"{where}: {_shown(declared)} a trial (no resources block in the study)")
-        spec = spec.model_copy(update={"resources": Resources(cpus=declared["cpus"], gpus=declared["gpus"])})
-    return spec
+        return spec
+    if "resources" in data:
+        if (spec.resources.cpu, spec.resources.gpu) != (declared["cpus"], declared["gpus"]):
+            notices.append(f"{where} ({_shown(declared)}) is not used: the study's resources block says a trial's")
+        return spec
+    try:
+        resources = Resources(cpus=declared["cpus"], gpus=declared["gpus"])
+    except ValidationError as exc:
+        why = str(exc.errors()[0].get("msg", exc)).removeprefix("Value error, ")
+        notices.append(f"{where} ({_shown(declared)}) is not used: {why}")
+        return spec
+    notices.append(f"{where}: {_shown(declared)} a trial (no resources block in the study)")
+    data["resources"] = {"cpus": declared["cpus"], "gpus": declared["gpus"]}
+    return spec.model_copy(update={"resources": resources})
 
 
 def _shown(resources: dict[str, float]) -> str:

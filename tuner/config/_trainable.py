@@ -156,8 +156,8 @@ def declared_resources(fn: Callable[..., Any]) -> dict[str, float] | str | None:
     for nothing. Told without importing Ray."""
     request: Any = getattr(fn, "_resources", None)
     if request is None and is_tune_class(fn) and "default_resource_request" in _defined(fn):
-        try:
-            request = fn.default_resource_request({})  # type: ignore[attr-defined]
+        try:  # one that reads the config answers per trial: not one figure for the study
+            request = fn.default_resource_request(_NoConfig())  # type: ignore[attr-defined]
         except Exception:
             return "its default_resource_request depends on the config"
     if request is None:
@@ -169,6 +169,15 @@ def declared_resources(fn: Callable[..., Any]) -> dict[str, float] | str | None:
         return f"it asks for {len(bundles)} bundles (a Ray Train placement): give workers, cpus and gpus instead"
     bundle = {str(k).upper(): float(v) for k, v in bundles[0].items()}
     return {"cpus": bundle.get("CPU", 1.0) or 1.0, "gpus": bundle.get("GPU", 0.0)}
+
+
+class _NoConfig(dict):
+    """A config that raises on any read: whether resources depend on the config."""
+
+    def _read(self, *args: Any, **kwargs: Any) -> Any:
+        raise LookupError("the config is read")
+
+    __getitem__ = get = __contains__ = __iter__ = __len__ = keys = items = values = _read
 
 
 def _defined(cls: Any) -> set[str]:

@@ -9,7 +9,9 @@ values (strings, numbers, dicts) can be read back safely.
 
 from __future__ import annotations
 
+import importlib
 import io
+import math
 import pickle
 from typing import Any
 
@@ -50,20 +52,31 @@ class Stub:
 
 
 # numpy's own rebuilders of its scalars and arrays (a metric computed with numpy, as Ray pickles
-# it), which only make data: read for real, as numbers.
-_NUMPY = {
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "dtype"),
-    ("numpy", "ndarray"),
-}
+# it), which only make data: read for real, as numbers. numpy 1's module names are read as numpy 2's.
+_NUMPY = {"scalar", "_reconstruct"}  # of numpy.core.multiarray (numpy 1) or numpy._core.multiarray
+_NUMPY_TYPES = {"dtype", "ndarray"}  # of numpy
+
+
+def _multiarray() -> Any:
+    try:
+        return importlib.import_module("numpy._core.multiarray")
+    except ImportError:  # numpy 1
+        return importlib.import_module("numpy.core.multiarray")
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
+    """numpy's ``_reconstruct``, which a pickle calls with an empty shape (its data follows in
+    ``__setstate__``): a larger one would only allocate memory, so it is refused."""
+    if not isinstance(shape, tuple) or math.prod(int(n) for n in shape) > 1:
+        raise pickle.UnpicklingError(f"numpy array rebuilt at shape {shape!r}: not as numpy pickles one")
+    return _multiarray()._reconstruct(subtype, shape, dtype)
 
 
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _NUMPY:
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in _NUMPY:
+            return _reconstruct if name == "_reconstruct" else _multiarray().scalar
+        if module == "numpy" and name in _NUMPY_TYPES:
             return super().find_class(module, name)
         return type(name, (Stub,), {"name": f"{module}.{name}"})
 

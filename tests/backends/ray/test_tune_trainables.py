@@ -247,6 +247,21 @@ def test_a_class_trainable_steps_saves_each_step_and_goes_on_from_its_checkpoint
     assert failed["kind"] == "error" and "Failing on purpose" in failed["error"]
 
 
+def test_a_class_trainable_knows_its_trial_and_one_that_never_saves_runs_without_checkpoints(tmp_path: Path) -> None:
+    *reports, end = _run_rank(f"{EXAMPLES}:Counter", tmp_path, stop_after=2, config={})
+    assert end == {"kind": "pruned"} and [r["metrics"]["count"] for r in reports] == [1.0, 2.0, 3.0]
+    assert not any("checkpoint_path" in r for r in reports)
+    assert (tmp_path / "ckpt" / "t1" / "setup.txt").read_text() == "t1 t1"  # its logdir is the trial's folder
+
+
+def test_a_class_trainable_saving_a_dict_goes_on_with_its_counts(tmp_path: Path) -> None:
+    *reports, _ = _run_rank(f"{EXAMPLES}:SavingCounter", tmp_path, stop_after=2, config={})
+    assert [r["metrics"]["timesteps_total"] for r in reports] == [10.0, 20.0, 30.0]
+    *again, _ = _run_rank(f"{EXAMPLES}:SavingCounter", tmp_path, reports[1]["checkpoint_path"], 1, config={})
+    assert [r["step"] for r in again] == [3, 4] and [r["metrics"]["count"] for r in again] == [3.0, 4.0]
+    assert [r["metrics"]["timesteps_total"] for r in again] == [30.0, 40.0]  # Ray's totals go on too
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_class_trainable_runs_as_a_study_retried_from_its_checkpoint(
@@ -283,6 +298,9 @@ def test_a_class_trainable_runs_as_a_study_retried_from_its_checkpoint(
         ("objective", "", 1.0, None),
         ("class_on_two_cpus", "", 2.0, "its tune.with_resources: 2 CPU, 0 GPU a trial"),
         ("MyTrainableClass", "", 1.0, None),  # Ray's Trainable asks for nothing of its own
+        ("class_sized_by_config", "", 1.0, "is not used (its default_resource_request depends on the config)"),
+        ("objective_on_odd_gpus", "", 1.0, "is not used: more than one GPU per worker must be a whole number"),
+        ("objective_on_two_cpus", "resources: {cpus: 2}", 2.0, None),  # the same: nothing to say (a resume)
     ],
 )
 def test_resources_asked_for_with_tune_with_resources_are_a_trials_unless_the_study_says(
@@ -301,6 +319,9 @@ def test_resources_asked_for_with_tune_with_resources_are_a_trials_unless_the_st
         """
     )
     assert s.spec.resources.cpu == cpus
+    taken = not resources and said is not None and said.startswith("its tune.with_resources:")
+    saved = s.raw.get("resources")  # the study as saved: a resume runs with the same resources
+    assert (saved == {"cpus": cpus, "gpus": 0.0}) if taken else (saved is not None) == bool(resources)
     notes = [n for n in s.notices if "tune.with_resources" in n]
     assert (notes == []) if said is None else (len(notes) == 1 and said in notes[0])
 

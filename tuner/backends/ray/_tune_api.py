@@ -227,7 +227,8 @@ def run(fn: Callable[..., Any], config: dict[str, Any], session: Session) -> Non
     """Call a Ray Tune-style trainable (``fn(config)``, or ``fn()`` when it takes nothing) in
     this thread, bound to ``session``; :class:`NotReported` when it returned without a report."""
     _tune_hook.install()
-    if is_tune_class(fn):  # Ray Tune's class API, as a function trainable
+    if is_tune_class(fn):  # Ray Tune's class API, as a function trainable; its module's names rebound
+        _tune_hook.rebind(vars(sys.modules[fn.__module__]))
         fn = function_of(fn)
     _tune_hook.rebind(getattr(fn, "__globals__", {}))
     session.begin()

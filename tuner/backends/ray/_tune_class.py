@@ -1,26 +1,32 @@
 """Ray Tune's class API (a ``ray.tune.Trainable`` subclass) run as a Ray Tune function trainable.
 
 Ray's own class does the work, as under Ray Tune: it is made with the trial's config (its
-``setup``), each ``train()`` (its ``step``, with Ray's bookkeeping) is one report, and after
-each step it is saved (``save_checkpoint``, through ``Trainable.save``: a folder, or a dict Ray
-pickles) into the checkpoint that goes with the report. So a retry, a resumed study or a PBT
-exploit goes on from the last step (``load_checkpoint``, through ``Trainable.restore``, with the
-iteration count and total time the checkpoint was saved at). A result with ``done`` ends the
-trial; so does the scheduler; ``stop()`` (its ``cleanup``) runs at the end either way.
-Reports keep what ``step`` returned and Ray's ``time_this_iter_s`` and ``time_total_s``;
-the rest of Ray's bookkeeping (a process id, a host name, a date) is left out.
+``setup``; ``self.trial_id``, ``self.trial_name`` and ``self.logdir`` are the trial's, the
+last its folder), each ``train()`` (its ``step``, with Ray's bookkeeping) is one report, and a
+class that saves (defines ``save_checkpoint``) is saved after each step (through
+``Trainable.save``: a folder, or a dict Ray pickles) into the checkpoint that goes with the
+report. So a retry, a resumed study or a PBT exploit goes on from the last step
+(``load_checkpoint``, through ``Trainable.restore``, with the iteration count, total time and
+totals the checkpoint was saved at); a class that does not save starts again from its
+``setup``. A result with ``done`` ends the trial; so does the scheduler; ``stop()`` (its
+``cleanup``) runs at the end either way. Reports keep what ``step`` returned and Ray's
+``time_this_iter_s``, ``time_total_s`` and totals; the rest of Ray's bookkeeping (a process id, a
+host name, a date) is left out.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import inspect
 import json
+import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-SAVED_AT = ".tuner_saved_at.json"  # in each checkpoint: the iteration and total time it was saved at
+SAVED_AT = ".tuner_saved_at.json"  # in each checkpoint: the counts it was saved at
+COUNTS = ("training_iteration", "time_total_s", "timesteps_total", "episodes_total")  # what Ray restores
 _BOOKKEEPING = {
     "config",
     "date",
@@ -41,48 +47,86 @@ _BOOKKEEPING = {
 
 def function_of(cls: Any) -> Callable[[dict[str, Any]], None]:
     """A function trainable, ``f(config)``, that runs the ``ray.tune.Trainable`` subclass ``cls``."""
+    saves = saves_checkpoints(cls)
 
-    @functools.wraps(cls, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
     def train_class(config: dict[str, Any]) -> None:
         from ray import tune
 
-        trainable = cls(config=dict(config))
+        trainable = _in_trial(cls, tune.get_context())(config=dict(config))
         try:
             restore(trainable, tune.get_checkpoint())
             while True:
                 result = trainable.train()
-                with tempfile.TemporaryDirectory(prefix="tuner-class-") as folder:
-                    trainable.save(folder)
-                    saved_at = {"training_iteration": trainable.iteration, "time_total_s": result.get("time_total_s")}
-                    Path(folder, SAVED_AT).write_text(json.dumps(saved_at))
-                    tune.report(metrics(result), checkpoint=tune.Checkpoint.from_directory(folder))
+                if not saves:
+                    tune.report(metrics(result))
+                else:
+                    with tempfile.TemporaryDirectory(prefix="tuner-class-") as folder:
+                        trainable.save(folder)
+                        counts = {k: result.get(k) for k in COUNTS} | {"training_iteration": trainable.iteration}
+                        Path(folder, SAVED_AT).write_text(json.dumps(counts))
+                        tune.report(metrics(result), checkpoint=tune.Checkpoint.from_directory(folder))
                 if result.get("done"):
-                    return
-        finally:
-            trainable.stop()
+                    break
+        except BaseException:
+            with contextlib.suppress(Exception):  # its cleanup must not hide why the trial ended
+                trainable.stop()
+            raise
+        trainable.stop()
 
+    train_class.__name__, train_class.__qualname__ = cls.__name__, cls.__qualname__
+    train_class.__module__, train_class.__doc__ = cls.__module__, cls.__doc__
     return train_class
 
 
+def saves_checkpoints(cls: Any) -> bool:
+    """Whether ``cls`` saves its state: it (or a base of its own) defines ``save_checkpoint``."""
+    return any(
+        "save_checkpoint" in vars(c) for c in inspect.getmro(cls) if not c.__module__.startswith("ray.tune.trainable")
+    )
+
+
+def _in_trial(cls: Any, context: Any) -> Any:
+    """``cls`` told the trial it runs in: ``trial_id``, ``trial_name`` and ``logdir`` (the
+    trial's folder, not a fresh temporary one that nothing removes)."""
+    trial_id, name, folder = context.get_trial_id(), context.get_trial_name(), context.get_trial_dir()
+
+    def _setup_logdir(self: Any) -> None:  # Ray's Trainable calls it before setup()
+        os.makedirs(folder, exist_ok=True)
+        self._logdir = folder
+
+    members = {
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "_setup_logdir": _setup_logdir,
+        "trial_id": property(lambda self: trial_id),
+        "trial_name": property(lambda self: name),
+    }
+    return type(cls.__name__, (cls,), members)
+
+
 def metrics(result: Mapping[str, Any]) -> dict[str, Any]:
-    """What a report of ``train()`` 's result keeps: the step's own values and Ray's times."""
+    """What a report of ``train()`` 's result keeps: the step's own values and Ray's counts."""
     return {k: v for k, v in result.items() if k not in _BOOKKEEPING}
 
 
 def restore(trainable: Any, checkpoint: Any) -> None:
     """``trainable`` restored from ``checkpoint`` (a ``ray.tune.Checkpoint``; ``None``: nothing to
-    restore), with the iteration count it was saved at."""
+    restore), with the counts it was saved at."""
     if checkpoint is None:
         return
     from ray.tune import Checkpoint
 
     with checkpoint.as_directory() as folder:
         marker = Path(folder, SAVED_AT)
-        saved_at = json.loads(marker.read_text()) if marker.is_file() else {}
-        try:  # Ray's own record of a save, which carries the iteration (a private class of Ray's)
+        counts = {
+            k: v for k, v in (json.loads(marker.read_text()) if marker.is_file() else {}).items() if v is not None
+        }
+        try:  # Ray's own record of a save, which carries the counts (a private class of Ray's)
             from ray.train._internal.checkpoint_manager import _TrainingResult
-
-            known = {k: v for k, v in saved_at.items() if v is not None}
-            trainable.restore(_TrainingResult(checkpoint=Checkpoint.from_directory(folder), metrics=known))
         except ImportError:
             trainable.restore(folder)
+            with contextlib.suppress(AttributeError):
+                trainable._iteration = counts.get("training_iteration", 0)
+            return
+        trainable.restore(_TrainingResult(checkpoint=Checkpoint.from_directory(folder), metrics=counts))
