@@ -466,3 +466,99 @@ def test_an_object_stores_checkpoints_are_those_the_run_keeps(
 
     saved = [("a", {"loss": 0.5}), ("b", {"loss": 0.2}), ("c", {"loss": 0.2}), ("d", {"loss": math.nan})]
     assert [path for path, _ in _pruned(saved, policy, "loss", maximize)] == kept
+
+
+# -- the reading code of Ray Tune users: a ResultGrid's and an ExperimentAnalysis's names --------
+
+
+@pytest.mark.slow
+def test_result_grid_reading_is_rays(ours: tuner.Analysis, theirs: Any) -> None:
+    """``len``, indexing, iterating, the counts, ``results_df`` and each result's
+    ``best_checkpoints`` answer as ``ResultGrid`` / ``ExperimentAnalysis`` do on the same folder."""
+    from ray.tune import ResultGrid
+
+    grid = ResultGrid(theirs)
+    assert len(ours) == len(grid) and [r.path for r in ours] == [r.path for r in grid]
+    assert ours[0].path == grid[0].path and ours[-1].path == grid[-1].path
+    kinds = [g.filesystem.get_file_info(g.experiment_path).type for g in (ours, grid)]
+    assert kinds[0] == kinds[1] and kinds[0].name == "Directory"
+    assert (ours.num_errors, ours.num_terminated, len(ours.errors)) == (
+        grid.num_errors, grid.num_terminated, len(grid.errors))  # fmt: skip
+    pd.testing.assert_frame_equal(ours.results_df, theirs.results_df)
+    pd.testing.assert_frame_equal(ours.best_result_df, theirs.best_result_df)
+    for mine, result in zip(ours, grid, strict=True):
+        assert [c.path for c, _ in mine.best_checkpoints] == [c.path for c, _ in result.best_checkpoints]
+        assert all(_same(m, r) for (_, m), (_, r) in zip(mine.best_checkpoints, result.best_checkpoints, strict=True))
+        assert (mine.error is None) == (result.error is None)
+
+
+def test_a_result_grids_reading_code_runs_on_a_study(study_folder: Path) -> None:
+    """What Ray's "Analyzing Tune Experiment Results" guide does with a ``ResultGrid``, on a study."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = tuner.load(study_folder)
+    trials = tuner.load_results(study_folder)
+    assert len(grid) == len(trials) and [r.trial_id for r in grid] == list(trials["trial_id"])
+    assert grid[0].trial_id == trials["trial_id"].iloc[0] and grid[-1].trial_id == trials["trial_id"].iloc[-1]
+    nan = trials["status"] == "nan"  # nan_end's trials failed on a NaN
+    assert grid.num_errors == len(grid.errors) == nan.sum() == 2 and grid.num_terminated == len(trials) - 2
+    assert [str(e) for e in grid.errors] == list(trials.loc[nan, "error"])
+    results_df = grid.get_dataframe()
+    assert results_df["time_total_s"].min() >= 0 and set(results_df["training_iteration"]) <= set(range(1, 13))
+    assert list(results_df["trial_id"]) == list(trials["trial_id"])
+    df = grid.results_df
+    assert list(df.index) == list(trials["trial_id"]) and df.index.name == "trial_id" and "config" not in df
+    best = grid.get_best_result()
+    history = best.metrics_dataframe
+    assert list(history["time_total_s"]) == list(history["time_s"])
+    ax = None
+    for result in grid:  # the guide's plot of every trial's curve
+        if ax is None:
+            ax = result.metrics_dataframe.plot("training_iteration", "loss", label=result.trial_id)
+        else:
+            result.metrics_dataframe.plot("training_iteration", "loss", ax=ax, label=result.trial_id)
+    assert ax is not None and len(ax.get_lines()) == len(trials)
+    plt.close("all")
+    assert best.best_checkpoints == best.checkpoints and best.best_checkpoints[-1][0] == best.checkpoint
+    for checkpoint, metrics in best.best_checkpoints:  # Ray's docs: each kept checkpoint with its result
+        assert checkpoint.path.startswith("sim://") and "loss" in metrics
+    row = grid.best_result_df
+    assert list(row.index) == [best.trial_id] and row["loss"].iloc[0] == best.metrics["loss"]
+
+
+def test_failed_trials_are_errors_and_exceptions() -> None:
+    """``result.error`` is an exception (Ray's docs assert it); ``num_errors`` and
+    ``num_terminated`` count Tune's statuses and tuner's alike."""
+    from tuner.results._analysis import TrialError
+
+    statuses = {"a": "TERMINATED", "b": "ERROR", "c": "finished", "d": "pruned", "e": "stopped", "f": "errored",
+                "g": "oom", "h": "nan"}  # fmt: skip
+    failed = {"b", "f", "g", "h"}
+    trials = []
+    for k, status in statuses.items():
+        error = f"ValueError: {k} failed" if k in failed else None
+        trials.append(tuner.TrialResult(k, {"k": k}, {"trial_id": k, "loss": 1.0}, pd.DataFrame(), None, status, "",
+                                        error=error))  # fmt: skip
+    grid = tuner.Analysis("/x", trials, "loss", "min")
+    assert grid.num_errors == 4 and grid.num_terminated == 4 and len(grid.errors) == 4
+    for error in grid.errors:
+        assert isinstance(error, Exception) and isinstance(error, TrialError)
+    assert grid[1].error == "ValueError: b failed" and str(grid[1].error) == "ValueError: b failed"
+    assert grid[0].error is None and not grid[0].error
+    with pytest.raises(TrialError, match="b failed"):
+        raise grid.errors[0]
+    from tuner.results._tables import _converted
+
+    table = _converted(Path("/x"), trials, "loss", False).trials
+    assert table.set_index("trial_id")["error"].to_dict()["b"] == "ValueError: b failed"
+
+
+def test_load_takes_a_default_metric_and_mode(study_folder: Path) -> None:
+    """As ``ExperimentAnalysis(path, default_metric=..., default_mode=...)`` takes them."""
+    grid = tuner.load(study_folder, default_metric="accuracy", default_mode="max")
+    assert (grid.default_metric, grid.default_mode) == ("accuracy", "max")
+    assert grid.best_trial == grid.get_best_trial("accuracy", "max")
+    assert grid.best_trial != tuner.load(study_folder).get_best_trial("accuracy", "min")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +22,26 @@ import pandas as pd
 
 from tuner.errors import ResultsError
 from tuner.results._checkpoint import Checkpoint
-from tuner.results._scopes import MODES, SCOPES, best_of, flat, lookup
+from tuner.results._scopes import MODES, SCOPES, best_of, flat, flat_in_rays_order, lookup
+from tuner.status import FAILED, SCORED
 
 logger = logging.getLogger(__name__)
 DEFAULT_METRIC = "_metric"  # Ray's name for the metric when only a mode was given
 TRAINING_ITERATION = "training_iteration"
+ERROR, TERMINATED = "ERROR", "TERMINATED"  # a Tune trial's failed and ended statuses
+
+
+class TrialError(Exception):
+    """A failed trial's error as a Ray ``Result.error`` is one (an exception): its message, the
+    last line of the trial's traceback (``str(error)``)."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TrialError | str):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
 
 @dataclass(repr=False)
@@ -50,7 +66,7 @@ class TrialResult:
     path: str
     metric_analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
     checkpoints: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    error: str | None = None
+    error: TrialError | str | None = None
 
     @property
     def last_result(self) -> dict[str, Any]:
@@ -60,7 +76,14 @@ class TrialResult:
     def metrics_dataframe(self) -> pd.DataFrame:  # a Ray ``Result``'s name
         return self.metric_history
 
+    @property
+    def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
+        """A Ray ``Result``'s name for :attr:`checkpoints`: each kept checkpoint with its result."""
+        return list(self.checkpoints)  # type: ignore[arg-type]
+
     def __post_init__(self) -> None:  # paths that also answer as Ray's Checkpoint (as_directory, ...)
+        if isinstance(self.error, str):  # an exception, as a Ray Result's error is
+            self.error = TrialError(self.error)
         if isinstance(self.checkpoint, str) and not isinstance(self.checkpoint, Checkpoint):
             self.checkpoint = Checkpoint(self.checkpoint)
         self.checkpoints = [(p if isinstance(p, Checkpoint) else Checkpoint(p), r) for p, r in self.checkpoints]
@@ -96,7 +119,46 @@ class Analysis:
             f"metric={self.default_metric!r}, mode={self.default_mode!r})"
         )
 
-    # -- the trials -------------------------------------------------------------------------
+    # -- the trials, as a ResultGrid holds them -----------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def __getitem__(self, i: int) -> TrialResult:
+        return self.trials[i]
+
+    def __iter__(self) -> Iterator[TrialResult]:
+        return iter(self.trials)
+
+    @property
+    def filesystem(self) -> Any:
+        """The ``pyarrow.fs`` filesystem of :attr:`experiment_path` (a local one)."""
+        from pyarrow import fs
+
+        return fs.LocalFileSystem()
+
+    @property
+    def errors(self) -> list[TrialError]:
+        """The errors of the trials that failed (each a :class:`TrialError`, an exception)."""
+        return [t.error for t in self.trials if isinstance(t.error, TrialError)]
+
+    @property
+    def num_errors(self) -> int:
+        """How many trials failed: Tune's ``ERROR``; tuner's ``errored``, ``nan`` and ``oom``."""
+        return sum(t.status == ERROR or t.status in FAILED for t in self.trials)
+
+    @property
+    def num_terminated(self) -> int:
+        """How many trials ended without failing: Tune's ``TERMINATED``; tuner's ``finished``,
+        ``pruned`` and ``stopped``."""
+        return sum(t.status == TERMINATED or t.status in SCORED for t in self.trials)
+
+    @property
+    def results_df(self) -> pd.DataFrame:
+        """Each trial's last result, nested keys joined by ``/``, indexed by ``trial_id``."""
+        return pd.DataFrame.from_records(
+            [{"trial_id": t.trial_id, **flat_in_rays_order(t.metrics)} for t in self.trials], index="trial_id"
+        )
 
     @property
     def trial_dataframes(self) -> dict[str, pd.DataFrame]:
@@ -279,6 +341,11 @@ class Analysis:
         if best is None:
             raise ResultsError(f"no trial reported {self.default_metric}")
         return best.metric_history
+
+    @property
+    def best_result_df(self) -> pd.DataFrame:
+        """:attr:`best_result` as a one-row DataFrame indexed by ``trial_id``."""
+        return pd.DataFrame.from_records([flat_in_rays_order(self.best_result)], index="trial_id")
 
     @property
     def best_result(self) -> dict[str, Any]:

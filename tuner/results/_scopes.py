@@ -33,6 +33,17 @@ def flat(result: Mapping[str, Any], delimiter: str = "/") -> dict[str, Any]:
     return out
 
 
+def flat_in_rays_order(result: Mapping[str, Any], delimiter: str = "/") -> dict[str, Any]:
+    """:func:`flat`, its keys in the order Ray's ``flatten_dict`` leaves them (a table's columns):
+    each pass moves the entries of nested mappings, one level down, after the plain ones."""
+    out = dict(result)
+    while any(isinstance(v, Mapping) for v in out.values()):
+        nested = {k: v for k, v in out.items() if isinstance(v, Mapping)}
+        out = {k: v for k, v in out.items() if k not in nested}
+        out.update({f"{k}{delimiter}{sub}": v for k, value in nested.items() for sub, v in value.items()})
+    return out
+
+
 def lookup(metric: str, result: Mapping[str, Any]) -> Any:
     """``result[metric]``, or the nested entry ``a/b`` names (Ray's ``unflattened_lookup``);
     ``KeyError`` when there is none."""

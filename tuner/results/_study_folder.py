@@ -4,7 +4,8 @@ The trials and their order come from ``trials.parquet``; each trial's reports an
 from the journal, replayed as the run kept them (a retry forgets what came after the step it
 resumed from), since it tells a metric reported as NaN from one not reported at all;
 ``history.parquet`` stands in for a folder without a journal. A trial's ``training_iteration``
-is the number of its report (1, 2, ...), as Ray Tune counts results.
+is the number of its report (1, 2, ...), as Ray Tune counts results, and its ``time_total_s``
+the seconds since it started (``time_s``) unless the trainable reported its own.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tuner.results._scopes import metric_analysis
 from tuner.results._store import STUDY, load_history, load_results, missing, objectives, row_params
 from tuner.space import nest, parse_parameters
 
-FIRST = ["trial_id", "training_iteration", "step", "time_s"]
+FIRST = ["trial_id", "training_iteration", "step", "time_s", "time_total_s"]
 
 
 @dataclass
@@ -37,7 +38,10 @@ class _Run:
 
     def report(self, trial_id: str, step: Any, time_s: Any, metrics: dict[str, Any]) -> None:
         n = len(self.reports) + 1
-        self.reports.append({"trial_id": trial_id, "training_iteration": n, "step": step, "time_s": time_s, **metrics})
+        self.reports.append(
+            {"trial_id": trial_id, "training_iteration": n, "step": step, "time_s": time_s, "time_total_s": time_s}
+            | metrics  # a Ray Tune trainable's own time_total_s wins
+        )
 
     def rewind(self, step: Any) -> None:
         self.reports = [r for r in self.reports if step is not None and r["step"] <= step]
