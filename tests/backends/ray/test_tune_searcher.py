@@ -233,6 +233,96 @@ def test_a_grid_finishes_after_its_last_cell_and_gives_grid_search_values_every_
     assert configs[4] == Searcher.FINISHED
 
 
+def test_a_trial_paused_by_hyperband_for_bohb_is_told_once_when_it_ends() -> None:
+    searcher = Searcher(method="random", metric="loss", mode="min", seed=0, max_t=4)
+    searcher.set_search_properties(None, None, {"x": tune.uniform(0, 1)})
+    searcher.suggest("A")
+    searcher.on_trial_result("A", {"loss": 2.0, "training_iteration": 1})
+    searcher.on_pause("A")  # HyperBandForBOHB calls these on any search_alg (ConcurrencyLimiter passes them on)
+    searcher.on_unpause("A")
+    report(searcher, "A", [2.0, 1.0, 0.5, 0.25])
+    assert [(e[0], e[3] and e[3].state) for e in searcher.get_state()["events"]] == [
+        ("start", None),
+        ("end", "complete"),
+    ]
+
+
+def test_evaluated_rewards_are_told_as_complete_trials_and_never_run() -> None:
+    points = [{"x": 0.5, "opt": {"lr": 0.01}, "net": {"w": 16}}, {"x": 0.9, "opt": {"lr": 0.1}, "net": {"w": 64}}]
+    space = {"x": tune.uniform(0, 1), "opt": {"lr": tune.loguniform(1e-3, 1), "name": "adam"}}
+    space["net"] = tune.choice([{"w": 16}, {"w": 64}])
+    searcher = Searcher(method="random", seed=0, points_to_evaluate=points, evaluated_rewards=[0.3, 0.7])
+    searcher.set_search_properties("acc", "max", space, num_samples=4)
+    told = searcher._searcher().known.outcomes  # type: ignore[attr-defined]
+    assert {t: (o.state, o.value) for t, o in told.items()} == {
+        "e0001": ("complete", -0.3),
+        "e0002": ("complete", -0.7),
+    }
+    configs = [searcher.suggest(f"T{i}") for i in range(3)]
+    assert all(c["x"] not in (0.5, 0.9) and c["opt"]["name"] == "adam" for c in configs)
+    state = searcher.get_state()
+    again = Searcher()
+    again.set_state(pickle.loads(pickle.dumps(state)))
+    assert set(again._searcher().known.outcomes) == {"e0001", "e0002"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"points_to_evaluate": [{"x": 0.5}], "evaluated_rewards": [1.0, 2.0]},
+            r"^Searcher\.evaluated_rewards: has 2 values and points_to_evaluate 1; give one reward for each point$",
+        ),
+        ({"evaluated_rewards": [1.0]}, r"^Searcher\.evaluated_rewards: has 1 values and points_to_evaluate 0"),
+        (
+            {"points_to_evaluate": [{"x": 0.5}], "evaluated_rewards": ["high"]},
+            r"^Searcher\.evaluated_rewards: must be a list of finite numbers",
+        ),
+        (
+            {"points_to_evaluate": [{"x": 0.5}], "evaluated_rewards": [1.0]},
+            r"^Searcher\.points_to_evaluate\[0\]: lacks k; a point with an evaluated reward gives every searched",
+        ),
+    ],
+)
+def test_bad_evaluated_rewards_are_one_line_errors(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        searcher = Searcher(metric="loss", mode="min", **kwargs)
+        searcher.set_search_properties(None, None, {"x": tune.uniform(0, 1), "k": tune.randint(1, 4)})
+    assert "\n" not in str(info.value)
+
+
+def test_an_errored_trial_run_again_on_restore_is_told_its_new_outcome(tmp_path: Path) -> None:
+    """``Tuner.restore(path, trainable, restart_errored=True)`` reruns an errored trial under a new
+    Tune id with the same configuration (its results carry it as ``config/...`` keys);
+    ``resume_errored=True`` keeps its id."""
+    searcher = Searcher(method="bayes", metric="loss", mode="min", seed=0, init_points=2)
+    searcher.set_search_properties(None, None, {"opt": {"lr": tune.loguniform(1e-3, 1)}, "k": tune.randint(1, 4)})
+    configs = {t: searcher.suggest(t) for t in ("A", "B", "C")}
+    report(searcher, "A", [1.0])
+    report(searcher, "B", [2.0], error=True)
+    report(searcher, "C", [3.0], error=True)
+    searcher.save(str(tmp_path / "s.pkl"))
+    restored = Searcher()
+    restored.restore(str(tmp_path / "s.pkl"))
+    b = configs["B"]
+    flat_b = {"config/opt/lr": b["opt"]["lr"], "config/k": b["k"]}
+    restored.on_trial_result("B2", {"loss": 0.5, "training_iteration": 1, **flat_b})
+    restored.on_trial_complete("B2", {"loss": 0.25, "training_iteration": 2, **flat_b})
+    restored.on_trial_result("C", {"loss": 0.75, "training_iteration": 1})  # resume_errored: same id
+    restored.on_trial_complete("C", {"loss": 0.75, "training_iteration": 1})
+    restored.on_trial_complete("A", {"loss": 9.0, "training_iteration": 1})  # told already: ignored
+    outcomes = restored._searcher().known.outcomes  # type: ignore[attr-defined]
+    assert {t: (o.state, o.value) for t, o in outcomes.items()} == {
+        "t0001": ("complete", 1.0),
+        "t0002": ("complete", 0.25),
+        "t0003": ("complete", 0.75),
+    }
+    assert restored.trial_ids()["B2"] == "t0002"
+    again = Searcher()
+    again.set_state(restored.get_state())
+    assert {t: o.state for t, o in again._searcher().known.outcomes.items()} == dict.fromkeys(outcomes, "complete")  # type: ignore[attr-defined]
+
+
 # -- save and restore ------------------------------------------------------------------------
 
 SPACE = {"x": tune.uniform(-1, 1), "k": tune.randint(1, 6), "c": tune.choice(["a", "b"]), "g": tune.grid_search([1, 2])}

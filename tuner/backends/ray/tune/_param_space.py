@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import warnings
@@ -13,7 +14,9 @@ from pydantic import ValidationError
 from tuner import searchers
 from tuner.backends.ray.tune._domains import PATH, convert_param_space, functions
 from tuner.backends.ray.tune._searcher import Mode, TuneSearcher
+from tuner.config import minimised
 from tuner.errors import ConfigError, Problem, UserError
+from tuner.searchers import Outcome
 from tuner.space import Space, space_size, summary
 
 ARGS = "Searcher"  # how a problem names the constructor's arguments
@@ -41,15 +44,17 @@ class ParamSpaceSearcher(TuneSearcher):
         seed: int | None = None,
         points_to_evaluate: list[dict[str, Any]] | None = None,
         *,
+        evaluated_rewards: list[float] | None = None,
         max_t: float | None = None,
         time_attr: str = "training_iteration",
         **options: Any,
     ) -> None:
-        _check_args(method, metric, mode, seed, points_to_evaluate, max_t, time_attr, options)
+        _check_args(method, metric, mode, seed, points_to_evaluate, evaluated_rewards, max_t, time_attr, options)
         super(TuneSearcher, self).__init__(metric=metric, mode=mode)  # Ray's: this class binds its space later
         self.method, self.options = method, dict(options)
         self.seed = secrets.randbelow(2**31) if seed is None else seed
         self.points = [dict(p) for p in points_to_evaluate or []]
+        self.rewards = list(evaluated_rewards) if evaluated_rewards is not None else None
         self.max_step, self.step_key = max_t, time_attr
         self.objectives: list[tuple[str, Mode]] = []  # one metric
         self.run_cap: int | None = None
@@ -83,7 +88,9 @@ class ParamSpaceSearcher(TuneSearcher):
             raise ConfigError(problems)
         space, constants = convert_param_space(config)
         self.points = [_without_constants(p, constants) for p in self.points]
-        problems = space_problems(self.method, space) + point_problems(self.points, space)
+        problems = space_problems(self.method, space) + point_problems(
+            self.points, space, full=self.rewards is not None
+        )
         if problems:
             raise ConfigError(problems)
         samples = spec.get("num_samples")
@@ -99,8 +106,15 @@ class ParamSpaceSearcher(TuneSearcher):
         return True
 
     def _create(self, space: Space) -> searchers.Searcher:
+        """The method's searcher: ``points_to_evaluate`` queued to run first, or, with
+        ``evaluated_rewards``, told as complete trials (``e0001``, ...) that never run."""
         points = [flat_point(p, space) for p in self.points]
-        return searchers.create(self.method, space, self.seed, self.options, self.run_cap, points=points)
+        if self.rewards is None:
+            return searchers.create(self.method, space, self.seed, self.options, self.run_cap, points=points)
+        searcher = searchers.create(self.method, space, self.seed, self.options, self.run_cap)
+        for i, (point, reward) in enumerate(zip(points, self.rewards, strict=True)):
+            searcher.tell(f"e{i + 1:04d}", point, Outcome(minimised(float(reward), self._mode == "max"), "complete"))
+        return searcher
 
     def _searcher(self) -> searchers.Searcher:
         if self._inner is None or self.space is None:
@@ -110,7 +124,18 @@ class ParamSpaceSearcher(TuneSearcher):
         return self._inner
 
     def get_state(self) -> dict[str, Any]:
-        settings = ("method", "options", "seed", "points", "max_step", "step_key", "run_cap", "_metric", "_mode")
+        settings = (
+            "method",
+            "options",
+            "seed",
+            "points",
+            "rewards",
+            "max_step",
+            "step_key",
+            "run_cap",
+            "_metric",
+            "_mode",
+        )
         return {
             **super().get_state(),
             "settings": {k: getattr(self, k) for k in settings},
@@ -150,6 +175,7 @@ def _check_args(
     mode: Any,
     seed: Any,
     points: Any,
+    rewards: Any,
     max_t: Any,
     time_attr: Any,
     options: dict[str, Any],
@@ -177,6 +203,17 @@ def _check_args(
         problems.append(Problem(f"{ARGS}.seed", f"must be an integer >= 0, got {seed!r}"))
     if points is not None and (not isinstance(points, list) or not all(isinstance(p, Mapping) for p in points)):
         problems.append(Problem(f"{ARGS}.points_to_evaluate", "must be a list of configurations (dicts)"))
+    if rewards is not None:
+        if not isinstance(rewards, list) or not all(_finite(r) for r in rewards):
+            problems.append(Problem(f"{ARGS}.evaluated_rewards", f"must be a list of finite numbers, got {rewards!r}"))
+        elif not isinstance(points, list) or len(points) != len(rewards):
+            n = len(points) if isinstance(points, list) else 0
+            problems.append(
+                Problem(
+                    f"{ARGS}.evaluated_rewards",
+                    f"has {len(rewards)} values and points_to_evaluate {n}; give one reward for each point",
+                )
+            )
     if max_t is not None and (not isinstance(max_t, int | float) or isinstance(max_t, bool) or not max_t > 0):
         problems.append(Problem(f"{ARGS}.max_t", f"must be a number > 0, got {max_t!r}"))
     if not isinstance(time_attr, str):
@@ -228,10 +265,24 @@ def _without_constants(point: Mapping[str, Any], constants: Mapping[Any, Any]) -
     return out
 
 
-def point_problems(points: list[dict[str, Any]], space: Space) -> list[Problem]:
-    """Each point's parameters: searched by this space, values within their ranges."""
+def point_problems(points: list[dict[str, Any]], space: Space, *, full: bool = False) -> list[Problem]:
+    """Each point's parameters: searched by this space, values within their ranges; with ``full``
+    (the point has its reward, so it never runs) every searched parameter given."""
     problems = []
     for i, point in enumerate(points):
-        for name, why in space.problems(flat_point(point, space)).items():
+        flat = flat_point(point, space)
+        for name, why in space.problems(flat).items():
             problems.append(Problem(f"{ARGS}.points_to_evaluate[{i}].{name}", why))
+        missing = [name for name in space.searchable if name not in flat]
+        if full and missing:
+            problems.append(
+                Problem(
+                    f"{ARGS}.points_to_evaluate[{i}]",
+                    f"lacks {', '.join(missing)}; a point with an evaluated reward gives every searched parameter",
+                )
+            )
     return problems
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -16,7 +16,7 @@ from tuner import searchers
 from tuner.config import minimised
 from tuner.errors import UserError
 from tuner.searchers import Outcome
-from tuner.space import Space
+from tuner.space import Space, same
 
 Mode = Literal["min", "max"]
 Event = tuple[str, str, dict[str, Any], Outcome | None]  # ("start" | "end", trial, params, outcome)
@@ -108,11 +108,13 @@ class TuneSearcher(RaySearcher):
         return self.config(params)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        live = self._live.get(trial_id)
+        live = self._live.get(trial_id) or self._rerun(trial_id, result)
         if live is not None:
             self._read(live, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id not in self._live:
+            self._rerun(trial_id, result)
         live = self._live.pop(trial_id, None)
         if live is None:  # not ours, or told already
             return
@@ -128,6 +130,41 @@ class TuneSearcher(RaySearcher):
         told = self.outcome(live, error)
         self._searcher().tell(tuner_id, params, told)
         self._events.append(("end", tuner_id, params, told))
+
+    def _rerun(self, trial_id: str, result: dict[str, Any] | None) -> Live | None:
+        """A trial told failed that Tune runs again: ``Tuner.restore(..., restart_errored=True)``
+        gives it a new Tune id (found by the configuration its results carry),
+        ``resume_errored=True`` keeps the old one. It is in flight again, told ``running``, and its
+        new outcome is told when it ends."""
+        failed = {t for t, told in self._last_told().items() if told is not None and told.state == "failed"}
+        tuner_id = self._ids.get(trial_id)
+        config = _reported_config(result or {})
+        if tuner_id is None and config:
+            tuner_id = next((t for t in sorted(failed) if _within(self._nested(self._params[t]), config)), None)
+        if tuner_id is None or tuner_id not in failed:
+            return None
+        self._ids[trial_id] = tuner_id
+        params = self._params[tuner_id]
+        live = self._live[trial_id] = Live()
+        self._searcher().tell(tuner_id, params, Outcome(None, "running"))
+        self._events.append(("start", tuner_id, params, None))
+        return live
+
+    def _last_told(self) -> dict[str, Outcome | None]:
+        """Each tuner trial's last outcome told (``None`` while in flight)."""
+        return {tuner_id: told for _, tuner_id, _, told in self._events}
+
+    def _nested(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.space.nest(self.space.complete(params))
+
+    # HyperBandForBOHB tells the searcher of each trial it pauses at a rung and resumes (Tune's
+    # Searcher has no such methods; only TuneBOHB does). A paused trial is still in flight here:
+    # its outcome is told when it ends.
+    def on_pause(self, trial_id: str) -> None:
+        pass
+
+    def on_unpause(self, trial_id: str) -> None:
+        pass
 
     def outcome(self, live: Live, error: bool) -> Outcome:
         if error or (live.value is None and self.metric is not None):
@@ -190,6 +227,32 @@ def _minimised(value: Any, mode: str) -> float | None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         return None
     return minimised(float(value), mode == "max")
+
+
+def _reported_config(result: dict[str, Any]) -> dict[str, Any]:
+    """The configuration a result carries: ``config``, or as Tune passes results to searchers,
+    flattened into ``config/...`` keys."""
+    if isinstance(result.get("config"), dict):
+        return result["config"]
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(key, str) and key.startswith("config/"):
+            *path, last = key.split("/")[1:]
+            node = out
+            for part in path:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    break
+            else:
+                node[last] = value
+    return out
+
+
+def _within(part: Any, whole: Any) -> bool:
+    """``part``'s values all found in ``whole`` (a trial's configuration), dict by dict."""
+    if isinstance(part, dict) and isinstance(whole, dict):
+        return all(key in whole and _within(value, whole[key]) for key, value in part.items())
+    return same(part, whole)
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
