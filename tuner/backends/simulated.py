@@ -15,7 +15,8 @@ simulates (``gpus``, each one's memory in MB), the backend places slots on them 
 with ``resources: {gpus: auto}`` and ends a trial whose step takes its GPU past its memory as
 out of memory, as CUDA would. Without ``gpus`` it simulates a machine without a GPU. On
 simulated GPUs, a step longer than ``SETTLE_S`` that holds more than the trial has told so far
-says so ``SETTLE_S`` into it (a :class:`~tuner.engine.Memory` event, as a GPU worker does when its memory settles).
+says so ``SETTLE_S`` into it (a :class:`~tuner.engine.Memory` event, as a GPU worker does when
+its memory settles).
 
 A trainable of three arguments, ``f(config, step, state)``, keeps what it learns in ``state`` (a
 dict it changes in place); a copy is kept with each checkpoint, and a launch given a checkpoint

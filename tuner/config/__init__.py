@@ -17,7 +17,14 @@ from tuner.config._schema import (
     parse_duration,
 )
 from tuner.config._tracking import MlflowOptions, TensorboardOptions, TrackingOptions, WandbOptions
-from tuner.config._trainable import allowed_modules, import_trainable, is_tune_class, reported_metrics, trainable_style
+from tuner.config._trainable import (
+    allowed_modules,
+    defines,
+    import_trainable,
+    is_tune_class,
+    reported_metrics,
+    trainable_style,
+)
 from tuner.config._yaml import parse_yaml, read_yaml
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "WandbOptions",
     "allowed_modules",
     "better",
+    "defines",
     "import_trainable",
     "is_tune_class",
     "load_study",

@@ -155,7 +155,7 @@ def declared_resources(fn: Callable[..., Any]) -> dict[str, float] | str | None:
     it cannot be used (several bundles, resources that depend on the config); ``None``: it asks
     for nothing. Told without importing Ray."""
     request: Any = getattr(fn, "_resources", None)
-    if request is None and is_tune_class(fn) and "default_resource_request" in _defined(fn):
+    if request is None and is_tune_class(fn) and defines(fn, "default_resource_request"):
         try:  # one that reads the config answers per trial: not one figure for the study
             request = fn.default_resource_request(_NoConfig())  # type: ignore[attr-defined]
         except Exception:
@@ -180,11 +180,11 @@ class _NoConfig(dict):
     __getitem__ = get = __contains__ = __iter__ = __len__ = keys = items = values = _read
 
 
-def _defined(cls: Any) -> set[str]:
-    """The attributes a class or its bases define, Ray Tune's own ``Trainable`` aside (its default
-    ``default_resource_request`` asks for nothing of its own)."""
+def defines(cls: Any, name: str) -> bool:
+    """Whether a class trainable, or a base of it other than Ray Tune's own ``Trainable`` (whose
+    defaults ask for no resources and save nothing), defines ``name``."""
     ray_bases = {("ray.tune.trainable.trainable", "Trainable"), ("builtins", "object")}
-    return {name for c in inspect.getmro(cls) if (c.__module__, c.__name__) not in ray_bases for name in vars(c)}
+    return any(name in vars(c) for c in inspect.getmro(cls) if (c.__module__, c.__name__) not in ray_bases)
 
 
 def is_tune_class(fn: Callable[..., Any]) -> bool:

@@ -9,9 +9,10 @@ uses; :class:`Packing` then says which of those slots may take a trial now:
 - Next to running trials, a trial starts only when every one of them has a known appetite and
   the estimates of all of them fit in the GPU's memory less the headroom and less a CUDA
   context for each worker process on that GPU (every slot's worker keeps one, busy or idle: it
-  readied CUDA when it started). Before anything is measured, the first trial on a GPU runs alone until it
-  reports its memory (or ends), or until its memory has settled (:class:`~tuner.engine.Memory`:
-  the most it reserved unchanged for ``SETTLE_S`` seconds of computing), whichever comes first.
+  readied CUDA when it started). Before anything is measured, the first trial on a GPU runs
+  alone until it reports its memory (or ends), or until its memory has settled
+  (:class:`~tuner.engine.Memory`: the most it reserved unchanged for ``SETTLE_S`` seconds of
+  computing), whichever comes first.
 - A configuration's estimate is the largest peak measured for trials with the same values of
   its memory-relevant parameters (:func:`memory_parameters`: sizes, counts and choices; not real
   numbers such as a learning rate), else the largest peak any trial has had. A

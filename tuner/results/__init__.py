@@ -1,6 +1,6 @@
 """Results on disk and the choice of the best trial; pure pandas, no Ray."""
 
-from tuner.results._analysis import Analysis, TrialResult
+from tuner.results._analysis import DEFAULT_METRIC, Analysis, TrialResult
 from tuner.results._best import best_row, ranked
 from tuner.results._confirm import CONFIRM, candidates, confirm_table, shown_metrics, summarise
 from tuner.results._journal import JOURNAL, read_journal
@@ -31,6 +31,7 @@ from tuner.results._warm import WarmStart, read_warm_start
 __all__ = [
     "BEST",
     "CONFIRM",
+    "DEFAULT_METRIC",
     "FAILED",
     "HISTORY",
     "JOURNAL",

@@ -22,10 +22,9 @@ from tuner.backends.ray import _tune_hook
 from tuner.backends.ray._tune_class import function_of
 from tuner.config import is_tune_class
 from tuner.errors import TrialPruned
+from tuner.results import DEFAULT_METRIC  # Ray Tune's name for a number a trainable returns
 from tuner.storage import CheckpointStore, is_remote
 from tuner.trial import Trial
-
-DEFAULT_METRIC = "_metric"  # Ray Tune's name for a number a trainable returns
 
 
 class NotReported(RuntimeError):
@@ -71,8 +70,9 @@ class Session:
         clean = numeric(metrics)
         clean["training_iteration"] = float(step)
         path = None
-        stopped = self.trial.world_size == 1 and self.should_stop()  # several ranks agree below, after the copy
-        if checkpoint is not None and self.store is not None and not stopped:  # a stopped trial's: nobody records it
+        stop = self.should_stop()  # several ranks agree on it below, after their copies; a single
+        # rank told to stop copies nothing: nobody would record its checkpoint
+        if checkpoint is not None and self.store is not None and not (stop and self.trial.world_size == 1):
             source = getattr(checkpoint, "path", None)
             if source is None:
                 raise TypeError(
@@ -80,7 +80,6 @@ class Session:
                     f"(Checkpoint.from_directory(dir)), got {type(checkpoint).__name__}"
                 )
             path = self.store.save_directory(self.trial.trial_id, step, source, getattr(checkpoint, "filesystem", None))
-        stop = stopped or self.should_stop()
         if self.trial.world_size > 1:  # also the barrier after every rank's copy
             stop, saved = _agree(stop, path is not None)
             if saved and path is None and self.store is not None:

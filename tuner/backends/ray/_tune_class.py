@@ -17,13 +17,14 @@ host name, a date) is left out.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from tuner.config import defines
 
 SAVED_AT = ".tuner_saved_at.json"  # in each checkpoint: the counts it was saved at
 COUNTS = ("training_iteration", "time_total_s", "timesteps_total", "episodes_total")  # what Ray restores
@@ -47,7 +48,7 @@ _BOOKKEEPING = {
 
 def function_of(cls: Any) -> Callable[[dict[str, Any]], None]:
     """A function trainable, ``f(config)``, that runs the ``ray.tune.Trainable`` subclass ``cls``."""
-    saves = saves_checkpoints(cls)
+    saves = defines(cls, "save_checkpoint")
 
     def train_class(config: dict[str, Any]) -> None:
         from ray import tune
@@ -76,13 +77,6 @@ def function_of(cls: Any) -> Callable[[dict[str, Any]], None]:
     train_class.__name__, train_class.__qualname__ = cls.__name__, cls.__qualname__
     train_class.__module__, train_class.__doc__ = cls.__module__, cls.__doc__
     return train_class
-
-
-def saves_checkpoints(cls: Any) -> bool:
-    """Whether ``cls`` saves its state: it (or a base of its own) defines ``save_checkpoint``."""
-    return any(
-        "save_checkpoint" in vars(c) for c in inspect.getmro(cls) if not c.__module__.startswith("ray.tune.trainable")
-    )
 
 
 def _in_trial(cls: Any, context: Any) -> Any:

@@ -225,11 +225,7 @@ class Usage:
     def gpu_reserved_mb(self) -> float | None:
         """The most memory torch has reserved on this rank's GPU since the trial began (its cache
         included: what a neighbour cannot use); ``None`` without CUDA in use."""
-        try:
-            gpu = cuda()
-            most = None if gpu is None else round(gpu.max_memory_reserved() / 2**20, 1)
-        except Exception:
-            return None
+        most = _most_reserved_mb()
         if most is not None:  # a report tells it: no need to tell it again
             self.settling.told = max(self.settling.told, most)
         return most
@@ -249,9 +245,7 @@ class Usage:
                         self._settle(busy)
 
     def _settle(self, busy: float | None) -> None:
-        gpu = cuda()
-        reserved = None if gpu is None else gpu.max_memory_reserved() / 2**20
-        level = self.settling.sample(time.monotonic(), None if reserved is None else round(reserved, 1), busy)
+        level = self.settling.sample(time.monotonic(), _most_reserved_mb(), busy)
         if level is not None and self._settled is not None:
             self._settled(level)
 
@@ -271,6 +265,16 @@ class Usage:
         except Exception:  # a broken CUDA context must not hide the trial's end
             pass
         return out
+
+
+def _most_reserved_mb() -> float | None:
+    """The most memory torch has reserved on this process's GPU since its counters were reset;
+    ``None`` without CUDA in use."""
+    try:
+        gpu = cuda()
+        return None if gpu is None else round(gpu.max_memory_reserved() / 2**20, 1)
+    except Exception:
+        return None
 
 
 def _one_line(text: str) -> str:
