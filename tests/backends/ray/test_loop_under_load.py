@@ -1,5 +1,5 @@
 """A searcher and a disk slower than the grace a stopped trial's ranks get before they are killed
-(the grace shortened from 2 s to 1 s here, every delay with it) must not disturb the study loop:
+(the grace shortened from 2 s to 1.5 s here, every delay with it) must not disturb the study loop:
 no group is killed for not stopping in time, and ASHA prunes at the same steps as without them."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tuner.searchers._grid import GridSearcher
 
 pytestmark = pytest.mark.slow
 
-GRACE_S = 1.0  # how long a stopped trial's ranks get before they are killed (2 s in the product)
+GRACE_S = 1.5  # how long a stopped trial's ranks get before they are killed (2 s in the product)
 SLOW_S = 1.25 * GRACE_S  # a write or a delete: longer than the grace
 THINK_S = GRACE_S  # a suggestion: as long as the grace
 
