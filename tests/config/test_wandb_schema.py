@@ -161,6 +161,23 @@ def test_a_misspelt_distribution_names_wandbs_spelling(written: str, meant: str)
     assert len(found) == 1 and f"unknown distribution {written!r} (did you mean {meant}?)" in str(found[0])
 
 
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ({"distribution": "constant"}, "parameters.p.value: is required by distribution constant"),
+        (
+            {"distribution": "int_uniform", "min": 1, "max": 9, "q": 2},
+            "parameters.p: q not used by distribution int_uniform",
+        ),
+        ({"value": 1, "values": [1, 2]}, "parameters.p: values not used by distribution constant"),
+        ({"distribution": "categorical", "value": 3}, "parameters.p: value not used by distribution categorical"),
+    ],
+)
+def test_what_wandbs_schema_refuses_of_a_parameter_is_refused_in_one_line(spec: dict[str, Any], said: str) -> None:
+    _, found = parse_parameters({"p": spec})
+    assert [str(p) for p in found] == [said]
+
+
 @pytest.mark.parametrize("key", ["min_iter", "max_iter", "s"])
 def test_hyperband_counts_written_as_whole_floats_are_read_as_integers(key: str) -> None:
     """W&B's schema checks them as JSON schema integers, which 27.0 is."""

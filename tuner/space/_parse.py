@@ -181,6 +181,9 @@ class _Parser:
             self.fail(where, f"{', '.join(stray)} not used by distribution {dist}")
             return None
         if dist == "constant":
+            if "value" not in spec:  # W&B's schema requires it (``value: null`` is a value)
+                self.fail(f"{where}.value", "is required by distribution constant")
+                return None
             return Constant(spec["value"], grid=grid)
         if dist in ("categorical", "categorical_w_probabilities"):
             if dist == "categorical_w_probabilities" and "probabilities" not in spec:
