@@ -113,11 +113,81 @@ def test_wandbs_old_ray_tune_block_is_named_as_such() -> None:
 
 def test_a_scheduler_without_method_custom_is_refused() -> None:
     assert problems(text(scheduler={"engine": "optuna"})) == [
-        "scheduler: is for method: custom (W&B's rule), got method 'random'"
+        "scheduler: engine 'optuna' is for method: custom (W&B's rule), got method 'random'"
     ]
     assert problems(text(method="custom", scheduler={"engine": "hyperopt"})) == [
         "scheduler.engine: must be one of optuna, ax, wandb for method: custom, got 'hyperopt'"
     ]
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "bayes"])
+def test_scheduler_engine_wandb_runs_the_method_as_written(method: str) -> None:
+    """wandb/sweeps' config/cfg.py: engine wandb supports methods grid, bayes and random."""
+    grid = {"parameters": {"x": {"values": [0.1, 0.2]}}} if method == "grid" else {}
+    study = load_study(text=text(grid, method=method, scheduler={"engine": "wandb"}, run_cap=12))
+    assert study.spec.method == method
+    assert f"<string>: scheduler engine wandb is W&B's own search: method {method} runs here as written" in (
+        study.notices
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "said"),
+    [
+        (
+            {"scheduler": {"engine": "wandb"}, "early_terminate": {"type": "hyperband", "min_iter": 1}},
+            "scheduler: cannot be used together with early_terminate (W&B's rule)",
+        ),
+        (
+            {"method": "custom", "scheduler": {"engine": "optuna", "source": "opt.py", "search_space": "space"}},
+            "parameters: is required: scheduler.search_space (a function in scheduler.source) is not read here; "
+            "write the space as parameters",
+        ),
+        ({"scheduler": "optuna"}, "scheduler: must be a mapping with engine (one of optuna, ax, wandb), got 'optuna'"),
+        ({"method": "custom", "scheduler": {"engine": "optuna", "budget": 3}}, "scheduler.budget: unknown key"),
+    ],
+)
+def test_what_wandb_refuses_of_a_scheduler_is_refused_in_one_line(keys: dict[str, Any], said: str) -> None:
+    source = text(**keys) if "search_space" not in str(keys) else text(keys, parameters=None)
+    assert problems(source) == [said]
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("lognormal", "log_normal"), ("q_lognormal", "q_log_normal"), ("categorical_w", "categorical_w_probabilities")],
+)
+def test_a_misspelt_distribution_names_wandbs_spelling(written: str, meant: str) -> None:
+    _, found = parse_parameters({"p": {"distribution": written}})
+    assert len(found) == 1 and f"unknown distribution {written!r} (did you mean {meant}?)" in str(found[0])
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ({"distribution": "constant"}, "parameters.p.value: is required by distribution constant"),
+        (
+            {"distribution": "int_uniform", "min": 1, "max": 9, "q": 2},
+            "parameters.p: q not used by distribution int_uniform",
+        ),
+        ({"value": 1, "values": [1, 2]}, "parameters.p: values not used by distribution constant"),
+        ({"distribution": "categorical", "value": 3}, "parameters.p: value not used by distribution categorical"),
+    ],
+)
+def test_what_wandbs_schema_refuses_of_a_parameter_is_refused_in_one_line(spec: dict[str, Any], said: str) -> None:
+    _, found = parse_parameters({"p": spec})
+    assert [str(p) for p in found] == [said]
+
+
+@pytest.mark.parametrize("key", ["min_iter", "max_iter", "s"])
+def test_hyperband_counts_written_as_whole_floats_are_read_as_integers(key: str) -> None:
+    """W&B's schema checks them as JSON schema integers, which 27.0 is."""
+    block = {"type": "hyperband", "min_iter": 1, "max_iter": 27, "s": 2, key: 3.0 if key != "max_iter" else 27.0}
+    study = load_study(text=text(early_terminate=block))
+    assert isinstance(getattr(study.spec.early_terminate, key), int)
+    assert (
+        "early_terminate.min_iter: Input should be a valid integer, got 1.5"
+        in problems(text(early_terminate={"type": "hyperband", "min_iter": 1.5}))[0]
+    )
 
 
 # -- a display name --------------------------------------------------------------------------

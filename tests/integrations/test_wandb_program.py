@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -448,3 +449,96 @@ def test_an_agent_function_script_runs_as_the_program_of_a_study(tmp_path: Path,
     history = pd.read_parquet(folder / "history.parquet")
     assert len(history) == 2 and set(history["acc"]) == {0.5}  # the folds' 0.125 is theirs
     assert {(tmp_path / f"sweep-{t}.txt").read_text() for t in trials["trial_id"]} == {"sweep"}  # the study's name
+
+
+# -- the program's process, run by the trainable here (no Ray) ------------------------------------
+
+CRASH = """
+import multiprocessing
+import os
+import time
+
+import wandb
+
+
+def wait():
+    time.sleep(120)
+
+
+if __name__ == "__main__":
+    run = wandb.init()
+    run.log({"loss": 0.5})
+    child = multiprocessing.get_context("spawn").Process(target=wait)  # not a daemon: Python joins it at exit
+    child.start()
+    with open("child.pid", "w") as f:
+        f.write(str(child.pid))
+    with open("wandb/debug.log") as f:  # relative to the working folder, as under W&B's agent
+        assert "wandb" in f.read()
+    raise RuntimeError("boom")
+"""
+
+
+def _run_here(
+    tmp_path: Path, script: str, monkeypatch: pytest.MonkeyPatch, command: list[str] | None = None
+) -> tuple[list[dict], Exception | None]:
+    """``train`` in this process, as a trial's worker runs it, with a checkpoint store in ``tmp_path``;
+    with ``command``, the file has that command and no program (the script is ``train.py`` in ``tmp_path``)."""
+    from tuner.integrations import wandb as bridge
+    from tuner.storage import CheckpointStore
+    from tuner.trial import Trial
+
+    (tmp_path / "train.py").write_text(script, encoding="utf-8")
+    settings: dict[str, Any] = {"program": str(tmp_path / "train.py")}
+    settings["command"] = ["${env}", "${interpreter}", "${program}"]
+    if command is not None:
+        settings.update(program=None, command=command)
+    settings |= {"cwd": str(tmp_path), "project": None, "entity": None, "study": "s"}
+    monkeypatch.setenv(PROGRAM_SETTINGS, json.dumps(settings))
+    monkeypatch.setattr(bridge, "EXIT_S", 1.0)
+    rows: list[dict] = []
+    trial = Trial("t1", 0, emit=rows.append, store=CheckpointStore(str(tmp_path / "checkpoints")))
+    try:
+        bridge.train({"lr": 0.1}, trial)
+    except Exception as exc:
+        return rows, exc
+    return rows, None
+
+
+def test_a_crash_that_leaves_children_waiting_fails_the_trial_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python joins a non-daemon child at exit: without the deadline the trial waits as long as it does."""
+    import time
+
+    start = time.monotonic()
+    rows, error = _run_here(tmp_path, CRASH, monkeypatch)
+    assert time.monotonic() - start < 60
+    assert [r["metrics"] for r in rows] == [{"loss": 0.5}]
+    assert error is not None
+    assert str(error).splitlines()[-1].startswith("train.py exited with code 1: RuntimeError: boom")
+    child = int((tmp_path / "child.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):  # SIGKILLed with the program's group; reaped by init
+            os.kill(child, 0)
+            time.sleep(0.1)
+    # W&B's files are in the trial's folder; the working folder's wandb/ links to them
+    link = (tmp_path / "wandb" / "debug.log").resolve()
+    assert link.is_file() and (tmp_path / "checkpoints" / "t1" / "wandb") in link.parents
+    assert (tmp_path / "wandb" / "latest-run").resolve().parent == tmp_path / "checkpoints" / "t1" / "wandb"
+
+
+MODULE = """
+import sys
+
+import wandb
+
+run = wandb.init()
+run.log({"loss": run.config.lr, "argv": len(sys.argv)})
+"""
+
+
+def test_a_command_without_program_runs_as_the_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FLAIROx/envelope-bench's sweep file: ``command: [python, -m, ppo_vmap.ppo, ${args}]``, no program."""
+    rows, error = _run_here(tmp_path, MODULE, monkeypatch, command=["python", "-m", "train", "${args}"])
+    assert error is None
+    assert [r["metrics"] for r in rows] == [{"loss": 0.1, "argv": 2.0}]  # python -m train --lr=0.1

@@ -181,7 +181,8 @@ def load_study(
             {**{k: v for k, v in data.items() if k not in PROGRAM_KEYS}, **({"trainable": RUNNER} if program else {})}
         )
     except ValidationError as exc:
-        problems += pydantic_problems(exc)
+        said = {p.path for p in problems}  # a W&B key's own reason for a missing field says it better
+        problems += [p for p in pydantic_problems(exc) if not (p.path in said and p.message == "is required")]
     space, space_problems = parse_parameters(data.get("parameters"))
     if isinstance(data.get("parameters"), dict):  # otherwise the schema has said so already
         problems += space_problems

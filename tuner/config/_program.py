@@ -1,7 +1,9 @@
-"""A W&B sweep file's ``program`` as the study's trial, when no trainable is given.
+"""A W&B sweep file's ``program`` (or its ``command`` alone) as the study's trial, when no
+trainable is given.
 
 W&B's agent starts ``program`` for every run with the file's ``command`` (default
-``${env} ${interpreter} ${program} ${args}``). Here the trainable :data:`RUNNER`
+``${env} ${interpreter} ${program} ${args}``); a file with a ``command`` and no ``program``
+(``python -m package.train ${args}``) runs that command. Here the trainable :data:`RUNNER`
 (:mod:`tuner.integrations.wandb`) does the same inside the trial's process; what it needs of the
 study reaches every trial process, on any node, as one environment variable, :data:`SETTINGS`.
 """
@@ -42,8 +44,11 @@ _MACRO = re.compile(r"^\$\{(\w+)\}$")
 
 
 def runs_program(data: dict[str, Any], trainable: str | None) -> bool:
-    """Whether the study's trial is the file's W&B ``program``: it has one and no trainable is given."""
-    return trainable is None and data.get("trainable") is None and data.get("program") is not None
+    """Whether the study's trial is the file's W&B ``program`` (or ``command``): it has one and no
+    trainable is given."""
+    if trainable is not None or data.get("trainable") is not None:
+        return False
+    return data.get("program") is not None or data.get("command") is not None
 
 
 def resolve_program(data: dict[str, Any], source: Path | None, check: bool = True) -> list[Problem]:
@@ -54,17 +59,20 @@ def resolve_program(data: dict[str, Any], source: Path | None, check: bool = Tru
     results of a study read on another machine).
     """
     problems: list[Problem] = []
-    program = data["program"]
-    if not isinstance(program, str) or not program.strip():
+    program = data.get("program")
+    if program is None:  # the command alone: it names what it runs
+        problems += _check_command(data.get("command"), program=False)
+    elif not isinstance(program, str) or not program.strip():
         return [Problem("program", f"must be the path of a script, got {program!r}")]
-    where = [Path.cwd()] + ([source.parent.resolve()] if source is not None else [])
-    found = next((folder / program for folder in where if (folder / program).is_file()), None)
-    if found is not None:
-        data["program"] = str(found.resolve())
-    elif check:
-        places = " or ".join(str(folder) for folder in dict.fromkeys(where))
-        problems.append(Problem("program", f"no file {program!r} in {places} (or pass the function: --trainable)"))
-    problems += _check_command(data.get("command"))
+    else:
+        where = [Path.cwd()] + ([source.parent.resolve()] if source is not None else [])
+        found = next((folder / program for folder in where if (folder / program).is_file()), None)
+        if found is not None:
+            data["program"] = str(found.resolve())
+        elif check:
+            places = " or ".join(str(folder) for folder in dict.fromkeys(where))
+            problems.append(Problem("program", f"no file {program!r} in {places} (or pass the function: --trainable)"))
+        problems += _check_command(data.get("command"))
     for key in ("project", "entity"):
         if data.get(key) is not None and not isinstance(data[key], str):
             problems.append(Problem(key, f"must be a name, got {data[key]!r}"))
@@ -73,7 +81,7 @@ def resolve_program(data: dict[str, Any], source: Path | None, check: bool = Tru
     return problems
 
 
-def _check_command(command: Any) -> list[Problem]:
+def _check_command(command: Any, program: bool = True) -> list[Problem]:
     if command is None:
         return []
     if not isinstance(command, list) or not command:
@@ -85,6 +93,8 @@ def _check_command(command: Any) -> list[Problem]:
         elif (m := _MACRO.match(str(part))) and m.group(1) not in MACROS:
             known = ", ".join("${" + name + "}" for name in MACROS)
             problems.append(Problem(f"command[{i}]", f"unknown macro {part!r}; W&B's macros: {known}"))
+        elif not program and m and m.group(1) == "program":
+            problems.append(Problem(f"command[{i}]", "${program} needs the file's program, and it has none"))
     return problems
 
 
@@ -106,7 +116,7 @@ def program_problems(spec: Any) -> list[Problem]:
 def program_settings(raw: dict[str, Any], study: str) -> dict[str, str]:
     """The environment every trial process of a program study gets (see :data:`SETTINGS`)."""
     settings = {
-        "program": raw["program"],
+        "program": raw.get("program"),
         "command": [str(part) for part in raw.get("command") or DEFAULT_COMMAND],
         "cwd": str(Path.cwd()),
         "project": raw.get("project"),

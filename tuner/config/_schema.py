@@ -76,10 +76,11 @@ class Hyperband(_Strict):
     s: int | None = Field(default=None, ge=1)
     strict: bool = True  # W&B's default: judge a trial by its value at the band, not its best so far
 
-    @field_validator("s", mode="before")
+    @field_validator("s", "min_iter", "max_iter", mode="before")
     @classmethod
     def _whole(cls, v: Any) -> Any:
-        """W&B types ``s`` as a number: a whole one (``2.0``) is read as the integer it is."""
+        """W&B types ``s`` as a number and checks ``min_iter``/``max_iter`` as JSON schema integers:
+        a whole number written as a float (``2.0``) is read as the integer it is."""
         return int(v) if isinstance(v, float) and v.is_integer() else v
 
     def bands(self) -> list[int]:

@@ -69,21 +69,41 @@ def wandb_keys(data: dict[str, Any], source: str) -> tuple[list[str], list[Probl
 
 
 def _custom(data: dict[str, Any], scheduler: Any, source: str, problems: list[Problem]) -> list[str]:
-    """W&B's ``method: custom`` with ``scheduler: {engine, source, optimizer, search_space}``."""
-    if data.get("method") != "custom":
-        problems.append(Problem("scheduler", f"is for method: custom (W&B's rule), got method {data.get('method')!r}"))
-        return []
+    """W&B's ``scheduler: {engine, source, optimizer, search_space}``: with ``method: custom``, the
+    engine's search; with engine ``wandb`` and ``method`` grid, random or bayes, that method."""
+    method = data.get("method")
     engine = scheduler.get("engine") if isinstance(scheduler, dict) else None
-    if engine not in ENGINES:
+    if scheduler is not None and not isinstance(scheduler, dict):
+        engines = ", ".join(ENGINES)
+        problems.append(Problem("scheduler", f"must be a mapping with engine (one of {engines}), got {scheduler!r}"))
+        return []
+    if scheduler is not None and data.get("early_terminate") is not None:
+        problems.append(Problem("scheduler", "cannot be used together with early_terminate (W&B's rule)"))
+    if isinstance(scheduler, dict) and scheduler.get("search_space") and data.get("parameters") is None:
+        problems.append(
+            Problem(
+                "parameters",
+                "is required: scheduler.search_space (a function in scheduler.source) is not read here; "
+                "write the space as parameters",
+            )
+        )
+    notices: list[str] = []
+    if method != "custom":  # W&B's engine wandb runs grid, random and bayes; the other engines need custom
+        if engine != "wandb":
+            problems.append(
+                Problem("scheduler", f"engine {engine!r} is for method: custom (W&B's rule), got method {method!r}")
+            )
+            return []
+        notices.append(f"{source}: scheduler engine wandb is W&B's own search: method {method} runs here as written")
+    elif engine not in ENGINES:
         problems.append(
             Problem("scheduler.engine", f"must be one of {', '.join(ENGINES)} for method: custom, got {engine!r}")
         )
         data["method"] = "bayes"  # the rest is checked as for any model-based method; the engine is the error
         return []
-    data["method"] = ENGINES[engine]
-    notices = [f"{source}: method custom with engine {engine}: run as method {ENGINES[engine]}"]
-    if data.get("early_terminate") is not None:
-        problems.append(Problem("scheduler", "cannot be used together with early_terminate (W&B's rule)"))
+    else:
+        data["method"] = ENGINES[engine]
+        notices.append(f"{source}: method custom with engine {engine}: run as method {ENGINES[engine]}")
     assert isinstance(scheduler, dict)
     own = [k for k in ("source", "optimizer", "search_space") if k in scheduler]
     if own:

@@ -6,6 +6,8 @@ trial's configuration in ``WANDB_SWEEP_PARAM_PATH`` (so ``wandb.config`` holds i
 a sweep's is) and on the command line (``${args}`` and the other macros), the run's id in
 ``WANDB_RUN_ID``. W&B runs in offline mode, its files in ``wandb/`` of the trial's checkpoint folder.
 
+A file with a ``command`` and no ``program`` runs that command.
+
 A small ``sitecustomize`` (``_wandb_site/``, on the script's ``PYTHONPATH``) wraps
 ``wandb.Run`` so that every history row the script commits, with W&B's ``_step``, is
 appended to a file that :func:`train` follows and turns into ``trial.report``. When the
@@ -44,6 +46,7 @@ PARENT = "TUNER_WANDB_PARENT"  # the pid the child watches: it ends itself when 
 SWEEP = "TUNER_WANDB_SWEEP"  # the study's name: what wandb.sweep returns in the child
 POLL_S = 0.05
 TERM_S = 10.0  # SIGTERM to SIGKILL (W&B's agent waits 30 s)
+EXIT_S = 10.0  # a crashed program's main process: from its traceback to its end, children or not
 TAIL = 20  # the script's last stderr lines kept for a failure's message
 RESERVED = ("step", "checkpoint")  # names trial.report takes itself: not recorded as metrics
 _ENVVAR = re.compile(r"\$\{envvar:([A-Z0-9_]*)\}")  # W&B's SWEEP_COMMAND_ENV_VAR_REGEX
@@ -75,7 +78,8 @@ def train(config: dict[str, Any], trial: Trial) -> None:
     command = command_line(settings["command"], settings["program"], config, str(args_file), env)
     if "${args_json_file}" in settings["command"]:
         args_file.write_text(json.dumps(_plain(config)), encoding="utf-8")
-    cwd = settings["cwd"] if Path(settings["cwd"]).is_dir() else str(Path(settings["program"]).parent)
+    program = settings.get("program")
+    cwd = settings["cwd"] if Path(settings["cwd"]).is_dir() else (str(Path(program).parent) if program else None)
     proc = subprocess.Popen(
         command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -91,12 +95,12 @@ def train(config: dict[str, Any], trial: Trial) -> None:
     if proc.returncode != 0:
         lines = [line for line in tail if line.strip()]
         last = lines[-1].strip() if lines else "(nothing on stderr)"
-        name = Path(settings["program"]).name
+        name = Path(program).name if program else " ".join(p for p in settings["command"] if "${" not in p)
         raise ProgramFailed("\n".join([*lines, f"{name} exited with code {proc.returncode}: {last}"]))
 
 
 def command_line(
-    command: list[str], program: str, config: Mapping[str, Any], args_file: str, env: Mapping[str, str]
+    command: list[str], program: str | None, config: Mapping[str, Any], args_file: str, env: Mapping[str, str]
 ) -> list[str]:
     """The program's command with W&B's macros filled in, as its agent does: ``${env}`` is
     ``/usr/bin/env``, ``${interpreter}`` the Python that runs tuner, ``${program}`` the program's
@@ -107,7 +111,7 @@ def command_line(
     values.update(
         env=["/usr/bin/env"] if os.name == "posix" else [],
         interpreter=[sys.executable],
-        program=[program],
+        program=[program] if program else [],
         args_json_file=[args_file],
     )
     out: list[str] = []
@@ -185,6 +189,7 @@ def _child_env(settings: dict[str, Any], trial: Trial, folder: Path, params: Pat
         PYTHONPATH=os.pathsep.join([str(HOOK), *filter(None, [env.get("PYTHONPATH")])]),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), *filter(None, [env.get("PATH")])]),
         PYTHONUNBUFFERED="1",
+        TUNER_WANDB_EXIT_S=str(EXIT_S),
         **{EVENTS: str(events), PARENT: str(os.getpid()), SWEEP: str(settings["study"])},
     )
     for key in ("project", "entity"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any
 
@@ -167,7 +168,12 @@ class _Parser:
                 self.fail(where, "needs one of value, values, distribution, or min/max")
                 return None
         if dist not in DISTRIBUTIONS:
-            self.fail(f"{where}.distribution", f"unknown distribution {dist!r}; one of {', '.join(DISTRIBUTIONS)}")
+            longer = [d for d in DISTRIBUTIONS if len(str(dist)) > 3 and d.startswith(str(dist))]
+            near = longer or difflib.get_close_matches(str(dist), DISTRIBUTIONS, n=1)
+            hint = f" (did you mean {near[0]}?)" if len(near) == 1 else ""
+            self.fail(
+                f"{where}.distribution", f"unknown distribution {dist!r}{hint}; one of {', '.join(DISTRIBUTIONS)}"
+            )
             return None
         used = set(spec) - {"distribution", "grid", "description"}
         stray = sorted(used - DISTRIBUTIONS[dist])
@@ -175,6 +181,9 @@ class _Parser:
             self.fail(where, f"{', '.join(stray)} not used by distribution {dist}")
             return None
         if dist == "constant":
+            if "value" not in spec:  # W&B's schema requires it (``value: null`` is a value)
+                self.fail(f"{where}.value", "is required by distribution constant")
+                return None
             return Constant(spec["value"], grid=grid)
         if dist in ("categorical", "categorical_w_probabilities"):
             if dist == "categorical_w_probabilities" and "probabilities" not in spec:

@@ -15,12 +15,18 @@ the runs of processes that cleared W&B's variables first, a cross-validation's f
   are searched, not the dict it is given), and ``wandb.agent(sweep_id, function)`` calls
   ``function`` once: this trial's run, as W&B's agent calls it for each run.
 
+- the sweep's run links ``wandb/debug.log``, ``wandb/debug-internal.log`` and ``wandb/latest-run``
+  of the program's working folder to its files (they are in the trial's folder, ``WANDB_DIR``);
+- in the program's main process, an uncaught exception ends the process ``TUNER_WANDB_EXIT_S``
+  seconds after its traceback, when child processes it left running hold it at exit.
+
 A thread ends the process when the trial's process (``TUNER_WANDB_PARENT``) is gone. Then the
 ``sitecustomize`` this one shadows, if any, runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -35,6 +41,8 @@ from typing import Any
 _EVENTS = os.environ.get("TUNER_WANDB_EVENTS")
 _PARENT = os.environ.get("TUNER_WANDB_PARENT")
 _SWEEP = os.environ.get("TUNER_WANDB_SWEEP") or "tuner"  # what wandb.sweep returns: the study's name
+_EXIT_S = float(os.environ.get("TUNER_WANDB_EXIT_S") or 10)  # a crashed main process's time to finish
+_CWD = os.getcwd()  # the program's working folder, where W&B's agent has its wandb/ folder
 
 
 class _History:
@@ -132,11 +140,60 @@ def _offline_init(init: Any, history: _History) -> Any:
         started = init(*args, **kwargs)
         if not ours and started is not None:
             history.foreign.add(id(started))
+        elif started is not None:
+            _links(started)
         return started
 
     offline_init.__wrapped__ = init  # type: ignore[attr-defined]
     offline_init.__doc__ = init.__doc__
     return offline_init
+
+
+def _links(run: Any) -> None:
+    """``wandb/debug.log``, ``wandb/debug-internal.log`` and ``wandb/latest-run`` in the program's
+    working folder, linked to this run's files (in the trial's folder), as W&B links them in its own
+    ``wandb/`` folder: a script that reads them by a relative path finds them where W&B's agent
+    would have put them. Another trial started later from the same folder moves them to its run."""
+    try:
+        settings = run.settings
+        targets = {
+            "debug.log": settings.log_user,
+            "debug-internal.log": settings.log_internal,
+            "latest-run": os.path.dirname(settings.sync_file),
+        }
+        here = os.path.join(_CWD, "wandb")
+        if os.path.realpath(here) == os.path.realpath(os.path.dirname(settings.log_symlink_user)):
+            return  # W&B's own folder is this one: it has made them
+        os.makedirs(here, exist_ok=True)
+        for name, target in targets.items():
+            tmp = os.path.join(here, f"{name}.{os.getpid()}")
+            os.symlink(os.path.abspath(target), tmp)
+            os.replace(tmp, os.path.join(here, name))
+    except Exception:  # a read-only folder, a W&B without these settings: the run goes on without them
+        pass
+
+
+def _crashed(hook: Any) -> Any:
+    """``sys.excepthook`` of the trial's main process: after the traceback, the process has
+    ``TUNER_WANDB_EXIT_S`` seconds to finish (W&B closes its run) and is then ended, so that a
+    crash does not wait on child processes that it left running (Python joins them at exit)."""
+
+    def excepthook(kind: Any, value: Any, tb: Any) -> None:
+        hook(kind, value, tb)
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+
+        def deadline() -> None:
+            time.sleep(_EXIT_S)
+            with contextlib.suppress(Exception):
+                said = f"{getattr(kind, '__name__', 'Exception')}: {value}".splitlines()[0]
+                sys.stderr.write(f"{said} (tuner: ended {_EXIT_S:g} s after this crash: child processes held it)\n")
+                sys.stderr.flush()
+            os._exit(1)
+
+        threading.Thread(target=deadline, daemon=True, name="tuner-deadline").start()
+
+    return excepthook
 
 
 def _sweep(sweep: Any = None, entity: Any = None, project: Any = None, prior_runs: Any = None) -> str:
@@ -223,4 +280,6 @@ if _EVENTS:
         sys.meta_path.insert(0, _AfterImport(_history))
     if _PARENT and _PARENT.isdigit():
         threading.Thread(target=_watch, args=(int(_PARENT),), daemon=True, name="tuner-watch").start()
+        if os.getppid() == int(_PARENT):  # the program's main process (not its children)
+            sys.excepthook = _crashed(sys.excepthook)
     _shadowed()
