@@ -562,3 +562,19 @@ def test_load_takes_a_default_metric_and_mode(study_folder: Path) -> None:
     assert (grid.default_metric, grid.default_mode) == ("accuracy", "max")
     assert grid.best_trial == grid.get_best_trial("accuracy", "max")
     assert grid.best_trial != tuner.load(study_folder).get_best_trial("accuracy", "min")
+
+
+def test_a_tune_config_pickled_with_a_lambda_gives_the_defaults(tmp_path: Path) -> None:
+    """Tune pickles ``tuner.pkl`` with cloudpickle, which rebuilds a lambda in the run config
+    (``RunConfig(stop=lambda trial_id, result: ...)``) by calling what it names: the metric and
+    mode are read all the same."""
+    from ray import cloudpickle, tune
+
+    from tuner.results._tune_folder import _tune_config
+
+    state = {
+        "_tune_config": tune.TuneConfig(metric="loss", mode="min"),
+        "_run_config": tune.RunConfig(stop=lambda trial_id, result: result["training_iteration"] >= 3),
+    }
+    (tmp_path / "tuner.pkl").write_bytes(cloudpickle.dumps(state))
+    assert _tune_config(tmp_path) == ("loss", "min")
