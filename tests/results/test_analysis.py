@@ -578,3 +578,19 @@ def test_a_tune_config_pickled_with_a_lambda_gives_the_defaults(tmp_path: Path) 
     }
     (tmp_path / "tuner.pkl").write_bytes(cloudpickle.dumps(state))
     assert _tune_config(tmp_path) == ("loss", "min")
+
+
+def test_a_trial_that_finished_on_a_retry_has_no_error(experiment: Path, tmp_path: Path) -> None:
+    """Tune keeps the ``error.txt`` of a trial that failed once and then finished
+    (``FailureConfig(max_failures=1)``); Ray's ``Result.error`` is ``None`` for a ``TERMINATED``
+    trial, and so is ours."""
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    copy = shutil.copytree(experiment, tmp_path / "copy")
+    trial = tuner.load(copy)[0]
+    assert trial.status == "TERMINATED"
+    Path(trial.path, "error.txt").write_text("Failure # 1 (occurred at 2026)\nTraceback:\nRuntimeError: once\n")
+    theirs = ResultGrid(ExperimentAnalysis(str(copy)))
+    again = tuner.load(copy)
+    assert again.errors == theirs.errors == [] and again.num_errors == theirs.num_errors == 0
+    assert again[0].error is None
