@@ -21,6 +21,8 @@ unchanged (the tests in tests/backends/ray/test_tune_trainables.py run them).
 - ``train_sparse_checkpoints``: the pattern of Ray 2.60's
   ``ray/tune/examples/hyperband_function_example.py``, written small: 100 iterations for a
   scheduler to cut short, a checkpoint every third one and ``None`` in between.
+- ``train_until_done``: the ending of Ray 2.60's ``ray/tune/examples/pbt_function.py``, written
+  small: ``while True:`` with ``"done": ...`` in each report, which ends the trial under Tune.
 - ``context_probe`` and ``never_reports``: ours, not Ray's: each rank writes what Ray's
   functions answer it; a Tune-style trainable that forgets to report.
 """
@@ -233,6 +235,15 @@ def train_sparse_checkpoints(config):
                     json.dump({"timestep": timestep}, f)
                 checkpoint = Checkpoint.from_directory(folder)
             tune.report({"episode_reward_mean": value}, checkpoint=checkpoint)
+
+
+# -- ray/tune/examples/pbt_function.py's ending (Ray 2.60): a report that says done ends the trial --
+def train_until_done(config):
+    accuracy, step = 0.0, 1
+    while True:
+        accuracy += config.get("lr", 1.0)
+        tune.report({"mean_accuracy": accuracy, "done": step >= config.get("done_at", 3)})
+        step += 1
 
 
 # -- resources asked for in code, as Ray's examples do (tune.with_resources at module level) -----

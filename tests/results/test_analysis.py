@@ -562,3 +562,35 @@ def test_load_takes_a_default_metric_and_mode(study_folder: Path) -> None:
     assert (grid.default_metric, grid.default_mode) == ("accuracy", "max")
     assert grid.best_trial == grid.get_best_trial("accuracy", "max")
     assert grid.best_trial != tuner.load(study_folder).get_best_trial("accuracy", "min")
+
+
+def test_a_tune_config_pickled_with_a_lambda_gives_the_defaults(tmp_path: Path) -> None:
+    """Tune pickles ``tuner.pkl`` with cloudpickle, which rebuilds a lambda in the run config
+    (``RunConfig(stop=lambda trial_id, result: ...)``) by calling what it names: the metric and
+    mode are read all the same."""
+    from ray import cloudpickle, tune
+
+    from tuner.results._tune_folder import _tune_config
+
+    state = {
+        "_tune_config": tune.TuneConfig(metric="loss", mode="min"),
+        "_run_config": tune.RunConfig(stop=lambda trial_id, result: result["training_iteration"] >= 3),
+    }
+    (tmp_path / "tuner.pkl").write_bytes(cloudpickle.dumps(state))
+    assert _tune_config(tmp_path) == ("loss", "min")
+
+
+def test_a_trial_that_finished_on_a_retry_has_no_error(experiment: Path, tmp_path: Path) -> None:
+    """Tune keeps the ``error.txt`` of a trial that failed once and then finished
+    (``FailureConfig(max_failures=1)``); Ray's ``Result.error`` is ``None`` for a ``TERMINATED``
+    trial, and so is ours."""
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    copy = shutil.copytree(experiment, tmp_path / "copy")
+    trial = tuner.load(copy)[0]
+    assert trial.status == "TERMINATED"
+    Path(trial.path, "error.txt").write_text("Failure # 1 (occurred at 2026)\nTraceback:\nRuntimeError: once\n")
+    theirs = ResultGrid(ExperimentAnalysis(str(copy)))
+    again = tuner.load(copy)
+    assert again.errors == theirs.errors == [] and again.num_errors == theirs.num_errors == 0
+    assert again[0].error is None

@@ -40,6 +40,11 @@ class Stub:
     def extend(self, values: Any) -> None:
         self.items.extend(values)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Stub:
+        """What calling the object makes (cloudpickle rebuilds a function's or a class's parts by
+        calling what it named: ``_builtin_type("CodeType")(...)``): another stub."""
+        return type(self)(*args, **kwargs)
+
     def __repr__(self) -> str:
         return f"<{self.name}>"
 

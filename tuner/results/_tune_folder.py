@@ -102,7 +102,8 @@ def _trial(folder: Path, trial: dict[str, Any], meta: dict[str, Any]) -> TrialRe
         path=str(trial_dir),
         metric_analysis=analysis,
         checkpoints=checkpoints,
-        error=_error(trial_dir, meta.get("error_filename")),
+        # a trial that failed and then finished on a retry keeps its error.txt; as Ray's Result, no error
+        error=None if trial.get("status") == "TERMINATED" else _error(trial_dir, meta.get("error_filename")),
     )
 
 

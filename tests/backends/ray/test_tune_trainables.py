@@ -582,3 +582,15 @@ def test_each_rank_is_told_its_place_as_under_a_torch_trainer(ray_local: None, i
     history = tuner.load_history(out.folder)
     assert {"loss", "nested/value", "training_iteration"} <= set(history.columns)
     assert "note" not in history.columns  # not a number: not recorded
+
+
+def test_a_report_that_says_done_ends_the_trial_finished(tmp_path: Path) -> None:
+    # Ray's pbt_function example loops `while True:` and ends when its report says done, as Tune
+    # ends a trial whose result has done=True; even a trial told to stop at that report is finished
+    until_done = f"{EXAMPLES}:train_until_done"
+    *reports, end = _run_rank(until_done, tmp_path, config={"done_at": 4}, stop_after=99, max_steps=10)
+    assert end == {"kind": "done"}
+    assert [r["step"] for r in reports] == [1, 2, 3, 4]
+    assert "done" not in reports[-1]["metrics"]  # a boolean, not a metric
+    *reports, end = _run_rank(until_done, tmp_path, config={"done_at": 2}, stop_after=1)
+    assert end == {"kind": "done"} and [r["step"] for r in reports] == [1, 2]

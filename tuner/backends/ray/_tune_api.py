@@ -9,6 +9,7 @@ it in the trial's thread bound to a :class:`Session`, which answers Ray's functi
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import numbers
 import os
@@ -29,6 +30,11 @@ from tuner.trial import Trial
 
 class NotReported(RuntimeError):
     """A Ray Tune-style trainable returned without a report."""
+
+
+class Done(BaseException):
+    """Raised by a report whose metrics say ``done``: the trial ends there, finished. A
+    ``BaseException`` so that a trainable's ``except Exception`` does not swallow it."""
 
 
 class Session:
@@ -70,8 +76,8 @@ class Session:
         clean = numeric(metrics)
         clean["training_iteration"] = float(step)
         path = None
-        stop = self.should_stop()  # several ranks agree on it below, after their copies; a single
-        # rank told to stop copies nothing: nobody would record its checkpoint
+        stop, done = self.should_stop(), bool(metrics.get("done"))  # several ranks agree on both below
+        # a single rank told to stop copies nothing: nobody would record its checkpoint
         if checkpoint is not None and self.store is not None and not (stop and self.trial.world_size == 1):
             source = getattr(checkpoint, "path", None)
             if source is None:
@@ -81,14 +87,20 @@ class Session:
                 )
             path = self.store.save_directory(self.trial.trial_id, step, source, getattr(checkpoint, "filesystem", None))
         if self.trial.world_size > 1:  # also the barrier after every rank's copy
-            stop, saved = _agree(stop, path is not None)
-            if saved and path is None and self.store is not None:
+            stop, saved, done = _agree(stop, path is not None, done)
+            if stop and not done:  # copied before the ranks knew of the stop: nobody records it
+                if saved and self.trial.rank == 0 and self.store is not None:
+                    self.store.drop_after(self.trial.trial_id, self.iteration)
+                path = None
+            elif saved and path is None and self.store is not None:
                 path = self.store.directory(self.trial.trial_id, step)
         self.iteration = step
         if path is not None:
             self.latest = path
         if self.emit is not None:
             self.emit({"step": step, "metrics": clean, **({"checkpoint_path": path} if path else {})})
+        if done:  # Ray Tune ends a trial whose result says done, as finished
+            raise Done(self.trial.trial_id)
         budget = self.trial.max_steps
         if stop or (budget is not None and step >= budget):  # at max_t it ends here, as Tune stops it
             raise TrialPruned(self.trial.trial_id)
@@ -231,7 +243,7 @@ def run(fn: Callable[..., Any], config: dict[str, Any], session: Session) -> Non
         fn = function_of(fn)
     _tune_hook.rebind(getattr(fn, "__globals__", {}))
     session.begin()
-    with _tune_hook.bind(session):
+    with _tune_hook.bind(session), contextlib.suppress(Done):
         for metrics in returned(fn(config) if _takes_config(fn) else fn()):
             session.report(metrics)
     if session.iteration == 0:
@@ -279,17 +291,18 @@ def _takes_config(fn: Callable[..., Any]) -> bool:
 
 
 # -- collectives -------------------------------------------------------------------------------
-def _agree(stop: bool, saved: bool) -> tuple[bool, bool]:
-    """Over the ranks: whether any was told to stop, and whether any saved a checkpoint."""
+def _agree(stop: bool, saved: bool, done: bool) -> tuple[bool, bool, bool]:
+    """Over the ranks: whether any was told to stop, whether any saved a checkpoint, and whether
+    any reported ``done``."""
     import torch
     import torch.distributed as dist
 
-    flags = torch.tensor([float(stop), float(saved)], dtype=torch.float64)
+    flags = torch.tensor([float(stop), float(saved), float(done)], dtype=torch.float64)
     if dist.get_backend() == "nccl":
         flags = flags.cuda()
     dist.all_reduce(flags)
     out = flags.cpu().tolist()
-    return out[0] > 0, out[1] > 0
+    return out[0] > 0, out[1] > 0, out[2] > 0
 
 
 def _node_ranks(rank: int, world_size: int) -> tuple[int, int, int]:
