@@ -176,3 +176,19 @@ def test_public_analysis_scripts_run_on_a_study(tmp_path: Path) -> None:
                 best_checkpoint, best_metrics = checkpoint, metrics
     dip = next(r for r in result_grid if r.config["shape"] == "dip")
     assert best_checkpoint == f"sim://{dip.trial_id}/2" and best_metrics["loss"] == pytest.approx(0.005)
+
+
+def test_a_tune_trials_error_is_its_last_failure_in_error_txt(tmp_path: Path) -> None:
+    """Tune appends a block a failure to ``error.txt`` (Ray's ``Trial.handle_error``); the error
+    is the last one's message, ``str()`` of what Ray unpickles from ``error.pkl``."""
+    from tuner.results._tune_folder import _error
+
+    first = "ray::ImplicitFunc.train() (pid=1, ip=127.0.0.1)\n  File \"t.py\", line 3, in f\nKeyError: 'a'"
+    last = 'ray::ImplicitFunc.train() (pid=2, ip=127.0.0.1)\n  File "t.py", line 9, in f\nValueError: bad lr'
+    (tmp_path / "error.txt").write_text(
+        f"Failure # 1 (occurred at 2025-01-02_03-04-05)\n{first}\n"
+        f"Failure # 2 (occurred at 2025-01-02_03-04-09)\n{last}\n"
+    )
+    error = _error(tmp_path, "error.txt")
+    assert error is not None and str(error) == last and error.line == "ValueError: bad lr"
+    assert isinstance(error, ValueError) and _error(tmp_path, "missing.txt") is None
