@@ -2,7 +2,7 @@
 
 from tuner._api import resume, run, train
 from tuner.config import Study, load_study
-from tuner.errors import ConfigError, ResultsError, StudyFailed, TrialPruned, TunerError, UserError
+from tuner.errors import ConfigError, ResultsError, ResultsMissing, StudyFailed, TrialPruned, TunerError, UserError
 from tuner.results import Analysis, TrialResult, load, load_best, load_history, load_results
 from tuner.trial import Trial
 
@@ -10,6 +10,7 @@ __all__ = [
     "Analysis",
     "ConfigError",
     "ResultsError",
+    "ResultsMissing",
     "Study",
     "StudyFailed",
     "Trial",

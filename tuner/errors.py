@@ -51,6 +51,11 @@ class ResultsError(UserError, ValueError):
     or scope that does not exist. A ``ValueError`` too, as Ray's ``ExperimentAnalysis`` raises."""
 
 
+class ResultsMissing(UserError, RuntimeError):
+    """What a results question needs is not there: a trial folder, a checkpoint. A
+    ``RuntimeError`` too, as Ray's ``Result`` raises."""
+
+
 # The optional libraries an integration needs, and the extra of ours that installs each.
 EXTRAS: dict[str, str] = {"lightning": "lightning", "pytorch_lightning": "lightning"}
 EXTRAS["transformers"] = "transformers"  # tuner.integrations.transformers

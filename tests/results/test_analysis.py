@@ -490,6 +490,8 @@ def test_result_grid_reading_is_rays(ours: tuner.Analysis, theirs: Any) -> None:
         assert [c.path for c, _ in mine.best_checkpoints] == [c.path for c, _ in result.best_checkpoints]
         assert all(_same(m, r) for (_, m), (_, r) in zip(mine.best_checkpoints, result.best_checkpoints, strict=True))
         assert (mine.error is None) == (result.error is None)
+        one = tuner.TrialResult.from_path(result.path)  # Ray's Result.from_path(path), by a trial's folder
+        assert one.trial_id == mine.trial_id and one.config == result.config and _same(one.metrics, result.metrics)
 
 
 def test_a_result_grids_reading_code_runs_on_a_study(study_folder: Path) -> None:

@@ -135,3 +135,90 @@ def test_a_study_on_ray_is_tracked_from_the_driver(ray_local: None, tmp_path: Pa
         assert metric_history(uri, run.info.run_id, "loss") == curves[trial_id]
         assert [s for s, _ in metric_history(uri, run.info.run_id, "score")] == [1, 2, 3]
         assert run.data.tags["tuner.status"] == "finished" and "lr" in run.data.params
+
+
+@pytest.mark.parametrize("uri", ["/tmp/mlruns", "./mlruns", "file:///tmp/mlruns", "mlruns"])
+def test_a_file_store_mlflow_refuses_is_refused_when_the_study_is_read(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow 3 refuses its file store (the path Ray's MLflowLoggerCallback example passes): said
+    when the file is read, naming the key, not by a tracker that stops at the first write."""
+    from tuner.errors import ConfigError
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    text = SIMULATED.format(fn="falling", cap=1, tracking=f"  mlflow: {{tracking_uri: '{uri}'}}")
+    with pytest.raises(ConfigError, match=r"tracking\.mlflow\.tracking_uri: .* MLFLOW_ALLOW_FILE_STORE=true"):
+        study(text, allow_modules=["tests"], storage=str(tmp_path))
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert study(text, allow_modules=["tests"], storage=str(tmp_path)).spec.tracking.mlflow.tracking_uri == uri
+    text = SIMULATED.format(fn="falling", cap=1, tracking="  mlflow: {tracking_uri: 'sqlite:///m.db'}")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    assert study(text, allow_modules=["tests"], storage=str(tmp_path)).spec.tracking.mlflow is not None
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_the_runs_a_trial_left_open_are_ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failed: bool) -> None:
+    """``mlflow.log_metric`` in a trainable opens a run on the trial's thread that MLflow ends only
+    at exit: the worker ends it (and a nested one) when the trial ends, FAILED if it raised."""
+    import threading
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    from tuner.backends.ray._user_runs import end_user_runs
+
+    uri = (tmp_path / "mlruns").as_uri()  # the file store: no database to make (seconds)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    ids: list[str] = []
+
+    def trial() -> None:
+        mlflow.log_metric("loss", 0.5, step=1)  # opens a run, as in a user's trainable
+        ids.append(mlflow.active_run().info.run_id)
+        ids.append(mlflow.start_run(nested=True).info.run_id)
+        end_user_runs(failed)
+        ids.append("none" if mlflow.active_run() is None else "open")
+
+    thread = threading.Thread(target=trial)
+    thread.start()
+    thread.join()
+    assert ids[2] == "none"
+    client = MlflowClient(tracking_uri=uri)
+    for run_id in ids[:2]:
+        run = client.get_run(run_id)
+        assert run.info.status == ("FAILED" if failed else "FINISHED") and run.info.end_time is not None
+    assert client.get_metric_history(ids[0], "loss")[0].value == 0.5
+
+
+@pytest.mark.slow
+def test_a_trainable_that_calls_setup_mlflow_runs_unchanged(ray_local: None, tmp_path: Path) -> None:
+    """Ray's ``setup_mlflow`` and ``mlflow.log_metrics`` inside a Ray Tune trainable, on tuner's
+    engine: one run per trial with the config as parameters and every step logged, ended
+    FINISHED, or FAILED for the trial that raised; the second trial, in the process the first
+    ran in, gets a run of its own."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("mixin_example")
+    text = f"""
+    name: mixin
+    trainable: tests.tracking.mlflow_trainables:setup_mlflow_style
+    metric: {{name: mean_loss, goal: minimize}}
+    method: grid
+    max_concurrent: 1
+    max_failed_trials: 5
+    parameters:
+      width: {{value: 50}}
+      height: {{values: [10, 90]}}
+      experiment_name: {{value: mixin_example}}
+      tracking_uri: {{value: '{uri}'}}
+    """
+    out = tuner.run(study(text, allow_modules=["tests"], storage=str(tmp_path / "results")), quiet=True)
+    trials = pd.read_parquet(out.folder / "trials.parquet").set_index("params_height")
+    assert list(trials.loc[[10, 90], "status"]) == ["finished", "errored"]
+    runs = {int(r.data.params["height"]): r for r in client.search_runs([experiment])}
+    assert sorted(runs) == [10, 90] and runs[10].data.params["width"] == "50"
+    for height, status, steps in [(10, "FINISHED", [0, 1, 2]), (90, "FAILED", [0, 1])]:
+        assert runs[height].info.status == status and runs[height].info.end_time is not None
+        assert [m.step for m in client.get_metric_history(runs[height].info.run_id, "mean_loss")] == steps

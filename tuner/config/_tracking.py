@@ -7,7 +7,9 @@ here, when the file is read, with the extra that installs it.
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -25,6 +27,20 @@ class MlflowOptions(_Options):
     tracking_uri: str | None = Field(default=None, min_length=1)
     experiment: str | None = Field(default=None, min_length=1)
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _not_a_refused_file_store(cls, v: str | None) -> str | None:
+        """A folder (``./mlruns``, ``file:///...``: MLflow's file store, which Ray's
+        ``MLflowLoggerCallback`` examples pass) is refused by MLflow 3 unless
+        ``MLFLOW_ALLOW_FILE_STORE`` is true: said here rather than by a tracker that stops at the
+        study's first write."""
+        if v is None or not _file_store(v) or not _file_store_refused():
+            return v
+        raise ValueError(
+            f"{v} is MLflow's file store, which this MLflow refuses unless MLFLOW_ALLOW_FILE_STORE=true; "
+            "use a SQLite store (sqlite:///mlflow.db) or set that variable"
+        )
+
 
 class WandbOptions(_Options):
     """A W&B run per trial, grouped by the study. ``dir``: where W&B keeps its files (default
@@ -41,6 +57,26 @@ class TensorboardOptions(_Options):
     """A TensorBoard run per trial under ``dir``, written as the study runs."""
 
     dir: str = Field(min_length=1)
+
+
+def _file_store(uri: str) -> bool:
+    if uri in ("databricks", "databricks-uc", "uc"):  # MLflow's names of hosted stores, not paths
+        return False
+    scheme = urlsplit(uri).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # a path (a Windows drive's letter too)
+
+
+def _file_store_refused() -> bool:
+    """Whether the installed MLflow refuses its file store as the environment stands now."""
+    if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1"):
+        return False
+    if importlib.util.find_spec("mlflow") is None:  # said by the tracking block's own check
+        return False
+    try:
+        from mlflow import environment_variables
+    except Exception:  # an MLflow that cannot be imported fails the study where it is used
+        return False
+    return hasattr(environment_variables, "MLFLOW_ALLOW_FILE_STORE")
 
 
 # tracker -> (the module it imports, the extra that installs it)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from tuner.errors import ResultsError
+from tuner.errors import ResultsError, ResultsMissing
 from tuner.results._checkpoint import Checkpoint
 from tuner.results._scopes import MODES, SCOPES, best_of, flat, flat_in_rays_order, lookup
 from tuner.status import FAILED, SCORED
@@ -32,16 +32,78 @@ ERROR, TERMINATED = "ERROR", "TERMINATED"  # a Tune trial's failed and ended sta
 
 
 class TrialError(Exception):
-    """A failed trial's error as a Ray ``Result.error`` is one (an exception): its message, the
-    last line of the trial's traceback (``str(error)``)."""
+    """A failed trial's error as a Ray ``Result.error`` is one: an exception whose message is the
+    whole error as the run recorded it (the traceback, ending with the exception's line), as
+    ``str(RayTaskError)`` is. ``line`` is that last line (``ValueError: ...``, the ``error`` column
+    of ``trials.parquet``); the error equals either string. Where that line names a built-in
+    exception, the error is an instance of it too and ``cause`` is one, as Ray's
+    ``RayTaskError`` is an instance of its cause's class (``except ValueError`` catches it)."""
+
+    line: str
+    cause: BaseException | None
+
+    def __new__(cls, text: str = "", line: str | None = None) -> TrialError:
+        line = _last_line(text) if line is None else line
+        kind = _builtin(line)
+        made = _with(kind) if cls is TrialError and kind is not None else cls
+        return super().__new__(made)
+
+    def __init__(self, text: str = "", line: str | None = None) -> None:
+        Exception.__init__(self, text.strip())  # not the built-in's own, which may want more
+        self.line = _last_line(text) if line is None else line
+        self.cause = _cause(self.line)
+
+    def __str__(self) -> str:  # a KeyError's own would quote it
+        return str(self.args[0]) if self.args else ""
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, TrialError | str):
-            return str(self) == str(other)
+            return str(other) in (str(self), self.line)
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(str(self))
+        return hash(self.line)
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return TrialError, (str(self), self.line)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _builtin(line: str) -> type[Exception] | None:
+    """The built-in exception class a traceback's last line names (``ValueError: ...``)."""
+    import builtins
+
+    name = line.partition(":")[0].strip()
+    kind = getattr(builtins, name, None) if name.isidentifier() else None
+    warning = isinstance(kind, type) and issubclass(kind, Warning)
+    return kind if isinstance(kind, type) and issubclass(kind, Exception) and not warning else None
+
+
+def _cause(line: str) -> BaseException | None:
+    kind = _builtin(line)
+    try:
+        return None if kind is None else kind(line.partition(":")[2].strip())
+    except TypeError:  # one that takes other arguments (an exception group)
+        return None
+
+
+_KINDS: dict[type[Exception], type[TrialError]] = {}
+
+
+def _with(kind: type[Exception]) -> type[TrialError]:
+    """``TrialError`` that is also a ``kind`` (as Ray names it: ``RayTaskError(ValueError)``)."""
+    if kind not in _KINDS:
+        try:
+            made = type(f"TrialError({kind.__name__})", (TrialError, kind), {"__module__": __name__})
+            Exception.__new__(made)  # refused where the built-in makes its own (OSError's family)
+        except TypeError:
+            made = TrialError
+        _KINDS[kind] = made
+    return _KINDS[kind]
 
 
 @dataclass(repr=False)
@@ -78,8 +140,42 @@ class TrialResult:
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
-        """A Ray ``Result``'s name for :attr:`checkpoints`: each kept checkpoint with its result."""
+        """A Ray ``Result``'s name for :attr:`checkpoints`: each kept checkpoint with its result,
+        in the order Ray returns them."""
         return list(self.checkpoints)  # type: ignore[arg-type]
+
+    @property
+    def filesystem(self) -> Any:
+        """The ``pyarrow.fs`` filesystem of :attr:`path` (a local one), as a Ray ``Result``'s."""
+        from pyarrow import fs
+
+        return fs.LocalFileSystem()
+
+    def get_best_checkpoint(self, metric: str, mode: str) -> Checkpoint | None:
+        """The kept checkpoint whose result is best on ``metric`` (``mode`` ``min`` or ``max``),
+        as Ray's ``Result.get_best_checkpoint`` picks it: checkpoints whose result lacks the
+        metric are left out; an error when the trial kept none or none has the metric."""
+        if not self.checkpoints:
+            raise ResultsMissing(f"{self.trial_id}: no checkpoint was kept for this trial")
+        if mode not in MODES:
+            raise ResultsError(f'Unsupported mode: {mode}. Please choose from ["min", "max"]!')
+        valid = [(c, _value(metric, r)) for c, r in self.checkpoints]
+        valid = [(c, v) for c, v in valid if v is not None]
+        if not valid:
+            raise ResultsMissing(
+                f"Invalid metric name {metric}! You may choose from the following metrics: {list(self.metrics)}."
+            )
+        pick = max if mode == "max" else min
+        return pick(valid, key=lambda cv: cv[1])[0]  # type: ignore[return-value]
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], trial_id: str | None = None) -> TrialResult:
+        """One trial, as Ray's ``Result.from_path(path)`` reads it: ``path`` is a Ray Tune trial's
+        folder, or a tuner results folder with ``trial_id`` naming the trial (needed unless the
+        study ran a single trial: its trials share the folder)."""
+        from tuner.results._load import load_trial
+
+        return load_trial(path, trial_id)
 
     def __post_init__(self) -> None:  # paths that also answer as Ray's Checkpoint (as_directory, ...)
         if isinstance(self.error, str):  # an exception, as a Ray Result's error is
@@ -90,6 +186,13 @@ class TrialResult:
 
     def __repr__(self) -> str:
         return f"TrialResult({self.trial_id}, {self.status}, config={self.config})"
+
+
+def _value(metric: str, result: dict[str, Any]) -> Any:
+    try:
+        return lookup(metric, result)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return None
 
 
 class Analysis:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import yaml
 
-from tuner.results._analysis import TrialResult
+from tuner.results._analysis import TrialError, TrialResult
 from tuner.results._checkpoint import Checkpoint
 from tuner.results._journal import read_journal
 from tuner.results._scopes import metric_analysis
@@ -69,25 +69,77 @@ def read_study_folder(folder: Path) -> tuple[list[TrialResult], str | None, str 
         saved: list[tuple[str, dict[str, Any]]] = [
             (Checkpoint(_shown(location, path), location), _at(run.reports, step)) for step, path in run.checkpoints
         ]
-        if _remote(location) and (study or {}).get("backend") != "simulated":  # not listed here: by the rule
+        if _remote(location) or (study or {}).get("backend") == "simulated":  # not listed here: by the rule
             kept = _pruned(saved, policy, metric, maximize)
-        else:  # on this disk, those still there (a simulated run's are all there)
+        else:  # on this disk, those still there
             kept = [(path, result) for path, result in saved if _remote(path) or Path(path).exists()]
+        config = _nest(params, paths)
         records.append(
             TrialResult(
                 trial_id=trial_id,
-                config=_nest(params, paths),
-                metrics=dict(run.reports[-1]) if run.reports else {},
+                config=config,
+                metrics=dict(run.reports[-1]) | {"config": config} if run.reports else {},
                 metric_history=history,
-                checkpoint=kept[-1][0] if kept else None,
+                checkpoint=kept[-1][0] if kept else None,  # the latest
                 status=str(row["status"]),
                 path=str(folder),
                 metric_analysis=metric_analysis(run.reports),
-                checkpoints=kept,
-                error=None if missing(row.get("error")) else str(row.get("error")),
+                checkpoints=_in_rays_order(kept, metric if policy.get("keep_best", True) else None, maximize),
+                error=None if missing(row.get("error")) else _error(folder, trial_id, str(row["error"])),
             )
         )
     return records, metric, None if metric is None else "max" if maximize else "min"
+
+
+def _in_rays_order(
+    kept: list[tuple[str, dict[str, Any]]], metric: str | None, maximize: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    """The kept checkpoints as Ray's checkpoint manager lists them (``Result.best_checkpoints``):
+    ranked by the metric the run kept its best by (as ``checkpoint_score_attribute``), worst
+    first and best last, NaN below every number, equals in the order saved, one whose result
+    lacks the metric placed where it was saved (and scored as Ray scores it: minus infinity
+    times the order); without a metric (``keep_best: false``), in the order saved."""
+    if metric is None:
+        return list(kept)
+    factor = 1.0 if maximize else -1.0
+
+    def score(result: dict[str, Any]) -> tuple[bool, float]:  # Ray's _get_checkpoint_score
+        value = result.get(metric, -math.inf)  # one without it: -inf, times the order
+        if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+            return (False, -math.inf)
+        return (True, factor * float(value))
+
+    ranked: list[tuple[str, dict[str, Any]]] = []
+    for path, result in kept:
+        if metric not in result:  # Ray appends it
+            ranked.append((path, result))
+            continue
+        mine, i = score(result), 0
+        while i < len(ranked) and not score(ranked[i][1]) > mine:
+            i += 1
+        ranked.insert(i, (path, result))
+    return ranked
+
+
+def _error(folder: Path, trial_id: str, line: str) -> TrialError:
+    """A failed trial's error with its whole traceback (its last attempt's log), ending with the
+    error line ``trials.parquet`` holds; the line alone where no log was written."""
+    logs = folder / "logs"
+    attempts = sorted(logs.glob(f"{trial_id}.attempt*.log"), key=lambda p: _attempt(p.name))
+    log = attempts[-1] if attempts else logs / f"{trial_id}.log"
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        text = ""
+    if not text:
+        return TrialError(line, line)
+    last = [s.strip() for s in text.splitlines() if s.strip()][-1]
+    return TrialError(text if last == line.strip() else f"{text}\n{line}", line)
+
+
+def _attempt(name: str) -> int:
+    digits = name.rsplit(".attempt", 1)[-1].removesuffix(".log")
+    return int(digits) if digits.isdigit() else 0
 
 
 def _replay(folder: Path) -> dict[str, _Run]:

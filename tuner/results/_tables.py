@@ -113,7 +113,7 @@ def _converted(folder: Path, trials: list[TrialResult], metric: str, maximize: b
                 "step": _iteration(t) or None,
                 "iterations": len(results),
                 "wall_s": last.get("time_total_s"),
-                "error": None if t.error is None else str(t.error),
+                "error": None if t.error is None else getattr(t.error, "line", str(t.error)),
                 **{f"params_{k}": v for k, v in _flat_config(t.config).items()},
                 **{f"metric_{k}": v for k, v in _metrics(last).items()},
             }

@@ -13,19 +13,21 @@ import fnmatch
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from tuner.errors import UserError
-from tuner.results._analysis import TrialResult
+from tuner.results._analysis import TrialError, TrialResult
 from tuner.results._pickle import Stub, attrs, read_pickle
 from tuner.results._scopes import metric_analysis
 
 STATE = "experiment_state-*.json"
 TUNER_PKL = "tuner.pkl"
 RESULT = "result.json"
+FAILURE = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)$", re.MULTILINE)  # error.txt's
 PROGRESS = "progress.csv"
 
 
@@ -160,10 +162,14 @@ def _moved(trial_dir: Path, checkpoint: Any) -> str | None:
     return str(trial_dir / (rest if inside else Path(path).name))
 
 
-def _error(trial_dir: Path, name: Any) -> str | None:
-    """The last line of a failed trial's ``error.txt``: the exception and its message."""
+def _error(trial_dir: Path, name: Any) -> TrialError | None:
+    """A failed trial's error from its ``error.txt``: the message of its last failure (Tune
+    appends one block a failure, each under a ``Failure # N (occurred at ...)`` line), which is
+    ``str()`` of the error Ray unpickles from ``error.pkl``; its last line is the exception's."""
     path = trial_dir / (name if isinstance(name, str) else "error.txt")
     if not path.is_file():
         return None
-    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    blocks = FAILURE.split(text)
+    message = blocks[-1].strip() if blocks else ""
+    return TrialError(message) if message else None

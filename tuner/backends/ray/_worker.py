@@ -35,6 +35,7 @@ from typing import Any
 
 from tuner.backends.ray import _last_words, _tune_api, _tune_hook
 from tuner.backends.ray._usage import Usage, cuda, reset_memory
+from tuner.backends.ray._user_runs import end_user_runs
 from tuner.config import trainable_style
 from tuner.errors import TrialPruned
 from tuner.storage import CheckpointStore
@@ -221,8 +222,13 @@ class TrialWorker:
                 reset_memory(torch, collect=last is None or last.is_alive())
 
 
-def _train(task: TrialTask, stop: threading.Event, emit: Any, put: Any) -> None:
+def _train(task: TrialTask, stop: threading.Event, emit: Any, end: Any) -> None:
     joined = False
+
+    def put(event: dict[str, Any]) -> None:  # the MLflow runs its code left open, ended before its end is told
+        end_user_runs(event["kind"] == "error")
+        end(event)
+
     try:
         fn = _import(task.trainable)
         tune = trainable_style(fn, task.api) == "tune"

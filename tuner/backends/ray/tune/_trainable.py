@@ -69,6 +69,19 @@ def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _single(config: dict[str, Any], job: Job) -> None:
+    from tuner.backends.ray._user_runs import end_user_runs
+
+    failed = False
+    try:
+        _run_single(config, job)
+    except Exception:
+        failed = True  # not Tune's own stop, which is no failure
+        raise
+    finally:
+        end_user_runs(failed)  # the MLflow runs its code left open on this thread
+
+
+def _run_single(config: dict[str, Any], job: Job) -> None:
     from ray import tune
 
     from tuner.config import is_tune_class, trainable_style
