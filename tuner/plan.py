@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner.config import Asha, Hyperband, Median, Study, import_trainable, trainable_style, until_stopped
+from tuner.config import Asha, Hyperband, Median, Stop, Study, import_trainable, trainable_style, until_stopped
 from tuner.errors import ConfigError, Problem, TrialPruned
 from tuner.space import summary
 from tuner.status import ERRORED, OOM
@@ -303,6 +303,8 @@ def describe(study: Study, plan: Plan) -> str:
         lines.append(_auto_line(plan))
     if spec.time_limit:
         lines.append(f"time limit: {spec.time_limit:g} s")
+    if spec.stop is not None:
+        lines.append(_stop_line(spec.stop))
     if isinstance(spec.scheduler, Hyperband):
         lines += _band_lines(study, spec.scheduler, plan)
     elif plan.rungs:
@@ -328,6 +330,15 @@ def describe(study: Study, plan: Plan) -> str:
             if step is not None:
                 lines += _smoke_lines(step)
     return "\n".join(lines)
+
+
+def _stop_line(stop: Stop) -> str:
+    """What ``stop:`` finishes a trial at."""
+    said = [f"at step {stop.steps}"] if stop.steps is not None else []
+    said += [f"after {stop.time_total_s:g} s of training"] if stop.time_total_s is not None else []
+    said += [f"when {name} {'>=' if op == 'ge' else '<='} {x:g}" for name, (op, x) in stop.limits.items()]
+    said += ["when a report says done"] if stop.done else []
+    return "stop: a trial is finished " + (", ".join(said[:-1]) + " or " + said[-1] if len(said) > 1 else said[0])
 
 
 def _auto_line(plan: Plan) -> str:

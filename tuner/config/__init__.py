@@ -16,6 +16,7 @@ from tuner.config._schema import (
     StudySpec,
     parse_duration,
 )
+from tuner.config._stop import Stop
 from tuner.config._tracking import MlflowOptions, TensorboardOptions, TrackingOptions, WandbOptions
 from tuner.config._trainable import (
     allowed_modules,
@@ -39,6 +40,7 @@ __all__ = [
     "Pb2",
     "Pbt",
     "Resources",
+    "Stop",
     "Study",
     "StudySpec",
     "TensorboardOptions",

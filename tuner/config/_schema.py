@@ -18,6 +18,7 @@ from pydantic import (
 
 from tuner.config._bands import wandb_bands
 from tuner.config._population import Pb2, Pbt
+from tuner.config._stop import Stop
 from tuner.config._tracking import TrackingOptions
 from tuner.errors import Problem
 
@@ -250,6 +251,7 @@ class StudySpec(_Strict):
     searcher: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any]
     early_terminate: Annotated[Asha | Hyperband | Median | Pbt | Pb2, Field(discriminator="type")] | None = None
+    stop: Stop | None = None  # when a trial has done enough (Ray Tune's RunConfig(stop=...)), see _stop.py
     run_cap: int | None = Field(default=None, ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)
     time_limit: float | None = None
@@ -324,7 +326,9 @@ class StudySpec(_Strict):
             return self
         if isinstance(et, Asha | Hyperband | Pbt | Pb2):
             raise ValueError(f"early_terminate.{'max_iter' if isinstance(et, Hyperband) else 'max_t'}: {need}")
-        raise ValueError(f"early_terminate: {need} (type asha with max_t, or hyperband with max_iter)")
+        raise ValueError(
+            f"early_terminate: {need} (type asha with max_t, hyperband with max_iter, or stop.training_iteration)"
+        )
 
     @model_validator(mode="after")
     def _tune_can(self) -> StudySpec:
@@ -385,14 +389,16 @@ class StudySpec(_Strict):
     @property
     def step_budget(self) -> int | None:
         """The step at which every trial is finished: ASHA's ``max_t``; on backend simulated, whose
-        trials need an end, hyperband's ``max_iter``. Otherwise a trial runs to its own end (W&B's
+        trials need an end, hyperband's ``max_iter``; ``stop.training_iteration`` when it is
+        smaller (or there is none of those). Otherwise a trial runs to its own end (W&B's
         hyperband does not stop a run at ``max_iter``)."""
-        et = self.early_terminate
+        et, budget = self.early_terminate, None
         if isinstance(et, Asha | Pbt | Pb2):  # a population's members are finished at max_t
-            return et.max_t
-        if isinstance(et, Hyperband) and self.backend == "simulated":
-            return et.max_iter
-        return None
+            budget = et.max_t
+        elif isinstance(et, Hyperband) and self.backend == "simulated":
+            budget = et.max_iter
+        steps = None if self.stop is None else self.stop.steps
+        return steps if budget is None or (steps is not None and steps < budget) else budget
 
 
 def _tune_cannot(spec: StudySpec) -> list[tuple[str, str]]:

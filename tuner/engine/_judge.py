@@ -23,6 +23,8 @@ class Judge:
     ) -> None:
         self.study, self.recorder, self.pruner, self.max_steps, self.say = study, recorder, pruner, max_steps, say
         self.metric = study.metric
+        self.stop = study.spec.stop  # stop: criteria that finish a trial early (Ray Tune's stop=)
+        self.unreported: set[str] = set()  # stop's metrics a report lacked: said once
         self.valued = False  # whether any trial has reported a finite value (the fail-fast rule)
 
     def report(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> Verdict:
@@ -30,7 +32,9 @@ class Judge:
         if self.metric is None:
             self.recorder.report(trial_id, step, elapsed, metrics)
             self.valued = True
-            return ("finished", None) if self.max_steps is not None and step >= self.max_steps else (None, None)
+            if self.max_steps is not None and step >= self.max_steps:
+                return "finished", None
+            return ("finished", None) if self._enough(trial_id, step, elapsed, metrics) else (None, None)
         if self.metric not in metrics:
             reported = ", ".join(sorted(metrics)) or "nothing"
             return "errored", f"metric {self.metric!r} was not reported at step {step} (reported: {reported})"
@@ -41,9 +45,26 @@ class Judge:
         self.valued = True
         if self.max_steps is not None and step >= self.max_steps:
             return "finished", None
+        if self._enough(trial_id, step, elapsed, metrics):
+            return "finished", None
         if self.pruner.should_stop(trial_id, step, value):
             return "pruned", None
         return None, None
+
+    def _enough(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> bool:
+        """Whether the report meets one of ``stop``'s criteria; a criterion's metric the report
+        lacks is said once (a misspelt name would never stop anything)."""
+        if self.stop is None:
+            return False
+        for name in self.stop.missing(metrics):
+            if name not in self.unreported:
+                self.unreported.add(name)
+                reported = ", ".join(sorted(metrics)) or "nothing"
+                self.say(
+                    f"stop.{name}: {trial_id} reported no {name} at step {step:g} (reported: {reported}); "
+                    "a trial stops on it only at reports that carry it"
+                )
+        return self.stop.reached(step, elapsed, metrics) is not None
 
     def memory(self, rec: TrialRecord, rss: list[float], gpu: list[float]) -> Verdict:
         """Rank 0's memory so far (resident, and GPU memory allocated on CUDA): a steady growth of

@@ -594,3 +594,25 @@ def test_a_report_that_says_done_ends_the_trial_finished(tmp_path: Path) -> None
     assert "done" not in reports[-1]["metrics"]  # a boolean, not a metric
     *reports, end = _run_rank(until_done, tmp_path, config={"done_at": 2}, stop_after=1)
     assert end == {"kind": "done"} and [r["step"] for r in reports] == [1, 2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stop_finishes_a_tune_trainable_that_loops_forever(ray_local: None, in_tmp: Path, backend: str) -> None:
+    # Ray Tune's RunConfig(stop={"training_iteration": 6, "mean_accuracy": 2.5}) as the study's stop:
+    # accuracy grows by lr a step: lr 1 meets it at step 3, lr 0.5 at step 5, lr 0.1 runs to step 6
+    body = f"""
+    name: forever
+    trainable: {EXAMPLES}:train_until_done
+    backend: {backend}
+    metric: {{name: mean_accuracy, goal: maximize}}
+    method: grid
+    stop: {{training_iteration: 6, mean_accuracy: 2.5}}
+    parameters:
+      lr: {{values: [1.0, 0.5, 0.1]}}
+      done_at: {{value: 1000}}
+    """
+    out = tuner.run(study(body), quiet=True)
+    trials = tuner.load_results(out.folder).set_index("params_lr").sort_index()
+    assert list(trials["status"]) == ["finished"] * 3
+    assert list(trials["step"]) == [6, 5, 3]

@@ -61,6 +61,7 @@ class TuneStudy:
     recorder: Recorder
     pruned: set[str] = field(default_factory=set)  # tuner ids the scheduler stopped early
     nan: set[str] = field(default_factory=set)  # stopped for a NaN or infinite metric
+    enough: set[str] = field(default_factory=set)  # finished by a criterion of the study's stop:
     failed: int = 0
     halt: str | None = None  # why the study stopped starting trials
     checkpoints: dict[str, str] = field(default_factory=dict)  # tuner id -> its last checkpoint
@@ -192,7 +193,8 @@ class _Median(MedianStoppingRule):
 
 class Judge(Stopper):
     """Stops what tuner stops and Tune would not: a trial at its budget without a scheduler to stop
-    it, a trial whose metric is NaN or infinite, and the whole study past ``max_failed_trials``
+    it, a trial whose metric is NaN or infinite, one that meets a criterion of the study's
+    ``stop:`` (as Tune's own ``stop=`` would), and the whole study past ``max_failed_trials``
     failed trials."""
 
     def __init__(self, key: str) -> None:
@@ -207,6 +209,11 @@ class Judge(Stopper):
         if isinstance(value, numbers.Real) and not math.isfinite(float(value)):
             config = result.get("config") or {}
             live.nan.add(str((config.get(RESERVED) or {}).get("id", trial_id)))
+            return True
+        stop = live.study.spec.stop
+        at = float(step) if isinstance(step, numbers.Real) else 0.0
+        if stop is not None and stop.reached(at, float(result.get("time_total_s") or 0.0), result) is not None:
+            live.enough.add(str(((result.get("config") or {}).get(RESERVED) or {}).get("id", trial_id)))
             return True
         return False
 
@@ -322,6 +329,8 @@ class Recording(Callback):
 
 
 def _reached_end(live: TuneStudy, rec: TrialRecord) -> bool:
+    if rec.trial_id in live.enough:
+        return True
     sched = live.study.spec.scheduler
     max_t = getattr(sched, "max_t", None)
     return max_t is None or (rec.step is not None and rec.step >= max_t)
