@@ -305,6 +305,10 @@ def describe(study: Study, plan: Plan) -> str:
         lines.append(f"time limit: {spec.time_limit:g} s")
     if spec.stop is not None:
         lines.append(_stop_line(spec.stop))
+    if spec.stopper is not None:
+        lines.append(
+            f"stopper: {spec.stopper} is asked at each report (true: the trial is finished) and may end the study"
+        )
     if isinstance(spec.scheduler, Hyperband):
         lines += _band_lines(study, spec.scheduler, plan)
     elif plan.rungs:

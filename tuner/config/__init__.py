@@ -17,6 +17,7 @@ from tuner.config._schema import (
     parse_duration,
 )
 from tuner.config._stop import Stop
+from tuner.config._stopper import Stopping, check_stopper, load_stopper, tune_result
 from tuner.config._tracking import MlflowOptions, TensorboardOptions, TrackingOptions, WandbOptions
 from tuner.config._trainable import (
     allowed_modules,
@@ -41,6 +42,7 @@ __all__ = [
     "Pbt",
     "Resources",
     "Stop",
+    "Stopping",
     "Study",
     "StudySpec",
     "TensorboardOptions",
@@ -48,9 +50,11 @@ __all__ = [
     "WandbOptions",
     "allowed_modules",
     "better",
+    "check_stopper",
     "defines",
     "import_trainable",
     "is_tune_class",
+    "load_stopper",
     "load_study",
     "minimised",
     "parse_duration",
@@ -59,6 +63,7 @@ __all__ = [
     "reported_metrics",
     "sign",
     "trainable_style",
+    "tune_result",
     "until_stopped",
     "wandb_bands",
 ]

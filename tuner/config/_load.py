@@ -22,6 +22,7 @@ from tuner.config._program import (
     runs_program,
 )
 from tuner.config._schema import IGNORED_KEYS, Hyperband, Metric, Resources, StudySpec, pydantic_problems
+from tuner.config._stopper import check_stopper
 from tuner.config._trainable import allowed_modules, check_trainable, declared_resources, import_trainable, split
 from tuner.config._wandb import folder_name, wandb_keys
 from tuner.config._yaml import parse_yaml, read_yaml
@@ -199,6 +200,8 @@ def load_study(
             for name in names or [None]:  # no metric: the trainable alone
                 allowed = allowed_modules(allow_modules)
                 problems += check_trainable(spec.trainable, name, allowed, spec.backend, spec.trainable_api)
+        if check_import and spec.stopper is not None:
+            problems += check_stopper(spec.stopper, allowed_modules(allow_modules))
         if not space_problems:
             problems += _points(spec.points_to_evaluate, space)
             problems += population_problems(spec, space)

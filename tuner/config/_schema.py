@@ -252,6 +252,7 @@ class StudySpec(_Strict):
     parameters: dict[str, Any]
     early_terminate: Annotated[Asha | Hyperband | Median | Pbt | Pb2, Field(discriminator="type")] | None = None
     stop: Stop | None = None  # when a trial has done enough (Ray Tune's RunConfig(stop=...)), see _stop.py
+    stopper: str | None = None  # a Ray Tune stopper or stop function, pkg.module:name (see _stopper.py)
     run_cap: int | None = Field(default=None, ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)
     time_limit: float | None = None

@@ -120,6 +120,7 @@ class Attempts:
             return  # the trial was already stopped; late reports do not count
         trial_id, step = run.record.trial_id, event.step
         status, error = self.judge.report(trial_id, step, event.time, event.metrics)
+        self.halt_if_asked()
         if event.checkpoint is not None:  # journaled after its report, so that a replay knows its value
             value = None if self.metric is None else event.metrics.get(self.metric)
             self.checkpoints.saved(
@@ -262,6 +263,14 @@ class Attempts:
             cause="stalled",
         )
         self._on_end(run, event)
+
+    def halt_if_asked(self) -> None:
+        """The study's ``stopper`` ends the study (``stop_all()``): no more trials start and the
+        running ones are stopped, as at the time limit."""
+        why = self.judge.halt()
+        if why is not None and self.closing.admission.stop_reason is None:
+            self.closing.admission.halt(why)
+            self.stop_all(f"stopped: {why}")
 
     def stop_all(self, error: str) -> None:
         for run in self.trials.values():

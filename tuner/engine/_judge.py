@@ -1,4 +1,5 @@
-"""Report by report: does a trial go on? Its metric reported and finite, its budget, the scheduler, its memory."""
+"""Report by report: does a trial go on? Its metric reported and finite, its budget, stop and
+stopper, the scheduler, its memory."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from tuner.config import Study
+from tuner.config import Stopping, Study, tune_result
 from tuner.diagnose import LEAK_HINT, leak_per_step
 from tuner.engine._schedulers import Pruner
 from tuner.results import Recorder, TrialRecord
@@ -25,6 +26,8 @@ class Judge:
         self.metric = study.metric
         self.stop = study.spec.stop  # stop: criteria that finish a trial early (Ray Tune's stop=)
         self.unreported: set[str] = set()  # stop's metrics a report lacked: said once
+        # stopper: a Ray Tune stopper, asked at each report as Tune asks it (imported here: a resume re-imports it)
+        self.stopper = None if study.spec.stopper is None else Stopping(study.spec.stopper)
         self.valued = False  # whether any trial has reported a finite value (the fail-fast rule)
 
     def report(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> Verdict:
@@ -32,7 +35,8 @@ class Judge:
         if self.metric is None:
             self.recorder.report(trial_id, step, elapsed, metrics)
             self.valued = True
-            if self.max_steps is not None and step >= self.max_steps:
+            asked = self._asked(trial_id, step, elapsed, metrics)
+            if asked or (self.max_steps is not None and step >= self.max_steps):
                 return "finished", None
             return ("finished", None) if self._enough(trial_id, step, elapsed, metrics) else (None, None)
         if self.metric not in metrics:
@@ -43,13 +47,26 @@ class Judge:
         if not math.isfinite(value):
             return "nan", f"{self.metric} is {value} at step {step}"
         self.valued = True
-        if self.max_steps is not None and step >= self.max_steps:
+        asked = self._asked(trial_id, step, elapsed, metrics)  # first, as Tune asks its stopper first
+        if asked or (self.max_steps is not None and step >= self.max_steps):
             return "finished", None
         if self._enough(trial_id, step, elapsed, metrics):
             return "finished", None
         if self.pruner.should_stop(trial_id, step, value):
             return "pruned", None
         return None, None
+
+    def _asked(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> bool:
+        """Whether the study's ``stopper`` finishes the trial at this report (passed as Ray Tune's result)."""
+        if self.stopper is None:
+            return False
+        rec = self.recorder.trials.get(trial_id)
+        config = rec.config if rec is not None else {}
+        return self.stopper.asks(trial_id, tune_result(trial_id, step, elapsed, metrics, config))
+
+    def halt(self) -> str | None:
+        """Why the study's ``stopper`` ends it now (its ``stop_all()``, or an error it raised); ``None``: it goes on."""
+        return None if self.stopper is None else self.stopper.halt()
 
     def _enough(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> bool:
         """Whether the report meets one of ``stop``'s criteria; a criterion's metric the report

@@ -314,6 +314,7 @@ class Engine:
         if self.deadline is not None and now >= self.deadline:
             self.admission.halt("time_limit reached")
             self.attempts.stop_all("stopped at the time limit")
+        self.attempts.halt_if_asked()
         self.attempts.check_stalls(now)
 
     def finish(self, trial_id: str, status: Status, error: str | None, **details: Any) -> None:

@@ -149,3 +149,28 @@ def test_hyperband_on_tune_stops_where_wandb_and_the_engine_would(ray_local: Non
     assert len(trials) == 8 and (trials["status"] == "pruned").sum() >= 1
     assert set(trials.loc[trials["status"] == "finished", "step"]) == {12}  # past max_iter: no cut there
     journal_verdicts(out.folder, trials, "loss", [1, 3], eta=3, strict=True, maximize=False)
+
+
+@pytest.mark.slow
+def test_a_stopper_on_tune_finishes_a_trial_and_its_stop_all_ends_the_study(ray_local: None, in_tmp: Path) -> None:
+    # Ray Tune's RunConfig(stop=FiveReports()) beside tuner's own stopper: x=0.1 is done at its
+    # first report (finished); after five reports stop_all is true: x=0.5 is stopped, x=0.9 never starts
+    body = """
+    name: stopper_tune
+    trainable: trainables.toy:quadratic
+    backend: tune
+    metric: {name: loss, goal: minimize}
+    method: grid
+    max_concurrent: 1
+    stopper: tests.engine.ray_stoppers:FiveReports
+    parameters:
+      x: {values: [0.1, 0.5, 0.9]}
+      steps: {value: 40}
+      sleep: {value: 0.05}
+    """
+    out = tuner.run(study(body, allow_modules=["tests"]), quiet=True)
+    trials = tuner.load_results(out.folder).set_index("params_x").sort_index()
+    assert trials.loc[0.1, "status"] == "finished" and trials.loc[0.1, "step"] == 1
+    assert trials.loc[0.5, "status"] == "stopped" and 4 <= trials.loc[0.5, "step"] < 40
+    assert 0.9 not in trials.index
+    assert out.stop_reason == "stopper tests.engine.ray_stoppers:FiveReports: stop_all() returned true"

@@ -19,7 +19,7 @@ from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule, TrialSchedule
 
 from tuner.backends.ray import numeric
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED
-from tuner.config import Asha, Hyperband, Median, Pb2, Pbt, Study
+from tuner.config import Asha, Hyperband, Median, Pb2, Pbt, Stopping, Study
 from tuner.diagnose import diagnose
 from tuner.results import Recorder, TrialRecord, read_journal
 from tuner.space import flatten
@@ -69,6 +69,7 @@ class TuneStudy:
     time_attr: str = "step"
     deadline: float | None = None  # time.monotonic() at which time_limit is reached
     store: str | None = None  # the study's checkpoint store (a population copies a group trial's donor there)
+    stopper: Stopping | None = None  # the study's stopper: (re-)imported by this process, never pickled
 
 
 LIVE: dict[str, TuneStudy] = {}  # by results folder
@@ -195,25 +196,30 @@ class Judge(Stopper):
     """Stops what tuner stops and Tune would not: a trial at its budget without a scheduler to stop
     it, a trial whose metric is NaN or infinite, one that meets a criterion of the study's
     ``stop:`` (as Tune's own ``stop=`` would), and the whole study past ``max_failed_trials``
-    failed trials."""
+    failed trials. The study's ``stopper`` is asked at every result with a finite metric (as a
+    ``CombinedStopper`` asks each of its stoppers) before the budget and ``stop:``; its
+    ``stop_all()`` ends the study."""
 
     def __init__(self, key: str) -> None:
         self.key = key
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         live = LIVE[self.key]
+        tuner_id = str(((result.get("config") or {}).get(RESERVED) or {}).get("id", trial_id))
+        value = None if live.study.metric is None else result.get(live.study.metric)
+        if isinstance(value, numbers.Real) and not math.isfinite(float(value)):
+            live.nan.add(tuner_id)
+            return True
+        if live.stopper is not None and live.stopper.asks(trial_id, result):
+            live.enough.add(tuner_id)
+            return True
         step = result.get(live.time_attr)
         if live.max_steps is not None and isinstance(step, numbers.Real) and float(step) >= live.max_steps:
             return True  # its whole budget: it ends finished
-        value = None if live.study.metric is None else result.get(live.study.metric)
-        if isinstance(value, numbers.Real) and not math.isfinite(float(value)):
-            config = result.get("config") or {}
-            live.nan.add(str((config.get(RESERVED) or {}).get("id", trial_id)))
-            return True
         stop = live.study.spec.stop
         at = float(step) if isinstance(step, numbers.Real) else 0.0
         if stop is not None and stop.reached(at, float(result.get("time_total_s") or 0.0), result) is not None:
-            live.enough.add(str(((result.get("config") or {}).get(RESERVED) or {}).get("id", trial_id)))
+            live.enough.add(tuner_id)
             return True
         return False
 
@@ -224,6 +230,8 @@ class Judge(Stopper):
             live.halt = f"more than max_failed_trials ({limit}) trials failed"
         if live.deadline is not None and time.monotonic() >= live.deadline and live.halt is None:
             live.halt = "time_limit reached"
+        if live.stopper is not None and live.halt is None:
+            live.halt = live.stopper.halt()
         return live.halt is not None
 
 

@@ -18,7 +18,7 @@ from tuner.backends.ray import capacity, connect, path_entries
 from tuner.backends.ray.tune._callback import LIVE, Judge, Recording, TuneStudy, make_scheduler
 from tuner.backends.ray.tune._study_searcher import StudySearcher
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED, STATE, Job, trainable_for
-from tuner.config import Pb2, Pbt, Study, import_trainable, trainable_style
+from tuner.config import Pb2, Pbt, Stopping, Study, import_trainable, trainable_style
 from tuner.engine import Outcomes, slots_for
 from tuner.results import FAILED, NO_METRIC, SUMMARY, Recorder, TrialRecord, write_state, write_yaml
 from tuner.space import Space
@@ -62,6 +62,7 @@ def run_on_tune(
         time_attr = "step" if style == "tuner" else "training_iteration"
         budget = max_steps if max_steps is not None else spec.step_budget  # max_t, or stop.training_iteration
         live = LIVE[key] = TuneStudy(study, recorder, max_steps=budget, time_attr=time_attr)
+        live.stopper = None if spec.stopper is None else Stopping(spec.stopper)  # Tuner.restore: imported afresh
         if spec.time_limit is not None:  # the time left, counted here: Tune would restore the first budget
             live.deadline = time.monotonic() + max(spec.time_limit - elapsed, 1.0)
         job = Job(
