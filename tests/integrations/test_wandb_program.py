@@ -527,6 +527,24 @@ def test_a_crash_that_leaves_children_waiting_fails_the_trial_at_once(
     assert (tmp_path / "wandb" / "latest-run").resolve().parent == tmp_path / "checkpoints" / "t1" / "wandb"
 
 
+RAISES = """
+import wandb
+
+run = wandb.init()
+run.log({"loss": 0.5})
+raise RuntimeError("boom")
+"""
+
+
+def test_a_crashed_programs_traceback_is_written_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """W&B's exit hook prints the traceback and then calls the hook it replaced, the deadline's:
+    that one does not print it again (the trial's log keeps the last 20 lines of stderr)."""
+    rows, error = _run_here(tmp_path, RAISES, monkeypatch)
+    assert error is not None and [r["metrics"] for r in rows] == [{"loss": 0.5}]
+    assert str(error).count("Traceback (most recent call last)") == 1
+    assert str(error).splitlines()[-1] == "train.py exited with code 1: RuntimeError: boom"
+
+
 MODULE = """
 import sys
 

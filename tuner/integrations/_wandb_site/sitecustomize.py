@@ -179,7 +179,8 @@ def _crashed(hook: Any) -> Any:
     crash does not wait on child processes that it left running (Python joins them at exit)."""
 
     def excepthook(kind: Any, value: Any, tb: Any) -> None:
-        hook(kind, value, tb)
+        if not _printed_by_wandb():
+            hook(kind, value, tb)
         with contextlib.suppress(Exception):
             sys.stderr.flush()
 
@@ -194,6 +195,16 @@ def _crashed(hook: Any) -> Any:
         threading.Thread(target=deadline, daemon=True, name="tuner-deadline").start()
 
     return excepthook
+
+
+def _printed_by_wandb() -> bool:
+    """Whether the caller is W&B's exit hook (``wandb.init`` installs it over this one), which has
+    printed the traceback and then calls the hook it replaced: printed again, it would be twice."""
+    with contextlib.suppress(Exception):
+        caller = sys._getframe(2)  # 0: this function, 1: excepthook, 2: who called it
+        owner = caller.f_locals.get("self")
+        return caller.f_code.co_name == "exc_handler" and type(owner).__name__ == "ExitHooks"
+    return False
 
 
 def _sweep(sweep: Any = None, entity: Any = None, project: Any = None, prior_runs: Any = None) -> str:
