@@ -165,12 +165,18 @@ def _links(run: Any) -> None:
         if os.path.realpath(here) == os.path.realpath(os.path.dirname(settings.log_symlink_user)):
             return  # W&B's own folder is this one: it has made them
         os.makedirs(here, exist_ok=True)
-        for name, target in targets.items():
-            tmp = os.path.join(here, f"{name}.{os.getpid()}")
+    except Exception:  # a read-only folder, a W&B without these settings: the run goes on without them
+        return
+    for name, target in targets.items():
+        tmp = os.path.join(here, f"{name}.{os.getpid()}")
+        try:
+            with contextlib.suppress(FileNotFoundError):  # one a process of this pid left
+                os.unlink(tmp)
             os.symlink(os.path.abspath(target), tmp)
             os.replace(tmp, os.path.join(here, name))
-    except Exception:  # a read-only folder, a W&B without these settings: the run goes on without them
-        pass
+        except Exception:  # a real folder of that name is the user's: left as it is, and no stray link
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def _crashed(hook: Any) -> Any:
