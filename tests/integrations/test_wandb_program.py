@@ -527,6 +527,24 @@ def test_a_crash_that_leaves_children_waiting_fails_the_trial_at_once(
     assert (tmp_path / "wandb" / "latest-run").resolve().parent == tmp_path / "checkpoints" / "t1" / "wandb"
 
 
+RAISES = """
+import wandb
+
+run = wandb.init()
+run.log({"loss": 0.5})
+raise RuntimeError("boom")
+"""
+
+
+def test_a_crashed_programs_traceback_is_written_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """W&B's exit hook prints the traceback and then calls the hook it replaced, the deadline's:
+    that one does not print it again (the trial's log keeps the last 20 lines of stderr)."""
+    rows, error = _run_here(tmp_path, RAISES, monkeypatch)
+    assert error is not None and [r["metrics"] for r in rows] == [{"loss": 0.5}]
+    assert str(error).count("Traceback (most recent call last)") == 1
+    assert str(error).splitlines()[-1] == "train.py exited with code 1: RuntimeError: boom"
+
+
 MODULE = """
 import sys
 
@@ -542,3 +560,15 @@ def test_a_command_without_program_runs_as_the_trial(tmp_path: Path, monkeypatch
     rows, error = _run_here(tmp_path, MODULE, monkeypatch, command=["python", "-m", "train", "${args}"])
     assert error is None
     assert [r["metrics"] for r in rows] == [{"loss": 0.1, "argv": 2.0}]  # python -m train --lr=0.1
+
+
+def test_a_working_folders_own_wandb_files_leave_no_stray_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``wandb/latest-run`` that is a folder (copied without its links) is not replaced: no
+    half-made link is left beside it, and the other two links are made."""
+    (tmp_path / "wandb" / "latest-run").mkdir(parents=True)
+    rows, error = _run_here(tmp_path, MODULE, monkeypatch, command=["python", "-m", "train", "${args}"])
+    assert error is None and len(rows) == 1
+    assert sorted(p.name for p in (tmp_path / "wandb").iterdir()) == ["debug-internal.log", "debug.log", "latest-run"]
+    assert (tmp_path / "wandb" / "debug.log").resolve().is_file() and (tmp_path / "wandb" / "latest-run").is_dir()

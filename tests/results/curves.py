@@ -24,3 +24,15 @@ def scoped(config: dict[str, Any], step: int) -> dict[str, float]:
         "flat": 0.3,
     }[shape]
     return {"loss": loss + offset, "accuracy": 1.0 - loss - offset, "seconds": 1.0}
+
+
+BROKEN: set[str] = set()  # the tags whose first attempt has failed (the simulated backend runs in this process)
+
+
+def broken_then_silent(config: dict[str, Any], step: int) -> dict[str, float]:
+    """The first attempt raises at step 3; the retry reports no ``loss`` from step 3 (an error
+    the engine decides: no traceback of its own)."""
+    if step == 3 and config["tag"] not in BROKEN:
+        BROKEN.add(config["tag"])
+        raise ValueError("first attempt broke")
+    return {"other": 1.0} if step >= 3 else {"loss": 1.0 / step}

@@ -142,6 +142,34 @@ def test_a_failed_trials_error_carries_its_whole_traceback(tmp_path: Path) -> No
     assert list(tuner.load_results(folder)["error"].dropna()) == ["ValueError: bad x 0.9"]
 
 
+RETRIED = """
+name: retried
+trainable: tests.results.curves:broken_then_silent
+backend: simulated
+metric: {name: loss, goal: minimize}
+method: grid
+seed: 1
+max_concurrent: 1
+max_failures: 2
+on_failure: {user_exception: retry}
+storage: STORAGE
+early_terminate: {type: asha, max_t: 4, grace_period: 4, reduction_factor: 2}
+parameters:
+  tag: {values: [TAG]}
+"""
+
+
+def test_a_retried_trials_error_is_its_last_attempts_alone(tmp_path: Path) -> None:
+    """The first attempt raised (its traceback is logged); the retry failed with an error the
+    engine decided, which has no traceback: the error is that line alone, not the first
+    attempt's traceback with it."""
+    folder = _run(tmp_path, RETRIED.replace("TAG", str(tmp_path)))
+    (trial,) = tuner.load(folder).trials
+    assert (folder / "logs" / f"{trial.trial_id}.log").is_file()  # the first attempt's traceback
+    assert str(trial.error).startswith("metric 'loss' was not reported at step 3")
+    assert "first attempt broke" not in str(trial.error) and not isinstance(trial.error, ValueError)
+
+
 def test_an_error_without_a_log_is_its_line_and_odd_kinds_stay_plain() -> None:
     assert str(TrialError("stalled: no report for 60 s")) == "stalled: no report for 60 s"
     assert TrialError("stalled: x").cause is None and not isinstance(TrialError("RuntimeWarning: x"), Warning)

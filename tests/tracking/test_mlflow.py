@@ -156,6 +156,25 @@ def test_a_file_store_mlflow_refuses_is_refused_when_the_study_is_read(
     assert study(text, allow_modules=["tests"], storage=str(tmp_path)).spec.tracking.mlflow is not None
 
 
+def test_the_results_of_a_file_store_study_are_read_without_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study run with ``MLFLOW_ALLOW_FILE_STORE=true`` and a file-store ``tracking_uri``: its
+    results folder is read (``tuner report``, which reads its study without importing anything)
+    in a shell without that variable; only running it again needs the variable."""
+    from tuner.errors import ConfigError
+    from tuner.report._data import read
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    out = _run(tmp_path, "falling", 2, f"    mlflow: {{tracking_uri: '{uri}', experiment: tuned}}")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    data = read(out.folder)
+    assert data.study.spec.tracking.mlflow is not None and data.study.spec.tracking.mlflow.tracking_uri == uri
+    with pytest.raises(ConfigError, match="MLFLOW_ALLOW_FILE_STORE=true"):
+        tuner.resume(out.folder, quiet=True)
+
+
 @pytest.mark.parametrize("failed", [False, True])
 def test_the_runs_a_trial_left_open_are_ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failed: bool) -> None:
     """``mlflow.log_metric`` in a trainable opens a run on the trial's thread that MLflow ends only

@@ -179,7 +179,8 @@ def load_study(
     spec: StudySpec | None = None
     try:
         spec = StudySpec.model_validate(
-            {**{k: v for k, v in data.items() if k not in PROGRAM_KEYS}, **({"trainable": RUNNER} if program else {})}
+            {**{k: v for k, v in data.items() if k not in PROGRAM_KEYS}, **({"trainable": RUNNER} if program else {})},
+            context={"check_import": check_import},  # the environment's checks: not for a study read for results
         )
     except ValidationError as exc:
         said = {p.path for p in problems}  # a W&B key's own reason for a missing field says it better

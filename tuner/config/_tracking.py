@@ -29,11 +29,14 @@ class MlflowOptions(_Options):
 
     @field_validator("tracking_uri")
     @classmethod
-    def _not_a_refused_file_store(cls, v: str | None) -> str | None:
+    def _not_a_refused_file_store(cls, v: str | None, info: ValidationInfo) -> str | None:
         """A folder (``./mlruns``, ``file:///...``: MLflow's file store, which Ray's
         ``MLflowLoggerCallback`` examples pass) is refused by MLflow 3 unless
         ``MLFLOW_ALLOW_FILE_STORE`` is true: said here rather than by a tracker that stops at the
-        study's first write."""
+        study's first write. Not for a study read for its results (``check_import=False``): they
+        are read in whatever environment, the variable set or not."""
+        if (info.context or {}).get("check_import") is False:
+            return v
         if v is None or not _file_store(v) or not _file_store_refused():
             return v
         raise ValueError(

@@ -11,6 +11,7 @@ the seconds since it started (``time_s``) unless the trainable reported its own.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,7 +86,7 @@ def read_study_folder(folder: Path) -> tuple[list[TrialResult], str | None, str 
                 path=str(folder),
                 metric_analysis=metric_analysis(run.reports),
                 checkpoints=_in_rays_order(kept, metric if policy.get("keep_best", True) else None, maximize),
-                error=None if missing(row.get("error")) else _error(folder, trial_id, str(row["error"])),
+                error=None if missing(row.get("error")) else _error(folder, trial_id, row),
             )
         )
     return records, metric, None if metric is None else "max" if maximize else "min"
@@ -121,12 +122,17 @@ def _in_rays_order(
     return ranked
 
 
-def _error(folder: Path, trial_id: str, line: str) -> TrialError:
+def _error(folder: Path, trial_id: str, row: pd.Series) -> TrialError:
     """A failed trial's error with its whole traceback (its last attempt's log), ending with the
-    error line ``trials.parquet`` holds; the line alone where no log was written."""
-    logs = folder / "logs"
-    attempts = sorted(logs.glob(f"{trial_id}.attempt*.log"), key=lambda p: _attempt(p.name))
-    log = attempts[-1] if attempts else logs / f"{trial_id}.log"
+    error line ``trials.parquet`` holds; the line alone where that attempt wrote no log (an error
+    the engine decided: an earlier attempt's traceback is not this error's). The attempt is the
+    row's ``attempts`` (the last attempt's number); without it, the latest log."""
+    line, attempt, logs = str(row["error"]), row.get("attempts"), folder / "logs"
+    if isinstance(attempt, numbers.Integral) or (isinstance(attempt, float) and attempt.is_integer()):
+        log = logs / (f"{trial_id}.log" if int(attempt) == 0 else f"{trial_id}.attempt{int(attempt)}.log")
+    else:
+        attempts = sorted(logs.glob(f"{trial_id}.attempt*.log"), key=lambda p: _attempt(p.name))
+        log = attempts[-1] if attempts else logs / f"{trial_id}.log"
     try:
         text = log.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:

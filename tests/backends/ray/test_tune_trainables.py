@@ -616,3 +616,34 @@ def test_stop_finishes_a_tune_trainable_that_loops_forever(ray_local: None, in_t
     trials = tuner.load_results(out.folder).set_index("params_lr").sort_index()
     assert list(trials["status"]) == ["finished"] * 3
     assert list(trials["step"]) == [6, 5, 3]
+
+
+def test_on_tune_a_stop_criterion_the_results_lack_is_said_once(tmp_path: Path) -> None:
+    """Backend tune's stopper judges ``stop:`` as the engine does, and says so, once, when a
+    criterion's metric is not in the results (a misspelt name would never stop anything)."""
+    from tuner.backends.ray.tune._callback import LIVE, Judge, TuneStudy
+    from tuner.results import Recorder
+
+    body = f"""
+    name: misspelt
+    trainable: {EXAMPLES}:train_until_done
+    backend: tune
+    metric: {{name: mean_accuracy, goal: maximize}}
+    method: grid
+    stop: {{training_iteration: 6, mean_acuracy: 2.5}}
+    parameters:
+      lr: {{values: [1.0]}}
+    """
+    s = study(body)
+    said: list[str] = []
+    key = str(tmp_path)
+    LIVE[key] = TuneStudy(s, Recorder(tmp_path, s.metric, s.maximize), time_attr="training_iteration", say=said.append)
+    try:
+        judge = Judge(key)
+        assert not judge("x", {"training_iteration": 1, "mean_accuracy": 3.0, "time_total_s": 0.1})
+        assert not judge("x", {"training_iteration": 2, "mean_accuracy": 3.0, "time_total_s": 0.2})
+        assert judge("x", {"training_iteration": 6, "mean_accuracy": 3.0, "time_total_s": 0.3})
+    finally:
+        LIVE.pop(key)
+    lines = [line for line in said if line.startswith("stop.mean_acuracy:")]
+    assert len(lines) == 1 and "reported no mean_acuracy" in lines[0], said

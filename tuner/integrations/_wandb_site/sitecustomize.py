@@ -165,12 +165,18 @@ def _links(run: Any) -> None:
         if os.path.realpath(here) == os.path.realpath(os.path.dirname(settings.log_symlink_user)):
             return  # W&B's own folder is this one: it has made them
         os.makedirs(here, exist_ok=True)
-        for name, target in targets.items():
-            tmp = os.path.join(here, f"{name}.{os.getpid()}")
+    except Exception:  # a read-only folder, a W&B without these settings: the run goes on without them
+        return
+    for name, target in targets.items():
+        tmp = os.path.join(here, f"{name}.{os.getpid()}")
+        try:
+            with contextlib.suppress(FileNotFoundError):  # one a process of this pid left
+                os.unlink(tmp)
             os.symlink(os.path.abspath(target), tmp)
             os.replace(tmp, os.path.join(here, name))
-    except Exception:  # a read-only folder, a W&B without these settings: the run goes on without them
-        pass
+        except Exception:  # a real folder of that name is the user's: left as it is, and no stray link
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def _crashed(hook: Any) -> Any:
@@ -179,7 +185,8 @@ def _crashed(hook: Any) -> Any:
     crash does not wait on child processes that it left running (Python joins them at exit)."""
 
     def excepthook(kind: Any, value: Any, tb: Any) -> None:
-        hook(kind, value, tb)
+        if not _printed_by_wandb():
+            hook(kind, value, tb)
         with contextlib.suppress(Exception):
             sys.stderr.flush()
 
@@ -194,6 +201,16 @@ def _crashed(hook: Any) -> Any:
         threading.Thread(target=deadline, daemon=True, name="tuner-deadline").start()
 
     return excepthook
+
+
+def _printed_by_wandb() -> bool:
+    """Whether the caller is W&B's exit hook (``wandb.init`` installs it over this one), which has
+    printed the traceback and then calls the hook it replaced: printed again, it would be twice."""
+    with contextlib.suppress(Exception):
+        caller = sys._getframe(2)  # 0: this function, 1: excepthook, 2: who called it
+        owner = caller.f_locals.get("self")
+        return caller.f_code.co_name == "exc_handler" and type(owner).__name__ == "ExitHooks"
+    return False
 
 
 def _sweep(sweep: Any = None, entity: Any = None, project: Any = None, prior_runs: Any = None) -> str:

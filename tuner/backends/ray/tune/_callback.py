@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -70,9 +71,16 @@ class TuneStudy:
     deadline: float | None = None  # time.monotonic() at which time_limit is reached
     store: str | None = None  # the study's checkpoint store (a population copies a group trial's donor there)
     stopper: Stopping | None = None  # the study's stopper: (re-)imported by this process, never pickled
+    say: Callable[[str], None] | None = None  # the study's notices
+    unreported: set[str] = field(default_factory=set)  # stop's metrics a result lacked: said once
 
 
 LIVE: dict[str, TuneStudy] = {}  # by results folder
+
+
+def ours_of(result: dict[str, Any], trial_id: str) -> str:
+    """The tuner id of the trial a Tune result is of (Tune's id when its config has none)."""
+    return str(((result.get("config") or {}).get(RESERVED) or {}).get("id", trial_id))
 
 
 def ours(trial: Any) -> str:
@@ -205,7 +213,7 @@ class Judge(Stopper):
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         live = LIVE[self.key]
-        tuner_id = str(((result.get("config") or {}).get(RESERVED) or {}).get("id", trial_id))
+        tuner_id = ours_of(result, trial_id)
         value = None if live.study.metric is None else result.get(live.study.metric)
         if isinstance(value, numbers.Real) and not math.isfinite(float(value)):
             live.nan.add(tuner_id)
@@ -218,6 +226,14 @@ class Judge(Stopper):
             return True  # its whole budget: it ends finished
         stop = live.study.spec.stop
         at = float(step) if isinstance(step, numbers.Real) else 0.0
+        for name in [] if stop is None else stop.missing(result):  # as the engine's judge says it
+            if name not in live.unreported and live.say is not None:
+                live.unreported.add(name)
+                reported = ", ".join(sorted(k for k in result if k not in AUTO)) or "nothing"
+                live.say(
+                    f"stop.{name}: {tuner_id} reported no {name} at step {at:g} "
+                    f"(reported: {reported}); a trial stops on it only at reports that carry it"
+                )
         if stop is not None and stop.reached(at, float(result.get("time_total_s") or 0.0), result) is not None:
             live.enough.add(tuner_id)
             return True

@@ -61,7 +61,7 @@ def run_on_tune(
         style = trainable_style(import_trainable(study.trainable), spec.trainable_api)
         time_attr = "step" if style == "tuner" else "training_iteration"
         budget = max_steps if max_steps is not None else spec.step_budget  # max_t, or stop.training_iteration
-        live = LIVE[key] = TuneStudy(study, recorder, max_steps=budget, time_attr=time_attr)
+        live = LIVE[key] = TuneStudy(study, recorder, max_steps=budget, time_attr=time_attr, say=say)
         live.stopper = None if spec.stopper is None else Stopping(spec.stopper)  # Tuner.restore: imported afresh
         if spec.time_limit is not None:  # the time left, counted here: Tune would restore the first budget
             live.deadline = time.monotonic() + max(spec.time_limit - elapsed, 1.0)
