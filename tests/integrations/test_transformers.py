@@ -129,6 +129,78 @@ def test_only_the_evaluations_the_trainer_saves_at_carry_a_checkpoint(tmp_path: 
     assert saved == {2.0: None, 4.0: 4, 6.0: None, 8.0: 8, 10.0: None, 12.0: 12}
 
 
+def test_save_strategy_best_reports_carry_the_best_checkpoints(tmp_path: Path) -> None:
+    """With ``save_strategy="best"`` the Trainer decides to save after the callbacks have seen the
+    evaluation: the report waits, and carries the checkpoint of each new best, none otherwise."""
+    trial = Trial("t0", 0, store=CheckpointStore(str(tmp_path / "store")))
+    made, _ = trainer(trial, tmp_path, step="epoch", num_train_epochs=4)
+    made.args.save_strategy = transformers.trainer_utils.SaveStrategy.BEST
+    made.args.metric_for_best_model, made.args.greater_is_better = "eval_loss", True  # the loss falls: one best
+    made.train()
+    losses = [r["metrics"]["eval_loss"] for r in trial.reports]
+    best = [loss > max(losses[:i], default=float("-inf")) for i, loss in enumerate(losses)]
+    assert [r["step"] for r in trial.reports] == [1.0, 2.0, 3.0, 4.0]
+    assert ["checkpoint" in r for r in trial.reports] == best and not all(best)
+    assert [r["checkpoint"]["global_step"] for r in trial.reports if "checkpoint" in r] == [
+        4 * (i + 1) for i, b in enumerate(best) if b
+    ]
+
+
+def search_trial(tmp_path: Path, config: dict[str, Any], **arguments: Any) -> tuple[Trial, list[str]]:
+    """One trial of ``search`` (its trainable, in this process) on the tiny Trainer; what
+    precision its model's classifier ran in while training."""
+    import cloudpickle
+
+    from tuner.integrations.transformers import trial_function
+
+    def factory(config: dict[str, Any]) -> Any:
+        made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(tmp_path / "out"), **arguments)
+
+        def record(module: Any, inputs: Any, output: Any) -> None:
+            with (tmp_path / "dtypes").open("a") as out:
+                out.write(f"{output.dtype}\n")
+
+        made.model.classifier.register_forward_hook(record)
+        return made
+
+    tmp_path.mkdir()
+    pickled = tmp_path / "factory.pkl"
+    pickled.write_bytes(cloudpickle.dumps((factory, "epoch")))
+    trial = Trial("t0", 0)
+    trial_function(pickled)(config, trial)
+    return trial, sorted(set((tmp_path / "dtypes").read_text().split()))
+
+
+def test_a_searched_bf16_or_fp16_reaches_the_accelerator(tmp_path: Path) -> None:
+    """``bf16`` from the configuration, set after the factory made the Trainer, makes its
+    accelerator again: bf16 autocast on the CPU, as ``hyperparameter_search`` does; ``bf16: false``
+    undoes the factory's; ``fp16`` on the CPU trains in float32, with a one-line notice."""
+    trial, dtypes = search_trial(tmp_path / "a", {"bf16": True})
+    assert dtypes == ["torch.bfloat16"] and [r["step"] for r in trial.reports] == [1.0]
+    assert search_trial(tmp_path / "b", {"bf16": False}, bf16=True)[1] == ["torch.float32"]
+    with pytest.warns(UserWarning, match=r"^fp16=True on the CPU: accelerate trains in float32 there"):
+        assert search_trial(tmp_path / "c", {"fp16": True})[1] == ["torch.float32"]
+    with pytest.raises(ValueError, match=r"^search: fp16 and bf16 are both True"):
+        search_trial(tmp_path / "d", {"fp16": True}, bf16=True)
+
+
+def test_bf16_set_on_the_arguments_after_the_trainer_was_made_is_an_error(tmp_path: Path) -> None:
+    """In a trainable of one's own, ``trainer.args.bf16 = ...`` after making the Trainer would do
+    nothing (the accelerator is made with the Trainer): the callback says so before training."""
+    from accelerate.state import AcceleratorState
+
+    made, _ = trainer(Trial("t0", 0), tmp_path)
+    made.args.bf16 = True
+    with pytest.raises(ValueError, match=r"^TunerCallback: TrainingArguments bf16=True was set after the Trainer"):
+        made.train()
+    made, _ = trainer(Trial("t1", 0), tmp_path / "b")
+    made.args.bf16 = True
+    made.args.mixed_precision = "bf16"  # as search() does, with the accelerator made again
+    AcceleratorState._reset_state()
+    made.create_accelerator_and_postprocess()
+    made.train()  # no error
+
+
 def test_a_pruned_trial_stops_the_trainer_and_train_raises_trial_pruned(tmp_path: Path) -> None:
     reports: list[dict[str, Any]] = []
     trial = Trial("t0", 0, emit=reports.append, should_stop=lambda: len(reports) >= 2)  # read as step 3 reports

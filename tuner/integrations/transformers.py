@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -74,14 +75,16 @@ class TunerCallback(_Callback):
     At each evaluation (``on_evaluate``) it reports every number in the metrics (``eval_loss``,
     what ``compute_metrics`` adds, ``epoch``) at the Trainer's global step, or at its epoch with
     ``step="epoch"``; an evaluation at a step already reported (``trainer.evaluate()`` after
-    ``train``) is not reported again. When the study keeps checkpoints and the Trainer saves at
-    the evaluation's step, the report waits for the save (``on_save``) and takes the checkpoint
-    folder's files with it. When the scheduler has stopped the trial, it sets
-    ``control.should_training_stop`` and raises :class:`tuner.errors.TrialPruned` out of
-    ``trainer.train()``; the trainable lets it propagate and the trial ends pruned. With
-    ``workers: N`` (the Trainer running DDP over the worker group: :func:`training_arguments`)
-    every rank reports at the same steps, every rank stops at the same step, and rank 0 alone
-    sends the metrics and the checkpoint.
+    ``train``) is not reported again. When the study keeps checkpoints and the Trainer saves at the
+    evaluation's step, the report waits for the save (``on_save``) and takes the checkpoint
+    folder's files with it (with ``save_strategy="best"``, for the evaluations the Trainer saves as
+    a new best). ``fp16``/``bf16`` set on the arguments after the Trainer was made, which its
+    accelerator does not follow, stop training at its start with an error. When the scheduler has
+    stopped the trial, it sets ``control.should_training_stop`` and raises
+    :class:`tuner.errors.TrialPruned` out of ``trainer.train()``; the trainable lets it propagate
+    and the trial ends pruned. With ``workers: N`` (the Trainer running DDP over the worker group:
+    :func:`training_arguments`) every rank reports at the same steps, every rank stops at the same
+    step, and rank 0 alone sends the metrics and the checkpoint.
 
     The checkpoint records the optimizer's ``TrainingArguments`` (``OPTIMIZER_ARGUMENTS``). A
     Trainer that goes on from a checkpoint written under other ones (a PBT exploit) gets, after
@@ -126,6 +129,7 @@ class TunerCallback(_Callback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._training = True
+        _check_precision(args)
         old, self._restored = self._restored, None
         optimizer = kwargs.get("optimizer")
         self.retuned = []
@@ -148,8 +152,10 @@ class TunerCallback(_Callback):
         if self._last is not None and step <= self._last:
             return
         values = _scalars(metrics or {})
-        if self._training and control.should_save and self.trial.store is not None:
-            self._pending = (step, values)  # the Trainer saves next, at this step: report with it
+        # The Trainer saves next, at this step: report with the checkpoint. With save_strategy
+        # "best" it decides after this call, and saves only a new best: wait and see.
+        if self._training and (control.should_save or _saves_best(args)) and self.trial.store is not None:
+            self._pending = (step, values)
             return
         self._report(step, values, None, control)
 
@@ -187,6 +193,45 @@ class TunerCallback(_Callback):
             p.relative_to(folder).as_posix(): _tensor(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()
         }
         return {"transformers": files, "global_step": int(state.global_step), "arguments": _arguments(args)}
+
+
+def _saves_best(args: Any) -> bool:
+    strategy = getattr(args, "save_strategy", None)
+    return str(getattr(strategy, "value", strategy)) == "best"
+
+
+PRECISIONS = ("fp16", "bf16")
+
+
+def _precision(args: Any) -> str | None:
+    """The mixed precision ``fp16``/``bf16`` of ``args`` ask for; ``None`` when neither."""
+    return next((name for name in PRECISIONS if getattr(args, name, False)), None)
+
+
+def _check_precision(args: Any) -> None:
+    """A clear error for ``fp16``/``bf16`` set on the arguments after the Trainer was made (its
+    accelerator, made with the Trainer, does not follow), and a notice for ``fp16`` on the CPU,
+    where accelerate trains in float32."""
+    wanted = _precision(args)
+    made = getattr(args, "mixed_precision", None)  # what the accelerator was made with (transformers 5)
+    if made is not None and wanted is not None and made != wanted:
+        raise ValueError(
+            f"TunerCallback: TrainingArguments {wanted}=True was set after the Trainer was made, whose"
+            f" accelerator trains in mixed precision {made!r}: pass {wanted}=True to TrainingArguments(...)"
+            " before making the Trainer (search() does this for a searched fp16/bf16)"
+        )
+    if made in PRECISIONS and wanted is None and os.environ.get("ACCELERATE_MIXED_PRECISION") != made:
+        raise ValueError(
+            f"TunerCallback: TrainingArguments {made}=False was set after the Trainer was made, whose"
+            f" accelerator trains in mixed precision {made!r}: pass {made}=False to TrainingArguments(...)"
+            " before making the Trainer (search() does this for a searched fp16/bf16)"
+        )
+    device = getattr(getattr(args, "device", None), "type", None)
+    if wanted == "fp16" and device == "cpu":
+        warnings.warn(
+            "fp16=True on the CPU: accelerate trains in float32 there (bf16=True is mixed precision on the CPU)",
+            stacklevel=2,
+        )
 
 
 def _arguments(args: Any) -> dict[str, float]:
@@ -329,7 +374,8 @@ def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any],
     def run_trial(config: dict[str, Any], trial: Trial) -> None:
         with distributed(trial):  # workers: N: the Trainer the factory makes runs DDP over the group
             trainer = factory(config, trial) if with_trial else factory(config)
-            apply_hyperparameters(trainer.args, config)
+            if set(apply_hyperparameters(trainer.args, config)) & set(PRECISIONS):
+                _remake_accelerator(trainer)
             _model_init_with(trainer, config)
             if hasattr(trainer, "_train_batch_size"):  # the Trainer reads the batch size once, when made
                 trainer._train_batch_size = trainer.args.train_batch_size
@@ -342,6 +388,24 @@ def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any],
                 trainer.evaluate()
 
     return run_trial
+
+
+def _remake_accelerator(trainer: Any) -> None:
+    """After a searched ``fp16``/``bf16`` was set on ``trainer.args``: the Trainer's accelerator
+    made again in that precision, as ``hyperparameter_search`` makes it again (the accelerator, and
+    accelerate's process-wide state, were made with the Trainer)."""
+    from accelerate.state import AcceleratorState
+
+    args = trainer.args
+    if args.fp16 and args.bf16:
+        raise ValueError("search: fp16 and bf16 are both True (configuration and Trainer); at most one may be")
+    precision = _precision(args)
+    if hasattr(args, "mixed_precision"):  # transformers 5: the arguments carry it
+        args.mixed_precision = precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    else:  # transformers 4: accelerate reads it from the environment, where TrainingArguments put it
+        os.environ["ACCELERATE_MIXED_PRECISION"] = precision or "no"
+    AcceleratorState._reset_state()  # the process's distributed state (PartialState) is kept
+    trainer.create_accelerator_and_postprocess()
 
 
 def _model_init_with(trainer: Any, config: dict[str, Any]) -> None:
