@@ -242,6 +242,87 @@ def test_a_search_trial_s_model_init_gets_its_configuration(tmp_path: Path) -> N
     assert [r["step"] for r in trial.reports] == [1.0]
 
 
+def optuna_hp_space(trial: Any) -> dict[str, Any]:  # Transformers' hpo_train guide, for backend="optuna"
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-6, 1e-4, log=True),
+        "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [16, 32, 64, 128]),
+    }
+
+
+def ray_hp_space(trial: Any) -> dict[str, Any]:  # the same guide, for backend="ray"
+    from ray import tune
+
+    return {
+        "learning_rate": tune.loguniform(1e-6, 1e-4),
+        "per_device_train_batch_size": tune.choice([16, 32, 64, 128]),
+    }
+
+
+def test_an_hp_space_for_optuna_or_ray_becomes_the_study_s_parameters() -> None:
+    from transformers.trainer_utils import default_hp_space_optuna, default_hp_space_ray
+
+    from tuner.integrations.transformers import hp_parameters
+
+    guide = {
+        "learning_rate": {"distribution": "log_uniform_values", "min": 1e-6, "max": 1e-4},
+        "per_device_train_batch_size": {"values": [16, 32, 64, 128]},
+    }
+    assert hp_parameters(optuna_hp_space) == guide
+    assert hp_parameters(ray_hp_space) == guide
+    assert hp_parameters(default_hp_space_optuna) == {  # Transformers' own defaults, as they are
+        "learning_rate": {"distribution": "log_uniform_values", "min": 1e-6, "max": 1e-4},
+        "num_train_epochs": {"distribution": "int_uniform", "min": 1, "max": 5},
+        "seed": {"distribution": "int_uniform", "min": 1, "max": 40},
+        "per_device_train_batch_size": {"values": [4, 8, 16, 32, 64]},
+    }
+    assert hp_parameters(default_hp_space_ray)["seed"] == {"distribution": "uniform", "min": 1.0, "max": 40.0}
+
+    def renamed(trial: Any) -> dict[str, Any]:  # returned under another key, with a constant
+        return {"learning_rate": trial.suggest_float("lr", 0.1, 0.2, step=0.05), "warmup_steps": 10}
+
+    assert hp_parameters(renamed) == {
+        "learning_rate": {"distribution": "q_uniform", "min": 0.1, "max": 0.2, "q": 0.05},
+        "warmup_steps": {"value": 10},
+    }
+
+    def conditional(trial: Any) -> dict[str, Any]:
+        optimizer = trial.suggest_categorical("optim", ["adamw_torch", "sgd"])
+        momentum = trial.suggest_float("momentum", 0.0, 0.9) if optimizer == "sgd" else None
+        return {"optim": optimizer, "momentum": momentum}
+
+    with pytest.raises(ValueError, match=r"^hp_space: what it suggests depends on the values suggested \(momentum\)"):
+        hp_parameters(conditional)
+    with pytest.raises(TypeError, match="hp_space must return a dict of hyperparameters, got list"):
+        hp_parameters(lambda trial: [{"name": "learning_rate", "type": "double"}])  # SigOpt's form
+
+
+def test_a_trainer_with_model_init_is_its_own_factory(tmp_path: Path) -> None:
+    """``search(trainer, ...)`` as ``trainer.hyperparameter_search(...)`` is called: each trial
+    trains a copy (its ``output_dir`` its own, the original's left as it was)."""
+    import cloudpickle
+
+    from tuner.integrations.transformers import TrainerCopy, trial_function
+
+    made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="a Trainer given in place of a factory must be made with model_init"):
+        TrainerCopy(made)
+    trainer = transformers.Trainer(
+        model_init=lambda trial: tiny.make_trainer({}).model,
+        args=made.args,
+        train_dataset=made.train_dataset,
+        eval_dataset=made.eval_dataset,
+    )
+    pickled = tmp_path / "factory.pkl"
+    pickled.write_bytes(cloudpickle.dumps((TrainerCopy(trainer), "epoch")))
+    run = trial_function(pickled)
+    for trial_id in ("t0", "t1"):  # one process, trial after trial
+        trial = Trial(trial_id, 0)
+        run({"learning_rate": 1e-3, "per_device_train_batch_size": 32}, trial)
+        assert [r["step"] for r in trial.reports] == [1.0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["run-t0", "run-t1"]
+    assert trainer.args.output_dir == str(tmp_path / "out") and trainer.model is not None
+
+
 def test_the_step_is_global_step_or_epoch() -> None:
     from tuner.integrations.transformers import TunerCallback
 
@@ -345,6 +426,28 @@ def test_search_builds_each_trial_s_trainer_and_returns_the_best_run(ray_local: 
     history = tuner.load_history(best.run_summary.folder)
     assert sorted(set(history["step"])) == [4.0, 8.0]  # the global step
     assert {p.name for p in out.iterdir()} == {f"run-{t}" for t in trials.index}
+
+
+@pytest.mark.slow
+def test_search_takes_a_trainer_and_an_hp_space_as_hyperparameter_search_does(ray_local: None, in_tmp: Path) -> None:
+    """The guide's script: a Trainer made with ``model_init``, ``optuna_hp_space`` as it is; the
+    study says only the metric and the number of trials."""
+    from tuner.integrations.transformers import search
+
+    made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(in_tmp / "hf"))
+    trainer = transformers.Trainer(
+        model_init=lambda trial: tiny.make_trainer({}).model,
+        args=made.args,
+        train_dataset=made.train_dataset,
+        eval_dataset=made.eval_dataset,
+    )
+    study = {"name": "hf_hp_space", "metric": {"name": "eval_loss", "goal": "minimize"}, "method": "random"}
+    best = search(trainer, study, hp_space=optuna_hp_space, n_trials=2, seed=0, quiet=True)
+    trials = tuner.load_results(best.run_summary.folder)
+    assert trials["status"].tolist() == ["finished", "finished"]
+    assert set(best.hyperparameters) == {"learning_rate", "per_device_train_batch_size"}
+    assert 1e-6 <= best.hyperparameters["learning_rate"] <= 1e-4
+    assert best.hyperparameters["per_device_train_batch_size"] in (16, 32, 64, 128)
 
 
 class SaveWeights(transformers.TrainerCallback):

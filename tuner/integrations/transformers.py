@@ -293,6 +293,7 @@ def search(
     trainer_factory: Callable[..., Any],
     study: str | os.PathLike[str] | dict[str, Any] | Study,
     *,
+    hp_space: Callable[[Any], dict[str, Any]] | None = None,
     step: str = "global_step",
     n_trials: int | None = None,
     allow_modules: Sequence[str] = (),
@@ -316,8 +317,12 @@ def search(
     Trainer trains (from the trial's checkpoint on a retry); a Trainer that did not evaluate while
     training is evaluated once at the end. ``trainer_factory`` goes to the trials pickled by
     ``cloudpickle``: a function of the user's script travels by value, one of an importable
-    module by reference. ``n_trials`` overrides ``run_cap``; the other keywords are
-    :func:`tuner.run` 's.
+    module by reference. ``trainer_factory`` may also be a ``Trainer`` made with ``model_init``, as
+    ``hyperparameter_search`` takes it: each trial trains a copy of it. ``hp_space`` is
+    ``hyperparameter_search`` 's, written for its Optuna backend (``trial.suggest_float(...)``) or
+    its Ray backend (``tune.loguniform(...)``): its hyperparameters become the study's
+    ``parameters`` (over those the study has), see :func:`hp_parameters`. ``n_trials`` overrides
+    ``run_cap``; the other keywords are :func:`tuner.run` 's.
     """
     from transformers.trainer_utils import BestRun
 
@@ -329,6 +334,9 @@ def search(
         raise MissingExtra("cloudpickle", "transformers") from exc
     if step not in STEPS:
         raise ValueError(f"search: step must be one of {', '.join(STEPS)}, got {step!r}")
+    if _is_trainer(trainer_factory):
+        trainer_factory = TrainerCopy(trainer_factory)
+    parameters = None if hp_space is None else hp_parameters(hp_space)
     module = f"_tuner_transformers_{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="tuner-search-") as where:
         package = Path(where) / module
@@ -337,7 +345,7 @@ def search(
         (package / "__init__.py").write_text(_MODULE)
         sys.path.insert(0, where)  # the workers get the driver's path
         try:
-            loaded = _study(study, f"{module}:train", n_trials, [module, *allow_modules])
+            loaded = _study(study, f"{module}:train", n_trials, [module, *allow_modules], parameters)
             outcome = tuner.run(
                 loaded, address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed, quiet=quiet, say=say
             )
@@ -351,17 +359,183 @@ def search(
     return BestRun(run_id=best.trial_id, objective=best.value, hyperparameters=dict(best.params), run_summary=outcome)
 
 
-def _study(study: Any, trainable: str, n_trials: int | None, allowed: list[str]) -> Study:
+def _study(
+    study: Any, trainable: str, n_trials: int | None, allowed: list[str], parameters: dict[str, Any] | None = None
+) -> Study:
+    import yaml
+
     from tuner.config import Study, load_study
 
     if isinstance(study, Study):
-        return study.derive(trainable=trainable, **({"run_cap": n_trials} if n_trials is not None else {}))
+        changes: dict[str, Any] = {"trainable": trainable}
+        if n_trials is not None:
+            changes["run_cap"] = n_trials
+        if parameters is not None:
+            changes["parameters"] = {**study.raw.get("parameters", {}), **parameters}
+        return study.derive(**changes)
+    if parameters is not None:  # the study's own parameters, and hp_space's over them
+        data = dict(study) if isinstance(study, dict) else yaml.safe_load(Path(study).read_text()) or {}
+        study = {**data, "parameters": {**(data.get("parameters") or {}), **parameters}}
     if isinstance(study, dict):
-        import yaml
-
         text = yaml.safe_dump(study, sort_keys=False)
         return load_study(text=text, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
     return load_study(study, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
+
+
+def _is_trainer(value: Any) -> bool:
+    trainer = sys.modules.get("transformers.trainer")
+    return trainer is not None and isinstance(value, trainer.Trainer)
+
+
+class TrainerCopy:
+    """A ``Trainer`` made with ``model_init`` as a factory: each call, a fresh copy of it (its
+    model left out: ``model_init`` builds each trial's), as ``hyperparameter_search`` 's Ray
+    backend hands each trial the Trainer."""
+
+    def __init__(self, trainer: Any) -> None:
+        import cloudpickle
+
+        if getattr(trainer, "model_init", None) is None:
+            raise ValueError(
+                "search: a Trainer given in place of a factory must be made with model_init=..., which"
+                " builds each trial's model (as for hyperparameter_search)"
+            )
+        # Left out: the model, and the accelerator (process-wide state, which may hold weak
+        # references once the Trainer has run), made again in each copy.
+        left_out = {name: getattr(trainer, name, None) for name in ("model", "accelerator", "gather_function")}
+        try:
+            for name in left_out:
+                setattr(trainer, name, None)
+            self.pickled = cloudpickle.dumps(trainer)
+        finally:
+            for name, value in left_out.items():
+                setattr(trainer, name, value)
+
+    def __call__(self, config: dict[str, Any]) -> Any:
+        import pickle
+
+        from accelerate.state import AcceleratorState
+
+        trainer = pickle.loads(self.pickled)
+        AcceleratorState._reset_state()  # the process's distributed state (PartialState) is kept
+        trainer.create_accelerator_and_postprocess()
+        return trainer
+
+
+# -- hp_space: hyperparameter_search's search space as the study's parameters ---------------
+
+
+class _Suggestions:
+    """An Optuna trial for a define-by-run ``hp_space``: records what it suggests and answers
+    each suggestion with its lowest (or highest) value."""
+
+    def __init__(self, end: str) -> None:
+        self.end = end
+        self.suggested: dict[str, tuple[dict[str, Any], Any]] = {}  # name -> (parameter, value answered)
+
+    def _answer(self, name: str, parameter: dict[str, Any], low: Any, high: Any) -> Any:
+        value = low if self.end == "low" else high
+        self.suggested[name] = (parameter, value)
+        return value
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        if step is None:
+            kind = "log_uniform_values" if log else "uniform"
+            return self._answer(name, {"distribution": kind, "min": low, "max": high}, low, high)
+        return self._answer(name, {"distribution": "q_uniform", "min": low, "max": high, "q": step}, low, high)
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        if log or step != 1:
+            kind = "q_log_uniform_values" if log else "q_uniform"
+            return self._answer(name, {"distribution": kind, "min": low, "max": high, "q": step}, low, high)
+        return self._answer(name, {"distribution": "int_uniform", "min": low, "max": high}, low, high)
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._answer(name, {"values": list(choices)}, choices[0], choices[-1])
+
+    def suggest_uniform(self, name: str, low: float, high: float) -> float:  # Optuna's older spellings
+        return self.suggest_float(name, low, high)
+
+    def suggest_loguniform(self, name: str, low: float, high: float) -> float:
+        return self.suggest_float(name, low, high, log=True)
+
+    def suggest_discrete_uniform(self, name: str, low: float, high: float, q: float) -> float:
+        return self.suggest_float(name, low, high, step=q)
+
+
+def hp_parameters(hp_space: Callable[[Any], Any]) -> dict[str, Any]:
+    """A ``hyperparameter_search`` ``hp_space`` as a study's ``parameters``. Written for Optuna
+    (``trial.suggest_float(name, low, high, log=...)``, ``suggest_int``, ``suggest_categorical``),
+    each key of the dict it returns becomes the parameter its value was suggested as (a value
+    not suggested, a constant); written for Ray (a dict of ``tune.loguniform``, ``tune.choice``,
+    ``tune.randint``...), each domain becomes the same parameter as in a Ray Tune ``param_space``.
+    A define-by-run space whose suggestions depend on the values suggested is refused: write it
+    as the study's ``parameters``, with ``when:``."""
+    low = _Suggestions("low")
+    space = hp_space(low)
+    if not isinstance(space, dict):
+        raise TypeError(f"hp_space must return a dict of hyperparameters, got {type(space).__name__}")
+    if not low.suggested:  # Ray's form (or constants alone)
+        return _tune_parameters(space)
+    high = _Suggestions("high")
+    hp_space(high)
+    if list(high.suggested) != list(low.suggested):
+        raise ValueError(
+            "hp_space: what it suggests depends on the values suggested"
+            f" ({', '.join(sorted(set(low.suggested) ^ set(high.suggested)))}); write the search space as the"
+            " study's parameters, with when: for the conditional ones"
+        )
+    out: dict[str, Any] = {}
+    unused = dict(low.suggested)
+    for key, value in space.items():
+        found = unused.pop(key, None)
+        if found is None:  # returned under another key than the one it was suggested as
+            name = next((n for n, (_, v) in unused.items() if v is value), None)
+            found = None if name is None else unused.pop(name)
+        out[key] = {"value": value} if found is None else found[0]
+    return out
+
+
+def _tune_parameters(space: dict[str, Any]) -> dict[str, Any]:
+    from tuner.backends.ray.tune import convert_param_space
+
+    params, constants = convert_param_space(space)
+    out: dict[str, Any] = {key: {"value": value} for key, value in constants.items()}
+    for name, param in params.params.items():
+        out[name] = _spec(param)
+    return {key: out[key] for key in space if key in out} | out  # in hp_space's order
+
+
+def _spec(param: Any) -> dict[str, Any]:
+    """One parameter of :mod:`tuner.space` as a study file writes it."""
+    from tuner.space import Categorical, Float, Int, Normal
+
+    spec: dict[str, Any]
+    if isinstance(param, Categorical):
+        spec = {"values": list(param.values)}
+        if param.probabilities is not None:
+            spec["probabilities"] = list(param.probabilities)
+    elif isinstance(param, Int):
+        spec = {"distribution": "int_uniform", "min": param.low, "max": param.high}
+        if param.log:
+            spec = {"distribution": "q_log_uniform_values", "min": param.low, "max": param.high, "q": 1}
+    elif isinstance(param, Float):
+        number = int if param.integer else float
+        spec = {"distribution": "log_uniform_values" if param.log else "uniform"}
+        spec |= {"min": number(param.low), "max": number(param.high)}
+        if param.q is not None:
+            spec["distribution"] = "q_log_uniform_values" if param.log else "q_uniform"
+            spec["q"] = number(param.q)
+    elif isinstance(param, Normal):
+        spec = {"distribution": ("q_" if param.q is not None else "") + ("log_normal" if param.log else "normal")}
+        spec |= {"mu": param.mu, "sigma": param.sigma} | ({"q": param.q} if param.q is not None else {})
+    else:
+        raise ValueError(f"hp_space: {param!r} has no study file form")
+    if getattr(param, "grid", False):
+        spec["grid"] = True
+    return spec
 
 
 def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any], Trial], None]:
