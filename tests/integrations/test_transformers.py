@@ -189,9 +189,16 @@ def test_bf16_set_on_the_arguments_after_the_trainer_was_made_is_an_error(tmp_pa
     nothing (the accelerator is made with the Trainer): the callback says so before training."""
     from accelerate.state import AcceleratorState
 
+    message = r"^TunerCallback: TrainingArguments {} was set after the arguments were made, .* precision .* '{}'"
     made, _ = trainer(Trial("t0", 0), tmp_path)
     made.args.bf16 = True
-    with pytest.raises(ValueError, match=r"^TunerCallback: TrainingArguments bf16=True was set after the Trainer"):
+    with pytest.raises(ValueError, match=message.format("bf16=True", "no")):
+        made.train()
+    args = tiny.make_trainer({}, output_dir=str(tmp_path / "c"), bf16=True).args  # made bf16, then changed
+    args.bf16 = False
+    made, _ = trainer(Trial("t2", 0), tmp_path / "c")
+    made.args = args
+    with pytest.raises(ValueError, match=message.format("bf16=False", "bf16")):
         made.train()
     made, _ = trainer(Trial("t1", 0), tmp_path / "b")
     made.args.bf16 = True

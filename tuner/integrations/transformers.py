@@ -209,22 +209,24 @@ def _precision(args: Any) -> str | None:
 
 
 def _check_precision(args: Any) -> None:
-    """A clear error for ``fp16``/``bf16`` set on the arguments after the Trainer was made (its
-    accelerator, made with the Trainer, does not follow), and a notice for ``fp16`` on the CPU,
-    where accelerate trains in float32."""
+    """A clear error for ``fp16``/``bf16`` set on the arguments after they were made (the
+    accelerator follows the precision they were made with), and a notice for ``fp16`` on the
+    CPU, where accelerate trains in float32."""
     wanted = _precision(args)
-    made = getattr(args, "mixed_precision", None)  # what the accelerator was made with (transformers 5)
-    if made is not None and wanted is not None and made != wanted:
+    made = getattr(args, "mixed_precision", None)  # what the accelerator is made with (transformers 5)
+    if made is None:
+        return
+    if wanted is not None and made != wanted:
+        changed = f"{wanted}=True"
+    elif wanted is None and made in PRECISIONS and os.environ.get("ACCELERATE_MIXED_PRECISION") != made:
+        changed = f"{made}=False"
+    else:
+        changed = ""
+    if changed:
         raise ValueError(
-            f"TunerCallback: TrainingArguments {wanted}=True was set after the Trainer was made, whose"
-            f" accelerator trains in mixed precision {made!r}: pass {wanted}=True to TrainingArguments(...)"
-            " before making the Trainer (search() does this for a searched fp16/bf16)"
-        )
-    if made in PRECISIONS and wanted is None and os.environ.get("ACCELERATE_MIXED_PRECISION") != made:
-        raise ValueError(
-            f"TunerCallback: TrainingArguments {made}=False was set after the Trainer was made, whose"
-            f" accelerator trains in mixed precision {made!r}: pass {made}=False to TrainingArguments(...)"
-            " before making the Trainer (search() does this for a searched fp16/bf16)"
+            f"TunerCallback: TrainingArguments {changed} was set after the arguments were made, and the"
+            f" Trainer's accelerator trains in the precision they were made with, {made!r}: pass {changed} to"
+            " TrainingArguments(...) (search() does so for a searched fp16/bf16)"
         )
     device = getattr(getattr(args, "device", None), "type", None)
     if wanted == "fp16" and device == "cpu":
