@@ -330,6 +330,40 @@ def test_a_trainer_with_model_init_is_its_own_factory(tmp_path: Path) -> None:
     assert trainer.args.output_dir == str(tmp_path / "out") and trainer.model is not None
 
 
+def test_compute_objective_and_direction_as_hyperparameter_search_takes_them(tmp_path: Path) -> None:
+    import cloudpickle
+
+    from tuner.integrations.transformers import _objective, _study, trial_function
+
+    trainable, allowed = "tests.integrations.lightning_trainables:train", ["tests"]
+    metric = _objective(None, "maximize")[1]
+    bare = {"name": "s", "method": "random", "parameters": {"x": {"value": 1}}}
+    study = _study(bare, trainable, None, allowed, None, metric)
+    assert (study.metric, study.maximize) == ("objective", True)
+    own = {**bare, "metric": {"name": "eval_loss"}}
+    kept = _study(own, trainable, None, allowed, None, metric)
+    assert kept.metric == "eval_loss"  # the study's own metric wins
+    with pytest.raises(ValueError, match=r"^search: direction must be 'minimize' or 'maximize' \(one objective\)"):
+        _objective(None, ["minimize", "maximize"])  # type: ignore[arg-type]
+
+    def factory(config: dict[str, Any]) -> Any:
+        return tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(tmp_path / "out"))
+
+    pickled = tmp_path / "factory.pkl"
+    default = _objective(None, None)[0]
+    assert default is None
+    pickled.write_bytes(cloudpickle.dumps((factory, "epoch", _objective(None, "minimize")[0])))
+    trial = Trial("t0", 0)
+    trial_function(pickled)({}, trial)
+    metrics = trial.reports[0]["metrics"]
+    assert metrics["objective"] == metrics["eval_accuracy"]  # Transformers' default: the sum of compute_metrics'
+
+    pickled.write_bytes(cloudpickle.dumps((factory, "epoch", lambda m: -2 * m["eval_loss"])))
+    trial = Trial("t1", 0)
+    trial_function(pickled)({}, trial)
+    assert trial.reports[0]["metrics"]["objective"] == pytest.approx(-2 * trial.reports[0]["metrics"]["eval_loss"])
+
+
 def test_the_step_is_global_step_or_epoch() -> None:
     from tuner.integrations.transformers import TunerCallback
 
@@ -437,8 +471,8 @@ def test_search_builds_each_trial_s_trainer_and_returns_the_best_run(ray_local: 
 
 @pytest.mark.slow
 def test_search_takes_a_trainer_and_an_hp_space_as_hyperparameter_search_does(ray_local: None, in_tmp: Path) -> None:
-    """The guide's script: a Trainer made with ``model_init``, ``optuna_hp_space`` as it is; the
-    study says only the metric and the number of trials."""
+    """The guide's script: a Trainer made with ``model_init``, ``optuna_hp_space`` as it is,
+    ``direction``; the study says only its name and method."""
     from tuner.integrations.transformers import search
 
     made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(in_tmp / "hf"))
@@ -448,10 +482,13 @@ def test_search_takes_a_trainer_and_an_hp_space_as_hyperparameter_search_does(ra
         train_dataset=made.train_dataset,
         eval_dataset=made.eval_dataset,
     )
-    study = {"name": "hf_hp_space", "metric": {"name": "eval_loss", "goal": "minimize"}, "method": "random"}
-    best = search(trainer, study, hp_space=optuna_hp_space, n_trials=2, seed=0, quiet=True)
+    study = {"name": "hf_hp_space", "method": "random"}
+    best = search(trainer, study, hp_space=optuna_hp_space, direction="maximize", n_trials=2, seed=0, quiet=True)
     trials = tuner.load_results(best.run_summary.folder)
     assert trials["status"].tolist() == ["finished", "finished"]
+    history = tuner.load_history(best.run_summary.folder)
+    assert best.objective == history["objective"].max()  # Transformers' default objective, maximized
+    assert (history["objective"] == history["eval_loss"]).all()  # no compute_metrics: the loss
     assert set(best.hyperparameters) == {"learning_rate", "per_device_train_batch_size"}
     assert 1e-6 <= best.hyperparameters["learning_rate"] <= 1e-4
     assert best.hyperparameters["per_device_train_batch_size"] in (16, 32, 64, 128)

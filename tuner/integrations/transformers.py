@@ -97,11 +97,17 @@ class TunerCallback(_Callback):
         instance: TunerCallback = super().__new__(_concrete(cls))
         return instance
 
-    def __init__(self, trial: Trial, step: str = "global_step") -> None:
+    def __init__(
+        self,
+        trial: Trial,
+        step: str = "global_step",
+        compute_objective: Callable[[dict[str, float]], float] | None = None,
+    ) -> None:
         if step not in STEPS:
             raise ValueError(f"TunerCallback: step must be one of {', '.join(STEPS)}, got {step!r}")
         self.trial = trial
         self.step = step
+        self.compute_objective = compute_objective  # reported as "objective", as hyperparameter_search's
         self.reported = 0  # reports made so far
         self._last: float | None = None
         self._pending: tuple[float, dict[str, float]] | None = None  # waiting for the save at its step
@@ -152,6 +158,8 @@ class TunerCallback(_Callback):
         if self._last is not None and step <= self._last:
             return
         values = _scalars(metrics or {})
+        if self.compute_objective is not None:
+            values["objective"] = float(self.compute_objective(dict(values)))
         # The Trainer saves next, at this step: report with the checkpoint. With save_strategy
         # "best" it decides after this call, and saves only a new best: wait and see.
         if self._training and (control.should_save or _saves_best(args)) and self.trial.store is not None:
@@ -296,6 +304,8 @@ def search(
     study: str | os.PathLike[str] | dict[str, Any] | Study,
     *,
     hp_space: Callable[[Any], dict[str, Any]] | None = None,
+    compute_objective: Callable[[dict[str, float]], float] | None = None,
+    direction: str | None = None,
     step: str = "global_step",
     n_trials: int | None = None,
     allow_modules: Sequence[str] = (),
@@ -323,7 +333,11 @@ def search(
     ``hyperparameter_search`` takes it: each trial trains a copy of it. ``hp_space`` is
     ``hyperparameter_search`` 's, written for its Optuna backend (``trial.suggest_float(...)``) or
     its Ray backend (``tune.loguniform(...)``): its hyperparameters become the study's
-    ``parameters`` (over those the study has), see :func:`hp_parameters`. ``n_trials`` overrides
+    ``parameters`` (over those the study has), see :func:`hp_parameters`. With
+    ``compute_objective`` or ``direction``, each report also carries ``objective``:
+    ``compute_objective(metrics)``, by default ``hyperparameter_search`` 's (the evaluation loss,
+    or the sum of ``compute_metrics`` ' values), and a study without ``metric`` ranks by it,
+    towards ``direction`` (``"minimize"``, the default, or ``"maximize"``). ``n_trials`` overrides
     ``run_cap``; the other keywords are :func:`tuner.run` 's.
     """
     from transformers.trainer_utils import BestRun
@@ -339,15 +353,16 @@ def search(
     if _is_trainer(trainer_factory):
         trainer_factory = TrainerCopy(trainer_factory)
     parameters = None if hp_space is None else hp_parameters(hp_space)
+    objective, metric = _objective(compute_objective, direction)
     module = f"_tuner_transformers_{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="tuner-search-") as where:
         package = Path(where) / module
         package.mkdir()
-        (package / "factory.pkl").write_bytes(cloudpickle.dumps((trainer_factory, step)))
+        (package / "factory.pkl").write_bytes(cloudpickle.dumps((trainer_factory, step, objective)))
         (package / "__init__.py").write_text(_MODULE)
         sys.path.insert(0, where)  # the workers get the driver's path
         try:
-            loaded = _study(study, f"{module}:train", n_trials, [module, *allow_modules], parameters)
+            loaded = _study(study, f"{module}:train", n_trials, [module, *allow_modules], parameters, metric)
             outcome = tuner.run(
                 loaded, address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed, quiet=quiet, say=say
             )
@@ -361,13 +376,35 @@ def search(
     return BestRun(run_id=best.trial_id, objective=best.value, hyperparameters=dict(best.params), run_summary=outcome)
 
 
+def _objective(
+    compute_objective: Callable[[dict[str, float]], float] | None, direction: str | None
+) -> tuple[Callable[[dict[str, float]], float] | None, dict[str, str] | None]:
+    """The objective each report carries, and the study's metric when the study names none."""
+    if compute_objective is None and direction is None:
+        return None, None
+    if direction not in (None, "minimize", "maximize"):
+        raise ValueError(f"search: direction must be 'minimize' or 'maximize' (one objective), got {direction!r}")
+    if compute_objective is None:
+        from transformers.trainer_utils import default_compute_objective
+
+        compute_objective = default_compute_objective
+    return compute_objective, {"name": "objective", "goal": direction or "minimize"}
+
+
 def _study(
-    study: Any, trainable: str, n_trials: int | None, allowed: list[str], parameters: dict[str, Any] | None = None
+    study: Any,
+    trainable: str,
+    n_trials: int | None,
+    allowed: list[str],
+    parameters: dict[str, Any] | None = None,
+    metric: dict[str, str] | None = None,
 ) -> Study:
     import yaml
 
     from tuner.config import Study, load_study
 
+    if isinstance(study, Study) and metric is not None and not study.raw.get("metric"):
+        study, allowed = dict(study.raw), [*allowed, *study.allowed]  # read again, with the metric
     if isinstance(study, Study):
         changes: dict[str, Any] = {"trainable": trainable}
         if n_trials is not None:
@@ -375,9 +412,13 @@ def _study(
         if parameters is not None:
             changes["parameters"] = {**study.raw.get("parameters", {}), **parameters}
         return study.derive(**changes)
-    if parameters is not None:  # the study's own parameters, and hp_space's over them
+    if parameters is not None or metric is not None:
         data = dict(study) if isinstance(study, dict) else yaml.safe_load(Path(study).read_text()) or {}
-        study = {**data, "parameters": {**(data.get("parameters") or {}), **parameters}}
+        if parameters is not None:  # the study's own parameters, and hp_space's over them
+            data["parameters"] = {**(data.get("parameters") or {}), **parameters}
+        if metric is not None and not data.get("metric"):
+            data["metric"] = metric
+        study = data
     if isinstance(study, dict):
         text = yaml.safe_dump(study, sort_keys=False)
         return load_study(text=text, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
@@ -544,7 +585,8 @@ def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any],
     """The trainable :func:`search` runs, from its pickled ``(trainer_factory, step)``."""
     import pickle
 
-    factory, step = pickle.loads(Path(pickled).read_bytes())
+    factory, step, *more = pickle.loads(Path(pickled).read_bytes())
+    objective = more[0] if more else None
     with_trial = _takes_trial(factory)
 
     def run_trial(config: dict[str, Any], trial: Trial) -> None:
@@ -557,7 +599,7 @@ def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any],
                 trainer._train_batch_size = trainer.args.train_batch_size
             run = f"run-{trial.trial_id}" + (f"-rank{trial.rank}" if trial.rank else "")  # each rank its folder
             trainer.args.output_dir = os.path.join(trainer.args.output_dir or "trainer_output", run)
-            callback = TunerCallback(trial, step=step)
+            callback = TunerCallback(trial, step=step, compute_objective=objective)
             trainer.add_callback(callback)
             trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
             if not callback.reported:  # no evaluation while training: one at the end, as hyperparameter_search
