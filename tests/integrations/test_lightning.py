@@ -186,6 +186,46 @@ def test_a_fit_without_validation_reports_its_training_metrics_every_epoch(tmp_p
         fit_module(Trial("t1", 0), module, 1, tmp_path, validate=False)
 
 
+def test_what_the_module_logs_at_an_epoch_s_end_is_in_that_epoch_s_report(tmp_path: Path) -> None:
+    """``on_train_epoch_end`` of the module runs after the callbacks' own: the report waits for it
+    (and for ``on_validation_epoch_end``), with and without validation; the module is left as it was."""
+    import lightning as L
+    import torch
+
+    from tests.integrations import lightning_trainables as lt
+
+    class EpochEnd(lt.Linear):
+        monitor = "val_loss"
+
+        def on_validation_epoch_end(self) -> None:
+            self.log("validated_epoch", float(self.current_epoch))
+
+        def on_train_epoch_end(self) -> None:
+            self.log("trained_epoch", float(self.current_epoch))
+            self.log("val_loss_too", self.trainer.callback_metrics.get("val_loss", torch.tensor(0.0)))
+
+    module = EpochEnd()
+    trial = Trial("t0", 0, store=CheckpointStore(str(tmp_path)))
+    fit_module(trial, module, 3, tmp_path, L.pytorch.callbacks.EarlyStopping(monitor="trained_epoch", patience=9))
+    assert [r["metrics"]["trained_epoch"] for r in trial.reports] == [0.0, 1.0, 2.0]
+    assert [r["metrics"]["validated_epoch"] for r in trial.reports] == [0.0, 1.0, 2.0]
+    assert all(r["metrics"]["val_loss_too"] == r["metrics"]["val_loss"] for r in trial.reports)
+    assert "on_train_epoch_end" not in vars(module)  # the hook handed back after fit
+    assert L.pytorch.utilities.model_helpers.is_overridden("on_train_epoch_end", module)
+
+    module = EpochEnd()
+    module.monitor = "trained_epoch"
+    trial = Trial("t1", 0)
+    fit_module(trial, module, 2, tmp_path, validate=False)
+    assert [(r["step"], r["metrics"]["trained_epoch"]) for r in trial.reports] == [(1.0, 0.0), (2.0, 1.0)]
+
+    failing = lt.Linear(fail_at=2)  # its on_train_epoch_end raises at epoch 2: that epoch is not reported
+    trial = Trial("t2", 0)
+    with pytest.raises(RuntimeError, match="failed on purpose after epoch 2"):
+        fit_module(trial, failing, 3, tmp_path)
+    assert [r["step"] for r in trial.reports] == [1.0] and "on_train_epoch_end" not in vars(failing)
+
+
 class Recorder:
     """What the optimizer and scheduler hold when training starts (after Lightning's restore)."""
 
@@ -302,6 +342,8 @@ def test_the_pytorch_lightning_spelling_alone() -> None:
                 return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
             def validation_step(self, batch, i):
                 self.log("val_loss", nn.functional.cross_entropy(self.net(batch[0]), batch[1]))
+            def on_train_epoch_end(self):
+                self.log("trained_epoch", float(self.current_epoch))
             def configure_optimizers(self):
                 return torch.optim.SGD(self.parameters(), lr=0.1)
 
@@ -317,10 +359,12 @@ def test_the_pytorch_lightning_spelling_alone() -> None:
             trainer.fit(Model(), DataLoader(data, batch_size=8), DataLoader(data, batch_size=32))
         except TrialPruned:
             print("pruned after", [r["step"] for r in reports], "should_stop", trainer.should_stop)
+            print("epochs", [r["metrics"]["trained_epoch"] for r in reports])
         """
     )
     assert done.returncode == 0, done.stderr
     assert "pruned after [1.0, 2.0, 3.0] should_stop True" in done.stdout
+    assert "epochs [0.0, 1.0, 2.0]" in done.stdout  # what on_train_epoch_end logged, in its epoch's report
 
 
 def test_without_the_extra_the_cli_names_it(tmp_path: Path) -> None:
@@ -362,7 +406,8 @@ def test_a_failed_trial_is_retried_from_its_lightning_checkpoint(ray_local: None
     assert trials["status"].tolist() == ["finished"] and trials["attempts"].tolist() == [1]
     history = tuner.load_history(out.folder)
     assert list(history["step"]) == [1, 2, 3, 4, 5]  # none twice
-    assert list(history["first_epoch"]) == [0, 0, 0, 3, 3]  # the retry went on after epoch 3
+    # epoch 3 failed in the module's on_train_epoch_end, before its report: the retry went on after epoch 2
+    assert list(history["first_epoch"]) == [0, 0, 2, 2, 2]
 
 
 @pytest.mark.slow

@@ -129,6 +129,85 @@ def test_only_the_evaluations_the_trainer_saves_at_carry_a_checkpoint(tmp_path: 
     assert saved == {2.0: None, 4.0: 4, 6.0: None, 8.0: 8, 10.0: None, 12.0: 12}
 
 
+def test_save_strategy_best_reports_carry_the_best_checkpoints(tmp_path: Path) -> None:
+    """With ``save_strategy="best"`` the Trainer decides to save after the callbacks have seen the
+    evaluation: the report waits, and carries the checkpoint of each new best, none otherwise."""
+    trial = Trial("t0", 0, store=CheckpointStore(str(tmp_path / "store")))
+    made, _ = trainer(trial, tmp_path, step="epoch", num_train_epochs=4)
+    made.args.save_strategy = transformers.trainer_utils.SaveStrategy.BEST
+    made.args.metric_for_best_model, made.args.greater_is_better = "eval_loss", True  # the loss falls: one best
+    made.train()
+    losses = [r["metrics"]["eval_loss"] for r in trial.reports]
+    best = [loss > max(losses[:i], default=float("-inf")) for i, loss in enumerate(losses)]
+    assert [r["step"] for r in trial.reports] == [1.0, 2.0, 3.0, 4.0]
+    assert ["checkpoint" in r for r in trial.reports] == best and not all(best)
+    assert [r["checkpoint"]["global_step"] for r in trial.reports if "checkpoint" in r] == [
+        4 * (i + 1) for i, b in enumerate(best) if b
+    ]
+
+
+def search_trial(tmp_path: Path, config: dict[str, Any], **arguments: Any) -> tuple[Trial, list[str]]:
+    """One trial of ``search`` (its trainable, in this process) on the tiny Trainer; what
+    precision its model's classifier ran in while training."""
+    import cloudpickle
+
+    from tuner.integrations.transformers import trial_function
+
+    def factory(config: dict[str, Any]) -> Any:
+        made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(tmp_path / "out"), **arguments)
+
+        def record(module: Any, inputs: Any, output: Any) -> None:
+            with (tmp_path / "dtypes").open("a") as out:
+                out.write(f"{output.dtype}\n")
+
+        made.model.classifier.register_forward_hook(record)
+        return made
+
+    tmp_path.mkdir()
+    pickled = tmp_path / "factory.pkl"
+    pickled.write_bytes(cloudpickle.dumps((factory, "epoch")))
+    trial = Trial("t0", 0)
+    trial_function(pickled)(config, trial)
+    return trial, sorted(set((tmp_path / "dtypes").read_text().split()))
+
+
+def test_a_searched_bf16_or_fp16_reaches_the_accelerator(tmp_path: Path) -> None:
+    """``bf16`` from the configuration, set after the factory made the Trainer, makes its
+    accelerator again: bf16 autocast on the CPU, as ``hyperparameter_search`` does; ``bf16: false``
+    undoes the factory's; ``fp16`` on the CPU trains in float32, with a one-line notice."""
+    trial, dtypes = search_trial(tmp_path / "a", {"bf16": True})
+    assert dtypes == ["torch.bfloat16"] and [r["step"] for r in trial.reports] == [1.0]
+    assert search_trial(tmp_path / "b", {"bf16": False}, bf16=True)[1] == ["torch.float32"]
+    with pytest.warns(UserWarning, match=r"^fp16=True on the CPU: accelerate trains in float32 there"):
+        assert search_trial(tmp_path / "c", {"fp16": True})[1] == ["torch.float32"]
+    with pytest.raises(ValueError, match=r"^search: fp16 and bf16 are both True"):
+        search_trial(tmp_path / "d", {"fp16": True}, bf16=True)
+
+
+def test_bf16_set_on_the_arguments_after_the_trainer_was_made_is_an_error(tmp_path: Path) -> None:
+    """In a trainable of one's own, ``trainer.args.bf16 = ...`` after making the Trainer would do
+    nothing (the accelerator is made with the Trainer): the callback says so before training."""
+    from accelerate.state import AcceleratorState
+
+    message = r"^TunerCallback: TrainingArguments {} was set after the arguments were made, .* precision .* '{}'"
+    made, _ = trainer(Trial("t0", 0), tmp_path)
+    made.args.bf16 = True
+    with pytest.raises(ValueError, match=message.format("bf16=True", "no")):
+        made.train()
+    args = tiny.make_trainer({}, output_dir=str(tmp_path / "c"), bf16=True).args  # made bf16, then changed
+    args.bf16 = False
+    made, _ = trainer(Trial("t2", 0), tmp_path / "c")
+    made.args = args
+    with pytest.raises(ValueError, match=message.format("bf16=False", "bf16")):
+        made.train()
+    made, _ = trainer(Trial("t1", 0), tmp_path / "b")
+    made.args.bf16 = True
+    made.args.mixed_precision = "bf16"  # as search() does, with the accelerator made again
+    AcceleratorState._reset_state()
+    made.create_accelerator_and_postprocess()
+    made.train()  # no error
+
+
 def test_a_pruned_trial_stops_the_trainer_and_train_raises_trial_pruned(tmp_path: Path) -> None:
     reports: list[dict[str, Any]] = []
     trial = Trial("t0", 0, emit=reports.append, should_stop=lambda: len(reports) >= 2)  # read as step 3 reports
@@ -168,6 +247,121 @@ def test_a_search_trial_s_model_init_gets_its_configuration(tmp_path: Path) -> N
     trial_function(pickled)({"dropout": 0.25, "learning_rate": 1e-3}, trial)
     assert seen.read_text().split() == ["None", "0.25"]  # the Trainer made, then its model for training
     assert [r["step"] for r in trial.reports] == [1.0]
+
+
+def optuna_hp_space(trial: Any) -> dict[str, Any]:  # as hyperparameter_search takes one for backend="optuna"
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True),
+        "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [8, 16, 32]),
+    }
+
+
+def ray_hp_space(trial: Any) -> dict[str, Any]:  # the same space, for backend="ray"
+    from ray import tune
+
+    return {
+        "learning_rate": tune.loguniform(1e-5, 1e-3),
+        "per_device_train_batch_size": tune.choice([8, 16, 32]),
+    }
+
+
+def test_an_hp_space_for_optuna_or_ray_becomes_the_study_s_parameters() -> None:
+    from transformers.trainer_utils import default_hp_space_optuna, default_hp_space_ray
+
+    from tuner.integrations.transformers import hp_parameters
+
+    expected = {
+        "learning_rate": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3},
+        "per_device_train_batch_size": {"values": [8, 16, 32]},
+    }
+    assert hp_parameters(optuna_hp_space) == expected
+    assert hp_parameters(ray_hp_space) == expected
+    assert hp_parameters(default_hp_space_optuna) == {  # Transformers' own defaults, as they are
+        "learning_rate": {"distribution": "log_uniform_values", "min": 1e-6, "max": 1e-4},
+        "num_train_epochs": {"distribution": "int_uniform", "min": 1, "max": 5},
+        "seed": {"distribution": "int_uniform", "min": 1, "max": 40},
+        "per_device_train_batch_size": {"values": [4, 8, 16, 32, 64]},
+    }
+    assert hp_parameters(default_hp_space_ray)["seed"] == {"distribution": "uniform", "min": 1.0, "max": 40.0}
+
+    def renamed(trial: Any) -> dict[str, Any]:  # returned under another key, with a constant
+        return {"learning_rate": trial.suggest_float("lr", 0.1, 0.2, step=0.05), "warmup_steps": 10}
+
+    assert hp_parameters(renamed) == {
+        "learning_rate": {"distribution": "q_uniform", "min": 0.1, "max": 0.2, "q": 0.05},
+        "warmup_steps": {"value": 10},
+    }
+
+    def conditional(trial: Any) -> dict[str, Any]:
+        optimizer = trial.suggest_categorical("optim", ["adamw_torch", "sgd"])
+        momentum = trial.suggest_float("momentum", 0.0, 0.9) if optimizer == "sgd" else None
+        return {"optim": optimizer, "momentum": momentum}
+
+    with pytest.raises(ValueError, match=r"^hp_space: what it suggests depends on the values suggested \(momentum\)"):
+        hp_parameters(conditional)
+    with pytest.raises(TypeError, match="hp_space must return a dict of hyperparameters, got list"):
+        hp_parameters(lambda trial: [{"name": "learning_rate", "type": "double"}])  # SigOpt's form
+
+
+def test_a_trainer_with_model_init_is_its_own_factory(tmp_path: Path) -> None:
+    """``search(trainer, ...)`` as ``trainer.hyperparameter_search(...)`` is called: each trial
+    trains a copy (its ``output_dir`` its own, the original's left as it was)."""
+    import cloudpickle
+
+    from tuner.integrations.transformers import TrainerCopy, trial_function
+
+    made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="a Trainer given in place of a factory must be made with model_init"):
+        TrainerCopy(made)
+    trainer = transformers.Trainer(
+        model_init=lambda trial: tiny.make_trainer({}).model,
+        args=made.args,
+        train_dataset=made.train_dataset,
+        eval_dataset=made.eval_dataset,
+    )
+    pickled = tmp_path / "factory.pkl"
+    pickled.write_bytes(cloudpickle.dumps((TrainerCopy(trainer), "epoch")))
+    run = trial_function(pickled)
+    for trial_id in ("t0", "t1"):  # one process, trial after trial
+        trial = Trial(trial_id, 0)
+        run({"learning_rate": 1e-3, "per_device_train_batch_size": 32}, trial)
+        assert [r["step"] for r in trial.reports] == [1.0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["run-t0", "run-t1"]
+    assert trainer.args.output_dir == str(tmp_path / "out") and trainer.model is not None
+
+
+def test_compute_objective_and_direction_as_hyperparameter_search_takes_them(tmp_path: Path) -> None:
+    import cloudpickle
+
+    from tuner.integrations.transformers import _objective, _study, trial_function
+
+    trainable, allowed = "tests.integrations.lightning_trainables:train", ["tests"]
+    metric = _objective(None, "maximize")[1]
+    bare = {"name": "s", "method": "random", "parameters": {"x": {"value": 1}}}
+    study = _study(bare, trainable, None, allowed, None, metric)
+    assert (study.metric, study.maximize) == ("objective", True)
+    own = {**bare, "metric": {"name": "eval_loss"}}
+    kept = _study(own, trainable, None, allowed, None, metric)
+    assert kept.metric == "eval_loss"  # the study's own metric wins
+    with pytest.raises(ValueError, match=r"^search: direction must be 'minimize' or 'maximize' \(one objective\)"):
+        _objective(None, ["minimize", "maximize"])  # type: ignore[arg-type]
+
+    def factory(config: dict[str, Any]) -> Any:
+        return tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(tmp_path / "out"))
+
+    pickled = tmp_path / "factory.pkl"
+    default = _objective(None, None)[0]
+    assert default is None
+    pickled.write_bytes(cloudpickle.dumps((factory, "epoch", _objective(None, "minimize")[0])))
+    trial = Trial("t0", 0)
+    trial_function(pickled)({}, trial)
+    metrics = trial.reports[0]["metrics"]
+    assert metrics["objective"] == metrics["eval_accuracy"]  # Transformers' default: the sum of compute_metrics'
+
+    pickled.write_bytes(cloudpickle.dumps((factory, "epoch", lambda m: -2 * m["eval_loss"])))
+    trial = Trial("t1", 0)
+    trial_function(pickled)({}, trial)
+    assert trial.reports[0]["metrics"]["objective"] == pytest.approx(-2 * trial.reports[0]["metrics"]["eval_loss"])
 
 
 def test_the_step_is_global_step_or_epoch() -> None:
@@ -273,6 +467,31 @@ def test_search_builds_each_trial_s_trainer_and_returns_the_best_run(ray_local: 
     history = tuner.load_history(best.run_summary.folder)
     assert sorted(set(history["step"])) == [4.0, 8.0]  # the global step
     assert {p.name for p in out.iterdir()} == {f"run-{t}" for t in trials.index}
+
+
+@pytest.mark.slow
+def test_search_takes_a_trainer_and_an_hp_space_as_hyperparameter_search_does(ray_local: None, in_tmp: Path) -> None:
+    """A ``hyperparameter_search`` script's arguments: a Trainer made with ``model_init``,
+    ``optuna_hp_space`` as it is, ``direction``; the study says only its name and method."""
+    from tuner.integrations.transformers import search
+
+    made = tiny.make_trainer({"num_train_epochs": 1}, output_dir=str(in_tmp / "hf"))
+    trainer = transformers.Trainer(
+        model_init=lambda trial: tiny.make_trainer({}).model,
+        args=made.args,
+        train_dataset=made.train_dataset,
+        eval_dataset=made.eval_dataset,
+    )
+    study = {"name": "hf_hp_space", "method": "random"}
+    best = search(trainer, study, hp_space=optuna_hp_space, direction="maximize", n_trials=2, seed=0, quiet=True)
+    trials = tuner.load_results(best.run_summary.folder)
+    assert trials["status"].tolist() == ["finished", "finished"]
+    history = tuner.load_history(best.run_summary.folder)
+    assert best.objective == history["objective"].max()  # Transformers' default objective, maximized
+    assert (history["objective"] == history["eval_loss"]).all()  # no compute_metrics: the loss
+    assert set(best.hyperparameters) == {"learning_rate", "per_device_train_batch_size"}
+    assert 1e-5 <= best.hyperparameters["learning_rate"] <= 1e-3
+    assert best.hyperparameters["per_device_train_batch_size"] in (8, 16, 32)
 
 
 class SaveWeights(transformers.TrainerCallback):

@@ -19,6 +19,7 @@ over the trial's worker group. Both spellings work: ``lightning`` (``lightning.p
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import shutil
@@ -58,6 +59,7 @@ else:
     _Callback = object
 
 _CLASSES: dict[tuple[type, tuple[str, ...]], type] = {}
+_NONE = object()  # no attribute of that name on the instance
 
 
 def _concrete(base: type, attribute: str) -> type:
@@ -85,14 +87,14 @@ class TunerCallback(_Callback):
 
     At each validation of ``fit`` (not the sanity check) it reports every scalar in
     ``trainer.callback_metrics``, ``monitor`` among them, at step ``epoch + 1``: the validation at
-    an epoch's end at that end (``on_train_epoch_end``), one in the middle of an epoch at once, at
-    the fraction of the epoch done. A fit without validation reports its training metrics at
-    every epoch's end. When the study keeps checkpoints, the Trainer's checkpoint goes with the
-    report, written where ``ModelCheckpoint`` writes its own, so that a fit resumed from it starts
-    the next epoch. When the scheduler has stopped the trial, it sets
-    ``trainer.should_stop`` and raises :class:`tuner.errors.TrialPruned`, which Lightning lets out
-    of ``fit`` after its own clean-up, on every rank at the same step; the trainable lets it
-    propagate and the trial ends pruned.
+    an epoch's end at that end (after the module's own ``on_train_epoch_end``, so that what it logs
+    is in), one in the middle of an epoch at once, at the fraction of the epoch done. A fit without
+    validation reports its training metrics at every epoch's end. When the study keeps checkpoints,
+    the Trainer's checkpoint goes with the report, written where ``ModelCheckpoint`` writes its
+    own, so that a fit resumed from it starts the next epoch. When the scheduler has stopped the
+    trial, it sets ``trainer.should_stop`` and raises :class:`tuner.errors.TrialPruned`, which
+    Lightning lets out of ``fit`` after its own clean-up, on every rank at the same step; the
+    trainable lets it propagate and the trial ends pruned.
 
     The checkpoint records the optimizers' and schedulers' settings as ``configure_optimizers``
     made them. A fit that goes on from a checkpoint written under another configuration (a PBT
@@ -112,6 +114,7 @@ class TunerCallback(_Callback):
         self._configured: dict[str, Any] | None = None  # this fit's optimizers as configured
         self._restored: dict[str, Any] | None = None  # those of the fit that wrote the checkpoint
         self._pending: float | None = None  # the step of a validation at an epoch's end, reported at that end
+        self._hooked: tuple[Any, Any] | None = None  # the module whose on_train_epoch_end reports, and its own
         self._folder = Path(tempfile.mkdtemp(prefix="tuner-lightning-"))
         weakref.finalize(self, shutil.rmtree, self._folder, True)
 
@@ -129,6 +132,47 @@ class TunerCallback(_Callback):
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._configured = _configured(trainer)  # after configure_optimizers, before any restore
         self.retuned = []
+        self._hook(pl_module)
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        self._unhook()
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._unhook()
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._unhook()
+
+    def _hook(self, pl_module: Any) -> None:
+        """Report an epoch's end right after the module's own ``on_train_epoch_end``, which Lightning
+        calls after the callbacks' (but for ``ModelCheckpoint`` and ``EarlyStopping``): what the
+        module logs there belongs to the epoch's report. The module's attribute is restored when
+        the fit ends, however it ends."""
+        self._unhook()
+        before = pl_module.__dict__.get("on_train_epoch_end", _NONE)
+        own = pl_module.on_train_epoch_end
+        callback = weakref.ref(self)
+
+        @functools.wraps(own)  # Lightning's is_overridden reads __wrapped__: the module's own
+        def on_train_epoch_end(*args: Any, **kwargs: Any) -> Any:
+            result = own(*args, **kwargs)
+            reporter = callback()
+            if reporter is not None and reporter._hooked is not None:
+                reporter._epoch_end(pl_module.trainer)
+            return result
+
+        pl_module.__dict__["on_train_epoch_end"] = on_train_epoch_end
+        self._hooked = (pl_module, before)
+
+    def _unhook(self) -> None:
+        if self._hooked is None:
+            return
+        pl_module, before = self._hooked
+        self._hooked = None
+        if before is _NONE:
+            pl_module.__dict__.pop("on_train_epoch_end", None)
+        else:
+            pl_module.__dict__["on_train_epoch_end"] = before
 
     def state_dict(self) -> dict[str, Any]:
         return {} if self._configured is None else {"configured": self._configured}
@@ -169,6 +213,10 @@ class TunerCallback(_Callback):
         self._report(trainer, step, "validation_step")
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._hooked is None:  # not the module's hook (a fit this callback did not start): now
+            self._epoch_end(trainer)
+
+    def _epoch_end(self, trainer: Any) -> None:
         step, self._pending = self._pending, None
         if step is not None:
             self._report(trainer, step, "validation_step")

@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -74,14 +75,16 @@ class TunerCallback(_Callback):
     At each evaluation (``on_evaluate``) it reports every number in the metrics (``eval_loss``,
     what ``compute_metrics`` adds, ``epoch``) at the Trainer's global step, or at its epoch with
     ``step="epoch"``; an evaluation at a step already reported (``trainer.evaluate()`` after
-    ``train``) is not reported again. When the study keeps checkpoints and the Trainer saves at
-    the evaluation's step, the report waits for the save (``on_save``) and takes the checkpoint
-    folder's files with it. When the scheduler has stopped the trial, it sets
-    ``control.should_training_stop`` and raises :class:`tuner.errors.TrialPruned` out of
-    ``trainer.train()``; the trainable lets it propagate and the trial ends pruned. With
-    ``workers: N`` (the Trainer running DDP over the worker group: :func:`training_arguments`)
-    every rank reports at the same steps, every rank stops at the same step, and rank 0 alone
-    sends the metrics and the checkpoint.
+    ``train``) is not reported again. When the study keeps checkpoints and the Trainer saves at the
+    evaluation's step, the report waits for the save (``on_save``) and takes the checkpoint
+    folder's files with it (with ``save_strategy="best"``, for the evaluations the Trainer saves as
+    a new best). ``fp16``/``bf16`` set on the arguments after the Trainer was made, which its
+    accelerator does not follow, stop training at its start with an error. When the scheduler has
+    stopped the trial, it sets ``control.should_training_stop`` and raises
+    :class:`tuner.errors.TrialPruned` out of ``trainer.train()``; the trainable lets it propagate
+    and the trial ends pruned. With ``workers: N`` (the Trainer running DDP over the worker group:
+    :func:`training_arguments`) every rank reports at the same steps, every rank stops at the same
+    step, and rank 0 alone sends the metrics and the checkpoint.
 
     The checkpoint records the optimizer's ``TrainingArguments`` (``OPTIMIZER_ARGUMENTS``). A
     Trainer that goes on from a checkpoint written under other ones (a PBT exploit) gets, after
@@ -94,11 +97,17 @@ class TunerCallback(_Callback):
         instance: TunerCallback = super().__new__(_concrete(cls))
         return instance
 
-    def __init__(self, trial: Trial, step: str = "global_step") -> None:
+    def __init__(
+        self,
+        trial: Trial,
+        step: str = "global_step",
+        compute_objective: Callable[[dict[str, float]], float] | None = None,
+    ) -> None:
         if step not in STEPS:
             raise ValueError(f"TunerCallback: step must be one of {', '.join(STEPS)}, got {step!r}")
         self.trial = trial
         self.step = step
+        self.compute_objective = compute_objective  # reported as "objective", as hyperparameter_search's
         self.reported = 0  # reports made so far
         self._last: float | None = None
         self._pending: tuple[float, dict[str, float]] | None = None  # waiting for the save at its step
@@ -126,6 +135,7 @@ class TunerCallback(_Callback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._training = True
+        _check_precision(args)
         old, self._restored = self._restored, None
         optimizer = kwargs.get("optimizer")
         self.retuned = []
@@ -148,8 +158,12 @@ class TunerCallback(_Callback):
         if self._last is not None and step <= self._last:
             return
         values = _scalars(metrics or {})
-        if self._training and control.should_save and self.trial.store is not None:
-            self._pending = (step, values)  # the Trainer saves next, at this step: report with it
+        if self.compute_objective is not None:
+            values["objective"] = float(self.compute_objective(dict(values)))
+        # The Trainer saves next, at this step: report with the checkpoint. With save_strategy
+        # "best" it decides after this call, and saves only a new best: wait and see.
+        if self._training and (control.should_save or _saves_best(args)) and self.trial.store is not None:
+            self._pending = (step, values)
             return
         self._report(step, values, None, control)
 
@@ -187,6 +201,47 @@ class TunerCallback(_Callback):
             p.relative_to(folder).as_posix(): _tensor(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()
         }
         return {"transformers": files, "global_step": int(state.global_step), "arguments": _arguments(args)}
+
+
+def _saves_best(args: Any) -> bool:
+    strategy = getattr(args, "save_strategy", None)
+    return str(getattr(strategy, "value", strategy)) == "best"
+
+
+PRECISIONS = ("fp16", "bf16")
+
+
+def _precision(args: Any) -> str | None:
+    """The mixed precision ``fp16``/``bf16`` of ``args`` ask for; ``None`` when neither."""
+    return next((name for name in PRECISIONS if getattr(args, name, False)), None)
+
+
+def _check_precision(args: Any) -> None:
+    """A clear error for ``fp16``/``bf16`` set on the arguments after they were made (the
+    accelerator follows the precision they were made with), and a notice for ``fp16`` on the
+    CPU, where accelerate trains in float32."""
+    wanted = _precision(args)
+    made = getattr(args, "mixed_precision", None)  # what the accelerator is made with (transformers 5)
+    if made is None:
+        return
+    if wanted is not None and made != wanted:
+        changed = f"{wanted}=True"
+    elif wanted is None and made in PRECISIONS and os.environ.get("ACCELERATE_MIXED_PRECISION") != made:
+        changed = f"{made}=False"
+    else:
+        changed = ""
+    if changed:
+        raise ValueError(
+            f"TunerCallback: TrainingArguments {changed} was set after the arguments were made, and the"
+            f" Trainer's accelerator trains in the precision they were made with, {made!r}: pass {changed} to"
+            " TrainingArguments(...) (search() does so for a searched fp16/bf16)"
+        )
+    device = getattr(getattr(args, "device", None), "type", None)
+    if wanted == "fp16" and device == "cpu":
+        warnings.warn(
+            "fp16=True on the CPU: accelerate trains in float32 there (bf16=True is mixed precision on the CPU)",
+            stacklevel=2,
+        )
 
 
 def _arguments(args: Any) -> dict[str, float]:
@@ -248,6 +303,9 @@ def search(
     trainer_factory: Callable[..., Any],
     study: str | os.PathLike[str] | dict[str, Any] | Study,
     *,
+    hp_space: Callable[[Any], dict[str, Any]] | None = None,
+    compute_objective: Callable[[dict[str, float]], float] | None = None,
+    direction: str | None = None,
     step: str = "global_step",
     n_trials: int | None = None,
     allow_modules: Sequence[str] = (),
@@ -271,8 +329,16 @@ def search(
     Trainer trains (from the trial's checkpoint on a retry); a Trainer that did not evaluate while
     training is evaluated once at the end. ``trainer_factory`` goes to the trials pickled by
     ``cloudpickle``: a function of the user's script travels by value, one of an importable
-    module by reference. ``n_trials`` overrides ``run_cap``; the other keywords are
-    :func:`tuner.run` 's.
+    module by reference. ``trainer_factory`` may also be a ``Trainer`` made with ``model_init``, as
+    ``hyperparameter_search`` takes it: each trial trains a copy of it. ``hp_space`` is
+    ``hyperparameter_search`` 's, written for its Optuna backend (``trial.suggest_float(...)``) or
+    its Ray backend (``tune.loguniform(...)``): its hyperparameters become the study's
+    ``parameters`` (over those the study has), see :func:`hp_parameters`. With
+    ``compute_objective`` or ``direction``, each report also carries ``objective``:
+    ``compute_objective(metrics)``, by default ``hyperparameter_search`` 's (the evaluation loss,
+    or the sum of ``compute_metrics`` ' values), and a study without ``metric`` ranks by it,
+    towards ``direction`` (``"minimize"``, the default, or ``"maximize"``). ``n_trials`` overrides
+    ``run_cap``; the other keywords are :func:`tuner.run` 's.
     """
     from transformers.trainer_utils import BestRun
 
@@ -284,15 +350,19 @@ def search(
         raise MissingExtra("cloudpickle", "transformers") from exc
     if step not in STEPS:
         raise ValueError(f"search: step must be one of {', '.join(STEPS)}, got {step!r}")
+    if _is_trainer(trainer_factory):
+        trainer_factory = TrainerCopy(trainer_factory)
+    parameters = None if hp_space is None else hp_parameters(hp_space)
+    objective, metric = _objective(compute_objective, direction)
     module = f"_tuner_transformers_{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="tuner-search-") as where:
         package = Path(where) / module
         package.mkdir()
-        (package / "factory.pkl").write_bytes(cloudpickle.dumps((trainer_factory, step)))
+        (package / "factory.pkl").write_bytes(cloudpickle.dumps((trainer_factory, step, objective)))
         (package / "__init__.py").write_text(_MODULE)
         sys.path.insert(0, where)  # the workers get the driver's path
         try:
-            loaded = _study(study, f"{module}:train", n_trials, [module, *allow_modules])
+            loaded = _study(study, f"{module}:train", n_trials, [module, *allow_modules], parameters, metric)
             outcome = tuner.run(
                 loaded, address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed, quiet=quiet, say=say
             )
@@ -306,42 +376,254 @@ def search(
     return BestRun(run_id=best.trial_id, objective=best.value, hyperparameters=dict(best.params), run_summary=outcome)
 
 
-def _study(study: Any, trainable: str, n_trials: int | None, allowed: list[str]) -> Study:
+def _objective(
+    compute_objective: Callable[[dict[str, float]], float] | None, direction: str | None
+) -> tuple[Callable[[dict[str, float]], float] | None, dict[str, str] | None]:
+    """The objective each report carries, and the study's metric when the study names none."""
+    if compute_objective is None and direction is None:
+        return None, None
+    if direction not in (None, "minimize", "maximize"):
+        raise ValueError(f"search: direction must be 'minimize' or 'maximize' (one objective), got {direction!r}")
+    if compute_objective is None:
+        from transformers.trainer_utils import default_compute_objective
+
+        compute_objective = default_compute_objective
+    return compute_objective, {"name": "objective", "goal": direction or "minimize"}
+
+
+def _study(
+    study: Any,
+    trainable: str,
+    n_trials: int | None,
+    allowed: list[str],
+    parameters: dict[str, Any] | None = None,
+    metric: dict[str, str] | None = None,
+) -> Study:
+    import yaml
+
     from tuner.config import Study, load_study
 
+    if isinstance(study, Study) and metric is not None and not study.raw.get("metric"):
+        study, allowed = dict(study.raw), [*allowed, *study.allowed]  # read again, with the metric
     if isinstance(study, Study):
-        return study.derive(trainable=trainable, **({"run_cap": n_trials} if n_trials is not None else {}))
+        changes: dict[str, Any] = {"trainable": trainable}
+        if n_trials is not None:
+            changes["run_cap"] = n_trials
+        if parameters is not None:
+            changes["parameters"] = {**study.raw.get("parameters", {}), **parameters}
+        return study.derive(**changes)
+    if parameters is not None or metric is not None:
+        data = dict(study) if isinstance(study, dict) else yaml.safe_load(Path(study).read_text()) or {}
+        if parameters is not None:  # the study's own parameters, and hp_space's over them
+            data["parameters"] = {**(data.get("parameters") or {}), **parameters}
+        if metric is not None and not data.get("metric"):
+            data["metric"] = metric
+        study = data
     if isinstance(study, dict):
-        import yaml
-
         text = yaml.safe_dump(study, sort_keys=False)
         return load_study(text=text, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
     return load_study(study, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
+
+
+def _is_trainer(value: Any) -> bool:
+    trainer = sys.modules.get("transformers.trainer")
+    return trainer is not None and isinstance(value, trainer.Trainer)
+
+
+class TrainerCopy:
+    """A ``Trainer`` made with ``model_init`` as a factory: each call, a fresh copy of it (its
+    model left out: ``model_init`` builds each trial's), as ``hyperparameter_search`` 's Ray
+    backend hands each trial the Trainer."""
+
+    def __init__(self, trainer: Any) -> None:
+        import cloudpickle
+
+        if getattr(trainer, "model_init", None) is None:
+            raise ValueError(
+                "search: a Trainer given in place of a factory must be made with model_init=..., which"
+                " builds each trial's model (as for hyperparameter_search)"
+            )
+        # Left out: the model, and the accelerator (process-wide state, which may hold weak
+        # references once the Trainer has run), made again in each copy.
+        left_out = {name: getattr(trainer, name, None) for name in ("model", "accelerator", "gather_function")}
+        try:
+            for name in left_out:
+                setattr(trainer, name, None)
+            self.pickled = cloudpickle.dumps(trainer)
+        finally:
+            for name, value in left_out.items():
+                setattr(trainer, name, value)
+
+    def __call__(self, config: dict[str, Any]) -> Any:
+        import pickle
+
+        from accelerate.state import AcceleratorState
+
+        trainer = pickle.loads(self.pickled)
+        AcceleratorState._reset_state()  # the process's distributed state (PartialState) is kept
+        trainer.create_accelerator_and_postprocess()
+        return trainer
+
+
+# -- hp_space: hyperparameter_search's search space as the study's parameters ---------------
+
+
+class _Suggestions:
+    """An Optuna trial for a define-by-run ``hp_space``: records what it suggests and answers
+    each suggestion with its lowest (or highest) value."""
+
+    def __init__(self, end: str) -> None:
+        self.end = end
+        self.suggested: dict[str, tuple[dict[str, Any], Any]] = {}  # name -> (parameter, value answered)
+
+    def _answer(self, name: str, parameter: dict[str, Any], low: Any, high: Any) -> Any:
+        value = low if self.end == "low" else high
+        self.suggested[name] = (parameter, value)
+        return value
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        if step is None:
+            kind = "log_uniform_values" if log else "uniform"
+            return self._answer(name, {"distribution": kind, "min": low, "max": high}, low, high)
+        return self._answer(name, {"distribution": "q_uniform", "min": low, "max": high, "q": step}, low, high)
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        if log or step != 1:
+            kind = "q_log_uniform_values" if log else "q_uniform"
+            return self._answer(name, {"distribution": kind, "min": low, "max": high, "q": step}, low, high)
+        return self._answer(name, {"distribution": "int_uniform", "min": low, "max": high}, low, high)
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._answer(name, {"values": list(choices)}, choices[0], choices[-1])
+
+    def suggest_uniform(self, name: str, low: float, high: float) -> float:  # Optuna's older spellings
+        return self.suggest_float(name, low, high)
+
+    def suggest_loguniform(self, name: str, low: float, high: float) -> float:
+        return self.suggest_float(name, low, high, log=True)
+
+    def suggest_discrete_uniform(self, name: str, low: float, high: float, q: float) -> float:
+        return self.suggest_float(name, low, high, step=q)
+
+
+def hp_parameters(hp_space: Callable[[Any], Any]) -> dict[str, Any]:
+    """A ``hyperparameter_search`` ``hp_space`` as a study's ``parameters``. Written for Optuna
+    (``trial.suggest_float(name, low, high, log=...)``, ``suggest_int``, ``suggest_categorical``),
+    each key of the dict it returns becomes the parameter its value was suggested as (a value
+    not suggested, a constant); written for Ray (a dict of ``tune.loguniform``, ``tune.choice``,
+    ``tune.randint``...), each domain becomes the same parameter as in a Ray Tune ``param_space``.
+    A define-by-run space whose suggestions depend on the values suggested is refused: write it
+    as the study's ``parameters``, with ``when:``."""
+    low = _Suggestions("low")
+    space = hp_space(low)
+    if not isinstance(space, dict):
+        raise TypeError(f"hp_space must return a dict of hyperparameters, got {type(space).__name__}")
+    if not low.suggested:  # Ray's form (or constants alone)
+        return _tune_parameters(space)
+    high = _Suggestions("high")
+    hp_space(high)
+    if list(high.suggested) != list(low.suggested):
+        raise ValueError(
+            "hp_space: what it suggests depends on the values suggested"
+            f" ({', '.join(sorted(set(low.suggested) ^ set(high.suggested)))}); write the search space as the"
+            " study's parameters, with when: for the conditional ones"
+        )
+    out: dict[str, Any] = {}
+    unused = dict(low.suggested)
+    for key, value in space.items():
+        found = unused.pop(key, None)
+        if found is None:  # returned under another key than the one it was suggested as
+            name = next((n for n, (_, v) in unused.items() if v is value), None)
+            found = None if name is None else unused.pop(name)
+        out[key] = {"value": value} if found is None else found[0]
+    return out
+
+
+def _tune_parameters(space: dict[str, Any]) -> dict[str, Any]:
+    from tuner.backends.ray.tune import convert_param_space
+
+    params, constants = convert_param_space(space)
+    out: dict[str, Any] = {key: {"value": value} for key, value in constants.items()}
+    for name, param in params.params.items():
+        out[name] = _spec(param)
+    return {key: out[key] for key in space if key in out} | out  # in hp_space's order
+
+
+def _spec(param: Any) -> dict[str, Any]:
+    """One parameter of :mod:`tuner.space` as a study file writes it."""
+    from tuner.space import Categorical, Float, Int, Normal
+
+    spec: dict[str, Any]
+    if isinstance(param, Categorical):
+        spec = {"values": list(param.values)}
+        if param.probabilities is not None:
+            spec["probabilities"] = list(param.probabilities)
+    elif isinstance(param, Int):
+        spec = {"distribution": "int_uniform", "min": param.low, "max": param.high}
+        if param.log:
+            spec = {"distribution": "q_log_uniform_values", "min": param.low, "max": param.high, "q": 1}
+    elif isinstance(param, Float):
+        number = int if param.integer else float
+        spec = {"distribution": "log_uniform_values" if param.log else "uniform"}
+        spec |= {"min": number(param.low), "max": number(param.high)}
+        if param.q is not None:
+            spec["distribution"] = "q_log_uniform_values" if param.log else "q_uniform"
+            spec["q"] = number(param.q)
+    elif isinstance(param, Normal):
+        spec = {"distribution": ("q_" if param.q is not None else "") + ("log_normal" if param.log else "normal")}
+        spec |= {"mu": param.mu, "sigma": param.sigma} | ({"q": param.q} if param.q is not None else {})
+    else:
+        raise ValueError(f"hp_space: {param!r} has no study file form")
+    if getattr(param, "grid", False):
+        spec["grid"] = True
+    return spec
 
 
 def trial_function(pickled: str | os.PathLike[str]) -> Callable[[dict[str, Any], Trial], None]:
     """The trainable :func:`search` runs, from its pickled ``(trainer_factory, step)``."""
     import pickle
 
-    factory, step = pickle.loads(Path(pickled).read_bytes())
+    factory, step, *more = pickle.loads(Path(pickled).read_bytes())
+    objective = more[0] if more else None
     with_trial = _takes_trial(factory)
 
     def run_trial(config: dict[str, Any], trial: Trial) -> None:
         with distributed(trial):  # workers: N: the Trainer the factory makes runs DDP over the group
             trainer = factory(config, trial) if with_trial else factory(config)
-            apply_hyperparameters(trainer.args, config)
+            if set(apply_hyperparameters(trainer.args, config)) & set(PRECISIONS):
+                _remake_accelerator(trainer)
             _model_init_with(trainer, config)
             if hasattr(trainer, "_train_batch_size"):  # the Trainer reads the batch size once, when made
                 trainer._train_batch_size = trainer.args.train_batch_size
             run = f"run-{trial.trial_id}" + (f"-rank{trial.rank}" if trial.rank else "")  # each rank its folder
             trainer.args.output_dir = os.path.join(trainer.args.output_dir or "trainer_output", run)
-            callback = TunerCallback(trial, step=step)
+            callback = TunerCallback(trial, step=step, compute_objective=objective)
             trainer.add_callback(callback)
             trainer.train(resume_from_checkpoint=callback.resume_from_checkpoint)
             if not callback.reported:  # no evaluation while training: one at the end, as hyperparameter_search
                 trainer.evaluate()
 
     return run_trial
+
+
+def _remake_accelerator(trainer: Any) -> None:
+    """After a searched ``fp16``/``bf16`` was set on ``trainer.args``: the Trainer's accelerator
+    made again in that precision, as ``hyperparameter_search`` makes it again (the accelerator, and
+    accelerate's process-wide state, were made with the Trainer)."""
+    from accelerate.state import AcceleratorState
+
+    args = trainer.args
+    if args.fp16 and args.bf16:
+        raise ValueError("search: fp16 and bf16 are both True (configuration and Trainer); at most one may be")
+    precision = _precision(args)
+    if hasattr(args, "mixed_precision"):  # transformers 5: the arguments carry it
+        args.mixed_precision = precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    else:  # transformers 4: accelerate reads it from the environment, where TrainingArguments put it
+        os.environ["ACCELERATE_MIXED_PRECISION"] = precision or "no"
+    AcceleratorState._reset_state()  # the process's distributed state (PartialState) is kept
+    trainer.create_accelerator_and_postprocess()
 
 
 def _model_init_with(trainer: Any, config: dict[str, Any]) -> None:
