@@ -93,3 +93,58 @@ def test_a_sweep_file_run_with_flags_resumes_and_trains_with_the_same_flags(ray_
     assert metrics["step"] == 3
     for command in ("resume", "train"):
         assert "--trainable" in cli_here(command, "--help", cwd=tmp_path).stdout
+
+
+SIMULATED = """
+name: sim
+trainable: trainables.simulated:curve
+backend: simulated
+metric: {name: loss, goal: minimize}
+method: random
+seed: 0
+run_cap: 4
+early_terminate: {type: asha, max_t: 9, grace_period: 1, reduction_factor: 3}
+parameters:
+  lr: {distribution: log_uniform_values, min: 1e-4, max: 1e-1}
+  width: {distribution: q_uniform, min: 16, max: 512, q: 16}
+"""
+
+
+def test_train_on_best_yaml_trains_the_winner_of_confirm_as_best_prints_it(tmp_path: Path) -> None:
+    """After ``confirm`` changed the winner, ``train --config best.yaml`` trains the configuration
+    ``best`` prints (the confirmed one), not the search's best."""
+    (tmp_path / "sim.yaml").write_text(textwrap.dedent(SIMULATED))
+    assert cli_here("run", "sim.yaml", cwd=tmp_path).returncode == 0
+    folder = tmp_path / "results" / "sim"
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    other = {"lr": 0.002, "width": 256.0}  # as confirm writes it: the winner's searched params
+    best["confirmed"] = {"trial_id": "t0003", "params": other, "mean": 0.31, "std": 0.01, "seeds": 3, "changed": True}
+    (folder / "best.yaml").write_text(yaml.safe_dump(best))
+    printed = cli_here("best", "results/sim", "--format", "json", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout) == other
+    trained = cli_here("train", "sim.yaml", "--config", "results/sim/best.yaml", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "the winner of confirm: t0003" in trained.stderr
+    metrics = yaml.safe_load((folder / "final" / "metrics.yaml").read_text())
+    assert metrics["config"] == other
+    args = ("train", "sim.yaml", "--config", "results/sim/best.yaml")
+    seeded = cli_here(*args, "--seed", "5", "--out", "f2", cwd=tmp_path)
+    assert yaml.safe_load((tmp_path / "f2" / "metrics.yaml").read_text())["seed"] == 5, seeded.stderr
+    best["confirmed"]["changed"] = False  # confirm kept the search's best: its configuration and seed
+    (folder / "best.yaml").write_text(yaml.safe_dump(best))
+    kept = cli_here("train", "sim.yaml", "--config", "results/sim/best.yaml", "--out", "f3", cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    metrics = yaml.safe_load((tmp_path / "f3" / "metrics.yaml").read_text())
+    assert metrics["config"] == best["config"] != other and metrics["seed"] == best["seed"]
+
+
+def test_confirm_table_shows_parameters_to_four_figures() -> None:
+    from tuner.results import confirm_table
+
+    params = {"lr": 0.008937183834867657, "hidden": 256, "act": "relu"}
+    row = {"trial_id": "t0002", "params": params, "search_value": 0.06378, "values": [0.08, 0.07], "mean": 0.075}
+    row |= {"std": 0.007, "runs": 2, "metrics": {"test_loss": 0.10912345}}
+    lines = confirm_table({"configs": [row], "winner": "t0002"})
+    assert lines[1].endswith("2/2  lr=0.008937, hidden=256, act=relu  test_loss=0.1091")
+    assert lines[1].startswith("*  t0002")

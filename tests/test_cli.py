@@ -109,3 +109,26 @@ def test_every_trial_failing_exits_1_without_best(ray_local: None, tmp_path: Pat
     assert "no trial produced a value for loss" in done.stderr
     assert not (tmp_path / "results" / "fail" / "best.yaml").exists()
     assert (tmp_path / "results" / "fail" / "trials.parquet").exists()
+
+
+def test_sigterm_while_ray_starts_is_an_interrupt_exit_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ray.init`` sets a SIGTERM handler of its own (``sys.exit(signum)``) while it starts: a
+    ``ray job stop`` or an eviction then was exit code 15, not the 130 of an interrupted run."""
+    import os
+    import signal
+    import sys
+
+    from tuner.backends.ray import _session
+
+    def starting(*args: object, **kwargs: object) -> None:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # as ray.init does
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(_session, "connect", starting)
+    shutil.copy(ROOT / "search_spaces" / "toy.yaml", tmp_path / "toy.yaml")
+    try:
+        done = cli_here("run", "toy.yaml", "--no-dashboard", cwd=tmp_path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (done.returncode, done.stderr.strip().splitlines()[-1]) == (130, "interrupted")

@@ -104,6 +104,10 @@ def test_hints_carry_the_figures_of_the_message() -> None:
     assert label is not None and "label 12" in label.hint and "number of classes" in label.hint
     oom = diagnose("oom", "OutOfMemoryError: CUDA out of memory.", {"batch_size": 256})
     assert oom is not None and oom.cause == "oom" and "batch_size 256" in oom.hint and "halve_batch" in oom.hint
+    exited = diagnose("errored", "rank 0 process exited with code 3 (os._exit at toy.py:62 in faulty) (ActorDiedError)")
+    assert exited is not None and "exited with code 3 at toy.py:62 in faulty without an exception" in exited.hint
+    segv = diagnose("errored", "rank 0 killed by SIGSEGV (Segmentation fault) at t.py:61 in train (inside string_at)")
+    assert segv is not None and "(SIGSEGV) at t.py:61 in train: " in segv.hint
     died = diagnose("errored", "rank 0 process died (ActorDiedError)")
     assert died is not None and died.cause == "process_exited"
     assert diagnose("nan", "loss is nan at step 3") is not None

@@ -24,6 +24,21 @@ def test_asha_rungs_and_compute(no_ray: None, capsys: pytest.CaptureFixture[str]
     assert "lr: log-uniform in [0.0001, 0.03]" in out
 
 
+def test_plan_says_when_a_conditional_parameter_exists(no_ray: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(ROOT / "search_spaces" / "digits_conditional.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "  momentum: uniform in [0.5, 0.99]; only when optimizer = sgd\n" in out
+    assert "  lr: log-uniform in [0.0001, 0.1]\n" in out  # unconditional: nothing added
+    both = "  x: {min: 0.0, max: 1.0, when: {opt: [adam, sgd], act: relu}}"
+    text = "trainable: trainables.toy:quadratic\nmetric: {name: loss}\nmethod: random\nrun_cap: 2\nparameters:\n"
+    text += "  opt: {values: [adam, sgd, rms]}\n  act: {values: [relu, tanh]}\n" + both + "\n"
+    from tuner.plan import describe
+
+    study = load_study(text=text)
+    shown = describe(study, make_plan(study, 2, "here"))
+    assert "  x: uniform in [0, 1]; only when opt in adam, sgd and act = relu" in shown
+
+
 def test_plan_says_when_the_model_would_never_propose(
     no_ray: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,6 +1,6 @@
 """tuner: hyperparameter tuning for PyTorch on Ray, from one YAML file."""
 
-from tuner._api import resume, run, train
+from tuner._api import confirm, resume, run, train
 from tuner.config import Study, load_study
 from tuner.errors import ConfigError, ResultsError, ResultsMissing, StudyFailed, TrialPruned, TunerError, UserError
 from tuner.results import Analysis, TrialResult, load, load_best, load_history, load_results
@@ -18,6 +18,7 @@ __all__ = [
     "TrialResult",
     "TunerError",
     "UserError",
+    "confirm",
     "load",
     "load_best",
     "load_history",

@@ -238,17 +238,26 @@ def _cmd_best(args: argparse.Namespace) -> int:
         )
         _print(front, args.format)
         return EXIT_OK
-    config = best["config"]
-    if confirmed and confirmed.get("changed"):  # the configuration that held up over seeds
-        config = _merged(config, confirmed["params"])
-        print(
-            f"(the winner of confirm: {confirmed['trial_id']}, mean {best['metric']['name']} "
-            f"{confirmed['mean']:.4g} over "
-            f"{confirmed['seeds']} seeds; the search's best was {best['trial_id']})",
-            file=sys.stderr,
-        )
+    config, note = _best_config(best)
+    if note:
+        print(note, file=sys.stderr)
     _print(config, args.format)
     return EXIT_OK
+
+
+def _best_config(best: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The configuration ``best.yaml`` stands for: the search's best, or, when ``confirm``
+    changed the winner, the confirmed one; with a line saying which it is."""
+    confirmed = best.get("confirmed")
+    if not (confirmed and confirmed.get("changed")):
+        return best["config"], None
+    metric = best.get("metric") or {}
+    mean = f", mean {metric.get('name', 'value')} {confirmed['mean']:.4g}" if confirmed.get("mean") is not None else ""
+    note = (
+        f"(the winner of confirm: {confirmed['trial_id']}{mean} over {confirmed['seeds']} seeds; "
+        f"the search's best was {best['trial_id']})"
+    )
+    return _merged(best["config"], confirmed["params"]), note
 
 
 def _tune_best(args: argparse.Namespace) -> int:
@@ -314,6 +323,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     given = read_yaml(Path(args.config))
     config = given["config"] if isinstance(given.get("config"), dict) else given
     seed = args.seed if args.seed is not None else given.get("seed") if "config" in given else None
+    a_front = given.get("pareto") is not None and not str(given.get("chosen_by", "")).startswith("select")
+    if isinstance(given.get("config"), dict) and not a_front:
+        config, note = _best_config(given)  # after confirm: the configuration that held up over seeds
+        if note:
+            seed = args.seed  # the search's best trial's seed belongs to another configuration
+            print(note, file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.config).resolve().parent / "final"
     result = tuner.train(
         study,

@@ -115,7 +115,7 @@ def _not_reported(match: re.Match[str] | None, error: str, config: Mapping[str, 
 def _exit(match: re.Match[str] | None, error: str, config: Mapping[str, Any]) -> str:
     code = re.search(r"exit(?:ed)? (?:with )?(?:code|status)[ :]*(-?\d+)", error)
     signal = re.search(r"\b(SIG[A-Z]+)\b", error)
-    where = re.search(r" at (\S+:\d+ in \S+)", error)
+    where = re.search(r" at (\S+:\d+ in [^\s()]+)", error)  # not the ")" that closes "(os._exit at ...)"
     at = f" at {where.group(1)}" if where else ""
     if code:
         return (

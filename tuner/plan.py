@@ -285,6 +285,13 @@ def _summary(trial: _Inspecting) -> dict[str, Any] | None:
     }
 
 
+def _when(condition: Any) -> str:
+    """``, only when opt = sgd``: the condition a parameter exists under (``when:``), or nothing."""
+    parts = [f"{parent} = {values[0]}" if len(values) == 1 else f"{parent} in {', '.join(map(str, values))}"
+             for parent, values in condition]  # fmt: skip
+    return f"; only when {' and '.join(parts)}" if parts else ""
+
+
 def describe(study: Study, plan: Plan) -> str:
     spec = study.spec
     lines = [f"note: {n}" for n in study.notices]
@@ -296,7 +303,7 @@ def describe(study: Study, plan: Plan) -> str:
         )
     )
     for name, p in study.space.params.items():
-        lines.append(f"  {name}: {summary(p)}")
+        lines.append(f"  {name}: {summary(p)}{_when(study.space.conditions.get(name, ()))}")
     trials = f"{plan.trials}" if plan.trials is not None else until_stopped(spec).replace("the study runs ", "")
     lines.append(f"trials: {trials}; {plan.slots} at a time on {plan.where}, {spec.resources.workers} worker(s) each")
     if spec.resources.auto_gpus:

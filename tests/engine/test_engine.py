@@ -220,3 +220,17 @@ def test_the_furthest_stopped_trial_is_best_when_the_time_limit_stops_every_tria
     trials = tuner.load_results(out.folder)
     assert set(trials["status"]) == {"stopped"} and trials["step"].max() < 9
     assert out.best is not None and out.best.status == "stopped"
+
+
+def test_the_first_line_says_how_each_trial_runs() -> None:
+    """A simulated trial has no process; a distributed one names its ranks' strategy, not DDP for all."""
+    from tuner.engine._run import _shape
+
+    lines: list[str] = []
+    text = STUDY.format(fn="falling", cap=2, slots=2, extra="", grace=1, seed=3, target="")
+    tuner.run(study(text, allow_modules=["tests"]), say=lines.append)
+    assert lines[0].startswith("running sim: method random, 2 trial(s) at a time, simulated (no processes) -> ")
+    ray = text.replace("backend: simulated", "backend: ray")
+    assert _shape(study(ray, allow_modules=["tests"])) == "1 process each"
+    fsdp = ray + "resources: {workers: 2, strategy: fsdp}\n"
+    assert _shape(study(fsdp, allow_modules=["tests"])) == "2 ranks each (fsdp)"

@@ -117,3 +117,24 @@ def test_a_study_that_recorded_gpu_util_is_read_with_it_as_the_devices_busy_frac
     rec.trials_frame().drop(columns=["gpu_device_busy"]).assign(gpu_util=[41.0]).to_parquet(tmp_path / TRIALS)
     trials = load_results(tmp_path)  # an old study's table: read by the report, tuner.load_results...
     assert trials.loc[0, "gpu_device_busy"] == 41.0 and "gpu_util" not in trials
+
+
+def test_result_files_get_the_users_permissions_not_a_temporary_files(tmp_path: Path) -> None:
+    """Written atomically, the tables and YAML files are still 0666 less the umask (as the journal,
+    the logs and the checkpoints are), so that a study on a shared disk stays readable; no
+    temporary file is left behind."""
+    import os
+    import stat
+
+    before = os.umask(0o022)
+    try:
+        rec = recorder(tmp_path)
+        rec.flush(force=True)
+        (tmp_path / "plain").write_text("x")
+    finally:
+        os.umask(before)
+    plain = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    written = sorted(p.name for p in tmp_path.iterdir() if p.suffix in {".parquet", ".yaml", ".json"})
+    assert {"trials.parquet", "history.parquet"} <= set(written)
+    assert {n: stat.S_IMODE((tmp_path / n).stat().st_mode) for n in written} == dict.fromkeys(written, plain)
+    assert plain == 0o644 and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -67,9 +67,7 @@ def execute(
         engine.attempts.resumable = replay(engine, journal)
         done = sum(1 for r in engine.recorder.trials.values() if r.status != "running")
         say(f"resuming {study.name}: {done} trial(s) done, {len(engine.attempts.resumable)} to continue")
-    workers = study.spec.resources.workers
-    shape = f"{workers} DDP workers" if workers > 1 else "1 process"
-    say(f"running {study.name}: method {study.spec.method}, {slots} trial(s) at a time, {shape} each -> {folder}")
+    say(f"running {study.name}: method {study.spec.method}, {slots} trial(s) at a time, {_shape(study)} -> {folder}")
     if study.spec.resources.auto_gpus:
         say(
             f"resources.gpus: auto found no GPU on {backend.where}; trials run on CPU, {slots} at a time"
@@ -136,3 +134,11 @@ def summarise(engine: Engine) -> dict[str, Any]:
         },
         **engine.backend.summary(),
     }
+
+
+def _shape(study: Study) -> str:
+    """How each trial runs, for the run's first line: its processes, or none on a virtual clock."""
+    if study.spec.backend == "simulated":
+        return "simulated (no processes)"
+    resources = study.spec.resources
+    return f"{resources.workers} ranks each ({resources.strategy})" if resources.workers > 1 else "1 process each"

@@ -168,7 +168,7 @@ def confirm_table(summary: dict[str, Any]) -> list[str]:
         mark = ("*" if row["trial_id"] == summary.get("winner") else " ") + ("P " if row.get("pareto") else "  ")
         mean = "-" if row["mean"] is None else f"{row['mean']:.4g}"
         std = "-" if row["std"] is None else f"{row['std']:.2g}"
-        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
         extra = "".join(f"  {k}={v:.4g}" for k, v in shown_metrics(summary, row).items())
         lines.append(
             f"{mark}{row['trial_id']:8}{row['search_value']:>12.4g}{mean:>12}{std:>10}  "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,11 @@ OLD_NAMES = {"gpu_util": "gpu_device_busy"}  # it was always the whole device's 
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    """Write through a temporary file in the same folder, then rename over ``path``. The file gets
+    the permissions of any other file the user creates (0666 less the umask), not mkstemp's 0600:
+    a results folder on a shared disk stays readable as its logs and checkpoints are."""
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(Path(tmp))
         os.replace(tmp, path)

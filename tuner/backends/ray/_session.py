@@ -19,7 +19,12 @@ def ray_session(
 ) -> Iterator[RayBackend]:
     """A :class:`RayBackend` on the cluster at ``address`` (an embedded one by default). SIGTERM
     (``ray job stop``, a pod evicted) stops the run as Ctrl-C does while it runs."""
-    conn = connect(address, ship=study.modules, num_cpus=num_cpus, dashboard=dashboard)
+    try:
+        conn = connect(address, ship=study.modules, num_cpus=num_cpus, dashboard=dashboard)
+    except SystemExit as exc:  # ray.init's own SIGTERM handler exits with the signal's number
+        if exc.code == signal.SIGTERM:
+            raise KeyboardInterrupt from None  # interrupted as it started: exit code 130 as later
+        raise
     previous = _stop_on_sigterm()
     try:
         if conn.dashboard_url:
