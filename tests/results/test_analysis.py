@@ -582,6 +582,7 @@ def test_a_tune_config_pickled_with_a_lambda_gives_the_defaults(tmp_path: Path) 
     assert _tune_config(tmp_path) == ("loss", "min")
 
 
+@pytest.mark.slow
 def test_a_trial_that_finished_on_a_retry_has_no_error(experiment: Path, tmp_path: Path) -> None:
     """Tune keeps the ``error.txt`` of a trial that failed once and then finished
     (``FailureConfig(max_failures=1)``); Ray's ``Result.error`` is ``None`` for a ``TERMINATED``
