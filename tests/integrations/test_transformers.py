@@ -330,6 +330,26 @@ def test_a_trainer_with_model_init_is_its_own_factory(tmp_path: Path) -> None:
     assert trainer.args.output_dir == str(tmp_path / "out") and trainer.model is not None
 
 
+def test_a_trainer_s_copy_leaves_its_model_out(tmp_path: Path) -> None:
+    """The copy each trial gets of a Trainer made with ``model_init`` carries none of its model
+    (``model_init`` builds each trial's), however the Trainer holds it."""
+    from tuner.integrations.transformers import TrainerCopy
+
+    made = tiny.make_trainer({"hidden_size": 128}, output_dir=str(tmp_path / "out"))
+    trainer = transformers.Trainer(
+        model_init=lambda trial: tiny.make_trainer({"hidden_size": 128}).model,
+        args=made.args,
+        train_dataset=made.train_dataset,
+        eval_dataset=made.eval_dataset,
+    )
+    size = sum(p.numel() * p.element_size() for p in trainer.model.parameters())
+    factory = TrainerCopy(trainer)
+    assert len(factory.pickled) < size / 2
+    copy = factory({})
+    assert copy.model is None and copy.model_wrapped is None and copy.callback_handler.model is None
+    assert trainer.model_wrapped is trainer.model is trainer.callback_handler.model is not None  # left as it was
+
+
 def test_compute_objective_and_direction_as_hyperparameter_search_takes_them(tmp_path: Path) -> None:
     import cloudpickle
 

@@ -443,16 +443,23 @@ class TrainerCopy:
                 "search: a Trainer given in place of a factory must be made with model_init=..., which"
                 " builds each trial's model (as for hyperparameter_search)"
             )
-        # Left out: the model, and the accelerator (process-wide state, which may hold weak
-        # references once the Trainer has run), made again in each copy.
-        left_out = {name: getattr(trainer, name, None) for name in ("model", "accelerator", "gather_function")}
+        # Left out: the model wherever the Trainer holds it (with its optimizer, which train()
+        # makes again for a model_init's model), and the accelerator (process-wide state, which
+        # may hold weak references once the Trainer has run), made again in each copy.
+        handler = getattr(trainer, "callback_handler", None)
+        left_out = [
+            *((trainer, name) for name in ("model", "model_wrapped", "optimizer", "lr_scheduler")),
+            *((trainer, name) for name in ("accelerator", "gather_function")),
+            *((handler, name) for name in ("model", "optimizer", "lr_scheduler") if handler is not None),
+        ]
+        kept = [getattr(holder, name, None) for holder, name in left_out]
         try:
-            for name in left_out:
-                setattr(trainer, name, None)
+            for holder, name in left_out:
+                setattr(holder, name, None)
             self.pickled = cloudpickle.dumps(trainer)
         finally:
-            for name, value in left_out.items():
-                setattr(trainer, name, value)
+            for (holder, name), value in zip(left_out, kept, strict=True):
+                setattr(holder, name, value)
 
     def __call__(self, config: dict[str, Any]) -> Any:
         import pickle
