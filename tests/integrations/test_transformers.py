@@ -266,7 +266,7 @@ def ray_hp_space(trial: Any) -> dict[str, Any]:  # the same space, for backend="
 
 
 def test_an_hp_space_for_optuna_or_ray_becomes_the_study_s_parameters() -> None:
-    from transformers.trainer_utils import default_hp_space_optuna, default_hp_space_ray
+    from transformers.trainer_utils import default_hp_space_optuna, default_hp_space_ray, default_hp_space_wandb
 
     from tuner.integrations.transformers import hp_parameters
 
@@ -283,6 +283,8 @@ def test_an_hp_space_for_optuna_or_ray_becomes_the_study_s_parameters() -> None:
         "per_device_train_batch_size": {"values": [4, 8, 16, 32, 64]},
     }
     assert hp_parameters(default_hp_space_ray)["seed"] == {"distribution": "uniform", "min": 1.0, "max": 40.0}
+    sweep = default_hp_space_wandb(None)  # the W&B backend's: a sweep configuration, whose parameters are the study's
+    assert hp_parameters(default_hp_space_wandb) == sweep["parameters"] and "learning_rate" in sweep["parameters"]
 
     def renamed(trial: Any) -> dict[str, Any]:  # returned under another key, with a constant
         return {"learning_rate": trial.suggest_float("lr", 0.1, 0.2, step=0.05), "warmup_steps": 10}

@@ -520,13 +520,16 @@ def hp_parameters(hp_space: Callable[[Any], Any]) -> dict[str, Any]:
     (``trial.suggest_float(name, low, high, log=...)``, ``suggest_int``, ``suggest_categorical``),
     each key of the dict it returns becomes the parameter its value was suggested as (a value
     not suggested, a constant); written for Ray (a dict of ``tune.loguniform``, ``tune.choice``,
-    ``tune.randint``...), each domain becomes the same parameter as in a Ray Tune ``param_space``.
+    ``tune.randint``...), each domain becomes the same parameter as in a Ray Tune ``param_space``;
+    written for W&B (a sweep configuration), its ``parameters`` are the study's as they are.
     A define-by-run space whose suggestions depend on the values suggested is refused: write it
     as the study's ``parameters``, with ``when:``."""
     low = _Suggestions("low")
     space = hp_space(low)
     if not isinstance(space, dict):
         raise TypeError(f"hp_space must return a dict of hyperparameters, got {type(space).__name__}")
+    if not low.suggested and _is_sweep(space):  # W&B's form: its parameters are a study's
+        return dict(space["parameters"])
     if not low.suggested:  # Ray's form (or constants alone)
         return _tune_parameters(space)
     high = _Suggestions("high")
@@ -546,6 +549,17 @@ def hp_parameters(hp_space: Callable[[Any], Any]) -> dict[str, Any]:
             found = None if name is None else unused.pop(name)
         out[key] = {"value": value} if found is None else found[0]
     return out
+
+
+def _is_sweep(space: dict[str, Any]) -> bool:
+    """Whether ``space`` is a W&B sweep configuration (``hyperparameter_search`` 's W&B backend):
+    ``parameters``, a mapping of parameter specs, with a sweep's other keys alone."""
+    parameters = space.get("parameters")
+    return (
+        isinstance(parameters, dict)
+        and all(isinstance(spec, dict) for spec in parameters.values())
+        and set(space) <= {"parameters", "method", "metric", "name", "early_terminate", "run_cap", "description"}
+    )
 
 
 def _tune_parameters(space: dict[str, Any]) -> dict[str, Any]:
