@@ -386,6 +386,30 @@ def test_compute_objective_and_direction_as_hyperparameter_search_takes_them(tmp
     assert trial.reports[0]["metrics"]["objective"] == pytest.approx(-2 * trial.reports[0]["metrics"]["eval_loss"])
 
 
+def test_a_study_file_with_an_hp_space_or_direction_is_read_as_a_study_file(tmp_path: Path) -> None:
+    """With ``hp_space`` or ``direction``, ``search`` adds to the study file before reading it: its
+    problems are still one line naming the file (a missing file, a bad key, bad YAML)."""
+    from tuner.errors import ConfigError
+    from tuner.integrations.transformers import _objective, _study
+
+    trainable, allowed = "tests.integrations.lightning_trainables:train", ["tests"]
+    parameters, metric = {"learning_rate": {"values": [0.1]}}, _objective(None, "maximize")[1]
+    path = tmp_path / "hf.yaml"
+    for extra in ({"parameters": parameters}, {"metric": metric}):
+        with pytest.raises(ConfigError, match="no such file"):
+            _study(path, trainable, None, allowed, **extra)  # type: ignore[arg-type]
+    path.write_text("name: s\nmethod: random\nparameters: {x: {value: 1}}\nmax_concurent: 2\n")
+    with pytest.raises(ConfigError, match=r"hf\.yaml") as exc:
+        _study(path, trainable, None, allowed, parameters, metric)
+    assert "max_concurent" in str(exc.value)
+    path.write_text("name: s\nmethod: [random\n")
+    with pytest.raises(ConfigError, match=r"hf\.yaml"):
+        _study(path, trainable, None, allowed, parameters)
+    path.write_text("name: s\nmethod: random\nparameters: {x: {value: 1}}\n")
+    loaded = _study(path, trainable, None, allowed, parameters, metric)
+    assert set(loaded.raw["parameters"]) == {"x", "learning_rate"} and loaded.metric == "objective"
+
+
 def test_the_step_is_global_step_or_epoch() -> None:
     from tuner.integrations.transformers import TunerCallback
 

@@ -402,6 +402,7 @@ def _study(
     import yaml
 
     from tuner.config import Study, load_study
+    from tuner.config._yaml import read_yaml
 
     if isinstance(study, Study) and metric is not None and not study.raw.get("metric"):
         study, allowed = dict(study.raw), [*allowed, *study.allowed]  # read again, with the metric
@@ -412,8 +413,9 @@ def _study(
         if parameters is not None:
             changes["parameters"] = {**study.raw.get("parameters", {}), **parameters}
         return study.derive(**changes)
+    path = None if isinstance(study, dict) else study  # named in what the study's problems say
     if parameters is not None or metric is not None:
-        data = dict(study) if isinstance(study, dict) else yaml.safe_load(Path(study).read_text()) or {}
+        data = dict(study) if path is None else read_yaml(Path(path))
         if parameters is not None:  # the study's own parameters, and hp_space's over them
             data["parameters"] = {**(data.get("parameters") or {}), **parameters}
         if metric is not None and not data.get("metric"):
@@ -421,7 +423,7 @@ def _study(
         study = data
     if isinstance(study, dict):
         text = yaml.safe_dump(study, sort_keys=False)
-        return load_study(text=text, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
+        return load_study(path, text=text, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
     return load_study(study, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
 
 
