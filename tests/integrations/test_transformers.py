@@ -332,9 +332,10 @@ def test_a_trainer_with_model_init_is_its_own_factory(tmp_path: Path) -> None:
     assert trainer.args.output_dir == str(tmp_path / "out") and trainer.model is not None
 
 
-def test_a_trainer_s_copy_leaves_its_model_out(tmp_path: Path) -> None:
+def test_a_trainer_s_copy_leaves_its_model_and_devices_out(tmp_path: Path) -> None:
     """The copy each trial gets of a Trainer made with ``model_init`` carries none of its model
-    (``model_init`` builds each trial's), however the Trainer holds it."""
+    (``model_init`` builds each trial's), however the Trainer holds it, and finds its devices in
+    the trial's process."""
     from tuner.integrations.transformers import TrainerCopy
 
     made = tiny.make_trainer({"hidden_size": 128}, output_dir=str(tmp_path / "out"))
@@ -349,6 +350,12 @@ def test_a_trainer_s_copy_leaves_its_model_out(tmp_path: Path) -> None:
     assert len(factory.pickled) < size / 2
     copy = factory({})
     assert copy.model is None and copy.model_wrapped is None and copy.callback_handler.model is None
+    # Its arguments' devices and processes are the trial's, not those of the process that made the
+    # Trainer (a driver without the trial's GPU, or outside its worker group)
+    from accelerate.state import PartialState
+
+    assert copy.args.distributed_state.__dict__ is PartialState._shared_state
+    assert copy.args.device == copy.accelerator.device
     assert trainer.model_wrapped is trainer.model is trainer.callback_handler.model is not None  # left as it was
 
 

@@ -469,6 +469,10 @@ class TrainerCopy:
         from accelerate.state import AcceleratorState
 
         trainer = pickle.loads(self.pickled)
+        # The arguments' devices and processes, found when the Trainer was made, are those of the
+        # process that made it: found again here, in the trial's (its GPU, its worker group).
+        trainer.args.__dict__.pop("_setup_devices", None)
+        trainer.args._setup_devices  # noqa: B018  # a cached property: found now
         AcceleratorState._reset_state()  # the process's distributed state (PartialState) is kept
         trainer.create_accelerator_and_postprocess()
         return trainer
