@@ -294,6 +294,18 @@ def test_an_hp_space_for_optuna_or_ray_becomes_the_study_s_parameters() -> None:
         "warmup_steps": {"value": 10},
     }
 
+    def constants(trial: Any) -> dict[str, Any]:  # constants as TrainingArguments takes them: a study file's values
+        from transformers.trainer_utils import SchedulerType
+
+        return {"lr_scheduler_type": SchedulerType.COSINE, "adam_betas": (0.9, 0.99)}
+
+    import yaml
+
+    plain = "adam_betas:\n  value:\n  - 0.9\n  - 0.99\nlr_scheduler_type:\n  value: cosine\n"
+    assert yaml.safe_dump(hp_parameters(constants)) == plain
+    mixed = hp_parameters(lambda trial: {**constants(trial), "seed": trial.suggest_int("seed", 1, 4)})
+    assert yaml.safe_dump(mixed) == plain + "seed:\n  distribution: int_uniform\n  max: 4\n  min: 1\n"
+
     def conditional(trial: Any) -> dict[str, Any]:
         optimizer = trial.suggest_categorical("optim", ["adamw_torch", "sgd"])
         momentum = trial.suggest_float("momentum", 0.0, 0.9) if optimizer == "sgd" else None

@@ -553,8 +553,20 @@ def hp_parameters(hp_space: Callable[[Any], Any]) -> dict[str, Any]:
         if found is None:  # returned under another key than the one it was suggested as
             name = next((n for n, (_, v) in unused.items() if v is value), None)
             found = None if name is None else unused.pop(name)
-        out[key] = {"value": value} if found is None else found[0]
+        out[key] = {"value": _plain(value)} if found is None else found[0]
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A constant of ``hp_space`` as a study file writes it: an enum (``SchedulerType.COSINE``) its
+    value, a tuple a list."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _is_sweep(space: dict[str, Any]) -> bool:
@@ -572,7 +584,7 @@ def _tune_parameters(space: dict[str, Any]) -> dict[str, Any]:
     from tuner.backends.ray.tune import convert_param_space
 
     params, constants = convert_param_space(space)
-    out: dict[str, Any] = {key: {"value": value} for key, value in constants.items()}
+    out: dict[str, Any] = {key: {"value": _plain(value)} for key, value in constants.items()}
     for name, param in params.params.items():
         out[name] = _spec(param)
     return {key: out[key] for key in space if key in out} | out  # in hp_space's order
