@@ -47,6 +47,15 @@ class Linear(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+class Counted(Linear):
+    """Counts the calls of its own ``on_train_epoch_end`` (in ``Counted.ends``)."""
+
+    ends = 0
+
+    def on_train_epoch_end(self) -> None:
+        Counted.ends += 1
+
+
 def loaders() -> tuple[DataLoader[Any], DataLoader[Any]]:
     generator = torch.Generator().manual_seed(0)
     data = TensorDataset(torch.randn(64, 4, generator=generator), torch.randint(0, 2, (64,), generator=generator))

@@ -226,6 +226,32 @@ def test_what_the_module_logs_at_an_epoch_s_end_is_in_that_epoch_s_report(tmp_pa
     assert [r["step"] for r in trial.reports] == [1.0] and "on_train_epoch_end" not in vars(failing)
 
 
+def test_the_module_can_be_pickled_and_copied_while_it_fits(tmp_path: Path) -> None:
+    """``torch.save(module)`` (or pickle, or a deep copy) in a callback while ``fit`` runs, when the
+    module's ``on_train_epoch_end`` reports: the copy has the module's own hook, which reports
+    nothing."""
+    import copy
+    import pickle
+
+    import lightning as L
+
+    from tests.integrations import lightning_trainables as lt
+
+    copies: list[object] = []
+
+    class Saver(L.pytorch.callbacks.Callback):
+        def on_train_epoch_end(self, trainer: object, pl_module: object) -> None:
+            copies.append(pickle.loads(pickle.dumps(pl_module)))
+            copies.append(copy.deepcopy(pl_module))
+
+    trial = Trial("t0", 0)
+    fit_module(trial, lt.Counted(), 2, tmp_path, Saver())
+    assert [r["step"] for r in trial.reports] == [1.0, 2.0] and lt.Counted.ends == 2 and len(copies) == 4
+    for made in copies:
+        made.on_train_epoch_end()  # type: ignore[attr-defined]  # the module's own: no report
+    assert [r["step"] for r in trial.reports] == [1.0, 2.0] and lt.Counted.ends == 6
+
+
 class Recorder:
     """What the optimizer and scheduler hold when training starts (after Lightning's restore)."""
 

@@ -266,7 +266,7 @@ def ray_hp_space(trial: Any) -> dict[str, Any]:  # the same space, for backend="
 
 
 def test_an_hp_space_for_optuna_or_ray_becomes_the_study_s_parameters() -> None:
-    from transformers.trainer_utils import default_hp_space_optuna, default_hp_space_ray
+    from transformers.trainer_utils import default_hp_space_optuna, default_hp_space_ray, default_hp_space_wandb
 
     from tuner.integrations.transformers import hp_parameters
 
@@ -283,6 +283,8 @@ def test_an_hp_space_for_optuna_or_ray_becomes_the_study_s_parameters() -> None:
         "per_device_train_batch_size": {"values": [4, 8, 16, 32, 64]},
     }
     assert hp_parameters(default_hp_space_ray)["seed"] == {"distribution": "uniform", "min": 1.0, "max": 40.0}
+    sweep = default_hp_space_wandb(None)  # the W&B backend's: a sweep configuration, whose parameters are the study's
+    assert hp_parameters(default_hp_space_wandb) == sweep["parameters"] and "learning_rate" in sweep["parameters"]
 
     def renamed(trial: Any) -> dict[str, Any]:  # returned under another key, with a constant
         return {"learning_rate": trial.suggest_float("lr", 0.1, 0.2, step=0.05), "warmup_steps": 10}
@@ -291,6 +293,18 @@ def test_an_hp_space_for_optuna_or_ray_becomes_the_study_s_parameters() -> None:
         "learning_rate": {"distribution": "q_uniform", "min": 0.1, "max": 0.2, "q": 0.05},
         "warmup_steps": {"value": 10},
     }
+
+    def constants(trial: Any) -> dict[str, Any]:  # constants as TrainingArguments takes them: a study file's values
+        from transformers.trainer_utils import SchedulerType
+
+        return {"lr_scheduler_type": SchedulerType.COSINE, "adam_betas": (0.9, 0.99)}
+
+    import yaml
+
+    plain = "adam_betas:\n  value:\n  - 0.9\n  - 0.99\nlr_scheduler_type:\n  value: cosine\n"
+    assert yaml.safe_dump(hp_parameters(constants)) == plain
+    mixed = hp_parameters(lambda trial: {**constants(trial), "seed": trial.suggest_int("seed", 1, 4)})
+    assert yaml.safe_dump(mixed) == plain + "seed:\n  distribution: int_uniform\n  max: 4\n  min: 1\n"
 
     def conditional(trial: Any) -> dict[str, Any]:
         optimizer = trial.suggest_categorical("optim", ["adamw_torch", "sgd"])
@@ -330,6 +344,33 @@ def test_a_trainer_with_model_init_is_its_own_factory(tmp_path: Path) -> None:
     assert trainer.args.output_dir == str(tmp_path / "out") and trainer.model is not None
 
 
+def test_a_trainer_s_copy_leaves_its_model_and_devices_out(tmp_path: Path) -> None:
+    """The copy each trial gets of a Trainer made with ``model_init`` carries none of its model
+    (``model_init`` builds each trial's), however the Trainer holds it, and finds its devices in
+    the trial's process."""
+    from tuner.integrations.transformers import TrainerCopy
+
+    made = tiny.make_trainer({"hidden_size": 128}, output_dir=str(tmp_path / "out"))
+    trainer = transformers.Trainer(
+        model_init=lambda trial: tiny.make_trainer({"hidden_size": 128}).model,
+        args=made.args,
+        train_dataset=made.train_dataset,
+        eval_dataset=made.eval_dataset,
+    )
+    size = sum(p.numel() * p.element_size() for p in trainer.model.parameters())
+    factory = TrainerCopy(trainer)
+    assert len(factory.pickled) < size / 2
+    copy = factory({})
+    assert copy.model is None and copy.model_wrapped is None and copy.callback_handler.model is None
+    # Its arguments' devices and processes are the trial's, not those of the process that made the
+    # Trainer (a driver without the trial's GPU, or outside its worker group)
+    from accelerate.state import PartialState
+
+    assert copy.args.distributed_state.__dict__ is PartialState._shared_state
+    assert copy.args.device == copy.accelerator.device
+    assert trainer.model_wrapped is trainer.model is trainer.callback_handler.model is not None  # left as it was
+
+
 def test_compute_objective_and_direction_as_hyperparameter_search_takes_them(tmp_path: Path) -> None:
     import cloudpickle
 
@@ -362,6 +403,30 @@ def test_compute_objective_and_direction_as_hyperparameter_search_takes_them(tmp
     trial = Trial("t1", 0)
     trial_function(pickled)({}, trial)
     assert trial.reports[0]["metrics"]["objective"] == pytest.approx(-2 * trial.reports[0]["metrics"]["eval_loss"])
+
+
+def test_a_study_file_with_an_hp_space_or_direction_is_read_as_a_study_file(tmp_path: Path) -> None:
+    """With ``hp_space`` or ``direction``, ``search`` adds to the study file before reading it: its
+    problems are still one line naming the file (a missing file, a bad key, bad YAML)."""
+    from tuner.errors import ConfigError
+    from tuner.integrations.transformers import _objective, _study
+
+    trainable, allowed = "tests.integrations.lightning_trainables:train", ["tests"]
+    parameters, metric = {"learning_rate": {"values": [0.1]}}, _objective(None, "maximize")[1]
+    path = tmp_path / "hf.yaml"
+    for extra in ({"parameters": parameters}, {"metric": metric}):
+        with pytest.raises(ConfigError, match="no such file"):
+            _study(path, trainable, None, allowed, **extra)  # type: ignore[arg-type]
+    path.write_text("name: s\nmethod: random\nparameters: {x: {value: 1}}\nmax_concurent: 2\n")
+    with pytest.raises(ConfigError, match=r"hf\.yaml") as exc:
+        _study(path, trainable, None, allowed, parameters, metric)
+    assert "max_concurent" in str(exc.value)
+    path.write_text("name: s\nmethod: [random\n")
+    with pytest.raises(ConfigError, match=r"hf\.yaml"):
+        _study(path, trainable, None, allowed, parameters)
+    path.write_text("name: s\nmethod: random\nparameters: {x: {value: 1}}\n")
+    loaded = _study(path, trainable, None, allowed, parameters, metric)
+    assert set(loaded.raw["parameters"]) == {"x", "learning_rate"} and loaded.metric == "objective"
 
 
 def test_the_step_is_global_step_or_epoch() -> None:

@@ -150,18 +150,7 @@ class TunerCallback(_Callback):
         the fit ends, however it ends."""
         self._unhook()
         before = pl_module.__dict__.get("on_train_epoch_end", _NONE)
-        own = pl_module.on_train_epoch_end
-        callback = weakref.ref(self)
-
-        @functools.wraps(own)  # Lightning's is_overridden reads __wrapped__: the module's own
-        def on_train_epoch_end(*args: Any, **kwargs: Any) -> Any:
-            result = own(*args, **kwargs)
-            reporter = callback()
-            if reporter is not None and reporter._hooked is not None:
-                reporter._epoch_end(pl_module.trainer)
-            return result
-
-        pl_module.__dict__["on_train_epoch_end"] = on_train_epoch_end
+        pl_module.__dict__["on_train_epoch_end"] = _EpochEnd(pl_module, before, weakref.ref(self))
         self._hooked = (pl_module, before)
 
     def _unhook(self) -> None:
@@ -255,6 +244,35 @@ class TunerCallback(_Callback):
         data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
         path.unlink()
         return {"lightning": data, "epoch": int(trainer.current_epoch)}
+
+
+class _EpochEnd:
+    """The module's own ``on_train_epoch_end``, then the epoch's report. A copy of the module made
+    while it fits (``torch.save(module)``, pickle, ``copy.deepcopy``) gets the module's own hook
+    instead, which reports nothing (a function defined here would not pickle)."""
+
+    def __init__(self, pl_module: Any, before: Any, callback: weakref.ref[TunerCallback]) -> None:
+        self.own = pl_module.on_train_epoch_end
+        self.module = pl_module
+        self.before = before
+        self.callback = callback
+        functools.update_wrapper(self, self.own)  # Lightning's is_overridden reads __wrapped__: the module's own
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.own(*args, **kwargs)
+        reporter = self.callback()
+        if reporter is not None and reporter._hooked is not None:
+            reporter._epoch_end(self.module.trainer)
+        return result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.before is not _NONE:
+            return _same, (self.before,)
+        return getattr, (self.module, "on_train_epoch_end")  # the copy's, from its class
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _configured(trainer: Any) -> dict[str, Any]:

@@ -402,6 +402,7 @@ def _study(
     import yaml
 
     from tuner.config import Study, load_study
+    from tuner.config._yaml import read_yaml
 
     if isinstance(study, Study) and metric is not None and not study.raw.get("metric"):
         study, allowed = dict(study.raw), [*allowed, *study.allowed]  # read again, with the metric
@@ -412,8 +413,9 @@ def _study(
         if parameters is not None:
             changes["parameters"] = {**study.raw.get("parameters", {}), **parameters}
         return study.derive(**changes)
+    path = None if isinstance(study, dict) else study  # named in what the study's problems say
     if parameters is not None or metric is not None:
-        data = dict(study) if isinstance(study, dict) else yaml.safe_load(Path(study).read_text()) or {}
+        data = dict(study) if path is None else read_yaml(Path(path))
         if parameters is not None:  # the study's own parameters, and hp_space's over them
             data["parameters"] = {**(data.get("parameters") or {}), **parameters}
         if metric is not None and not data.get("metric"):
@@ -421,7 +423,7 @@ def _study(
         study = data
     if isinstance(study, dict):
         text = yaml.safe_dump(study, sort_keys=False)
-        return load_study(text=text, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
+        return load_study(path, text=text, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
     return load_study(study, trainable=trainable, run_cap=n_trials, allow_modules=allowed)
 
 
@@ -443,16 +445,23 @@ class TrainerCopy:
                 "search: a Trainer given in place of a factory must be made with model_init=..., which"
                 " builds each trial's model (as for hyperparameter_search)"
             )
-        # Left out: the model, and the accelerator (process-wide state, which may hold weak
-        # references once the Trainer has run), made again in each copy.
-        left_out = {name: getattr(trainer, name, None) for name in ("model", "accelerator", "gather_function")}
+        # Left out: the model wherever the Trainer holds it (with its optimizer, which train()
+        # makes again for a model_init's model), and the accelerator (process-wide state, which
+        # may hold weak references once the Trainer has run), made again in each copy.
+        handler = getattr(trainer, "callback_handler", None)
+        left_out = [
+            *((trainer, name) for name in ("model", "model_wrapped", "optimizer", "lr_scheduler")),
+            *((trainer, name) for name in ("accelerator", "gather_function")),
+            *((handler, name) for name in ("model", "optimizer", "lr_scheduler") if handler is not None),
+        ]
+        kept = [getattr(holder, name, None) for holder, name in left_out]
         try:
-            for name in left_out:
-                setattr(trainer, name, None)
+            for holder, name in left_out:
+                setattr(holder, name, None)
             self.pickled = cloudpickle.dumps(trainer)
         finally:
-            for name, value in left_out.items():
-                setattr(trainer, name, value)
+            for (holder, name), value in zip(left_out, kept, strict=True):
+                setattr(holder, name, value)
 
     def __call__(self, config: dict[str, Any]) -> Any:
         import pickle
@@ -460,6 +469,10 @@ class TrainerCopy:
         from accelerate.state import AcceleratorState
 
         trainer = pickle.loads(self.pickled)
+        # The arguments' devices and processes, found when the Trainer was made, are those of the
+        # process that made it: found again here, in the trial's (its GPU, its worker group).
+        trainer.args.__dict__.pop("_setup_devices", None)
+        trainer.args._setup_devices  # noqa: B018  # a cached property: found now
         AcceleratorState._reset_state()  # the process's distributed state (PartialState) is kept
         trainer.create_accelerator_and_postprocess()
         return trainer
@@ -513,13 +526,16 @@ def hp_parameters(hp_space: Callable[[Any], Any]) -> dict[str, Any]:
     (``trial.suggest_float(name, low, high, log=...)``, ``suggest_int``, ``suggest_categorical``),
     each key of the dict it returns becomes the parameter its value was suggested as (a value
     not suggested, a constant); written for Ray (a dict of ``tune.loguniform``, ``tune.choice``,
-    ``tune.randint``...), each domain becomes the same parameter as in a Ray Tune ``param_space``.
+    ``tune.randint``...), each domain becomes the same parameter as in a Ray Tune ``param_space``;
+    written for W&B (a sweep configuration), its ``parameters`` are the study's as they are.
     A define-by-run space whose suggestions depend on the values suggested is refused: write it
     as the study's ``parameters``, with ``when:``."""
     low = _Suggestions("low")
     space = hp_space(low)
     if not isinstance(space, dict):
         raise TypeError(f"hp_space must return a dict of hyperparameters, got {type(space).__name__}")
+    if not low.suggested and _is_sweep(space):  # W&B's form: its parameters are a study's
+        return dict(space["parameters"])
     if not low.suggested:  # Ray's form (or constants alone)
         return _tune_parameters(space)
     high = _Suggestions("high")
@@ -537,15 +553,38 @@ def hp_parameters(hp_space: Callable[[Any], Any]) -> dict[str, Any]:
         if found is None:  # returned under another key than the one it was suggested as
             name = next((n for n, (_, v) in unused.items() if v is value), None)
             found = None if name is None else unused.pop(name)
-        out[key] = {"value": value} if found is None else found[0]
+        out[key] = {"value": _plain(value)} if found is None else found[0]
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A constant of ``hp_space`` as a study file writes it: an enum (``SchedulerType.COSINE``) its
+    value, a tuple a list."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _is_sweep(space: dict[str, Any]) -> bool:
+    """Whether ``space`` is a W&B sweep configuration (``hyperparameter_search`` 's W&B backend):
+    ``parameters``, a mapping of parameter specs, with a sweep's other keys alone."""
+    parameters = space.get("parameters")
+    return (
+        isinstance(parameters, dict)
+        and all(isinstance(spec, dict) for spec in parameters.values())
+        and set(space) <= {"parameters", "method", "metric", "name", "early_terminate", "run_cap", "description"}
+    )
 
 
 def _tune_parameters(space: dict[str, Any]) -> dict[str, Any]:
     from tuner.backends.ray.tune import convert_param_space
 
     params, constants = convert_param_space(space)
-    out: dict[str, Any] = {key: {"value": value} for key, value in constants.items()}
+    out: dict[str, Any] = {key: {"value": _plain(value)} for key, value in constants.items()}
     for name, param in params.params.items():
         out[name] = _spec(param)
     return {key: out[key] for key in space if key in out} | out  # in hp_space's order
