@@ -401,8 +401,7 @@ def _study(
 ) -> Study:
     import yaml
 
-    from tuner.config import Study, load_study
-    from tuner.config._yaml import read_yaml
+    from tuner.config import Study, load_study, read_yaml
 
     if isinstance(study, Study) and metric is not None and not study.raw.get("metric"):
         study, allowed = dict(study.raw), [*allowed, *study.allowed]  # read again, with the metric

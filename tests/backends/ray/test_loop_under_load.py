@@ -85,3 +85,32 @@ def test_slow_searcher_and_slow_disk_change_nothing(
     assert both.summary["respawns"] == 0
     trials = tuner.load_results(both.folder)
     assert set(trials["status"]) <= {"finished", "pruned"} and len(trials) == 4
+
+
+def test_a_loop_held_past_the_grace_still_sees_the_ranks_end(
+    ray_local: None, in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stopped trial's ranks end at once, but the loop only polls after more than the grace
+    (held up by a write or a searcher): their end is read before the grace is judged, so the
+    group is not killed and started again."""
+    from tuner.backends.ray._backend import RayBackend
+    from tuner.engine import End, Launch, Report
+
+    monkeypatch.setattr(ray_backend, "STOP_GRACE_S", 0.5)
+    s = study(BODY.format(method="grid", slots=1), name="held")
+    backend = RayBackend(s)
+    backend.open(1, in_tmp, storage.CheckpointStore(str(in_tmp / "checkpoints")))
+    try:
+        backend.start(0, Launch("t0001", {"offset": 0, "steps": 50, "sleep": 0.05}, seed=0, max_steps=None))
+        deadline = time.monotonic() + 60
+        while not any(isinstance(e, Report) for e in backend.poll(0.2)):
+            assert time.monotonic() < deadline, "no report"
+        backend.stop("t0001")
+        time.sleep(2.0)  # the loop is held up far past the grace; the ranks stop meanwhile
+        ended: list[End] = []
+        while not ended:
+            ended = [e for e in backend.poll(0.2) if isinstance(e, End)]
+            assert time.monotonic() < deadline, "no end"
+        assert ended[0].error is None and backend.respawns == 0
+    finally:
+        backend.close()

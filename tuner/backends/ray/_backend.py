@@ -196,8 +196,9 @@ class RayBackend(Backend):
         return stacks
 
     def poll(self, timeout: float) -> list[Event]:
-        """Every event that has arrived, from every rank: none waits for a later pass."""
-        self._timers()
+        """Every event that has arrived, from every rank: none waits for a later pass. The timers
+        run after the ranks' events are read: a loop that was held up (a slow write, a searcher)
+        sees a stopped trial's ranks end before it judges their grace over."""
         streams = list(self.streams)
         if not streams:
             if not self._pending:
@@ -210,6 +211,7 @@ class RayBackend(Backend):
             for stream in ready:
                 while stream in self.streams and (stream.next_ready() or stream.is_finished()):
                     self._next_event(stream)
+        self._timers()
         events, self._pending = self._pending, []
         return events
 
