@@ -115,7 +115,7 @@ def test_a_stopper_that_raises_ends_the_study_with_its_error() -> None:
         ("tests.engine.stoppers:NOT_CALLABLE", "stopper: 'tests.engine.stoppers:NOT_CALLABLE' is a int, not a Stopper"),
         ("tests.engine.stoppers:Needs", "is a class whose constructor needs arguments; name a module-level instance"),
         ("tests.engine.stoppers:takes_one", "must take (trial_id, result), as a Ray Tune stopper"),
-        ("plateau", "stopper: must be 'package.module:name', got 'plateau'"),
+        ("plateau", "stopper: must be a dotted path 'package.module:name', got 'plateau'"),
     ],
 )
 def test_a_stopper_that_cannot_be_one_is_a_one_line_error(name: str, error: str) -> None:

@@ -376,11 +376,11 @@ class StudySpec(_Strict):
         cause = cause or "user_exception"
         return cast("Action | None", self.on_failure.get(cause)) or default_action(cause, self.on_oom)
 
-    @field_validator("trainable")
+    @field_validator("trainable", "stopper")
     @classmethod
     def _dotted(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*", v):
-            raise ValueError(f"must be a dotted path 'package.module:function', got {v!r}")
+            raise ValueError(f"must be a dotted path 'package.module:name', got {v!r}")
         return v
 
     @property

@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import inspect
-import sys
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from tuner.config._trainable import is_allowed, split
-from tuner.errors import MissingExtra, Problem, UserError
+from tuner.config._trainable import checked_import, import_named
+from tuner.errors import Problem, UserError
 
 
 class NotAStopper(TypeError):
@@ -37,13 +34,7 @@ def load_stopper(dotted: str) -> Callable[[str, dict[str, Any]], Any]:
     """The stopper ``dotted`` names, ready to ask: a class made with no arguments, an instance
     copied (a study's stopper keeps its own state), a function as it is. :class:`NotAStopper`
     when it cannot be one; whatever the import raises when it does not import."""
-    module_name, attr = split(dotted)
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:  # the working folder is importable
-        sys.path.insert(0, str(Path.cwd()))
-    module = importlib.import_module(module_name)
-    if not hasattr(module, attr):
-        raise AttributeError(f"module {module_name!r} has no attribute {attr!r}")
-    obj: Any = getattr(module, attr)
+    obj: Any = import_named(dotted)
     if not callable(obj):
         raise NotAStopper(f"is a {type(obj).__name__}, not a Stopper, a Stopper class or a function")
     if inspect.isclass(obj):
@@ -75,27 +66,7 @@ def load_stopper(dotted: str) -> Callable[[str, dict[str, Any]], Any]:
 
 def check_stopper(dotted: str, allowed: Sequence[str]) -> list[Problem]:
     """Everything knowable about ``stopper`` before a trial: trust, import, callable, signature."""
-    module_name, attr = split(dotted)
-    if not module_name or not attr:
-        return [Problem("stopper", f"must be 'package.module:name', got {dotted!r}")]
-    if not is_allowed(module_name, allowed):
-        return [
-            Problem(
-                "stopper",
-                f"module {module_name!r} is not allowed to run; allowed: "
-                f"{', '.join(p + '.*' for p in allowed)} (add more with --allow-module or "
-                "[tool.tuner] allowed_modules in pyproject.toml)",
-            )
-        ]
-    try:
-        load_stopper(dotted)
-    except NotAStopper as exc:
-        return [Problem("stopper", f"{dotted!r} {exc}")]
-    except Exception as exc:  # any import failure is the user's to fix
-        missing = MissingExtra.of(exc)
-        detail = str(missing) if missing is not None else f"{type(exc).__name__}: {exc}"
-        return [Problem("stopper", f"cannot import {dotted!r}: {detail}")]
-    return []
+    return checked_import("stopper", dotted, allowed, load_stopper, own=NotAStopper)[1]
 
 
 def tune_result(

@@ -46,18 +46,52 @@ def is_allowed(module: str, prefixes: Sequence[str]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
-def import_trainable(dotted: str) -> Callable[..., Any]:
-    """The function ``dotted`` names, imported (the working folder is importable)."""
+def import_named(dotted: str) -> Any:
+    """The object ``dotted`` names in its module, imported (the working folder is importable)."""
     module_name, attr = split(dotted)
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     module = importlib.import_module(module_name)
-    fn = getattr(module, attr, None)
-    if fn is None:
+    if not hasattr(module, attr):
         raise AttributeError(f"module {module_name!r} has no attribute {attr!r}")
+    return getattr(module, attr)
+
+
+def import_trainable(dotted: str) -> Callable[..., Any]:
+    """The function ``dotted`` names, imported (the working folder is importable)."""
+    fn = import_named(dotted)
     if not callable(fn):
         raise TypeError(f"{dotted!r} is not callable")
     return fn
+
+
+def checked_import(
+    key: str,
+    dotted: str,
+    allowed: Sequence[str],
+    load: Callable[[str], Any] = import_trainable,
+    own: type[Exception] | tuple[type[Exception], ...] = (),
+) -> tuple[Any, list[Problem]]:
+    """``load(dotted)`` when its module may run, else ``None`` and one :class:`Problem` on ``key``:
+    its module is not trusted, it does not import, or (an ``own`` error) it is not what ``key`` takes."""
+    module_name, _ = split(dotted)
+    if not is_allowed(module_name, allowed):
+        return None, [
+            Problem(
+                key,
+                f"module {module_name!r} is not allowed to run; allowed: "
+                f"{', '.join(p + '.*' for p in allowed)} (add more with --allow-module or "
+                "[tool.tuner] allowed_modules in pyproject.toml)",
+            )
+        ]
+    try:
+        return load(dotted), []
+    except own as exc:
+        return None, [Problem(key, f"{dotted!r} {exc}")]
+    except Exception as exc:  # any import failure is the user's to fix
+        missing = MissingExtra.of(exc)
+        detail = str(missing) if missing is not None else f"{type(exc).__name__}: {exc}"
+        return None, [Problem(key, f"cannot import {dotted!r}: {detail}")]
 
 
 def check_trainable(
@@ -68,22 +102,9 @@ def check_trainable(
     On the simulated backend the trainable is ``f(config, step) -> metrics``, not ``(config, trial)``;
     elsewhere ``api`` (``trainable_api``) says which of :func:`trainable_style` 's forms it has.
     """
-    module_name, _ = split(dotted)
-    if not is_allowed(module_name, allowed):
-        return [
-            Problem(
-                "trainable",
-                f"module {module_name!r} is not allowed to run; allowed: "
-                f"{', '.join(p + '.*' for p in allowed)} (add more with --allow-module or "
-                "[tool.tuner] allowed_modules in pyproject.toml)",
-            )
-        ]
-    try:
-        fn = import_trainable(dotted)
-    except Exception as exc:  # any import failure is the user's to fix
-        missing = MissingExtra.of(exc)
-        detail = str(missing) if missing is not None else f"{type(exc).__name__}: {exc}"
-        return [Problem("trainable", f"cannot import {dotted!r}: {detail}")]
+    fn, problems = checked_import("trainable", dotted, allowed)
+    if problems:
+        return problems
     if backend == "simulated":
         if api == "tune":
             return [Problem("trainable_api", "tune: backend simulated calls f(config, step), not a Ray Tune trainable")]
