@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator, model_validator
@@ -108,6 +108,20 @@ class Stop(BaseModel):
                 return f"{name} {'>=' if op == 'ge' else '<='} {x:g}"
         return None
 
-    def missing(self, metrics: Mapping[str, Any]) -> list[str]:
-        """The criteria's metrics that a report does not carry."""
-        return [name for name in self.limits if name not in metrics]
+    def unreported(
+        self, trial_id: str, step: float, metrics: Mapping[str, Any], said: set[str], shown: Iterable[str] | None = None
+    ) -> list[str]:
+        """A line for each criterion's metric this report lacks that ``said`` does not hold yet
+        (then added to it): a misspelt name would never stop anything. ``shown``: the names the
+        line lists as reported (default: the report's)."""
+        lines = []
+        for name in self.limits:
+            if name in metrics or name in said:
+                continue
+            said.add(name)
+            reported = ", ".join(sorted(metrics if shown is None else shown)) or "nothing"
+            lines.append(
+                f"stop.{name}: {trial_id} reported no {name} at step {step:g} (reported: {reported}); "
+                "a trial stops on it only at reports that carry it"
+            )
+        return lines

@@ -35,10 +35,7 @@ class Judge:
         if self.metric is None:
             self.recorder.report(trial_id, step, elapsed, metrics)
             self.valued = True
-            asked = self._asked(trial_id, step, elapsed, metrics)
-            if asked or (self.max_steps is not None and step >= self.max_steps):
-                return "finished", None
-            return ("finished", None) if self._enough(trial_id, step, elapsed, metrics) else (None, None)
+            return ("finished", None) if self._done(trial_id, step, elapsed, metrics) else (None, None)
         if self.metric not in metrics:
             reported = ", ".join(sorted(metrics)) or "nothing"
             return "errored", f"metric {self.metric!r} was not reported at step {step} (reported: {reported})"
@@ -47,41 +44,32 @@ class Judge:
         if not math.isfinite(value):
             return "nan", f"{self.metric} is {value} at step {step}"
         self.valued = True
-        asked = self._asked(trial_id, step, elapsed, metrics)  # first, as Tune asks its stopper first
-        if asked or (self.max_steps is not None and step >= self.max_steps):
-            return "finished", None
-        if self._enough(trial_id, step, elapsed, metrics):
+        if self._done(trial_id, step, elapsed, metrics):
             return "finished", None
         if self.pruner.should_stop(trial_id, step, value):
             return "pruned", None
         return None, None
 
-    def _asked(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> bool:
-        """Whether the study's ``stopper`` finishes the trial at this report (passed as Ray Tune's result)."""
-        if self.stopper is None:
+    def _done(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> bool:
+        """Whether the trial has done enough at this report: the study's ``stopper`` says so (asked
+        first, as Tune asks its stopper first, with Ray Tune's result), its budget is spent, or the
+        report meets a criterion of ``stop``."""
+        if self.stopper is not None:
+            rec = self.recorder.trials.get(trial_id)
+            result = tune_result(trial_id, step, elapsed, metrics, rec.config if rec is not None else {})
+            if self.stopper.asks(trial_id, result):
+                return True
+        if self.max_steps is not None and step >= self.max_steps:
+            return True
+        if self.stop is None:
             return False
-        rec = self.recorder.trials.get(trial_id)
-        config = rec.config if rec is not None else {}
-        return self.stopper.asks(trial_id, tune_result(trial_id, step, elapsed, metrics, config))
+        for line in self.stop.unreported(trial_id, step, metrics, self.unreported):
+            self.say(line)
+        return self.stop.reached(step, elapsed, metrics) is not None
 
     def halt(self) -> str | None:
         """Why the study's ``stopper`` ends it now (its ``stop_all()``, or an error it raised); ``None``: it goes on."""
         return None if self.stopper is None else self.stopper.halt()
-
-    def _enough(self, trial_id: str, step: float, elapsed: float, metrics: dict[str, float]) -> bool:
-        """Whether the report meets one of ``stop``'s criteria; a criterion's metric the report
-        lacks is said once (a misspelt name would never stop anything)."""
-        if self.stop is None:
-            return False
-        for name in self.stop.missing(metrics):
-            if name not in self.unreported:
-                self.unreported.add(name)
-                reported = ", ".join(sorted(metrics)) or "nothing"
-                self.say(
-                    f"stop.{name}: {trial_id} reported no {name} at step {step:g} (reported: {reported}); "
-                    "a trial stops on it only at reports that carry it"
-                )
-        return self.stop.reached(step, elapsed, metrics) is not None
 
     def memory(self, rec: TrialRecord, rss: list[float], gpu: list[float]) -> Verdict:
         """Rank 0's memory so far (resident, and GPU memory allocated on CUDA): a steady growth of

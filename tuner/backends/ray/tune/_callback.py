@@ -226,14 +226,9 @@ class Judge(Stopper):
             return True  # its whole budget: it ends finished
         stop = live.study.spec.stop
         at = float(step) if isinstance(step, numbers.Real) else 0.0
-        for name in [] if stop is None else stop.missing(result):  # as the engine's judge says it
-            if name not in live.unreported and live.say is not None:
-                live.unreported.add(name)
-                reported = ", ".join(sorted(k for k in result if k not in AUTO)) or "nothing"
-                live.say(
-                    f"stop.{name}: {tuner_id} reported no {name} at step {at:g} "
-                    f"(reported: {reported}); a trial stops on it only at reports that carry it"
-                )
+        if stop is not None and live.say is not None:  # as the engine's judge says it
+            for line in stop.unreported(tuner_id, at, result, live.unreported, (k for k in result if k not in AUTO)):
+                live.say(line)
         if stop is not None and stop.reached(at, float(result.get("time_total_s") or 0.0), result) is not None:
             live.enough.add(tuner_id)
             return True
