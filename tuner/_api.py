@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from tuner.config import Study, load_study
 from tuner.errors import StudyFailed, UserError
-from tuner.results import NO_METRIC, alive, new_study_dir, read_journal, read_state, read_study, unfinished
+from tuner.results import (
+    HANDED,
+    NO_METRIC,
+    STUDY,
+    alive,
+    new_study_dir,
+    read_journal,
+    read_state,
+    read_study,
+    unfinished,
+)
 from tuner.status import FINISHED
 
 if TYPE_CHECKING:
@@ -100,6 +110,7 @@ def resume(
     state = read_state(path) or {}
     if state.get("state") == "running" and alive(state) and not force:
         raise UserError(f"{folder} is being run now (pid {state.get('pid')}); pass --force if it is not")
+    _handed_back(path, trainable)
     study = read_study(path, trainable=trainable, allow_modules=allow_modules)
     seed = study.spec.seed
     assert seed is not None  # the run records the seed it drew
@@ -121,6 +132,22 @@ def resume(
     journal = read_journal(path)
     elapsed = float(state.get("elapsed_s", 0.0))
     return _execute(study, seed, lambda: path, say, quiet, address, num_cpus, dashboard, journal, elapsed)
+
+
+def _handed_back(folder: Path, trainable: str | None) -> None:
+    """A run whose trainable (or stopper) a Python script handed over continues only where that
+    object is given again: ``Tuner.restore`` in Python, not the command line."""
+    from tuner.config import by_value, read_yaml
+
+    if not (folder / HANDED).is_file():
+        return
+    raw = read_yaml(folder / STUDY)  # its names, not the pickled objects: nothing of the folder runs here
+    names = [n for n in (raw.get("trainable"), raw.get("stopper")) if isinstance(n, str) and not by_value.given(n)]
+    if names and trainable is None:
+        raise UserError(
+            f"{folder}: {', '.join(names)} was handed over by a Python script (tuner.integrations.ray_tune.Tuner); "
+            "continue it from Python with Tuner.restore(path, trainable=...)"
+        )
 
 
 def _unless_given(space: str | os.PathLike[str], key: str, value: Any) -> Any:

@@ -22,8 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a study from its YAML file")
-    run.add_argument("space", help="the study's YAML file")
+    run = sub.add_parser("run", help="run a study from its YAML file (or a Ray Tune script: run script.py [args])")
+    run.add_argument("space", help="the study's YAML file, or a Ray Tune script (.py) and its arguments")
     _study_options(run)
 
     resume = sub.add_parser("resume", help="continue an interrupted run")
@@ -390,6 +390,25 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_tune_script(path: str, argv: list[str]) -> int:
+    """``python -m tuner run script.py [args...]``: a Ray Tune script, unchanged, on tuner's engine."""
+    if not os.path.isfile(path):
+        print(f"error: {path}: no such script", file=sys.stderr)
+        return EXIT_USAGE
+    from tuner.integrations.ray_tune import run_script
+
+    try:
+        run_script(path, argv)
+    except UserError as exc:
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from tuner.dashboard import serve
 
@@ -398,6 +417,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "run" and argv[1].endswith(".py"):
+        return _run_tune_script(argv[1], argv[2:])
     args = _parser().parse_args(argv)
     if getattr(args, "dashboard_host", None):
         os.environ["TUNER_DASHBOARD_HOST"] = args.dashboard_host

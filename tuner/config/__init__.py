@@ -1,5 +1,6 @@
 """Reading study files: strict YAML, one schema, one frozen :class:`Study`."""
 
+from tuner.config import _by_value as by_value
 from tuner.config._bands import wandb_bands
 from tuner.config._direction import better, minimised, sign
 from tuner.config._load import Study, load_study, until_stopped
@@ -27,6 +28,7 @@ from tuner.config._trainable import (
     reported_metrics,
     trainable_style,
 )
+from tuner.config._wandb import folder_name
 from tuner.config._yaml import parse_yaml, read_yaml
 
 __all__ = [
@@ -50,8 +52,10 @@ __all__ = [
     "WandbOptions",
     "allowed_modules",
     "better",
+    "by_value",
     "check_stopper",
     "defines",
+    "folder_name",
     "import_trainable",
     "is_tune_class",
     "load_stopper",

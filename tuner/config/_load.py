@@ -86,7 +86,7 @@ class Study:
     @property
     def modules(self) -> list[str]:
         """What the workers import: the trainable's module and the modules trusted to run."""
-        return [split(self.trainable)[0], *self.allowed]
+        return [m for m in (split(self.trainable)[0], *self.allowed) if m != "__main__"]
 
     def derive(self, **changes: Any) -> Study:
         """This study with some keys of its file replaced (``name=``, ``run_cap=``, ``method=``,
@@ -155,9 +155,11 @@ def load_study(
     max_concurrent: int | None = None,
     check_import: bool = True,
     allow_modules: Sequence[str] = (),
+    source: str | None = None,
 ) -> Study:
-    """Read, validate and freeze a study file (or ``text``); raise :class:`ConfigError`."""
-    source = str(path) if path is not None else "<string>"
+    """Read, validate and freeze a study file (or ``text``; ``source`` names it in messages);
+    raise :class:`ConfigError`."""
+    source = source or (str(path) if path is not None else "<string>")
     raw = read_yaml(Path(path)) if text is None and path is not None else parse_yaml(text or "", source)
     data = dict(raw)
     program = runs_program(data, trainable)  # the file's W&B program is the trial

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from tuner.config import _by_value as by_value
 from tuner.errors import MissingExtra, Problem
 
 DEFAULT_ALLOWED = ("trainables",)
@@ -47,13 +48,31 @@ def is_allowed(module: str, prefixes: Sequence[str]) -> bool:
 
 
 def import_named(dotted: str) -> Any:
-    """The object ``dotted`` names in its module, imported (the working folder is importable)."""
+    """The object ``dotted`` names in its module, imported (the working folder is importable);
+    an object handed over in Python (:mod:`tuner.config._by_value`) goes by its given name."""
+    given = by_value.lookup(dotted)
+    if given is not by_value.MISSING:
+        return given
     module_name, attr = split(dotted)
+    if module_name == "__main__":  # only ever handed over: a worker asks the driver's copy
+        given = by_value.lookup(dotted, fetch=True)
+        if given is not by_value.MISSING:
+            return given
+        raise AttributeError(
+            f"{dotted!r} was handed over by a Python script (tuner.integrations.ray_tune.Tuner) and is not "
+            "known here; restore that run with Tuner.restore(path, trainable=...)"
+        )
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
-    module = importlib.import_module(module_name)
-    if not hasattr(module, attr):
-        raise AttributeError(f"module {module_name!r} has no attribute {attr!r}")
+    try:
+        module = importlib.import_module(module_name)
+        if not hasattr(module, attr):
+            raise AttributeError(f"module {module_name!r} has no attribute {attr!r}")
+    except (ImportError, AttributeError):  # handed over from code this process cannot import
+        given = by_value.lookup(dotted, fetch=True)
+        if given is not by_value.MISSING:
+            return given
+        raise
     return getattr(module, attr)
 
 
@@ -75,7 +94,15 @@ def checked_import(
     """``load(dotted)`` when its module may run, else ``None`` and one :class:`Problem` on ``key``:
     its module is not trusted, it does not import, or (an ``own`` error) it is not what ``key`` takes."""
     module_name, _ = split(dotted)
-    if not is_allowed(module_name, allowed):
+    if module_name == "__main__" and not by_value.given(dotted):
+        return None, [
+            Problem(
+                key,
+                f"{dotted!r} was handed over by a Python script (tuner.integrations.ray_tune.Tuner); "
+                "restore that run from Python with Tuner.restore(path, trainable=...)",
+            )
+        ]
+    if not by_value.given(dotted) and not is_allowed(module_name, allowed):
         return None, [
             Problem(
                 key,

@@ -1,4 +1,11 @@
-"""Our searchers inside your own Ray Tune script::
+"""Ray Tune scripts on tuner: whole scripts, and our searchers inside yours.
+
+A whole script on tuner's engine: ``python -m tuner run train_tune.py [args...]`` (``run_script``)
+runs it with ``tune.Tuner`` and ``tune.run`` being :class:`Tuner` and :func:`run`, which take
+Ray Tune's arguments and return results with ``ResultGrid``'s names; see
+``docs/ray-tune.md``.
+
+Our searchers inside your own Ray Tune script::
 
     from ray import tune
     from tuner.integrations.ray_tune import Searcher
@@ -17,10 +24,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tuner.integrations._tune_script import Tuner, run, run_script
+
 if TYPE_CHECKING:
     from tuner.backends.ray.tune import ParamSpaceSearcher as Searcher
 
-__all__ = ["Searcher"]
+__all__ = ["Searcher", "Tuner", "run", "run_script"]
 
 
 def __getattr__(name: str) -> Any:

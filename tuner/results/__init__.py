@@ -10,6 +10,7 @@ from tuner.results._recorder import FAILED, Recorder, TrialRecord
 from tuner.results._state import STATE, alive, read_state, unfinished, write_state
 from tuner.results._store import (
     BEST,
+    HANDED,
     HISTORY,
     NO_METRIC,
     STUDY,
@@ -33,6 +34,7 @@ __all__ = [
     "CONFIRM",
     "DEFAULT_METRIC",
     "FAILED",
+    "HANDED",
     "HISTORY",
     "JOURNAL",
     "NO_METRIC",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,10 +12,11 @@ from typing import Any
 
 import pandas as pd
 
+from tuner.config import by_value
 from tuner.results._best import best_row
 from tuner.results._journal import Journal
 from tuner.results._pareto import pareto_mask, select
-from tuner.results._store import BEST, HISTORY, OLD_NAMES, STUDY, TRIALS, write_frame, write_yaml
+from tuner.results._store import BEST, HANDED, HISTORY, OLD_NAMES, STUDY, TRIALS, write_frame, write_yaml
 from tuner.status import FAILED as FAILED  # re-exported: the Ray engine imports it from here
 from tuner.status import RUNNING, STATUSES, Action, Cause, Status
 from tuner.tracking import Tracking, TrialInfo
@@ -119,6 +121,9 @@ class Recorder:
 
     def save_study(self, resolved: dict[str, Any]) -> None:
         write_yaml(self.folder / STUDY, resolved)
+        handed = by_value.pickled([resolved.get("trainable"), resolved.get("stopper")])
+        if handed:  # objects a Python script handed over: Tuner.restore takes them back
+            (self.folder / HANDED).write_bytes(pickle.dumps(handed))
 
     def start(self, record: TrialRecord) -> None:
         self.trials[record.trial_id] = record

@@ -16,6 +16,7 @@ TRIALS = "trials.parquet"
 HISTORY = "history.parquet"
 BEST = "best.yaml"
 STUDY = "study.yaml"
+HANDED = "handed.pkl"  # objects a Python script handed over (the trainable, a stopper), for Tuner.restore
 SUMMARY = "summary.yaml"
 # Columns that studies recorded under an earlier name: read under today's.
 OLD_NAMES = {"gpu_util": "gpu_device_busy"}  # it was always the whole device's busy fraction

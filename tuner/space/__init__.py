@@ -1,5 +1,6 @@
 """The search space, owned here and converted to each library by its searcher."""
 
+from tuner.space._dump import parameter_spec, parameters_block
 from tuner.space._params import (
     Beta,
     Categorical,
@@ -34,6 +35,8 @@ __all__ = [
     "iter_grid",
     "leaf_paths",
     "nest",
+    "parameter_spec",
+    "parameters_block",
     "parse_parameters",
     "same",
     "space_size",

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tuner.backends.ray import _by_value
 from tuner.backends.ray._backend import RayBackend
 from tuner.backends.ray._cluster import connect, token_auth, token_hint
 from tuner.config import Study
@@ -26,7 +27,9 @@ def ray_session(
             raise KeyboardInterrupt from None  # interrupted as it started: exit code 130 as later
         raise
     previous = _stop_on_sigterm()
+    published: list[bytes] = []
     try:
+        published = _by_value.publish([study.trainable, study.spec.stopper])
         if conn.dashboard_url:
             say(f"Ray dashboard: {conn.dashboard_url}")
             if token_auth():
@@ -35,6 +38,7 @@ def ray_session(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        _by_value.withdraw(published)
         if conn.started_here:
             conn.close()
 

@@ -23,6 +23,7 @@ import gc
 import importlib
 import os
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from tuner.backends.ray import _last_words, _tune_api, _tune_hook
+from tuner.backends.ray import _by_value, _last_words, _tune_api, _tune_hook
 from tuner.backends.ray._usage import Usage, cuda, reset_memory
 from tuner.backends.ray._user_runs import end_user_runs
 from tuner.config import trainable_style
@@ -48,10 +49,30 @@ JOIN_S = 5.0  # how long a finished stream waits for its trial's thread to wind 
 _IMPORTS = threading.Lock()
 
 
+def _die_quietly() -> None:
+    """Ray ends a killed actor with SIGTERM, which Ray's handler turns into ``SystemExit`` raised
+    wherever the process happens to be (often in garbage collection): a traceback on the driver's
+    terminal when the driver shows its workers' output (a script's own ``ray.init``). Ray's
+    handler still runs; what the process says while it dies goes nowhere."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):  # ignored or default: left as it is
+        return
+
+    def quiet(signum: int, frame: Any) -> None:
+        with contextlib.suppress(Exception):
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - held until the process ends
+        previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    with contextlib.suppress(ValueError):  # not the main thread: Ray's handler stays
+        signal.signal(signal.SIGTERM, quiet)
+
+
 def _import(trainable: str) -> Any:
     from tuner.config import import_trainable
 
     with _IMPORTS:
+        _by_value.install()
         _tune_hook.install()  # before the trainable's module imports Ray Tune's functions
         return import_trainable(trainable)
 
@@ -103,6 +124,7 @@ class TrialWorker:
         if key is not None:  # a Ray actor: it leaves its exit code or fatal signal on its node
             with contextlib.suppress(OSError):
                 _last_words.install(key)
+            _die_quietly()
         self._readied: dict[str, float] = {}
         if warm is not None:
             with contextlib.suppress(Exception):  # a trainable that fails to import fails its trial, with the reason

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuner.backends.ray import capacity, connect, path_entries
+from tuner.backends.ray import _by_value, capacity, connect, path_entries
 from tuner.backends.ray.tune._callback import LIVE, Judge, Recording, TuneStudy, make_scheduler
 from tuner.backends.ray.tune._study_searcher import StudySearcher
 from tuner.backends.ray.tune._trainable import POINTER, RESERVED, STATE, Job, trainable_for
@@ -46,7 +46,9 @@ def run_on_tune(
     through ``Tuner.restore``."""
     spec, res = study.spec, study.spec.resources
     conn = connect(address, ship=study.modules, num_cpus=num_cpus, dashboard=dashboard)
+    published: list[bytes] = []
     try:
+        published = _by_value.publish([study.trainable, spec.stopper])
         slots = slots_for(study, capacity(res.cpu, res.gpu))  # before any file is written
         folder = folder_for()
         key = str(folder)
@@ -104,6 +106,7 @@ def run_on_tune(
             write_state(folder, "interrupted" if interrupted else "done", spent)
             LIVE.pop(key, None)
     finally:
+        _by_value.withdraw(published)
         if conn.started_here:
             conn.close()
     failures = [r for r in recorder.trials.values() if r.status in FAILED]

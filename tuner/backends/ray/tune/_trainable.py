@@ -57,8 +57,10 @@ def _import(job: Job) -> Callable[..., Any]:
     for entry in reversed(job.entries):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    from tuner.backends.ray import _by_value
     from tuner.config import import_trainable
 
+    _by_value.install()
     return import_trainable(job.trainable)
 
 

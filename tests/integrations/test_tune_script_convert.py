@@ -1,0 +1,211 @@
+"""A Ray Tune script's ``Tuner(...)`` arguments read as the study file that says the same, with
+Ray's own objects (no Ray started): every scheduler, searcher and config key the drop-in
+``tuner.integrations.ray_tune.Tuner`` takes, and a one-line problem for each it refuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ray import tune
+from ray.tune.schedulers import (
+    ASHAScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    PopulationBasedTraining,
+)
+from ray.tune.schedulers.pb2 import PB2
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from tuner.backends.ray.tune import study_data
+from tuner.config import by_value, load_study
+from tuner.errors import ConfigError
+from tuner.integrations.ray_tune import Searcher as OurSearcher
+from tuner.space import parse_parameters
+
+
+def objective(config: dict[str, Any]) -> None:
+    tune.report({"loss": config["x"]})
+
+
+def _data(**kwargs: Any) -> dict[str, Any]:
+    return study_data(objective, kwargs.pop("param_space", {"x": tune.uniform(0, 1)}), **kwargs).data
+
+
+def _problems(**kwargs: Any) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        study_data(kwargs.pop("trainable", objective), kwargs.pop("param_space", {"x": tune.uniform(0, 1)}), **kwargs)
+    return [f"{p.path}: {p.message}" for p in info.value.problems]
+
+
+def test_the_trainable_is_handed_over_by_value_and_found_by_its_name() -> None:
+    def closure(config: dict[str, Any]) -> None:  # not importable by any name: handed over
+        tune.report({"loss": 1.0})
+
+    data = study_data(closure, {"x": tune.uniform(0, 1)}).data
+    assert data["trainable"] == f"{__name__}:closure" and data["trainable_api"] == "tune"
+    from tuner.config import import_trainable
+
+    assert import_trainable(data["trainable"]) is closure
+    assert study_data(closure, {}).data["trainable"] == data["trainable"]  # the same object, the same name
+    # a module-level function keeps its importable name
+    assert _data()["trainable"] == f"{__name__}:objective"
+
+
+def test_param_space_round_trips_through_the_study_file_with_every_domain() -> None:
+    space = {
+        "steps": 5,
+        "lr": tune.loguniform(1e-4, 1e-1),
+        "n": tune.randint(1, 10),
+        "ln": tune.lograndint(1, 100),
+        "q": tune.quniform(0, 1, 0.1),
+        "qi": tune.qrandint(0, 100, 5),
+        "normal": tune.randn(0, 1),
+        "act": tune.grid_search(["relu", "tanh"]),
+        "c": tune.choice([1, "a", [1, 2]]),
+        "model": {"hidden": 64, "dropout": tune.uniform(0, 0.5)},
+    }
+    data = _data(param_space=space, tune_config=tune.TuneConfig(num_samples=3))
+    parsed, problems = parse_parameters(data["parameters"])
+    assert problems == []
+    assert parsed.params["model.hidden"].value == 64 and parsed.params["steps"].value == 5  # type: ignore[union-attr]
+    assert parsed.params["model.dropout"].high == 0.5  # type: ignore[union-attr]
+    assert parsed.params["n"].low == 1 and parsed.params["n"].high == 9  # type: ignore[union-attr]
+    assert parsed.params["act"].grid
+    assert data["run_cap"] == 6  # num_samples per grid cell, as Tune counts
+    study = load_study(text=study_data(objective, space).text(), source="Tuner")
+    assert study.space.nest({"model.dropout": 0.1, "model.hidden": 64}) == {"model": {"dropout": 0.1, "hidden": 64}}
+
+
+def test_tune_config_and_run_config_keys_map_to_the_study_file(tmp_path: Any) -> None:
+    stop_fn = by_value  # any callable stands for a stop function here
+
+    def stopper(trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    data = _data(
+        tune_config=tune.TuneConfig(
+            metric="loss", mode="max", num_samples=7, max_concurrent_trials=3, time_budget_s=90
+        ),
+        run_config=tune.RunConfig(
+            name="exp",
+            storage_path=str(tmp_path),
+            stop={"training_iteration": 5, "acc": 0.9},
+            failure_config=tune.FailureConfig(max_failures=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
+        ),
+    )
+    assert data["metric"] == {"name": "loss", "goal": "maximize"}
+    assert (data["run_cap"], data["max_concurrent"], data["time_limit"]) == (7, 3, 90.0)
+    assert (data["name"], data["storage"]) == ("exp", str(tmp_path))
+    assert data["stop"] == {"training_iteration": 5, "acc": 0.9}
+    assert (data["max_failures"], data["checkpoints"]) == (2, {"keep": 3})
+    fast = _data(run_config=tune.RunConfig(failure_config=tune.FailureConfig(fail_fast=True)))
+    assert fast["max_failed_trials"] == 0
+    assert data["method"] == "random"
+    data = _data(run_config=tune.RunConfig(stop=stopper))
+    assert data["stopper"].endswith(":stopper")
+    del stop_fn
+
+
+def test_schedulers_map_to_early_terminate() -> None:
+    asha = ASHAScheduler(metric="loss", mode="min", max_t=20, grace_period=2, reduction_factor=3, brackets=2)
+    data = _data(tune_config=tune.TuneConfig(scheduler=asha))
+    assert data["early_terminate"] == {
+        "type": "asha",
+        "max_t": 20,
+        "grace_period": 2,
+        "reduction_factor": 3.0,
+        "brackets": 2,
+    }
+    assert data["metric"] == {"name": "loss", "goal": "minimize"}  # said by the scheduler alone
+    hb = _data(tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=HyperBandScheduler(max_t=81)))
+    assert hb["early_terminate"] == {"type": "asha", "max_t": 81, "reduction_factor": 3.0}
+    median = MedianStoppingRule(time_attr="training_iteration", grace_period=4, min_samples_required=5)
+    data = _data(tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=median))
+    assert data["early_terminate"] == {"type": "median", "grace_period": 4, "min_samples_required": 5}
+    assert "early_terminate" not in _data(tune_config=tune.TuneConfig(scheduler=FIFOScheduler()))
+
+
+def test_population_schedulers_with_their_mutations() -> None:
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration",
+        perturbation_interval=4,
+        hyperparam_mutations={"lr": tune.uniform(0.001, 0.1), "factor": [1, 2, 3]},
+        quantile_fraction=0.5,
+        resample_probability=0.1,
+    )
+    script = study_data(
+        objective,
+        {"lr": 0.01, "factor": 1},
+        tune.TuneConfig(metric="loss", mode="min", num_samples=4, scheduler=pbt),
+    )
+    block = script.data["early_terminate"]
+    assert block["type"] == "pbt" and block["perturbation_interval"] == 4 and block["quantile_fraction"] == 0.5
+    assert block["mutations"]["factor"] == {"values": [1, 2, 3]}
+    # a constant the population mutates becomes a parameter drawn from the mutation, which is said
+    assert script.data["parameters"]["lr"] == {"distribution": "uniform", "min": 0.001, "max": 0.1}
+    assert any("param_space.lr" in n and "start from draws" in n for n in script.notices)
+    load_study(text=script.text(), source="Tuner")  # a valid study
+    pb2 = PB2(time_attr="training_iteration", perturbation_interval=2, hyperparam_bounds={"lr": [0.0001, 0.02]})
+    data = study_data(objective, {"lr": 0.001}, tune.TuneConfig(metric="loss", mode="max", scheduler=pb2)).data
+    assert data["early_terminate"]["type"] == "pb2"
+    assert data["early_terminate"]["mutations"]["lr"] == {"distribution": "uniform", "min": 0.0001, "max": 0.02}
+
+
+def test_searchers_map_to_methods() -> None:
+    limited = ConcurrencyLimiter(OptunaSearch(metric="loss", mode="min", seed=7), max_concurrent=2)
+    data = _data(tune_config=tune.TuneConfig(search_alg=limited, num_samples=5))
+    assert (data["method"], data["seed"], data["max_concurrent"]) == ("optuna", 7, 2)
+    assert data["metric"] == {"name": "loss", "goal": "minimize"}
+    import optuna
+
+    gp = OptunaSearch(sampler=optuna.samplers.GPSampler(seed=1), metric="loss", mode="min")
+    assert _data(tune_config=tune.TuneConfig(search_alg=gp))["searcher"] == {"sampler": "gp"}
+    ours = OurSearcher(method="bayes", metric="loss", mode="min", seed=3)
+    data = _data(tune_config=tune.TuneConfig(search_alg=ours))
+    assert (data["method"], data["seed"]) == ("bayes", 3)
+    basic = BasicVariantGenerator(points_to_evaluate=[{"x": 0.5}], random_state=11, max_concurrent=4)
+    data = _data(tune_config=tune.TuneConfig(search_alg=basic))
+    assert (data["method"], data["points_to_evaluate"], data["max_concurrent"]) == ("random", [{"x": 0.5}], 4)
+    again = BasicVariantGenerator(random_state=11)
+    assert _data(tune_config=tune.TuneConfig(search_alg=again))["seed"] == data["seed"]  # reproducible
+
+
+class _OwnSearcher(Searcher):
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return {"x": 0.5}
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        pass
+
+
+def test_what_tuner_cannot_run_is_refused_naming_where() -> None:
+    class Printer(tune.Callback):
+        pass
+
+    lines = _problems(
+        trainable="PPO",
+        param_space={"x": tune.sample_from(lambda spec: 1)},
+        tune_config=tune.TuneConfig(
+            search_alg=_OwnSearcher(),
+            scheduler=ASHAScheduler(time_attr="time_total_s", max_t=10),
+            num_samples=0,
+        ),
+        run_config=tune.RunConfig(callbacks=[Printer()]),
+    )
+    assert any(line.startswith("trainable: a trainable registered by name") for line in lines)
+    assert any(line.startswith("param_space.x: tune.sample_from") for line in lines)
+    assert any(line.startswith("tune_config.search_alg: _OwnSearcher is not one tuner runs") for line in lines)
+    assert any(line.startswith("tune_config.scheduler.time_attr: must be training_iteration") for line in lines)
+    assert any(line.startswith("tune_config.num_samples: must be a positive integer") for line in lines)
+    assert any(line.startswith("run_config.callbacks[0]: Printer is a Ray Tune callback") for line in lines)
+    lam = PopulationBasedTraining(time_attr="training_iteration", hyperparam_mutations={"lr": lambda: 0.1})
+    lines = _problems(tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=lam))
+    assert lines == [
+        "tune_config.scheduler.hyperparam_mutations.lr: must be a list of values or a tune domain "
+        "(tune.uniform, tune.choice...); a function is not run"
+    ]
+    assert _problems(param_space={"x": tune.choice([object()])})[0].startswith("param_space.x: must be plain data")

@@ -1,0 +1,454 @@
+"""A Ray Tune script's ``Tuner(...)`` arguments -> the study file that says the same.
+
+:func:`study_data` reads ``trainable``, ``param_space``, ``TuneConfig`` and ``RunConfig`` (Ray's
+objects, read as Ray 2.60 keeps them) and returns the keys of a study file, every problem found at
+once (:class:`ConfigError`, each naming where it is: ``tune_config.scheduler``,
+``run_config.callbacks[0]``...), and the notices to say. The trainable and a stopper are handed
+over by value (:mod:`tuner.config._by_value`), so a script's own functions run as they are.
+
+What maps to what:
+
+- ``param_space``: Tune's domains as parameters (:func:`convert_param_space`), grid axes
+  included; ``num_samples`` per grid cell, as Tune counts it (``run_cap``).
+- ``search_alg``: none or ``BasicVariantGenerator``: ``random``; tuner's own ``Searcher``: its
+  method and options; ``OptunaSearch``: ``optuna`` (its sampler's kind); ``BayesOptSearch``:
+  ``bayes``; a ``ConcurrencyLimiter``: ``max_concurrent``; any other is refused.
+- ``scheduler``: ``ASHAScheduler`` (``AsyncHyperBandScheduler``) and ``HyperBandScheduler``
+  (run as ASHA, its asynchronous form): ``asha``; ``MedianStoppingRule``: ``median``;
+  ``PopulationBasedTraining``: ``pbt``; ``PB2``: ``pb2``; ``FIFOScheduler``: none. Their
+  ``time_attr`` must be ``training_iteration``.
+- ``RunConfig``: ``name``, ``storage_path`` (``storage``), ``stop`` (a dict, a ``Stopper`` or a
+  function), ``FailureConfig(max_failures)``, ``CheckpointConfig(num_to_keep)``, and an
+  ``MLflowLoggerCallback`` or ``WandbLoggerCallback`` as ``tracking``; other callbacks are refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from tuner.backends.ray.tune._domains import convert_param_space, parameter
+from tuner.config import by_value, folder_name
+from tuner.errors import ConfigError, Problem
+from tuner.space import Categorical, Constant, Space, parameter_spec, parameters_block
+
+
+@dataclass
+class Script:
+    """What a study needs from one ``Tuner(...)`` call: its file's keys and what to say."""
+
+    data: dict[str, Any]
+    notices: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The study file as YAML (a value used twice written twice: study files take no aliases)."""
+
+        class Plain(yaml.SafeDumper):
+            def ignore_aliases(self, data: Any) -> bool:
+                return True
+
+        return yaml.dump(self.data, Dumper=Plain, sort_keys=False)
+
+    def refuse(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def note(self, where: str, message: str) -> None:
+        self.notices.append(f"{where}: {message}")
+
+
+def study_data(
+    trainable: Any, param_space: Mapping[str, Any] | None, tune_config: Any = None, run_config: Any = None
+) -> Script:
+    """The study file's keys for ``Tuner(trainable, param_space=..., tune_config=..., run_config=...)``;
+    raises :class:`ConfigError` with every problem."""
+    script = Script({"trainable_api": "tune"})
+    _trainable(script, trainable)
+    space = _param_space(script, param_space or {})
+    _tune_config(script, tune_config, space)
+    _run_config(script, run_config, trainable)
+    if not script.problems:
+        try:
+            script.text()
+        except yaml.YAMLError as exc:  # a numpy number in points_to_evaluate, an object in stop=...
+            script.refuse("Tuner", f"holds a value that is not plain data (numbers, strings, lists, dicts): {exc}")
+    if script.problems:
+        raise ConfigError(script.problems, source="Tuner")
+    return script
+
+
+def _trainable(script: Script, trainable: Any) -> None:
+    if isinstance(trainable, str):
+        script.refuse("trainable", f"a trainable registered by name ({trainable!r}): pass the function or class")
+        return
+    if not callable(trainable):
+        script.refuse("trainable", f"must be a function or a ray.tune.Trainable class, got {type(trainable).__name__}")
+        return
+    if _is_train_trainer(trainable):
+        script.refuse(
+            "trainable",
+            f"a Ray Train {type(trainable).__name__}: pass its train_loop_per_worker as the trainable and its "
+            "ScalingConfig(num_workers) through tune.with_resources, or write resources: {workers: N}",
+        )
+        return
+    inner = getattr(trainable, "__wrapped__", None) or getattr(trainable, "func", None) or trainable
+    hint = getattr(inner, "__name__", None) or getattr(trainable, "__name__", None)
+    script.data["trainable"] = by_value.give(trainable, hint)
+
+
+def _is_train_trainer(obj: Any) -> bool:
+    return any(c.__name__ in ("BaseTrainer", "DataParallelTrainer") for c in type(obj).__mro__)
+
+
+def _param_space(script: Script, param_space: Mapping[str, Any]) -> Space:
+    if not isinstance(param_space, Mapping):
+        script.refuse("param_space", f"must be a dict, got {type(param_space).__name__}")
+        return Space({})
+    try:
+        space, constants = convert_param_space(param_space)
+    except ConfigError as exc:
+        script.problems += exc.problems
+        return Space({})
+    block = parameters_block(space, constants)
+    for name, spec in _leaves(block):
+        try:
+            yaml.safe_dump(spec)
+        except yaml.YAMLError:
+            script.refuse(
+                f"param_space.{name}",
+                "must be plain data (numbers, strings, lists, dicts) to be recorded with the study; "
+                "pass objects to the trainable through tune.with_parameters",
+            )
+    script.data["parameters"] = block
+    return space
+
+
+def _leaves(block: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, spec in block.items():
+        if isinstance(spec, Mapping) and "parameters" in spec:
+            out += _leaves(spec["parameters"], f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", spec))
+    return out
+
+
+def _tune_config(script: Script, config: Any, space: Space) -> None:
+    metric, mode = getattr(config, "metric", None), getattr(config, "mode", None)
+    searcher = getattr(config, "search_alg", None)
+    scheduler = getattr(config, "scheduler", None)
+    for obj in (searcher, scheduler):  # Tune lets a searcher or scheduler say the metric instead
+        metric = metric or _private(obj, "metric")
+        mode = mode or _private(obj, "mode")
+    if isinstance(metric, list | tuple):
+        if not isinstance(mode, list | tuple) or len(mode) != len(metric):
+            script.refuse("tune_config.mode", "needs one mode per metric, as a list")
+        else:
+            script.data["metric"] = [{"name": m, "goal": _goal(script, g)} for m, g in zip(metric, mode, strict=True)]
+    elif metric is not None:
+        script.data["metric"] = {"name": metric, "goal": _goal(script, mode)}
+    elif mode is not None:
+        script.refuse("tune_config.metric", "is required with mode")
+    num_samples = getattr(config, "num_samples", 1) if config is not None else 1
+    cells = math.prod(len(p.values) for p in space.grid_axes.values() if isinstance(p, Categorical))
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples == 0 or num_samples < -1:
+        script.refuse("tune_config.num_samples", f"must be a positive integer or -1 (no limit), got {num_samples!r}")
+    elif num_samples > 0:
+        script.data["run_cap"] = num_samples * cells
+    concurrent = getattr(config, "max_concurrent_trials", None)
+    if concurrent:
+        script.data["max_concurrent"] = int(concurrent)
+    budget = getattr(config, "time_budget_s", None)
+    if isinstance(budget, datetime.timedelta):
+        budget = budget.total_seconds()
+    if budget:
+        script.data["time_limit"] = float(budget)
+    for key in ("trial_name_creator", "trial_dirname_creator"):
+        if getattr(config, key, None) is not None:
+            script.note(f"tune_config.{key}", "not used: trials are named t0001, t0002... in the results")
+    _searcher(script, searcher, space, num_samples)
+    _scheduler(script, scheduler, space)
+
+
+def _goal(script: Script, mode: Any) -> str:
+    if mode not in ("min", "max"):
+        script.refuse("tune_config.mode", f"must be 'min' or 'max', got {mode!r}")
+        return "minimize"
+    return "maximize" if mode == "max" else "minimize"
+
+
+def _private(obj: Any, name: str) -> Any:
+    value = getattr(obj, f"_{name}", None)
+    return None if value is None or type(value).__name__ == "_DeprecatedValue" else value
+
+
+def _searcher(script: Script, searcher: Any, space: Space, num_samples: int) -> None:
+    where = "tune_config.search_alg"
+    kind = type(searcher).__name__
+    if kind == "ConcurrencyLimiter":
+        limit = getattr(searcher, "max_concurrent", None)
+        if limit:
+            script.data["max_concurrent"] = min(int(limit), script.data.get("max_concurrent", int(limit)))
+        searcher, kind = searcher.searcher, type(searcher.searcher).__name__
+    if searcher is None or kind == "BasicVariantGenerator":
+        script.data["method"] = "random"
+        seed = _seed_from(getattr(searcher, "_random_state", None))
+        if seed is not None:
+            script.data["seed"] = seed
+        limit = getattr(searcher, "max_concurrent", 0)
+        if limit:
+            script.data["max_concurrent"] = min(int(limit), script.data.get("max_concurrent", int(limit)))
+        _points(script, getattr(searcher, "_points_to_evaluate", None))
+        return
+    if kind == "ParamSpaceSearcher":  # tuner's own, in a Tune script: its method and options
+        script.data["method"] = searcher.method
+        script.data["searcher"] = dict(searcher.options)
+        script.data["seed"] = searcher.seed
+        _points(script, searcher.points)
+        return
+    if kind == "OptunaSearch":
+        if callable(getattr(searcher, "_space", None)) or getattr(searcher, "_space", None):
+            script.refuse(where, "OptunaSearch with its own space: give the search space as param_space instead")
+            return
+        sampler = type(getattr(searcher, "_sampler", None)).__name__
+        kinds = {"TPESampler": "tpe", "GPSampler": "gp", "RandomSampler": "random", "NSGAIISampler": "nsga2"}
+        script.data["method"] = "optuna"
+        if sampler in kinds:
+            script.data["searcher"] = {"sampler": kinds[sampler]}
+        elif sampler != "NoneType":
+            script.note(where, f"Optuna's {sampler} is not one tuner runs: its default sampler (TPE) is used")
+        seed = getattr(searcher, "_seed", None)
+        if isinstance(seed, int):
+            script.data["seed"] = seed
+        _points(script, getattr(searcher, "_points_to_evaluate", None))
+        return
+    if kind == "BayesOptSearch":
+        if getattr(searcher, "_space", None):
+            script.refuse(where, "BayesOptSearch with its own space: give the search space as param_space instead")
+            return
+        script.data["method"] = "bayes"
+        seed = getattr(searcher, "_random_state", None)
+        if isinstance(seed, int):
+            script.data["seed"] = seed
+        _points(script, getattr(searcher, "_points_to_evaluate", None))
+        script.note(where, "BayesOptSearch runs as tuner's bayes, a Gaussian-process searcher of its own")
+        return
+    script.refuse(
+        where,
+        f"{kind} is not one tuner runs; use tuner.integrations.ray_tune.Searcher(method=...) (bayes, optuna, "
+        "random, grid, hybrids), OptunaSearch, BayesOptSearch or none (random search), or keep ray.tune.Tuner",
+    )
+
+
+def _seed_from(state: Any) -> int | None:
+    """A seed drawn from Tune's ``random_state`` (an int, or Tune's wrapped numpy generator):
+    the same ``random_state`` gives the same study seed."""
+    if isinstance(state, int):
+        return state
+    draw = getattr(state, "integers", None) or getattr(state, "randint", None)
+    return None if draw is None else int(draw(0, 2**31 - 1))
+
+
+def _points(script: Script, points: Any) -> None:
+    if points:
+        script.data["points_to_evaluate"] = [dict(p) for p in points]
+
+
+_ASHA = ("AsyncHyperBandScheduler", "ASHAScheduler")
+
+
+def _scheduler(script: Script, scheduler: Any, space: Space) -> None:
+    where = "tune_config.scheduler"
+    kind = type(scheduler).__name__
+    if scheduler is None or kind == "FIFOScheduler":
+        return
+    time_attr = getattr(scheduler, "_time_attr", "training_iteration")
+    if kind == "HyperBandScheduler":
+        time_attr = getattr(scheduler, "_time_attr", "training_iteration")
+    if time_attr != "training_iteration":
+        script.refuse(f"{where}.time_attr", f"must be training_iteration (a trial's reports), got {time_attr!r}")
+        return
+    if kind in _ASHA:
+        brackets = getattr(scheduler, "_brackets", [])
+        grace = brackets[0]._rungs[-1][0] if brackets and brackets[0]._rungs else 1
+        script.data["early_terminate"] = {
+            "type": "asha",
+            "max_t": int(scheduler._max_t),
+            "grace_period": int(grace),
+            "reduction_factor": float(scheduler._reduction_factor),
+            "brackets": len(brackets) or 1,
+        }
+    elif kind == "HyperBandScheduler":
+        script.data["early_terminate"] = {
+            "type": "asha",
+            "max_t": int(scheduler._max_t_attr),
+            "reduction_factor": float(scheduler._eta),
+        }
+        script.note(where, "HyperBandScheduler runs as ASHA (asynchronous successive halving) with its max_t and eta")
+    elif kind == "MedianStoppingRule":
+        script.data["early_terminate"] = {
+            "type": "median",
+            "grace_period": int(scheduler._grace_period),
+            "min_samples_required": int(scheduler._min_samples_required),
+        }
+    elif kind in ("PopulationBasedTraining", "PB2"):
+        _population(script, scheduler, space, "pb2" if kind == "PB2" else "pbt")
+    else:
+        script.refuse(
+            where,
+            f"{kind} is not one tuner runs; use ASHAScheduler, HyperBandScheduler, MedianStoppingRule, "
+            "PopulationBasedTraining, PB2 or none, or keep ray.tune.Tuner",
+        )
+
+
+def _population(script: Script, pbt: Any, space: Space, kind: str) -> None:
+    where = "tune_config.scheduler"
+    if getattr(pbt, "_custom_explore_fn", None) is not None:
+        script.refuse(f"{where}.custom_explore_fn", "is not run by tuner's PBT; give hyperparam_mutations instead")
+        return
+    if getattr(pbt, "_burn_in_period", 0):
+        script.note(f"{where}.burn_in_period", "not used: members are compared from their first interval")
+    block: dict[str, Any] = {"type": kind, "perturbation_interval": max(1, int(pbt._perturbation_interval))}
+    block["quantile_fraction"] = float(pbt._quantile_fraction)
+    if kind == "pbt":
+        block["resample_probability"] = float(pbt._resample_probability)
+        block["perturbation_factors"] = [float(f) for f in pbt._perturbation_factors]
+        mutations = dict(pbt._hyperparam_mutations or {})
+    else:
+        mutations = {k: tune_bounds(v) for k, v in (pbt._hyperparam_bounds or {}).items()}
+    specs: dict[str, Any] = {}
+    for name, mutation in _flat(mutations).items():
+        try:
+            param = parameter(mutation) if not isinstance(mutation, list | tuple) else None
+            spec = parameter_spec(param) if param is not None else {"values": list(mutation)}
+        except (ValueError, AttributeError, TypeError):
+            script.refuse(
+                f"{where}.hyperparam_mutations.{name}",
+                "must be a list of values or a tune domain (tune.uniform, tune.choice...); a function is not run",
+            )
+            continue
+        specs[name] = spec
+        _mutable_parameter(script, name, spec, space)
+    if specs:
+        block["mutations"] = specs
+    script.data["early_terminate"] = block
+
+
+def tune_bounds(bounds: Any) -> Any:
+    """PB2's ``[low, high]`` as a domain of Tune's, so one path converts both."""
+    from ray import tune
+
+    low, high = bounds
+    return tune.uniform(float(low), float(high))
+
+
+def _flat(mutations: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mutations.items():
+        if isinstance(value, Mapping) and not ("grid_search" in value and len(value) == 1):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _mutable_parameter(script: Script, name: str, spec: dict[str, Any], space: Space) -> None:
+    """A mutation must be a searched parameter: where ``param_space`` holds a constant (or nothing)
+    for it, the members draw their first value from the mutation, which a notice says."""
+    param = space.params.get(name)
+    if param is not None and not isinstance(param, Constant):
+        return
+    parts = name.split(".")
+    block = script.data.setdefault("parameters", {})
+    for part in parts[:-1]:
+        block = block.setdefault(part, {"parameters": {}}).setdefault("parameters", {})
+    held = block.get(parts[-1], {})
+    block[parts[-1]] = dict(spec)
+    if "value" in held:
+        script.note(
+            f"param_space.{name}",
+            f"is {held['value']!r} and mutated by the population: its members start from draws of the mutation",
+        )
+
+
+def _run_config(script: Script, config: Any, trainable: Any) -> None:
+    if config is None:  # Tune's defaults: results under ~/ray_results (or $TUNE_RESULT_DIR)
+        from ray import tune
+
+        config = tune.RunConfig()
+    name = getattr(config, "name", None)
+    script.data["name"] = name or _default_name(trainable)
+    storage = getattr(config, "storage_path", None) or getattr(config, "local_dir", None)
+    if isinstance(storage, str):
+        script.data["storage"] = storage
+    if getattr(config, "storage_filesystem", None) is not None:
+        script.refuse("run_config.storage_filesystem", "is not used by tuner; give storage_path (a path or s3://...)")
+    _stop(script, getattr(config, "stop", None))
+    failure = getattr(config, "failure_config", None)
+    if failure is not None:
+        retries = getattr(failure, "max_failures", 0)
+        if retries == -1:
+            script.data["max_failures"] = 1_000_000
+        elif retries:
+            script.data["max_failures"] = int(retries)
+        if getattr(failure, "fail_fast", False):
+            script.data["max_failed_trials"] = 0
+    checkpoints = getattr(config, "checkpoint_config", None)
+    if checkpoints is not None:
+        keep = getattr(checkpoints, "num_to_keep", None)
+        if keep:
+            script.data["checkpoints"] = {"keep": int(keep)}
+        if getattr(checkpoints, "checkpoint_frequency", 0) not in (0, 1):
+            script.note(
+                "run_config.checkpoint_config.checkpoint_frequency",
+                "not used: a class trainable is saved after each step",
+            )
+    for i, callback in enumerate(getattr(config, "callbacks", None) or []):
+        _callback(script, f"run_config.callbacks[{i}]", callback)
+
+
+def _default_name(trainable: Any) -> str:
+    inner = getattr(trainable, "__wrapped__", None) or getattr(trainable, "func", None) or trainable
+    return folder_name(str(getattr(inner, "__name__", "") or "")) or "study"
+
+
+def _stop(script: Script, stop: Any) -> None:
+    if stop is None:
+        return
+    if isinstance(stop, Mapping):
+        script.data["stop"] = dict(stop)
+    elif callable(stop):
+        script.data["stopper"] = by_value.give(stop, "stopper")
+    else:
+        script.refuse("run_config.stop", f"must be a dict, a ray.tune.Stopper or a function, got {stop!r}")
+
+
+def _callback(script: Script, where: str, callback: Any) -> None:
+    kind = type(callback).__name__
+    tracking = script.data.setdefault("tracking", {}) if kind in ("MLflowLoggerCallback", "WandbLoggerCallback") else {}
+    if kind == "MLflowLoggerCallback":
+        mlflow: dict[str, Any] = {}
+        if getattr(callback, "tracking_uri", None):
+            mlflow["tracking_uri"] = callback.tracking_uri
+        if getattr(callback, "experiment_name", None):
+            mlflow["experiment"] = callback.experiment_name
+        tracking["mlflow"] = mlflow
+    elif kind == "WandbLoggerCallback":
+        wandb: dict[str, Any] = {"project": getattr(callback, "project", None) or script.data.get("name", "tuner")}
+        kwargs = getattr(callback, "kwargs", {}) or {}
+        for key in ("entity", "mode", "dir"):
+            value = getattr(callback, key, None) or kwargs.get(key)
+            if value:
+                wandb[key] = value
+        tracking["wandb"] = wandb
+    else:
+        script.refuse(
+            where,
+            f"{kind} is a Ray Tune callback, which tuner's engine does not call; use tracking (MLflow, W&B, "
+            "TensorBoard) or keep ray.tune.Tuner for it",
+        )
