@@ -390,7 +390,7 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_tune_script(path: str, argv: list[str]) -> int:
+def _run_tune_script(path: str, argv: list[str], debug: bool = False) -> int:
     """``python -m tuner run script.py [args...]``: a Ray Tune script, unchanged, on tuner's engine."""
     if not os.path.isfile(path):
         print(f"error: {path}: no such script", file=sys.stderr)
@@ -400,6 +400,8 @@ def _run_tune_script(path: str, argv: list[str]) -> int:
     try:
         run_script(path, argv)
     except UserError as exc:
+        if debug:
+            raise
         for line in exc.lines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
@@ -418,8 +420,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) >= 2 and argv[0] == "run" and argv[1].endswith(".py"):
-        return _run_tune_script(argv[1], argv[2:])
+    first = next((i for i, a in enumerate(argv) if a != "--debug"), len(argv))
+    if len(argv) >= first + 2 and argv[first] == "run" and argv[first + 1].endswith(".py"):
+        return _run_tune_script(argv[first + 1], argv[first + 2 :], debug=first > 0)
     args = _parser().parse_args(argv)
     if getattr(args, "dashboard_host", None):
         os.environ["TUNER_DASHBOARD_HOST"] = args.dashboard_host

@@ -110,6 +110,15 @@ def test_tune_config_and_run_config_keys_map_to_the_study_file(tmp_path: Any) ->
     del stop_fn
 
 
+def test_an_empty_or_finite_param_space_runs_each_configuration_once_as_said() -> None:
+    script = study_data(objective, None, tune.TuneConfig(num_samples=3))
+    study = load_study(text=script.text(), source="Tuner")  # Tune runs a trainable with no param_space
+    assert study.space.params == {} and study.spec.run_cap == 3
+    assert any("param_space has 1 configuration(s): each runs once" in n for n in script.notices)
+    script = study_data(objective, {"x": tune.grid_search([1, 2])}, tune.TuneConfig(num_samples=1))
+    assert script.data["run_cap"] == 2 and script.notices == []
+
+
 def test_schedulers_map_to_early_terminate() -> None:
     asha = ASHAScheduler(metric="loss", mode="min", max_t=20, grace_period=2, reduction_factor=3, brackets=2)
     data = _data(tune_config=tune.TuneConfig(scheduler=asha))
@@ -155,6 +164,51 @@ def test_population_schedulers_with_their_mutations() -> None:
     assert data["early_terminate"]["mutations"]["lr"] == {"distribution": "uniform", "min": 0.0001, "max": 0.02}
 
 
+def test_function_mutations_are_mutated_within_what_they_draw() -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(5)
+    before = random.random(), np.random.get_state()[1][0]
+    random.seed(5)
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration",
+        hyperparam_mutations={
+            "lr": lambda: random.uniform(0.0001, 0.02),  # as Ray's pbt_example
+            "decay": lambda: 10 ** np.random.uniform(-6, -2),
+            "batch": lambda: random.choice([16, 32, 64]),
+            "layers": lambda: int(np.random.randint(1, 40)),
+        },
+    )
+    config = tune.TuneConfig(metric="loss", mode="min", scheduler=pbt, num_samples=4)
+    script = study_data(objective, {"lr": 0.001}, config)
+    mutations = script.data["early_terminate"]["mutations"]
+    assert mutations["lr"]["distribution"] == "uniform" and 0.0001 <= mutations["lr"]["min"] < 0.001
+    assert mutations["decay"]["distribution"] == "log_uniform_values"
+    assert mutations["batch"] == {"values": [16, 32, 64]}
+    assert mutations["layers"]["distribution"] == "int_uniform" and mutations["layers"]["min"] >= 1
+    assert any("hyperparam_mutations.lr: a function" in n for n in script.notices)
+    assert (random.random(), np.random.get_state()[1][0]) == before  # the script's random state is untouched
+    load_study(text=script.text(), source="Tuner")
+
+
+def test_sample_from_of_nothing_is_searched_within_its_draws() -> None:
+    import numpy as np
+
+    script = study_data(
+        objective,
+        {
+            "batch": tune.sample_from(lambda _: 2 ** np.random.randint(2, 9)),  # as Ray's cifar10_pytorch
+            "opt": {"lr": tune.sample_from(lambda: 10 ** np.random.uniform(-5, -1))},
+        },
+    )
+    block = script.data["parameters"]
+    assert block["batch"] == {"values": [4, 8, 16, 32, 64, 128, 256]}
+    assert block["opt"]["parameters"]["lr"]["distribution"] == "log_uniform_values"
+    assert sum("tune.sample_from is searched within" in n for n in script.notices) == 2
+
+
 def test_searchers_map_to_methods() -> None:
     limited = ConcurrencyLimiter(OptunaSearch(metric="loss", mode="min", seed=7), max_concurrent=2)
     data = _data(tune_config=tune.TuneConfig(search_alg=limited, num_samples=5))
@@ -188,7 +242,7 @@ def test_what_tuner_cannot_run_is_refused_naming_where() -> None:
 
     lines = _problems(
         trainable="PPO",
-        param_space={"x": tune.sample_from(lambda spec: 1)},
+        param_space={"x": tune.sample_from(lambda spec: spec.config.y * 2)},
         tune_config=tune.TuneConfig(
             search_alg=_OwnSearcher(),
             scheduler=ASHAScheduler(time_attr="time_total_s", max_t=10),
@@ -197,15 +251,15 @@ def test_what_tuner_cannot_run_is_refused_naming_where() -> None:
         run_config=tune.RunConfig(callbacks=[Printer()]),
     )
     assert any(line.startswith("trainable: a trainable registered by name") for line in lines)
-    assert any(line.startswith("param_space.x: tune.sample_from") for line in lines)
+    assert any(line.startswith("param_space.x: tune.sample_from reads the config") for line in lines)
     assert any(line.startswith("tune_config.search_alg: _OwnSearcher is not one tuner runs") for line in lines)
     assert any(line.startswith("tune_config.scheduler.time_attr: must be training_iteration") for line in lines)
     assert any(line.startswith("tune_config.num_samples: must be a positive integer") for line in lines)
     assert any(line.startswith("run_config.callbacks[0]: Printer is a Ray Tune callback") for line in lines)
-    lam = PopulationBasedTraining(time_attr="training_iteration", hyperparam_mutations={"lr": lambda: 0.1})
+    lam = PopulationBasedTraining(time_attr="training_iteration", hyperparam_mutations={"lr": lambda spec: 0.1})
     lines = _problems(tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=lam))
-    assert lines == [
-        "tune_config.scheduler.hyperparam_mutations.lr: must be a list of values or a tune domain "
-        "(tune.uniform, tune.choice...); a function is not run"
-    ]
+    assert len(lines) == 1 and lines[0].startswith(
+        "tune_config.scheduler.hyperparam_mutations.lr: must be a list of values, a tune domain or a function "
+        "of no arguments"
+    )
     assert _problems(param_space={"x": tune.choice([object()])})[0].startswith("param_space.x: must be plain data")

@@ -187,7 +187,11 @@ def load_study(
     except ValidationError as exc:
         said = {p.path for p in problems}  # a W&B key's own reason for a missing field says it better
         problems += [p for p in pydantic_problems(exc) if not (p.path in said and p.message == "is required")]
-    space, space_problems = parse_parameters(data.get("parameters"))
+    space_problems: list[Problem]
+    if data.get("parameters") == {} and data.get("trainable_api") == "tune":
+        space, space_problems = Space({}), []  # as Ray Tune runs a trainable with an empty param_space
+    else:
+        space, space_problems = parse_parameters(data.get("parameters"))
     if isinstance(data.get("parameters"), dict):  # otherwise the schema has said so already
         problems += space_problems
 

@@ -54,6 +54,7 @@ class Tuner:
         else:
             text = self._script.text()
             study = load_study(text=text, source="Tuner")
+            _refuse_over_unfinished(Path(study.spec.storage), study.name)
             if not self._quiet:
                 for notice in self._script.notices:
                     print(f"Tuner: {notice}")
@@ -116,6 +117,23 @@ class Tuner:
         """Whether ``path`` holds a tuner run that :meth:`restore` can continue."""
         folder = Path(path)
         return (folder / STUDY).is_file() and (folder / JOURNAL).is_file()
+
+
+def _refuse_over_unfinished(storage: Path, name: str) -> None:
+    """A run of the same name left unfinished (Ctrl-C, a crash) is continued, not started over."""
+    import re
+
+    from tuner.errors import UserError
+    from tuner.results import unfinished
+
+    pattern = re.compile(rf"{re.escape(name)}(-[0-9]+)?")
+    for folder in sorted(p for p in storage.glob(f"{name}*") if pattern.fullmatch(p.name)):
+        why = unfinished(folder)
+        if why:
+            raise UserError(
+                f"{why}; continue it with Tuner.restore({str(folder)!r}, trainable=...).fit(), or give "
+                "RunConfig(name=...) another name"
+            )
 
 
 def run(

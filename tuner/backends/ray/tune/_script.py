@@ -9,13 +9,15 @@ over by value (:mod:`tuner.config._by_value`), so a script's own functions run a
 What maps to what:
 
 - ``param_space``: Tune's domains as parameters (:func:`convert_param_space`), grid axes
-  included; ``num_samples`` per grid cell, as Tune counts it (``run_cap``).
+  included; a ``sample_from`` of nothing by the domain its draws span (:func:`drawn`);
+  ``num_samples`` per grid cell, as Tune counts it (``run_cap``).
 - ``search_alg``: none or ``BasicVariantGenerator``: ``random``; tuner's own ``Searcher``: its
   method and options; ``OptunaSearch``: ``optuna`` (its sampler's kind); ``BayesOptSearch``:
   ``bayes``; a ``ConcurrencyLimiter``: ``max_concurrent``; any other is refused.
 - ``scheduler``: ``ASHAScheduler`` (``AsyncHyperBandScheduler``) and ``HyperBandScheduler``
   (run as ASHA, its asynchronous form): ``asha``; ``MedianStoppingRule``: ``median``;
-  ``PopulationBasedTraining``: ``pbt``; ``PB2``: ``pb2``; ``FIFOScheduler``: none. Their
+  ``PopulationBasedTraining``: ``pbt`` (a function mutation by the range its draws span,
+  :func:`drawn`); ``PB2``: ``pb2``; ``FIFOScheduler``: none. Their
   ``time_attr`` must be ``training_iteration``.
 - ``RunConfig``: ``name``, ``storage_path`` (``storage``), ``stop`` (a dict, a ``Stopper`` or a
   function), ``FailureConfig(max_failures)``, ``CheckpointConfig(num_to_keep)``, and an
@@ -31,11 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from ray.tune.search.sample import Domain
 
 from tuner.backends.ray.tune._domains import convert_param_space, parameter
 from tuner.config import by_value, folder_name
 from tuner.errors import ConfigError, Problem
-from tuner.space import Categorical, Constant, Space, parameter_spec, parameters_block
+from tuner.space import Categorical, Constant, Space, parameter_spec, parameters_block, space_size
 
 
 @dataclass
@@ -109,6 +112,7 @@ def _param_space(script: Script, param_space: Mapping[str, Any]) -> Space:
     if not isinstance(param_space, Mapping):
         script.refuse("param_space", f"must be a dict, got {type(param_space).__name__}")
         return Space({})
+    param_space = _drawn_functions(script, param_space, "")
     try:
         space, constants = convert_param_space(param_space)
     except ConfigError as exc:
@@ -126,6 +130,65 @@ def _param_space(script: Script, param_space: Mapping[str, Any]) -> Space:
             )
     script.data["parameters"] = block
     return space
+
+
+class _ReadsConfig(Exception):
+    pass
+
+
+class _Guard(dict):
+    """The config a ``sample_from`` function is given here: any read says it depends on it."""
+
+    def _read(self, *args: Any, **kwargs: Any) -> Any:
+        raise _ReadsConfig
+
+    __getitem__ = get = __getattr__ = __contains__ = _read
+
+
+def _drawn_functions(script: Script, block: Mapping[str, Any], prefix: str) -> Mapping[str, Any]:
+    """``param_space`` with each ``tune.sample_from`` of nothing (``lambda _: 2 ** randint(2, 9)``)
+    replaced by the domain its draws span, searched like any other (a notice says so); one that
+    reads the config is refused."""
+    from ray import tune
+    from ray.tune.search import sample
+
+    out: dict[str, Any] = {}
+    for key, value in block.items():
+        if isinstance(value, Mapping):
+            out[key] = _drawn_functions(script, value, f"{prefix}{key}.")
+            continue
+        if not isinstance(value, sample.Function):
+            out[key] = value
+            continue
+        func = value.func
+
+        def call(func: Any = func, config: bool = value.pass_config) -> Any:
+            return func(_Guard()) if config else func()
+
+        try:
+            spec = drawn(call)
+        except _ReadsConfig:
+            script.refuse(
+                f"param_space.{prefix}{key}",
+                "tune.sample_from reads the config (a value derived from other parameters); derive it in the "
+                "trainable from config instead",
+            )
+            continue
+        except Exception as exc:
+            script.refuse(f"param_space.{prefix}{key}", f"tune.sample_from could not be drawn: {exc}")
+            continue
+        kind = spec.get("distribution")
+        if kind is None:
+            out[key] = tune.choice(spec["values"])
+        elif kind == "int_uniform":
+            out[key] = tune.randint(spec["min"], spec["max"] + 1)
+        else:
+            out[key] = (tune.loguniform if kind == "log_uniform_values" else tune.uniform)(spec["min"], spec["max"])
+        script.note(
+            f"param_space.{prefix}{key}",
+            f"tune.sample_from is searched within what {DRAWS} draws of it gave: {spec}",
+        )
+    return out
 
 
 def _leaves(block: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -160,6 +223,13 @@ def _tune_config(script: Script, config: Any, space: Space) -> None:
         script.refuse("tune_config.num_samples", f"must be a positive integer or -1 (no limit), got {num_samples!r}")
     elif num_samples > 0:
         script.data["run_cap"] = num_samples * cells
+        size = space_size(space)
+        if size is not None and num_samples * cells > size:
+            script.note(
+                "tune_config.num_samples",
+                f"param_space has {size} configuration(s): each runs once, where Tune would repeat them "
+                f"({num_samples * cells} trials); repeat a configuration with seeds by python -m tuner confirm",
+            )
     concurrent = getattr(config, "max_concurrent_trials", None)
     if concurrent:
         script.data["max_concurrent"] = int(concurrent)
@@ -323,20 +393,57 @@ def _population(script: Script, pbt: Any, space: Space, kind: str) -> None:
         mutations = {k: tune_bounds(v) for k, v in (pbt._hyperparam_bounds or {}).items()}
     specs: dict[str, Any] = {}
     for name, mutation in _flat(mutations).items():
+        at = f"{where}.hyperparam_mutations.{name}"
         try:
-            param = parameter(mutation) if not isinstance(mutation, list | tuple) else None
-            spec = parameter_spec(param) if param is not None else {"values": list(mutation)}
-        except (ValueError, AttributeError, TypeError):
-            script.refuse(
-                f"{where}.hyperparam_mutations.{name}",
-                "must be a list of values or a tune domain (tune.uniform, tune.choice...); a function is not run",
-            )
+            if isinstance(mutation, list | tuple):
+                spec = {"values": list(mutation)}
+            elif callable(mutation) and not isinstance(mutation, Domain):
+                spec = drawn(mutation)
+                script.note(at, f"a function: mutated within what {DRAWS} draws of it gave: {spec}")
+            else:
+                spec = parameter_spec(parameter(mutation))
+        except (ValueError, AttributeError, TypeError) as exc:
+            script.refuse(at, f"must be a list of values, a tune domain or a function of no arguments: {exc}")
             continue
         specs[name] = spec
         _mutable_parameter(script, name, spec, space)
     if specs:
         block["mutations"] = specs
     script.data["early_terminate"] = block
+
+
+DRAWS = 200  # how many values a function mutation is asked for to see its range
+
+
+def drawn(fn: Any) -> dict[str, Any]:
+    """A function mutation (``lambda: random.uniform(1e-4, 1e-2)``, as Ray's PBT calls it to
+    resample) as the parameter its values span: a few distinct values are a list; integers an
+    int range; numbers a range, on a log scale when they crowd its low end, as log-uniform
+    draws over a decade or more do. The caller's
+    ``random`` and ``numpy.random`` states are left as they were."""
+    import random
+
+    import numpy as np
+
+    states = random.getstate(), np.random.get_state()
+    try:
+        values = [fn() for _ in range(DRAWS)]
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]
+    distinct = sorted(set(values), key=repr)
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    if len(distinct) <= 8 or not numbers:
+        if len(distinct) > 8:
+            raise ValueError(f"it gave {len(distinct)} different values that are not numbers")
+        return {"values": sorted(distinct) if numbers else distinct}
+    low, high = min(values), max(values)
+    if all(isinstance(v, int) for v in values):
+        return {"distribution": "int_uniform", "min": int(low), "max": int(high)}
+    # log-uniform draws crowd the low end: most of them below the range's midpoint
+    log = low > 0 and high / low > 10 and sum(v < (low + high) / 2 for v in values) > 0.75 * len(values)
+    return {"distribution": "log_uniform_values" if log else "uniform", "min": float(low), "max": float(high)}
 
 
 def tune_bounds(bounds: Any) -> Any:
