@@ -39,10 +39,11 @@ class _Run:
 
     def report(self, trial_id: str, step: Any, time_s: Any, metrics: dict[str, Any]) -> None:
         n = len(self.reports) + 1
-        self.reports.append(
-            {"trial_id": trial_id, "training_iteration": n, "step": step, "time_s": time_s, "time_total_s": time_s}
-            | metrics  # a Ray Tune trainable's own time_total_s wins
-        )
+        report = {"trial_id": trial_id, "training_iteration": n, "step": step, "time_s": time_s, "time_total_s": time_s}
+        report |= metrics  # a Ray Tune trainable's own time_total_s wins
+        if isinstance(report["training_iteration"], float) and report["training_iteration"].is_integer():
+            report["training_iteration"] = int(report["training_iteration"])  # a count, as Ray gives it
+        self.reports.append(report)
 
     def rewind(self, step: Any) -> None:
         self.reports = [r for r in self.reports if step is not None and r["step"] <= step]
