@@ -17,6 +17,7 @@ from tuner.results import (
     NO_METRIC,
     STUDY,
     alive,
+    handed_names,
     new_study_dir,
     read_journal,
     read_state,
@@ -142,7 +143,7 @@ def _handed_back(folder: Path, trainable: str | None) -> None:
     if not (folder / HANDED).is_file():
         return
     raw = read_yaml(folder / STUDY)  # its names, not the pickled objects: nothing of the folder runs here
-    names = [n for n in (raw.get("trainable"), raw.get("stopper")) if isinstance(n, str) and not by_value.given(n)]
+    names = [n for n in handed_names(raw) if isinstance(n, str) and not by_value.given(n)]
     if names and trainable is None:
         raise UserError(
             f"{folder}: {', '.join(names)} was handed over by a Python script (tuner.integrations.ray_tune.Tuner); "

@@ -47,14 +47,15 @@ def test_ray_tune_example_scripts_run_unchanged(
 
 
 @pytest.mark.slow
-def test_a_script_asking_for_a_callback_tuner_cannot_call_exits_2_naming_it(tmp_path: Path, ray_tmp: Path) -> None:
+def test_a_scripts_own_tune_callback_is_told_of_each_result(tmp_path: Path, ray_tmp: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    # Ray's logging_example: a LoggerCallback printing each result, trial_name_creator (not used)
     proc = cli("run", str(EXAMPLES / "logging_example.py"), "--smoke-test", cwd=tmp_path, ray_tmp=ray_tmp)
-    assert proc.returncode == 2
-    assert (
-        proc.stderr.strip()
-        .splitlines()[-1]
-        .startswith("error: Tuner: run_config.callbacks[0]: TestLoggerCallback is a Ray Tune callback")
-    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    told = [line for line in proc.stdout.splitlines() if line.startswith("TestLogger for trial easy_objective_t000")]
+    assert len(told) == 5  # 5 trials, stopped at their first result
+    assert all("'training_iteration': 1" in line and "'mean_loss'" in line for line in told)
+    assert "tune_config.trial_name_creator: not used" in proc.stdout
 
 
 def _objective_around(center: float) -> Any:

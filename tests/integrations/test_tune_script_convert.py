@@ -119,6 +119,26 @@ def test_an_empty_or_finite_param_space_runs_each_configuration_once_as_said() -
     assert script.data["run_cap"] == 2 and script.notices == []
 
 
+def test_a_tune_callback_is_a_tracker_and_trusted_as_a_trainable_is() -> None:
+    class Printer(tune.Callback):
+        def on_trial_result(
+            self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+        ) -> None:
+            print(trial, result)
+
+    printer = Printer()
+    data = _data(run_config=tune.RunConfig(callbacks=[printer]))
+    assert data["tracking"] == {"callbacks": [f"{__name__}:Printer"]}
+    from tuner.config import import_named
+
+    assert import_named(data["tracking"]["callbacks"][0]) is printer
+    text = "trainable: trainables.toy:quadratic\nmethod: random\nparameters: {x: {min: 0.0, max: 1.0}}\n"
+    with pytest.raises(ConfigError) as info:
+        load_study(text=text + "tracking: {callbacks: [os.path:join]}\n")
+    assert [p.path for p in info.value.problems] == ["tracking.callbacks[0]"]
+    assert "module 'os.path' is not allowed to run" in info.value.problems[0].message
+
+
 def test_schedulers_map_to_early_terminate() -> None:
     asha = ASHAScheduler(metric="loss", mode="min", max_t=20, grace_period=2, reduction_factor=3, brackets=2)
     data = _data(tune_config=tune.TuneConfig(scheduler=asha))
@@ -237,9 +257,6 @@ class _OwnSearcher(Searcher):
 
 
 def test_what_tuner_cannot_run_is_refused_naming_where() -> None:
-    class Printer(tune.Callback):
-        pass
-
     lines = _problems(
         trainable="PPO",
         param_space={"x": tune.sample_from(lambda spec: spec.config.y * 2)},
@@ -248,14 +265,12 @@ def test_what_tuner_cannot_run_is_refused_naming_where() -> None:
             scheduler=ASHAScheduler(time_attr="time_total_s", max_t=10),
             num_samples=0,
         ),
-        run_config=tune.RunConfig(callbacks=[Printer()]),
     )
     assert any(line.startswith("trainable: a trainable registered by name") for line in lines)
     assert any(line.startswith("param_space.x: tune.sample_from reads the config") for line in lines)
     assert any(line.startswith("tune_config.search_alg: _OwnSearcher is not one tuner runs") for line in lines)
     assert any(line.startswith("tune_config.scheduler.time_attr: must be training_iteration") for line in lines)
     assert any(line.startswith("tune_config.num_samples: must be a positive integer") for line in lines)
-    assert any(line.startswith("run_config.callbacks[0]: Printer is a Ray Tune callback") for line in lines)
     lam = PopulationBasedTraining(time_attr="training_iteration", hyperparam_mutations={"lr": lambda spec: 0.1})
     lines = _problems(tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=lam))
     assert len(lines) == 1 and lines[0].startswith(

@@ -23,6 +23,7 @@ from tuner.config._tracking import MlflowOptions, TensorboardOptions, TrackingOp
 from tuner.config._trainable import (
     allowed_modules,
     defines,
+    import_named,
     import_trainable,
     is_tune_class,
     reported_metrics,
@@ -56,6 +57,7 @@ __all__ = [
     "check_stopper",
     "defines",
     "folder_name",
+    "import_named",
     "import_trainable",
     "is_tune_class",
     "load_stopper",

@@ -23,7 +23,15 @@ from tuner.config._program import (
 )
 from tuner.config._schema import IGNORED_KEYS, Hyperband, Metric, Resources, StudySpec, pydantic_problems
 from tuner.config._stopper import check_stopper
-from tuner.config._trainable import allowed_modules, check_trainable, declared_resources, import_trainable, split
+from tuner.config._trainable import (
+    allowed_modules,
+    check_trainable,
+    checked_import,
+    declared_resources,
+    import_named,
+    import_trainable,
+    split,
+)
 from tuner.config._wandb import folder_name, wandb_keys
 from tuner.config._yaml import parse_yaml, read_yaml
 from tuner.errors import ConfigError, Problem
@@ -209,6 +217,10 @@ def load_study(
                 problems += check_trainable(spec.trainable, name, allowed, spec.backend, spec.trainable_api)
         if check_import and spec.stopper is not None:
             problems += check_stopper(spec.stopper, allowed_modules(allow_modules))
+        if check_import:
+            for i, callback in enumerate(spec.tracking.callbacks):
+                where = f"tracking.callbacks[{i}]"
+                problems += checked_import(where, callback, allowed_modules(allow_modules), import_named)[1]
         if not space_problems:
             problems += _points(spec.points_to_evaluate, space)
             problems += population_problems(spec, space)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -92,6 +93,16 @@ class TrackingOptions(_Options):
     mlflow: MlflowOptions | None = None
     wandb: WandbOptions | None = None
     tensorboard: TensorboardOptions | None = None
+    # Ray Tune callbacks (``ray.tune.Callback`` instances, classes or LoggerCallbacks), pkg.module:name each
+    callbacks: list[str] = Field(default_factory=list)
+
+    @field_validator("callbacks")
+    @classmethod
+    def _dotted(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*", name):
+                raise ValueError(f"each must be a dotted path 'package.module:name', got {name!r}")
+        return v
 
     @field_validator("mlflow", "wandb", "tensorboard")
     @classmethod
@@ -105,4 +116,4 @@ class TrackingOptions(_Options):
     @property
     def names(self) -> list[str]:
         """The trackers given, in a fixed order."""
-        return [name for name in EXTRAS if getattr(self, name) is not None]
+        return [name for name in EXTRAS if getattr(self, name) is not None] + (["callbacks"] if self.callbacks else [])

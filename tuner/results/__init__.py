@@ -6,7 +6,7 @@ from tuner.results._confirm import CONFIRM, candidates, confirm_table, shown_met
 from tuner.results._journal import JOURNAL, read_journal
 from tuner.results._load import load
 from tuner.results._pareto import pareto_mask, select
-from tuner.results._recorder import FAILED, Recorder, TrialRecord
+from tuner.results._recorder import FAILED, Recorder, TrialRecord, handed_names
 from tuner.results._state import STATE, alive, read_state, unfinished, write_state
 from tuner.results._store import (
     BEST,
@@ -52,6 +52,7 @@ __all__ = [
     "best_row",
     "candidates",
     "confirm_table",
+    "handed_names",
     "is_tune_folder",
     "load",
     "load_best",

@@ -79,6 +79,13 @@ class TrialRecord:
         return self.interval_s / self.intervals if self.intervals else self.first_report_s
 
 
+def handed_names(study: dict[str, Any]) -> list[str | None]:
+    """The names a study file gives objects by (trainable, stopper, Tune callbacks)."""
+    tracking = study.get("tracking")
+    callbacks = tracking.get("callbacks", []) if isinstance(tracking, dict) else []
+    return [study.get("trainable"), study.get("stopper"), *(c for c in callbacks if isinstance(c, str))]
+
+
 class Recorder:
     """In-memory trials and history, flushed to ``folder`` atomically (at most every ``every`` s)."""
 
@@ -121,7 +128,7 @@ class Recorder:
 
     def save_study(self, resolved: dict[str, Any]) -> None:
         write_yaml(self.folder / STUDY, resolved)
-        handed = by_value.pickled([resolved.get("trainable"), resolved.get("stopper")])
+        handed = by_value.pickled(handed_names(resolved))
         if handed:  # objects a Python script handed over: Tuner.restore takes them back
             (self.folder / HANDED).write_bytes(pickle.dumps(handed))
 

@@ -23,6 +23,7 @@ TRACKERS = {
     "mlflow": "tuner.tracking._mlflow:MlflowTracker",
     "wandb": "tuner.tracking._wandb:WandbTracker",
     "tensorboard": "tuner.tracking._tensorboard:TensorboardTracker",
+    "callbacks": "tuner.tracking._tune_callbacks:TuneCallbacks",
 }
 
 
@@ -47,6 +48,7 @@ def study_info(study: Study, folder: Path, seed: int | None) -> StudyInfo:
         method=spec.method,
         backend=spec.backend,
         description=spec.description,
+        trainable=study.trainable,
     )
 
 

@@ -22,6 +22,7 @@ class StudyInfo:
     method: str = ""
     backend: str = ""
     description: str | None = None
+    trainable: str = ""  # its dotted name
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ What maps to what:
   ``time_attr`` must be ``training_iteration``.
 - ``RunConfig``: ``name``, ``storage_path`` (``storage``), ``stop`` (a dict, a ``Stopper`` or a
   function), ``FailureConfig(max_failures)``, ``CheckpointConfig(num_to_keep)``, and an
-  ``MLflowLoggerCallback`` or ``WandbLoggerCallback`` as ``tracking``; other callbacks are refused.
+  ``MLflowLoggerCallback`` or ``WandbLoggerCallback`` as ``tracking``; any other callback as
+  ``tracking.callbacks``, told of the study as Tune tells it (:mod:`tuner.tracking`).
 """
 
 from __future__ import annotations
@@ -553,9 +554,10 @@ def _callback(script: Script, where: str, callback: Any) -> None:
             if value:
                 wandb[key] = value
         tracking["wandb"] = wandb
-    else:
-        script.refuse(
-            where,
-            f"{kind} is a Ray Tune callback, which tuner's engine does not call; use tracking (MLflow, W&B, "
-            "TensorBoard) or keep ray.tune.Tuner for it",
-        )
+    elif kind in _RAYS_OWN_LOGGERS:
+        script.note(where, f"{kind} not used: tuner writes its own results (trials.parquet, history.parquet)")
+    else:  # a callback of the user's: told of the study as Tune tells it (tuner.tracking)
+        script.data.setdefault("tracking", {}).setdefault("callbacks", []).append(by_value.give(callback, kind))
+
+
+_RAYS_OWN_LOGGERS = ("CSVLoggerCallback", "JsonLoggerCallback", "TBXLoggerCallback", "LegacyLoggerCallback")
