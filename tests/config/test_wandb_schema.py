@@ -277,7 +277,7 @@ def test_names_with_dots_reach_the_trainable_as_written() -> None:
     assert space.active({**flat, "optimizer.name": "adam"}).keys() == flat.keys() - {"momentum"}
 
 
-@pytest.mark.parametrize("method", list(searchers.SEARCHERS))
+@pytest.mark.parametrize("method", list(searchers.OWN))
 def test_every_method_searches_names_with_dots(method: str) -> None:
     finite = {"optimizer.config.learning_rate": {"values": [0.1, 0.01, 0.001]}}
     finite["momentum"] = {"values": [0.8, 0.9], "when": {"optimizer.name": "sgd"}}
@@ -436,7 +436,7 @@ EVERY = {
 }
 
 
-@pytest.mark.parametrize("method", [m for m in searchers.SEARCHERS if m != "grid"])
+@pytest.mark.parametrize("method", [m for m in searchers.OWN if m != "grid"])
 def test_every_method_searches_every_wandb_distribution(method: str) -> None:
     """Model-based methods included: normal and beta are searched by their quantile (W&B's bayes)."""
     study = load_study(text=text(method=method, parameters=EVERY, run_cap=20))

@@ -8,9 +8,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import ray.tune.examples
 from ray import tune
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
 
 import tuner
 from tests.conftest import cli, cli_here
@@ -116,3 +119,47 @@ def test_tune_run_raises_tune_error_for_failed_trials_as_tune_run_does(ray_local
     )
     assert analysis.best_config == {"x": 3} and len(analysis.trials) == 3
     assert os.path.isdir(in_tmp / "grid")
+
+
+class Listed(Searcher):
+    """A Ray Tune searcher of a user's own: proposes listed points, remembers what it was told."""
+
+    def __init__(self, points: list[float]) -> None:
+        super().__init__(metric="score", mode="max")
+        self.points, self.told = list(points), {}  # type: ignore[var-annotated]
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return {"x": self.points.pop(0)} if self.points else Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        self.told[trial_id] = (result, error)
+
+
+def test_any_tune_searcher_is_asked_as_tune_asks_it(ray_local: None, in_tmp: Path) -> None:
+    def objective(config: dict[str, Any]) -> None:
+        if config["x"] > 0.8:
+            raise ValueError("too far")
+        tune.report({"score": config["x"]})
+
+    listed = Listed([0.2, 0.6, 0.9])
+    results = Tuner(
+        objective,
+        param_space={"x": tune.uniform(0, 1)},
+        tune_config=tune.TuneConfig(search_alg=listed, num_samples=5),
+        run_config=tune.RunConfig(name="listed", storage_path=str(in_tmp), verbose=0),
+    ).fit()
+    assert sorted(t.config["x"] for t in results.trials) == [0.2, 0.6, 0.9]  # FINISHED ended the study at 3
+    assert sorted(listed.told.values(), key=str) == sorted(
+        [({"score": 0.2}, False), ({"score": 0.6}, False), (None, True)], key=str
+    )  # its own metric, its own sign, the failure as an error
+    assert results.get_best_result().config == {"x": 0.6}
+
+    qmc = OptunaSearch(sampler=optuna.samplers.QMCSampler(seed=0), metric="score", mode="max")
+    results = Tuner(
+        lambda config: {"score": -((config["x"] - 0.5) ** 2)},
+        param_space={"x": tune.uniform(0, 1), "kind": tune.choice(["a", "b"])},
+        tune_config=tune.TuneConfig(search_alg=qmc, num_samples=4),
+        run_config=tune.RunConfig(name="qmc", storage_path=str(in_tmp), verbose=0),
+    ).fit()
+    assert len(results) == 4 and results.num_errors == 0
+    assert len(qmc._ot_study.trials) == 4  # Optuna's own study, with its QMC sampler, made the four

@@ -246,6 +246,11 @@ def test_searchers_map_to_methods() -> None:
     assert (data["method"], data["points_to_evaluate"], data["max_concurrent"]) == ("random", [{"x": 0.5}], 4)
     again = BasicVariantGenerator(random_state=11)
     assert _data(tune_config=tune.TuneConfig(search_alg=again))["seed"] == data["seed"]  # reproducible
+    own = _OwnSearcher()
+    data = _data(tune_config=tune.TuneConfig(search_alg=own, metric="loss", mode="min"))
+    assert (data["method"], data["searcher"]) == ("tune", {"search_alg": f"{__name__}:OwnSearcher"})
+    qmc = OptunaSearch(sampler=optuna.samplers.QMCSampler(seed=0))  # not one of tuner's: asked as Tune asks it
+    assert _data(tune_config=tune.TuneConfig(search_alg=qmc, metric="loss", mode="min"))["method"] == "tune"
 
 
 class _OwnSearcher(Searcher):
@@ -261,14 +266,12 @@ def test_what_tuner_cannot_run_is_refused_naming_where() -> None:
         trainable="PPO",
         param_space={"x": tune.sample_from(lambda spec: spec.config.y * 2)},
         tune_config=tune.TuneConfig(
-            search_alg=_OwnSearcher(),
             scheduler=ASHAScheduler(time_attr="time_total_s", max_t=10),
             num_samples=0,
         ),
     )
     assert any(line.startswith("trainable: a trainable registered by name") for line in lines)
     assert any(line.startswith("param_space.x: tune.sample_from reads the config") for line in lines)
-    assert any(line.startswith("tune_config.search_alg: _OwnSearcher is not one tuner runs") for line in lines)
     assert any(line.startswith("tune_config.scheduler.time_attr: must be training_iteration") for line in lines)
     assert any(line.startswith("tune_config.num_samples: must be a positive integer") for line in lines)
     lam = PopulationBasedTraining(time_attr="training_iteration", hyperparam_mutations={"lr": lambda spec: 0.1})

@@ -11,7 +11,7 @@ from tuner import searchers
 from tuner.searchers import Outcome, Searcher
 from tuner.space import Categorical, Float, Int, Space, config_key, parse_parameters
 
-METHODS = list(searchers.SEARCHERS)
+METHODS = list(searchers.OWN)
 MODEL_METHODS = [m for m in METHODS if m != "grid"]
 
 MIXED, _ = parse_parameters(

@@ -14,6 +14,7 @@ An object given here is trusted: the caller's own code handed it over. Pure: no 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
@@ -84,6 +85,16 @@ def pickled(names: Iterable[str | None] | None = None, dumps: Callable[[Any], by
     with _LOCK:
         chosen = _OBJECTS if names is None else {n: _OBJECTS[n] for n in names if n in _OBJECTS}
         return {name: dumps(obj) for name, obj in chosen.items()}
+
+
+def pickled_where_possible(names: Iterable[str | None]) -> dict[str, bytes]:
+    """As :func:`pickled`, leaving out an object that cannot be pickled (a callback holding a
+    lock or a client): a restore then needs it handed over again."""
+    out: dict[str, bytes] = {}
+    for name in names:
+        with contextlib.suppress(Exception):
+            out |= pickled([name])
+    return out
 
 
 def on_miss(fetch: Callable[[str], Any]) -> None:

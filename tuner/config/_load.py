@@ -217,6 +217,9 @@ def load_study(
                 problems += check_trainable(spec.trainable, name, allowed, spec.backend, spec.trainable_api)
         if check_import and spec.stopper is not None:
             problems += check_stopper(spec.stopper, allowed_modules(allow_modules))
+        if check_import and spec.method == "tune" and isinstance(spec.searcher.get("search_alg"), str):
+            allowed = allowed_modules(allow_modules)
+            problems += checked_import("searcher.search_alg", spec.searcher["search_alg"], allowed, import_named)[1]
         if check_import:
             for i, callback in enumerate(spec.tracking.callbacks):
                 where = f"tracking.callbacks[{i}]"

@@ -80,10 +80,12 @@ class TrialRecord:
 
 
 def handed_names(study: dict[str, Any]) -> list[str | None]:
-    """The names a study file gives objects by (trainable, stopper, Tune callbacks)."""
-    tracking = study.get("tracking")
+    """The names a study file gives objects by (trainable, stopper, Tune search algorithm and callbacks)."""
+    tracking, searcher = study.get("tracking"), study.get("searcher")
     callbacks = tracking.get("callbacks", []) if isinstance(tracking, dict) else []
-    return [study.get("trainable"), study.get("stopper"), *(c for c in callbacks if isinstance(c, str))]
+    search_alg = searcher.get("search_alg") if isinstance(searcher, dict) else None
+    names = [study.get("trainable"), study.get("stopper"), search_alg, *callbacks]
+    return [n if isinstance(n, str) else None for n in names]
 
 
 class Recorder:
@@ -128,7 +130,7 @@ class Recorder:
 
     def save_study(self, resolved: dict[str, Any]) -> None:
         write_yaml(self.folder / STUDY, resolved)
-        handed = by_value.pickled(handed_names(resolved))
+        handed = by_value.pickled_where_possible(handed_names(resolved))
         if handed:  # objects a Python script handed over: Tuner.restore takes them back
             (self.folder / HANDED).write_bytes(pickle.dumps(handed))
 

@@ -14,9 +14,13 @@ SEARCHERS: dict[str, str] = {
     "random": "tuner.searchers._random:RandomSearcher",
     "bayes": "tuner.searchers._gp:GPSearcher",
     "optuna": "tuner.searchers._optuna:OptunaSearcher",
+    "tune": "tuner.backends.ray.tune._search_alg:TuneSearchAlg",  # a Ray Tune search algorithm
 }
+# tuner's own searchers, each keeping the whole Searcher contract (never the same configuration
+# twice, a finite space covered once, rebuilt from its history); ``tune`` asks a user's object
+OWN = ("grid", "random", "bayes", "optuna")
 
-__all__ = ["SEARCHERS", "Outcome", "Searcher", "SearcherOptions", "create", "searcher_class"]
+__all__ = ["OWN", "SEARCHERS", "Outcome", "Searcher", "SearcherOptions", "create", "searcher_class"]
 
 
 def searcher_class(method: str) -> type[Searcher]:

@@ -7,7 +7,8 @@ the study's end, with Ray's arguments: ``iteration`` (a count of the calls), ``t
 trial so far) and ``trial``, a :class:`TuneTrial` carrying the names a Ray ``Trial`` is read by
 (``trial_id``, ``config``, ``last_result``, ``status``, ``trainable_name``, ``path``...), and
 ``result``, the report as Tune hands it over (:func:`tuner.config.tune_result`). It runs on the
-driver, off the study's loop, as every tracker does; one that raises is said and told nothing more.
+driver, off the study's loop, as every tracker does; one that raises is said (naming it), and the
+callbacks are told nothing more.
 A class with no constructor arguments is made once per study. No Ray is imported here.
 """
 
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import inspect
 import time
+from pathlib import Path
 from typing import Any
 
 from tuner.config import import_named, tune_result
-from tuner.space import nest
+from tuner.space import flatten, nest
 from tuner.status import FAILED
 from tuner.tracking._base import StudyInfo, Tracker, TrialInfo
 
@@ -32,11 +34,25 @@ class TuneTrial:
         self.trainable_name = trainable_name
         self.experiment_tag = trial_id
         self.path = self.local_path = path
+        self.experiment_dir_name = Path(path).parent.parent.name  # the study's results folder
         self.status = "RUNNING"  # RUNNING, TERMINATED or ERROR, as Ray's
         self.last_result: dict[str, Any] = {}
+        self.evaluated_params = flatten(config)
         self.error: str | None = None
+        self.error_file = None
+        self.checkpoint = None
+        self.storage = None
         self.num_failures = 0
         self.started = time.monotonic()
+
+    def init_local_path(self) -> None:
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+
+    def get_error(self) -> str | None:
+        return self.error
+
+    def is_finished(self) -> bool:
+        return self.status in ("TERMINATED", "ERROR")
 
     def __str__(self) -> str:
         return f"{self.trainable_name}_{self.trial_id}"
@@ -63,7 +79,10 @@ class TuneCallbacks(Tracker):
         for callback in self.callbacks:
             hook = getattr(callback, method, None)
             if hook is not None:
-                hook(*args, **kwargs)
+                try:
+                    hook(*args, **kwargs)
+                except Exception as exc:  # said by the tracking thread, naming the callback
+                    raise RuntimeError(f"{type(callback).__name__}.{method}: {type(exc).__name__}: {exc}") from exc
 
     def _listed(self) -> list[TuneTrial]:
         return list(self.trials.values())
@@ -73,7 +92,7 @@ class TuneCallbacks(Tracker):
         for callback in self.callbacks:
             setup = getattr(callback, "setup", None)
             if setup is not None:
-                setup()
+                setup(stop=None, num_samples=None, total_num_samples=None)
 
     def trial_started(self, trial: TrialInfo) -> None:
         assert self.study is not None

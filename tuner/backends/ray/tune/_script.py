@@ -12,8 +12,10 @@ What maps to what:
   included; a ``sample_from`` of nothing by the domain its draws span (:func:`drawn`);
   ``num_samples`` per grid cell, as Tune counts it (``run_cap``).
 - ``search_alg``: none or ``BasicVariantGenerator``: ``random``; tuner's own ``Searcher``: its
-  method and options; ``OptunaSearch``: ``optuna`` (its sampler's kind); ``BayesOptSearch``:
-  ``bayes``; a ``ConcurrencyLimiter``: ``max_concurrent``; any other is refused.
+  method and options; ``OptunaSearch`` with a TPE, GP, random or NSGA-II sampler: ``optuna``;
+  ``BayesOptSearch``: ``bayes``; a ``ConcurrencyLimiter``: ``max_concurrent``; any other Tune
+  searcher: ``method: tune``, asked as Tune asks it (:mod:`._search_alg`). One with a space of its
+  own is refused: the space is ``param_space``.
 - ``scheduler``: ``ASHAScheduler`` (``AsyncHyperBandScheduler``) and ``HyperBandScheduler``
   (run as ASHA, its asynchronous form): ``asha``; ``MedianStoppingRule``: ``median``;
   ``PopulationBasedTraining``: ``pbt`` (a function mutation by the range its draws span,
@@ -133,7 +135,7 @@ def _param_space(script: Script, param_space: Mapping[str, Any]) -> Space:
     return space
 
 
-class _ReadsConfig(Exception):
+class _ReadsConfig(BaseException):  # not caught by a function's own `except Exception`
     pass
 
 
@@ -282,26 +284,21 @@ def _searcher(script: Script, searcher: Any, space: Space, num_samples: int) -> 
         script.data["seed"] = searcher.seed
         _points(script, searcher.points)
         return
-    if kind == "OptunaSearch":
-        if callable(getattr(searcher, "_space", None)) or getattr(searcher, "_space", None):
-            script.refuse(where, "OptunaSearch with its own space: give the search space as param_space instead")
-            return
-        sampler = type(getattr(searcher, "_sampler", None)).__name__
-        kinds = {"TPESampler": "tpe", "GPSampler": "gp", "RandomSampler": "random", "NSGAIISampler": "nsga2"}
+    if getattr(searcher, "_space", None) or getattr(searcher, "_config_space", None):
+        script.refuse(where, f"{kind} with a space of its own: give the search space as param_space instead")
+        return
+    sampler = type(getattr(searcher, "_sampler", None)).__name__
+    kinds = {"TPESampler": "tpe", "GPSampler": "gp", "RandomSampler": "random", "NSGAIISampler": "nsga2"}
+    if kind == "OptunaSearch" and sampler in (*kinds, "NoneType"):  # tuner's own Optuna searcher, the same sampler
         script.data["method"] = "optuna"
         if sampler in kinds:
             script.data["searcher"] = {"sampler": kinds[sampler]}
-        elif sampler != "NoneType":
-            script.note(where, f"Optuna's {sampler} is not one tuner runs: its default sampler (TPE) is used")
         seed = getattr(searcher, "_seed", None)
         if isinstance(seed, int):
             script.data["seed"] = seed
         _points(script, getattr(searcher, "_points_to_evaluate", None))
         return
     if kind == "BayesOptSearch":
-        if getattr(searcher, "_space", None):
-            script.refuse(where, "BayesOptSearch with its own space: give the search space as param_space instead")
-            return
         script.data["method"] = "bayes"
         seed = getattr(searcher, "_random_state", None)
         if isinstance(seed, int):
@@ -309,11 +306,13 @@ def _searcher(script: Script, searcher: Any, space: Space, num_samples: int) -> 
         _points(script, getattr(searcher, "_points_to_evaluate", None))
         script.note(where, "BayesOptSearch runs as tuner's bayes, a Gaussian-process searcher of its own")
         return
-    script.refuse(
-        where,
-        f"{kind} is not one tuner runs; use tuner.integrations.ray_tune.Searcher(method=...) (bayes, optuna, "
-        "random, grid, hybrids), OptunaSearch, BayesOptSearch or none (random search), or keep ray.tune.Tuner",
-    )
+    if not hasattr(searcher, "suggest") or not hasattr(searcher, "on_trial_complete"):
+        script.refuse(where, f"{kind} is not a ray.tune.search.Searcher")
+        return
+    # any other Tune searcher (HyperOptSearch, AxSearch, OptunaSearch with another sampler, your own):
+    # asked as Tune asks it (method tune)
+    script.data["method"] = "tune"
+    script.data["searcher"] = {"search_alg": by_value.give(searcher, kind)}  # its points_to_evaluate its own
 
 
 def _seed_from(state: Any) -> int | None:
@@ -403,8 +402,8 @@ def _population(script: Script, pbt: Any, space: Space, kind: str) -> None:
                 script.note(at, f"a function: mutated within what {DRAWS} draws of it gave: {spec}")
             else:
                 spec = parameter_spec(parameter(mutation))
-        except (ValueError, AttributeError, TypeError) as exc:
-            script.refuse(at, f"must be a list of values, a tune domain or a function of no arguments: {exc}")
+        except Exception as exc:  # the user's function: whatever it raises is said in one line
+            script.refuse(at, f"must be a list of values, a tune domain or a function of no arguments: {exc!r}")
             continue
         specs[name] = spec
         _mutable_parameter(script, name, spec, space)
@@ -443,7 +442,7 @@ def drawn(fn: Any) -> dict[str, Any]:
     if all(isinstance(v, int) for v in values):
         return {"distribution": "int_uniform", "min": int(low), "max": int(high)}
     # log-uniform draws crowd the low end: most of them below the range's midpoint
-    log = low > 0 and high / low > 10 and sum(v < (low + high) / 2 for v in values) > 0.75 * len(values)
+    log = low > 0 and high / low > 10 and sum(v < (low + high) / 2 for v in values) > 0.7 * len(values)
     return {"distribution": "log_uniform_values" if log else "uniform", "min": float(low), "max": float(high)}
 
 
