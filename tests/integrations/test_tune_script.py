@@ -108,9 +108,15 @@ def test_tune_run_raises_tune_error_for_failed_trials_as_tune_run_does(ray_local
 
     with pytest.raises(TuneError, match="Trials did not complete"):
         run(broken, config={"x": tune.choice([1, 2])}, num_samples=2, storage_path=str(in_tmp), verbose=0)
-    analysis = run(
-        lambda config: {"score": config["x"]},
+    import numpy as np
+
+    def scored(config: dict[str, Any], data: Any = None) -> dict[str, float]:
+        return {"score": float(config["x"] * data.sum())}  # data: an object ref's value, in the worker
+
+    analysis = run(  # as public scripts call it: with_parameters, resources_per_trial, get_best_trial
+        tune.with_parameters(scored, data=np.ones(1000)),
         config={"x": tune.grid_search([1, 2, 3])},
+        resources_per_trial={"cpu": 1},
         metric="score",
         mode="max",
         storage_path=str(in_tmp),
@@ -118,6 +124,7 @@ def test_tune_run_raises_tune_error_for_failed_trials_as_tune_run_does(ray_local
         verbose=0,
     )
     assert analysis.best_config == {"x": 3} and len(analysis.trials) == 3
+    assert analysis.get_best_trial("score", "max", "last").last_result["score"] == 3000.0
     assert os.path.isdir(in_tmp / "grid")
 
 

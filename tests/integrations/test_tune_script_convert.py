@@ -281,3 +281,35 @@ def test_what_tuner_cannot_run_is_refused_naming_where() -> None:
         "of no arguments"
     )
     assert _problems(param_space={"x": tune.choice([object()])})[0].startswith("param_space.x: must be plain data")
+
+
+def test_older_spellings_of_run_config_are_read_alike(tmp_path: Any) -> None:
+    import ray.train
+    from ray import air
+
+    old = air.RunConfig(  # ray.air's, as scripts written for Ray 2.0-2.6 spell it
+        name="x",
+        storage_path=str(tmp_path),
+        stop={"training_iteration": 3},
+        checkpoint_config=air.CheckpointConfig(num_to_keep=2),
+        failure_config=air.FailureConfig(max_failures=1),
+    )
+    data = _data(run_config=old)
+    assert (data["stop"], data["checkpoints"], data["max_failures"]) == ({"training_iteration": 3}, {"keep": 2}, 1)
+    train = ray.train.RunConfig(name="y", storage_path=str(tmp_path))  # its stop is Ray's "DEPRECATED"
+    assert "stop" not in _data(run_config=train) and _data(run_config=train)["name"] == "y"
+
+
+def test_what_restore_and_tune_run_cannot_do_is_one_line(tmp_path: Any) -> None:
+    from tuner.errors import UserError
+    from tuner.integrations.ray_tune import Tuner, run
+
+    with pytest.raises(UserError, match="no tuner run at"):
+        Tuner.restore(str(tmp_path), trainable=objective)
+    (tmp_path / "study.yaml").write_text("trainable: __main__:objective\n")
+    (tmp_path / "journal.jsonl").write_text("")
+    assert Tuner.can_restore(tmp_path)
+    with pytest.raises(UserError, match="resume_errored=True is not supported"):
+        Tuner.restore(str(tmp_path), trainable=objective, resume_errored=True)
+    with pytest.raises(UserError, match=r"tune\.run: resume='AUTO' is not supported"):
+        run(objective, config={"x": tune.uniform(0, 1)}, resume="AUTO")

@@ -205,9 +205,9 @@ def _leaves(block: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]
 
 
 def _tune_config(script: Script, config: Any, space: Space) -> None:
-    metric, mode = getattr(config, "metric", None), getattr(config, "mode", None)
-    searcher = getattr(config, "search_alg", None)
-    scheduler = getattr(config, "scheduler", None)
+    metric, mode = _field(config, "metric", None), _field(config, "mode", None)
+    searcher = _field(config, "search_alg", None)
+    scheduler = _field(config, "scheduler", None)
     for obj in (searcher, scheduler):  # Tune lets a searcher or scheduler say the metric instead
         metric = metric or _private(obj, "metric")
         mode = mode or _private(obj, "mode")
@@ -220,7 +220,7 @@ def _tune_config(script: Script, config: Any, space: Space) -> None:
         script.data["metric"] = {"name": metric, "goal": _goal(script, mode)}
     elif mode is not None:
         script.refuse("tune_config.metric", "is required with mode")
-    num_samples = getattr(config, "num_samples", 1) if config is not None else 1
+    num_samples = _field(config, "num_samples", 1) if config is not None else 1
     cells = math.prod(len(p.values) for p in space.grid_axes.values() if isinstance(p, Categorical))
     if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples == 0 or num_samples < -1:
         script.refuse("tune_config.num_samples", f"must be a positive integer or -1 (no limit), got {num_samples!r}")
@@ -233,19 +233,26 @@ def _tune_config(script: Script, config: Any, space: Space) -> None:
                 f"param_space has {size} configuration(s): each runs once, where Tune would repeat them "
                 f"({num_samples * cells} trials); repeat a configuration with seeds by python -m tuner confirm",
             )
-    concurrent = getattr(config, "max_concurrent_trials", None)
+    concurrent = _field(config, "max_concurrent_trials", None)
     if concurrent:
         script.data["max_concurrent"] = int(concurrent)
-    budget = getattr(config, "time_budget_s", None)
+    budget = _field(config, "time_budget_s", None)
     if isinstance(budget, datetime.timedelta):
         budget = budget.total_seconds()
     if budget:
         script.data["time_limit"] = float(budget)
     for key in ("trial_name_creator", "trial_dirname_creator"):
-        if getattr(config, key, None) is not None:
+        if _field(config, key, None) is not None:
             script.note(f"tune_config.{key}", "not used: trials are named t0001, t0002... in the results")
     _searcher(script, searcher, space, num_samples)
     _scheduler(script, scheduler, space)
+
+
+def _field(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj.name``; Ray's placeholders for a deprecated field (``ray.train.RunConfig``'s
+    ``stop = "DEPRECATED"``) read as unset."""
+    value = getattr(obj, name, default)
+    return default if value == "DEPRECATED" or type(value).__name__ == "_DeprecatedValue" else value
 
 
 def _goal(script: Script, mode: Any) -> str:
@@ -488,34 +495,34 @@ def _run_config(script: Script, config: Any, trainable: Any) -> None:
         from ray import tune
 
         config = tune.RunConfig()
-    name = getattr(config, "name", None)
+    name = _field(config, "name", None)
     script.data["name"] = name or _default_name(trainable)
-    storage = getattr(config, "storage_path", None) or getattr(config, "local_dir", None)
+    storage = _field(config, "storage_path", None) or _field(config, "local_dir", None)
     if isinstance(storage, str):
         script.data["storage"] = storage
-    if getattr(config, "storage_filesystem", None) is not None:
+    if _field(config, "storage_filesystem", None) is not None:
         script.refuse("run_config.storage_filesystem", "is not used by tuner; give storage_path (a path or s3://...)")
-    _stop(script, getattr(config, "stop", None))
-    failure = getattr(config, "failure_config", None)
+    _stop(script, _field(config, "stop", None))
+    failure = _field(config, "failure_config", None)
     if failure is not None:
-        retries = getattr(failure, "max_failures", 0)
+        retries = _field(failure, "max_failures", 0)
         if retries == -1:
             script.data["max_failures"] = 1_000_000
         elif retries:
             script.data["max_failures"] = int(retries)
-        if getattr(failure, "fail_fast", False):
+        if _field(failure, "fail_fast", False):
             script.data["max_failed_trials"] = 0
-    checkpoints = getattr(config, "checkpoint_config", None)
+    checkpoints = _field(config, "checkpoint_config", None)
     if checkpoints is not None:
-        keep = getattr(checkpoints, "num_to_keep", None)
+        keep = _field(checkpoints, "num_to_keep", None)
         if keep:
             script.data["checkpoints"] = {"keep": int(keep)}
-        if getattr(checkpoints, "checkpoint_frequency", 0) not in (0, 1):
+        if _field(checkpoints, "checkpoint_frequency", 0) not in (0, 1):
             script.note(
                 "run_config.checkpoint_config.checkpoint_frequency",
                 "not used: a class trainable is saved after each step",
             )
-    for i, callback in enumerate(getattr(config, "callbacks", None) or []):
+    for i, callback in enumerate(_field(config, "callbacks", None) or []):
         _callback(script, f"run_config.callbacks[{i}]", callback)
 
 
