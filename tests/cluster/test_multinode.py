@@ -142,3 +142,44 @@ def test_a_path_only_this_machine_has_is_refused_before_anything_runs(cluster: C
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "is local to this machine" in errors[0] and "s3://" in errors[0]
     assert not storage.exists()
+
+
+TUNE_SCRIPT = """
+import time
+from ray import tune
+
+
+def train_fn(config):  # defined in the script's __main__: it reaches the other node by value
+    time.sleep(0.5)
+    tune.report({{"loss": config["x"]}})
+
+
+if __name__ == "__main__":
+    tuner = tune.Tuner(
+        train_fn,
+        param_space={{"x": tune.uniform(0, 1)}},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=6),
+        run_config=tune.RunConfig(name="script", storage_path={storage!r}),
+    )
+    print("best", tuner.fit().get_best_result().config)
+"""
+
+
+def test_a_ray_tune_script_runs_unchanged_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    script = tmp_path / "train_tune.py"
+    script.write_text(TUNE_SCRIPT.format(storage=str(tmp_path / "results")))
+    env = {**cluster.driver_env, "RAY_ADDRESS": cluster.address}  # the script itself says no address
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner", "run", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "best {'x':" in done.stdout
+    trials = pd.read_parquet(tmp_path / "results" / "script" / "trials.parquet")
+    assert list(trials["status"]) == ["finished"] * 6
+    assert trials["nodes"].nunique() == 2  # the worker node imported train_fn from the driver's copy
