@@ -527,6 +527,25 @@ def test_a_crash_that_leaves_children_waiting_fails_the_trial_at_once(
     assert (tmp_path / "wandb" / "latest-run").resolve().parent == tmp_path / "checkpoints" / "t1" / "wandb"
 
 
+def test_a_failing_sys_exit_that_leaves_children_waiting_fails_the_trial_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    start = time.monotonic()
+    rows, error = _run_here(
+        tmp_path, CRASH.replace('raise RuntimeError("boom")', "import sys; sys.exit(3)"), monkeypatch
+    )
+    assert time.monotonic() - start < 60  # not the child's 120 s
+    assert [r["metrics"] for r in rows] == [{"loss": 0.5}]
+    assert error is not None and "train.py exited with code 3" in str(error)
+    child = int((tmp_path / "child.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.kill(child, 0)
+            time.sleep(0.1)
+
+
 RAISES = """
 import wandb
 

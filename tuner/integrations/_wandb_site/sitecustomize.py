@@ -203,6 +203,35 @@ def _crashed(hook: Any) -> Any:
     return excepthook
 
 
+def _exits(exit_fn: Any) -> Any:
+    """``sys.exit`` of the trial's main process: a non-zero code said by the main thread is a
+    failed run, which then has ``TUNER_WANDB_EXIT_S`` seconds from the main thread's end to finish
+    and is ended with its code, so that it does not wait on child processes or threads it left
+    running (Python joins them at exit), as a crash does not. Code 0, and ``sys.exit`` in another
+    thread, change nothing."""
+
+    def exit(code: Any = None) -> Any:
+        if code not in (None, 0) and threading.current_thread() is threading.main_thread():
+
+            def deadline() -> None:
+                main = threading.main_thread()
+                while main.is_alive():  # SystemExit caught: the program goes on
+                    time.sleep(0.1)
+                time.sleep(_EXIT_S)
+                status = code if isinstance(code, int) and not isinstance(code, bool) else 1
+                with contextlib.suppress(Exception):
+                    sys.stderr.write(
+                        f"SystemExit: {code} (tuner: ended {_EXIT_S:g} s after sys.exit: child processes held it)\n"
+                    )
+                    sys.stderr.flush()
+                os._exit(status)
+
+            threading.Thread(target=deadline, daemon=True, name="tuner-exit").start()
+        return exit_fn(code)
+
+    return exit
+
+
 def _printed_by_wandb() -> bool:
     """Whether the caller is W&B's exit hook (``wandb.init`` installs it over this one), which has
     printed the traceback and then calls the hook it replaced: printed again, it would be twice."""
@@ -299,4 +328,5 @@ if _EVENTS:
         threading.Thread(target=_watch, args=(int(_PARENT),), daemon=True, name="tuner-watch").start()
         if os.getppid() == int(_PARENT):  # the program's main process (not its children)
             sys.excepthook = _crashed(sys.excepthook)
+            sys.exit = _exits(sys.exit)
     _shadowed()
