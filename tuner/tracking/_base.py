@@ -76,6 +76,11 @@ class Tracker(abc.ABC):
         """``best``: the study's best trial (none without a metric or a finished trial);
         ``running``: the trials left unfinished, continued by ``resume``."""
 
+    def trial_replayed(self, trial: TrialInfo) -> None:  # noqa: B027 - optional: most trackers have runs to go on with
+        """A trial as a resumed study's history has it (started, or ended with ``trial.status``),
+        before the study goes on: not written again; a trial that continues is told
+        :meth:`trial_started` after."""
+
     def state(self) -> dict[str, Any]:
         """What a resumed study hands back to continue the same runs (JSON: run ids)."""
         return {}

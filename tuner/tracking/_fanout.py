@@ -57,6 +57,8 @@ class Tracking:
             if live:
                 self._open.add(trial.trial_id)
                 self._send("trial_started", trial)
+            else:
+                self._send("trial_replayed", trial)
 
     def reported(self, trial_id: str, step: float, metrics: dict[str, float], live: bool) -> None:
         with self._lock:
@@ -80,6 +82,8 @@ class Tracking:
                 self._reopen(trial.trial_id)
                 self._open.discard(trial.trial_id)
                 self._send("trial_ended", trial)
+            else:
+                self._send("trial_replayed", trial)
 
     def close(self, best: TrialInfo | None, running: list[str]) -> None:
         """The study's end (or its interruption, ``running`` left to continue); waits for the

@@ -94,13 +94,24 @@ class TuneCallbacks(Tracker):
             if setup is not None:
                 setup(stop=None, num_samples=None, total_num_samples=None)
 
-    def trial_started(self, trial: TrialInfo) -> None:
+    def _trial(self, trial: TrialInfo) -> TuneTrial:
         assert self.study is not None
         name = self.study.trainable.replace(":", ".").rpartition(".")[2] or self.study.name
         path = str(self.study.folder / "checkpoints" / trial.trial_id)
         tune_trial = self.trials.get(trial.trial_id) or TuneTrial(trial.trial_id, nest(trial.params, {}), name, path)
-        tune_trial.status = "RUNNING"
         self.trials[trial.trial_id] = tune_trial
+        return tune_trial
+
+    def trial_replayed(self, trial: TrialInfo) -> None:
+        """A resumed study's earlier trials are among ``trials`` again, as they ended."""
+        tune_trial = self._trial(trial)
+        ended = trial.status != "running"
+        tune_trial.status = ("ERROR" if trial.status in FAILED else "TERMINATED") if ended else "RUNNING"
+        tune_trial.last_result = {**trial.metrics, "trial_id": trial.trial_id, "config": tune_trial.config}
+
+    def trial_started(self, trial: TrialInfo) -> None:
+        tune_trial = self._trial(trial)
+        tune_trial.status = "RUNNING"
         self._call("on_trial_start", iteration=self.iteration, trials=self._listed(), trial=tune_trial)
 
     def trial_reported(self, trial_id: str, step: float, metrics: dict[str, float], index: int) -> None:
