@@ -125,6 +125,8 @@ def test_tune_run_raises_tune_error_for_failed_trials_as_tune_run_does(ray_local
     )
     assert analysis.best_config == {"x": 3} and len(analysis.trials) == 3
     assert analysis.get_best_trial("score", "max", "last").last_result["score"] == 3000.0
+    again = run(scored, config={"x": tune.grid_search([1, 2, 3])}, storage_path=str(in_tmp), name="grid", resume="AUTO")
+    assert len(again.trials) == 3 and not (in_tmp / "grid-2").exists()  # the same run, as Tune's resume="AUTO"
     assert os.path.isdir(in_tmp / "grid")
 
 

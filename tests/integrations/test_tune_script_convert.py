@@ -311,5 +311,5 @@ def test_what_restore_and_tune_run_cannot_do_is_one_line(tmp_path: Any) -> None:
     assert Tuner.can_restore(tmp_path)
     with pytest.raises(UserError, match="resume_errored=True is not supported"):
         Tuner.restore(str(tmp_path), trainable=objective, resume_errored=True)
-    with pytest.raises(UserError, match=r"tune\.run: resume='AUTO' is not supported"):
-        run(objective, config={"x": tune.uniform(0, 1)}, resume="AUTO")
+    with pytest.raises(UserError, match=r"tune\.run: resume='ERRORED_ONLY' is not supported"):
+        run(objective, config={"x": tune.uniform(0, 1)}, resume="ERRORED_ONLY")

@@ -164,15 +164,19 @@ def run(
     """Ray Tune's ``tune.run`` on tuner's engine: the same study as a :class:`Tuner` with these
     arguments; returns the results with ``ExperimentAnalysis``'s names (``best_config``,
     ``get_best_trial``, ``dataframe()``, ``trial_dataframes``). A failed trial raises
-    ``ray.tune.TuneError`` after the run when ``raise_on_failed_trial``, as ``tune.run`` does."""
+    ``ray.tune.TuneError`` after the run when ``raise_on_failed_trial``, as ``tune.run`` does.
+    ``resume="AUTO"`` (or ``True``) continues the run of the same name where there is one (a
+    finished one gives its results again), else starts it."""
     from ray import tune
     from ray.tune.error import TuneError
 
     from tuner.errors import UserError
 
-    for key in ("resume", "restore"):
-        if ignored.get(key):
-            raise UserError(f"tune.run: {key}={ignored[key]!r} is not supported; continue a run with Tuner.restore")
+    resume = ignored.get("resume")
+    if ignored.get("restore"):
+        raise UserError(f"tune.run: restore={ignored['restore']!r} is not supported; continue a run with Tuner.restore")
+    if resume not in (None, False, True, "AUTO", "LOCAL", "REMOTE", "PROMPT"):
+        raise UserError(f"tune.run: resume={resume!r} is not supported; continue a run with Tuner.restore")
     unused = sorted(k for k, v in ignored.items() if v not in (None, False, 0, "") and k not in ("resume", "restore"))
     if unused and verbose != 0:
         print(f"tune.run: not used by tuner: {', '.join(unused)}")
@@ -199,7 +203,12 @@ def run(
         callbacks=callbacks,
         verbose=verbose,
     )
-    results = Tuner(trainable, param_space=config, tune_config=tune_config, run_config=run_config).fit()
+    made = Tuner(trainable, param_space=config, tune_config=tune_config, run_config=run_config)
+    if resume:  # "AUTO" and the like, as Tune: the run of this name goes on where it is, else a new one starts
+        folder = Path(made._script.data["storage"]) / made._script.data["name"]
+        if Tuner.can_restore(folder):
+            made = Tuner.restore(folder, trainable=trainable)
+    results = made.fit()
     failed = [t.trial_id for t in results.trials if t.status in FAILED or t.status == "ERROR"]
     if failed and raise_on_failed_trial:
         raise TuneError(f"Trials did not complete: {', '.join(failed)}")
@@ -222,6 +231,7 @@ def run_script(path: str, argv: list[str]) -> None:
         (ray.tune.tuner, "Tuner"): Tuner,
         (ray.tune, "run"): run,
         (ray.tune.tune, "run"): run,
+        (ray.tune, "ExperimentAnalysis"): _tuner.load,  # ExperimentAnalysis(path, default_metric, default_mode)
     }
     kept = {target: getattr(*target) for target in swapped}
     old_argv, old_path = sys.argv, list(sys.path)
