@@ -172,3 +172,49 @@ def test_any_tune_searcher_is_asked_as_tune_asks_it(ray_local: None, in_tmp: Pat
     ).fit()
     assert len(results) == 4 and results.num_errors == 0
     assert len(qmc._ot_study.trials) == 4  # Optuna's own study, with its QMC sampler, made the four
+
+
+HF_SEARCH = """
+import torch
+from ray import tune
+from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+
+def make_data(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 50, (n, 8), generator=g)
+    labels = (ids[:, 0] > 25).long()
+    mask = torch.ones(8, dtype=torch.long)
+    return [{"input_ids": i, "attention_mask": mask, "labels": y} for i, y in zip(ids, labels)]
+
+
+def model_init(trial=None):
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    return BertForSequenceClassification(config)
+
+
+if __name__ == "__main__":
+    args = TrainingArguments(output_dir="out", num_train_epochs=2, per_device_train_batch_size=16,
+                             eval_strategy="epoch", report_to="none", disable_tqdm=True, save_strategy="no",
+                             use_cpu=True)
+    trainer = Trainer(model_init=model_init, args=args, train_dataset=make_data(64, 0), eval_dataset=make_data(32, 1))
+    best = trainer.hyperparameter_search(direction="minimize", backend="ray", n_trials=3,
+                                         hp_space=lambda _: {"learning_rate": tune.loguniform(1e-4, 1e-2)},
+                                         storage_path=STORAGE, name="hf")
+    print("BEST", best.run_id, best.objective, best.hyperparameters)
+"""
+
+
+@pytest.mark.slow
+def test_a_hugging_face_search_on_ray_runs_unchanged(tmp_path: Path, ray_tmp: Path, monkeypatch: Any) -> None:
+    # Trainer.hyperparameter_search(backend="ray") calls ray.tune.run itself (transformers' own code)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    script = tmp_path / "hf_search.py"
+    script.write_text(HF_SEARCH.replace("STORAGE", repr(str(tmp_path / "results"))))
+    proc = cli("run", str(script), cwd=tmp_path, ray_tmp=ray_tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = next(line for line in proc.stdout.splitlines() if line.startswith("BEST "))
+    results = tuner.load(tmp_path / "results" / "hf")
+    assert len(results) == 3 and results.num_errors == 0
+    trial = results.get_best_trial("objective", "min")
+    assert best.split()[1] == trial.trial_id and float(best.split()[2]) == pytest.approx(trial.metrics["objective"])
