@@ -14,17 +14,13 @@ Ray is imported when a ``Tuner`` is made, not with this module.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import tuner as _tuner
 from tuner.results import HANDED, JOURNAL, STUDY
 from tuner.status import FAILED
-
-#: what ``Tuner.fit`` and ``run`` print through (``print`` unless the run config says verbose=0)
-Say = Callable[[str], None]
-
 
 class Tuner:
     """Ray Tune's ``tune.Tuner``, running the study on tuner's engine (see the module)."""
