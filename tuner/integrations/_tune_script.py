@@ -22,6 +22,7 @@ import tuner as _tuner
 from tuner.results import HANDED, JOURNAL, STUDY
 from tuner.status import FAILED
 
+
 class Tuner:
     """Ray Tune's ``tune.Tuner``, running the study on tuner's engine (see the module)."""
 
