@@ -13,7 +13,7 @@ import yaml
 
 import tuner
 from tests.conftest import ROOT, cli_here, study
-from tuner._api import _runs_named
+from tuner.results import unfinished_run
 
 BUDGETED = """
 name: budgeted
@@ -44,9 +44,13 @@ def interrupted(folder: Path) -> None:
 
 
 def test_only_runs_of_the_same_study_count_as_its_unfinished_runs(tmp_path: Path) -> None:
-    for name in ("toy", "toy-2", "toy-extra", "toy-extra-2", "toys"):
-        (tmp_path / name).mkdir()
-    assert [p.name for p in _runs_named(tmp_path, "toy")] == ["toy", "toy-2"]
+    for name in ("toy-extra", "toy-extra-2", "toys"):
+        interrupted(tmp_path / name)
+    (tmp_path / "toy").mkdir()
+    assert unfinished_run(tmp_path, "toy") is None  # other studies' runs do not count
+    interrupted(tmp_path / "toy-2")
+    left = unfinished_run(tmp_path, "toy")
+    assert left is not None and left[0].name == "toy-2" and left[1]
 
 
 @pytest.mark.slow

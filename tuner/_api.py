@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from tuner.results import (
     read_journal,
     read_state,
     read_study,
-    unfinished,
+    unfinished_run,
 )
 from tuner.status import FINISHED
 
@@ -63,10 +62,9 @@ def run(
     if not isinstance(study, Study):
         study = load_study(study)
     storage = Path(study.spec.storage).resolve()
-    for existing in _runs_named(storage, study.name):
-        why = unfinished(existing)
-        if why:
-            raise UserError(f"{why}; continue it with: python -m tuner resume {existing} (or give another --name)")
+    left = unfinished_run(storage, study.name)
+    if left is not None:
+        raise UserError(f"{left[1]}; continue it with: python -m tuner resume {left[0]} (or give another --name)")
     for notice in study.notices:
         say(notice)
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and storage.is_relative_to(Path.cwd()):
@@ -77,13 +75,6 @@ def run(
     if seed is None:
         seed = study.spec.seed if study.spec.seed is not None else random.SystemRandom().randrange(2**31)
     return _execute(study, seed, lambda: new_study_dir(storage, study.name), say, quiet, address, num_cpus, dashboard)
-
-
-def _runs_named(storage: Path, name: str) -> list[Path]:
-    """The runs of the study ``name`` in ``storage``: ``name`` and ``name-2``, ``name-3``...
-    (not ``name-extra``, another study's)."""
-    pattern = re.compile(rf"{re.escape(name)}(-[0-9]+)?")
-    return sorted(p for p in storage.glob(f"{name}*") if pattern.fullmatch(p.name))
 
 
 def resume(

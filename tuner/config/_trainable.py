@@ -94,14 +94,6 @@ def checked_import(
     """``load(dotted)`` when its module may run, else ``None`` and one :class:`Problem` on ``key``:
     its module is not trusted, it does not import, or (an ``own`` error) it is not what ``key`` takes."""
     module_name, _ = split(dotted)
-    if module_name == "__main__" and not by_value.given(dotted):
-        return None, [
-            Problem(
-                key,
-                f"{dotted!r} was handed over by a Python script (tuner.integrations.ray_tune.Tuner); "
-                "restore that run from Python with Tuner.restore(path, trainable=...)",
-            )
-        ]
     if not by_value.given(dotted) and not is_allowed(module_name, allowed):
         return None, [
             Problem(

@@ -104,7 +104,8 @@ class Tuner:
             import cloudpickle
 
             for name, blob in pickle.loads(handed.read_bytes()).items():
-                by_value.keep(name, trainable if name == raw.get("trainable") else cloudpickle.loads(blob))
+                if name != raw.get("trainable"):  # the trainable is the one given now, as Ray's restore takes it
+                    by_value.keep(name, cloudpickle.loads(blob))
         if isinstance(raw.get("trainable"), str):
             by_value.keep(raw["trainable"], trainable)
         return cls(_folder=folder)
@@ -118,19 +119,16 @@ class Tuner:
 
 def _refuse_over_unfinished(storage: Path, name: str) -> None:
     """A run of the same name left unfinished (Ctrl-C, a crash) is continued, not started over."""
-    import re
-
     from tuner.errors import UserError
-    from tuner.results import unfinished
+    from tuner.results import unfinished_run
 
-    pattern = re.compile(rf"{re.escape(name)}(-[0-9]+)?")
-    for folder in sorted(p for p in storage.glob(f"{name}*") if pattern.fullmatch(p.name)):
-        why = unfinished(folder)
-        if why:
-            raise UserError(
-                f"{why}; continue it with Tuner.restore({str(folder)!r}, trainable=...).fit(), or give "
-                "RunConfig(name=...) another name"
-            )
+    left = unfinished_run(storage, name)
+    if left is not None:
+        folder, why = left
+        raise UserError(
+            f"{why}; continue it with Tuner.restore({str(folder)!r}, trainable=...).fit(), or give "
+            "RunConfig(name=...) another name"
+        )
 
 
 def run(

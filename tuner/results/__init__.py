@@ -7,7 +7,7 @@ from tuner.results._journal import JOURNAL, read_journal
 from tuner.results._load import load
 from tuner.results._pareto import pareto_mask, select
 from tuner.results._recorder import FAILED, Recorder, TrialRecord, handed_names
-from tuner.results._state import STATE, alive, read_state, unfinished, write_state
+from tuner.results._state import STATE, alive, read_state, unfinished, unfinished_run, write_state
 from tuner.results._store import (
     BEST,
     HANDED,
@@ -72,6 +72,7 @@ __all__ = [
     "shown_metrics",
     "summarise",
     "unfinished",
+    "unfinished_run",
     "write_state",
     "write_yaml",
 ]

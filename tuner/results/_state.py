@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -52,3 +53,14 @@ def unfinished(folder: Path) -> str | None:
     if state.get("state") == "running" and alive(state):
         return f"{folder} is being run now (pid {state.get('pid')} on {state.get('host')})"
     return f"{folder} holds an unfinished run"
+
+
+def unfinished_run(storage: Path, name: str) -> tuple[Path, str] | None:
+    """The first run of the study ``name`` in ``storage`` (``name``, ``name-2``... but not
+    ``name-extra``, another study's) left unfinished, with why; ``None`` when there is none."""
+    pattern = re.compile(rf"{re.escape(name)}(-[0-9]+)?")
+    for folder in sorted(p for p in storage.glob(f"{name}*") if pattern.fullmatch(p.name)):
+        why = unfinished(folder)
+        if why:
+            return folder, why
+    return None

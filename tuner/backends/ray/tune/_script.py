@@ -44,6 +44,13 @@ from tuner.errors import ConfigError, Problem
 from tuner.space import Categorical, Constant, Space, parameter_spec, parameters_block, space_size
 
 
+class _Plain(yaml.SafeDumper):
+    """A value used twice is written twice: study files take no aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 @dataclass
 class Script:
     """What a study needs from one ``Tuner(...)`` call: its file's keys and what to say."""
@@ -53,13 +60,8 @@ class Script:
     problems: list[Problem] = field(default_factory=list)
 
     def text(self) -> str:
-        """The study file as YAML (a value used twice written twice: study files take no aliases)."""
-
-        class Plain(yaml.SafeDumper):
-            def ignore_aliases(self, data: Any) -> bool:
-                return True
-
-        return yaml.dump(self.data, Dumper=Plain, sort_keys=False)
+        """The study file as YAML."""
+        return yaml.dump(self.data, Dumper=_Plain, sort_keys=False)
 
     def refuse(self, where: str, message: str) -> None:
         self.problems.append(Problem(where, message))
@@ -102,9 +104,7 @@ def _trainable(script: Script, trainable: Any) -> None:
             "ScalingConfig(num_workers) through tune.with_resources, or write resources: {workers: N}",
         )
         return
-    inner = getattr(trainable, "__wrapped__", None) or getattr(trainable, "func", None) or trainable
-    hint = getattr(inner, "__name__", None) or getattr(trainable, "__name__", None)
-    script.data["trainable"] = by_value.give(trainable, hint)
+    script.data["trainable"] = by_value.give(trainable, _name_of(trainable) or None)
 
 
 def _is_train_trainer(obj: Any) -> bool:
@@ -345,8 +345,6 @@ def _scheduler(script: Script, scheduler: Any, space: Space) -> None:
     if scheduler is None or kind == "FIFOScheduler":
         return
     time_attr = getattr(scheduler, "_time_attr", "training_iteration")
-    if kind == "HyperBandScheduler":
-        time_attr = getattr(scheduler, "_time_attr", "training_iteration")
     if time_attr != "training_iteration":
         script.refuse(f"{where}.time_attr", f"must be training_iteration (a trial's reports), got {time_attr!r}")
         return
@@ -526,9 +524,14 @@ def _run_config(script: Script, config: Any, trainable: Any) -> None:
         _callback(script, f"run_config.callbacks[{i}]", callback)
 
 
-def _default_name(trainable: Any) -> str:
+def _name_of(trainable: Any) -> str:
+    """The function's own name under ``tune.with_parameters`` / ``functools.wraps`` / ``partial``."""
     inner = getattr(trainable, "__wrapped__", None) or getattr(trainable, "func", None) or trainable
-    return folder_name(str(getattr(inner, "__name__", "") or "")) or "study"
+    return str(getattr(inner, "__name__", None) or getattr(trainable, "__name__", None) or "")
+
+
+def _default_name(trainable: Any) -> str:
+    return folder_name(_name_of(trainable)) or "study"
 
 
 def _stop(script: Script, stop: Any) -> None:
